@@ -1,0 +1,115 @@
+//! A call-recording in-memory provider for engine tests: type `fake_item`
+//! {value → uid}. It batches applies and reads, and can be told to fail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::*;
+
+/// What the fake has seen and holds.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Live objects by address.
+    pub objects: BTreeMap<String, Attrs>,
+    /// Size of every `apply` call.
+    pub apply_batches: Vec<usize>,
+    /// Size of every `read_many` call.
+    pub read_batches: Vec<usize>,
+    /// Deleted addresses in order.
+    pub deletes: Vec<String>,
+    /// Recoveries performed.
+    pub recovers: Vec<String>,
+    /// Remaining transient failures per resource name.
+    pub transient: HashMap<String, u32>,
+    /// Resource names that always fail.
+    pub fatal: Vec<String>,
+}
+
+/// The fake provider.
+pub struct Fake {
+    schemas: Vec<ResourceSchema>,
+    /// Shared state, for assertions.
+    pub state: Arc<Mutex<FakeState>>,
+    stats: Arc<ApiStats>,
+}
+
+impl Fake {
+    /// A fake counting into `stats`.
+    pub fn new(stats: Arc<ApiStats>) -> Self {
+        Fake {
+            schemas: vec![ResourceSchema {
+                type_name: "fake_item",
+                attributes: vec![AttrSchema::required("value"), AttrSchema::optional("key").force_new(), AttrSchema::computed("uid")],
+            }],
+            state: Arc::default(),
+            stats,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Fake {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    fn schemas(&self) -> &[ResourceSchema] {
+        &self.schemas
+    }
+    fn max_batch(&self) -> usize {
+        100
+    }
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        self.stats.record("fake", "Get");
+        Ok(ReadResponse { current: self.state.lock().unwrap().objects.get(&req.address.to_string()).cloned() })
+    }
+    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
+        self.stats.record("fake", "List");
+        let mut st = self.state.lock().unwrap();
+        st.read_batches.push(reqs.len());
+        reqs.iter().map(|r| Ok(ReadResponse { current: st.objects.get(&r.address.to_string()).cloned() })).collect()
+    }
+    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
+        self.stats.record("fake", "BatchPut");
+        let mut st = self.state.lock().unwrap();
+        st.apply_batches.push(reqs.len());
+        reqs.into_iter()
+            .map(|r| {
+                let name = r.address.name.clone();
+                if st.fatal.contains(&name) {
+                    return Err(ProviderError::Invalid(format!("{name} is refused")));
+                }
+                if let Some(n) = st.transient.get_mut(&name).filter(|n| **n > 0) {
+                    *n -= 1;
+                    return Err(ProviderError::Transient("throttled".into()));
+                }
+                let mut a = r.config.clone();
+                let uid = r.prior.as_ref().and_then(|p| p.get("uid").cloned()).unwrap_or(json!(format!("uid-{}", r.token)));
+                a.insert("uid".into(), uid.clone());
+                st.objects.insert(r.address.to_string(), a.clone());
+                Ok(ApplyResponse { id: uid.as_str().unwrap_or_default().to_string(), attributes: a })
+            })
+            .collect()
+    }
+    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
+        self.stats.record("fake", "Delete");
+        let mut st = self.state.lock().unwrap();
+        st.objects.remove(&req.address.to_string());
+        st.deletes.push(req.address.to_string());
+        Ok(())
+    }
+    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
+        let mut st = self.state.lock().unwrap();
+        st.recovers.push(req.address.to_string());
+        match (req.op, st.objects.get(&req.address.to_string()).cloned()) {
+            (IntentOp::Delete, _) => {
+                st.objects.remove(&req.address.to_string());
+                Ok(Recovery::Gone)
+            }
+            (_, Some(a)) => Ok(Recovery::Adopt(ApplyResponse { id: a["uid"].as_str().unwrap_or_default().into(), attributes: a })),
+            (_, None) => Ok(Recovery::Gone),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The provider contract: schemas, and request/response calls for read, plan, apply,
+//! delete and crash recovery, plus the registry that routes a resource type to its
+//! provider and the API-call accounting every provider reports into.
+//!
+//! The engine, not the provider, owns retries, timeouts, concurrency and state writes.
+//! Providers must not import workspace, render, plan or apply.
+
+pub mod builtin;
+#[cfg(test)]
+pub mod fake;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::addr::ResourceAddr;
+use crate::value::Attrs;
+
+pub use stats::ApiStats;
+
+/// How an attribute is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrKind {
+    /// Must be given in the template.
+    Required,
+    /// May be given; the provider fills a default.
+    Optional,
+    /// Set by the provider on apply.
+    Computed,
+}
+
+/// One attribute of a resource type.
+#[derive(Debug, Clone)]
+pub struct AttrSchema {
+    /// Attribute name, as in the Terraform provider of the same name.
+    pub name: &'static str,
+    /// Required, optional or computed.
+    pub kind: AttrKind,
+    /// A change forces the resource to be replaced.
+    pub force_new: bool,
+    /// Never shown in output; encrypted in state.
+    pub sensitive: bool,
+}
+
+impl AttrSchema {
+    /// A required attribute.
+    pub const fn required(name: &'static str) -> Self {
+        AttrSchema { name, kind: AttrKind::Required, force_new: false, sensitive: false }
+    }
+    /// An optional attribute.
+    pub const fn optional(name: &'static str) -> Self {
+        AttrSchema { name, kind: AttrKind::Optional, force_new: false, sensitive: false }
+    }
+    /// A computed attribute.
+    pub const fn computed(name: &'static str) -> Self {
+        AttrSchema { name, kind: AttrKind::Computed, force_new: false, sensitive: false }
+    }
+    /// Marks the attribute force-new.
+    pub const fn force_new(mut self) -> Self {
+        self.force_new = true;
+        self
+    }
+    /// Marks the attribute sensitive.
+    pub const fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+}
+
+/// The schema of one resource type.
+#[derive(Debug, Clone)]
+pub struct ResourceSchema {
+    /// Type name, e.g. `local_file`.
+    pub type_name: &'static str,
+    /// Its attributes.
+    pub attributes: Vec<AttrSchema>,
+}
+
+impl ResourceSchema {
+    /// An attribute by name.
+    pub fn attr(&self, name: &str) -> Option<&AttrSchema> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+/// A provider call that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The configuration cannot be applied (bad value, missing field, path outside root).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A temporary failure (throttling, 5xx, busy): worth retrying.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Credentials were refused.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The object exists and belongs to someone else, or changed concurrently.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Any other failure, not retried.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ProviderError {
+    /// Whether the engine should retry the call.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::Transient(_))
+    }
+
+    /// Maps an I/O error: interrupted/would-block are transient, the rest fatal.
+    pub fn io(what: &str, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::Interrupted | K::WouldBlock | K::TimedOut => ProviderError::Transient(format!("{what}: {e}")),
+            _ => ProviderError::Failed(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Read the live object.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// Resource address.
+    pub address: ResourceAddr,
+    /// Provider id recorded in state.
+    pub id: String,
+    /// Attributes recorded in state.
+    pub prior: Attrs,
+}
+
+/// The live object, or `None` when it is gone.
+#[derive(Debug, Clone)]
+pub struct ReadResponse {
+    /// Current attributes.
+    pub current: Option<Attrs>,
+}
+
+/// Ask the provider about a planned change.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    /// Resource address.
+    pub address: ResourceAddr,
+    /// Attributes recorded in state (none for a create).
+    pub prior: Option<Attrs>,
+    /// Desired configuration (may hold unknown markers).
+    pub config: Attrs,
+}
+
+/// What the provider adds to the engine's plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanResponse {
+    /// Attributes that force a replace beyond the schema's force-new ones.
+    pub requires_replace: Vec<String>,
+    /// Why a replace is needed even with equal configuration (e.g. `renewal due`).
+    pub replace_reason: Option<String>,
+}
+
+/// Create (no prior) or update a resource.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    /// Resource address.
+    pub address: ResourceAddr,
+    /// Prior attributes for an update.
+    pub prior: Option<Attrs>,
+    /// Fully known configuration.
+    pub config: Attrs,
+    /// Idempotency token derived from the write-ahead intent.
+    pub token: String,
+}
+
+/// The object after a successful create or update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyResponse {
+    /// Provider id.
+    pub id: String,
+    /// All attributes (configuration and computed).
+    pub attributes: Attrs,
+}
+
+/// Delete a resource; an already-gone object is success.
+#[derive(Debug, Clone)]
+pub struct DeleteRequest {
+    /// Resource address.
+    pub address: ResourceAddr,
+    /// Provider id.
+    pub id: String,
+    /// Attributes recorded in state.
+    pub prior: Attrs,
+}
+
+/// The operation a write-ahead intent announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentOp {
+    /// Create.
+    Create,
+    /// Update in place.
+    Update,
+    /// Delete.
+    Delete,
+}
+
+/// An intent left behind by a killed run.
+#[derive(Debug, Clone)]
+pub struct RecoverRequest {
+    /// Resource address.
+    pub address: ResourceAddr,
+    /// What was under way.
+    pub op: IntentOp,
+    /// The configuration being applied (non-sensitive parts only when sensitive ones are unavailable).
+    pub config: Attrs,
+    /// Attributes recorded in state before the operation, if any.
+    pub prior: Option<Attrs>,
+    /// Provider id recorded before the operation, if any.
+    pub id: Option<String>,
+    /// The idempotency token the operation used.
+    pub token: String,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// The object exists and is ours: record it.
+    Adopt(ApplyResponse),
+    /// No object exists: forget the resource.
+    Gone,
+}
+
+/// A source of resources (local files, a cloud API, a DNS server).
+///
+/// Every call takes an owned request and returns a response, so fields can be added
+/// without touching every provider. Batched calls answer one result per request, in order.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Provider name for stats and messages.
+    fn name(&self) -> &str;
+
+    /// Schemas of the resource types this provider serves.
+    fn schemas(&self) -> &[ResourceSchema];
+
+    /// Checks a known configuration before planning (no I/O beyond the local disk).
+    fn validate(&self, _address: &ResourceAddr, _config: &Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// How many creates/updates one `apply` call may carry.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Reads one live object.
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError>;
+
+    /// Reads several objects, batching where the API allows.
+    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.read(r).await);
+        }
+        out
+    }
+
+    /// Adds provider knowledge to a planned change (extra replace triggers).
+    async fn plan(&self, _req: PlanRequest) -> Result<PlanResponse, ProviderError> {
+        Ok(PlanResponse::default())
+    }
+
+    /// Creates or updates resources; one result per request, in order.
+    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>>;
+
+    /// Deletes one resource; gone already is success.
+    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError>;
+
+    /// Reconciles an intent left by a killed run.
+    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError>;
+}
+
+/// Provider settings taken from the workspace.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The workspace directory.
+    pub root: PathBuf,
+    /// `[providers.<name>]` tables of `landlord.toml`.
+    pub tables: BTreeMap<String, toml::Table>,
+}
+
+/// Error building providers from settings.
+#[derive(Debug, thiserror::Error)]
+#[error("landlord.toml: [providers.{provider}]: {message}")]
+pub struct SettingsError {
+    /// Provider section.
+    pub provider: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Routes resource types to providers.
+pub struct Registry {
+    providers: Vec<Arc<dyn Provider>>,
+    by_type: HashMap<String, (usize, usize)>,
+    stats: Arc<ApiStats>,
+}
+
+impl Registry {
+    /// Builds the providers a workspace configures.
+    pub fn new(settings: &Settings) -> Result<Registry, SettingsError> {
+        let stats = Arc::new(ApiStats::default());
+        let builtin = builtin::Builtin::new(settings, stats.clone())?;
+        Ok(Self::with_providers(vec![Arc::new(builtin)], stats))
+    }
+
+    /// A registry over the given providers.
+    pub fn with_providers(providers: Vec<Arc<dyn Provider>>, stats: Arc<ApiStats>) -> Registry {
+        let mut by_type = HashMap::new();
+        for (pi, p) in providers.iter().enumerate() {
+            for (si, s) in p.schemas().iter().enumerate() {
+                by_type.insert(s.type_name.to_string(), (pi, si));
+            }
+        }
+        Registry { providers, by_type, stats }
+    }
+
+    /// The provider and schema serving `type_name`.
+    pub fn get(&self, type_name: &str) -> Option<(&Arc<dyn Provider>, &ResourceSchema)> {
+        let &(pi, si) = self.by_type.get(type_name)?;
+        let p = &self.providers[pi];
+        Some((p, &p.schemas()[si]))
+    }
+
+    /// Index of the provider serving `type_name`, for grouping batches.
+    pub fn provider_index(&self, type_name: &str) -> Option<usize> {
+        self.by_type.get(type_name).map(|&(pi, _)| pi)
+    }
+
+    /// Every known type name, sorted.
+    pub fn type_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.by_type.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The API-call counters.
+    pub fn stats(&self) -> &Arc<ApiStats> {
+        &self.stats
+    }
+}

@@ -1,0 +1,262 @@
+//! Attribute values, references (`${type.name.attr}`) and the "known after apply" marker.
+//!
+//! Values are plain JSON. A property string may embed references; they are resolved at
+//! apply time against the attributes of other resources. A value that cannot be known
+//! until apply is the `UNKNOWN` marker string. A resolved value is sensitive when any
+//! reference it used points at a sensitive attribute. Must not import other crate modules
+//! except `addr`.
+
+use serde_json::Value;
+
+use crate::addr::{Scope, SHARED};
+
+/// Attributes of one resource: a JSON object.
+pub type Attrs = serde_json::Map<String, Value>;
+
+/// Placeholder for a value that is only known once apply has run.
+pub const UNKNOWN: &str = "\u{1}(known after apply)";
+
+/// Text shown in place of sensitive values everywhere output is produced.
+pub const SENSITIVE_TEXT: &str = "(sensitive)";
+
+/// Text shown in place of unknown values.
+pub const UNKNOWN_TEXT: &str = "(known after apply)";
+
+/// A parsed `${...}` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    /// The scope named in the reference (`None` = the referring resource's own scope).
+    pub scope: Option<Scope>,
+    /// Resource type.
+    pub rtype: String,
+    /// Resource name.
+    pub name: String,
+    /// Attribute name (the first path element).
+    pub attr: String,
+}
+
+impl Reference {
+    /// The `<type>.<name>` part.
+    pub fn local(&self) -> String {
+        format!("{}.{}", self.rtype, self.name)
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.scope {
+            Some(Scope::Shared) => write!(f, "shared.{}.{}.{}", self.rtype, self.name, self.attr),
+            Some(s) => write!(f, "{s}/{}.{}.{}", self.rtype, self.name, self.attr),
+            None => write!(f, "{}.{}.{}", self.rtype, self.name, self.attr),
+        }
+    }
+}
+
+/// A reference that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed reference `${{{0}}}`: expected `${{type.name.attr}}` or `${{shared.type.name.attr}}`")]
+pub struct RefSyntaxError(pub String);
+
+enum Piece<'a> {
+    Text(&'a str),
+    Ref(Reference),
+}
+
+fn parse_ref(inner: &str) -> Result<Reference, RefSyntaxError> {
+    let bad = || RefSyntaxError(inner.to_string());
+    let (scope, rest) = match inner.split_once('/') {
+        Some((s, rest)) => {
+            let scope = if s == SHARED { Scope::Shared } else { Scope::tenant(s).map_err(|_| bad())? };
+            (Some(scope), rest)
+        }
+        None => match inner.strip_prefix("shared.") {
+            Some(rest) => (Some(Scope::Shared), rest),
+            None => (None, inner),
+        },
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')) {
+        return Err(bad());
+    }
+    Ok(Reference { scope, rtype: parts[0].into(), name: parts[1].into(), attr: parts[2].into() })
+}
+
+fn pieces(s: &str) -> Result<Vec<Piece<'_>>, RefSyntaxError> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        if i > 0 && rest.as_bytes()[i - 1] == b'$' {
+            out.push(Piece::Text(&rest[..i - 1]));
+            out.push(Piece::Text("${"));
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let end = rest[i..].find('}').ok_or_else(|| RefSyntaxError(rest[i + 2..].to_string()))?;
+        if i > 0 {
+            out.push(Piece::Text(&rest[..i]));
+        }
+        out.push(Piece::Ref(parse_ref(rest[i + 2..i + end].trim())?));
+        rest = &rest[i + end + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    Ok(out)
+}
+
+/// Every reference inside a value, in order of appearance.
+pub fn references(v: &Value) -> Result<Vec<Reference>, RefSyntaxError> {
+    let mut out = Vec::new();
+    walk_strings(v, &mut |s| {
+        for p in pieces(s)? {
+            if let Piece::Ref(r) = p {
+                out.push(r);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn walk_strings(v: &Value, f: &mut dyn FnMut(&str) -> Result<(), RefSyntaxError>) -> Result<(), RefSyntaxError> {
+    match v {
+        Value::String(s) if s.contains("${") => f(s),
+        Value::Array(a) => a.iter().try_for_each(|x| walk_strings(x, f)),
+        Value::Object(o) => o.values().try_for_each(|x| walk_strings(x, f)),
+        _ => Ok(()),
+    }
+}
+
+/// What a reference resolves to.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A known value, and whether it is sensitive.
+    Known(Value, bool),
+    /// Not known until apply.
+    Unknown,
+}
+
+/// A value after reference resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The value; unknown parts are the `UNKNOWN` marker.
+    pub value: Value,
+    /// Whether a sensitive attribute flowed into it.
+    pub sensitive: bool,
+}
+
+/// Resolves every reference in `v`; `lookup` answers single references.
+pub fn resolve<E>(v: &Value, lookup: &mut dyn FnMut(&Reference) -> Result<Lookup, E>) -> Result<Resolved, E>
+where
+    E: From<RefSyntaxError>,
+{
+    let mut sensitive = false;
+    let value = resolve_inner(v, lookup, &mut sensitive)?;
+    Ok(Resolved { value, sensitive })
+}
+
+fn resolve_inner<E: From<RefSyntaxError>>(
+    v: &Value,
+    lookup: &mut dyn FnMut(&Reference) -> Result<Lookup, E>,
+    sensitive: &mut bool,
+) -> Result<Value, E> {
+    Ok(match v {
+        Value::String(s) if s.contains("${") => {
+            let ps = pieces(s)?;
+            if let [Piece::Ref(r)] = ps.as_slice() {
+                return Ok(match lookup(r)? {
+                    Lookup::Known(v, sens) => {
+                        *sensitive |= sens;
+                        v
+                    }
+                    Lookup::Unknown => Value::String(UNKNOWN.into()),
+                });
+            }
+            let mut out = String::new();
+            for p in ps {
+                match p {
+                    Piece::Text(t) => out.push_str(t),
+                    Piece::Ref(r) => match lookup(&r)? {
+                        Lookup::Known(v, sens) => {
+                            *sensitive |= sens;
+                            match v {
+                                Value::String(s) => out.push_str(&s),
+                                other => out.push_str(&other.to_string()),
+                            }
+                        }
+                        Lookup::Unknown => return Ok(Value::String(UNKNOWN.into())),
+                    },
+                }
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve_inner(x, lookup, sensitive)).collect::<Result<_, _>>()?),
+        Value::Object(o) => Value::Object(
+            o.iter().map(|(k, x)| Ok((k.clone(), resolve_inner(x, lookup, sensitive)?))).collect::<Result<_, E>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Whether a value contains the unknown marker anywhere.
+pub fn is_unknown(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == UNKNOWN,
+        Value::Array(a) => a.iter().any(is_unknown),
+        Value::Object(o) => o.values().any(is_unknown),
+        _ => false,
+    }
+}
+
+/// Text form of a value for diffs and reports (strings unquoted when multi-line).
+pub fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) if s == UNKNOWN => UNKNOWN_TEXT.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        other if is_unknown(other) => UNKNOWN_TEXT.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn lk(r: &Reference) -> Result<Lookup, RefSyntaxError> {
+        Ok(match r.attr.as_str() {
+            "result" => Lookup::Known(json!("s3cr3t"), true),
+            "port" => Lookup::Known(json!(8080), false),
+            _ => Lookup::Unknown,
+        })
+    }
+
+    #[test]
+    fn whole_reference_keeps_type_and_interpolation_makes_text() {
+        let r = resolve(&json!("${x.y.port}"), &mut lk).unwrap();
+        assert_eq!(r.value, json!(8080));
+        assert!(!r.sensitive);
+        let r = resolve(&json!({"a": ["pw=${random_password.db.result}:${x.y.port}"]}), &mut lk).unwrap();
+        assert_eq!(r.value, json!({"a": ["pw=s3cr3t:8080"]}));
+        assert!(r.sensitive, "sensitivity propagates through interpolation");
+    }
+
+    #[test]
+    fn unknown_and_escape() {
+        let r = resolve(&json!("id-${x.y.id}"), &mut lk).unwrap();
+        assert!(is_unknown(&r.value));
+        assert_eq!(display(&r.value), UNKNOWN_TEXT);
+        let r = resolve(&json!("$${HOME} ${x.y.port}"), &mut lk).unwrap();
+        assert_eq!(r.value, json!("${HOME} 8080"));
+    }
+
+    #[test]
+    fn parses_scopes() {
+        let refs = references(&json!("${shared.local_file.zone.filename} ${beta/a.b.c} ${_shared/a.b.c}")).unwrap();
+        assert_eq!(refs[0].scope, Some(Scope::Shared));
+        assert_eq!(refs[1].scope, Some(Scope::Tenant("beta".into())));
+        assert_eq!(refs[2].scope, Some(Scope::Shared));
+        assert!(references(&json!("${a.b}")).is_err());
+        assert!(references(&json!("${a.b.c")).is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! `landlord.toml`: workspace name and variables, state backend, provider settings, regions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::error::WorkspaceError;
+
+/// The parsed `landlord.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[workspace]`: name and template variables.
+    #[serde(default)]
+    pub workspace: WorkspaceSection,
+    /// `[state]`: where state lives.
+    #[serde(default)]
+    pub state: StateSection,
+    /// `[providers.<name>]`: provider settings, parsed by each provider.
+    #[serde(default)]
+    pub providers: BTreeMap<String, toml::Table>,
+    /// `[regions]`: extra region → jurisdiction mappings for residency checks.
+    #[serde(default)]
+    pub regions: BTreeMap<String, String>,
+}
+
+/// `[workspace]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSection {
+    /// Workspace name, available to templates as `workspace.name`.
+    #[serde(default)]
+    pub name: String,
+    /// Free variables, available to templates as `workspace.vars`.
+    #[serde(default)]
+    pub vars: toml::Table,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Backend name; only `sled` today.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// State directory, relative to the workspace.
+    #[serde(default = "default_state_path")]
+    pub path: String,
+    /// Master key file used when `LANDLORD_MASTER_KEY` is not set, relative to the workspace.
+    #[serde(default = "default_key_file")]
+    pub key_file: String,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection { backend: default_backend(), path: default_state_path(), key_file: default_key_file() }
+    }
+}
+
+fn default_backend() -> String {
+    "sled".into()
+}
+fn default_state_path() -> String {
+    "state".into()
+}
+fn default_key_file() -> String {
+    ".landlord/master.key".into()
+}
+
+impl Config {
+    /// Parses `landlord.toml` text; `path` names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, WorkspaceError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            WorkspaceError::syntax(path, format!("invalid landlord.toml: {}", e.message())).at_line(line)
+        })?;
+        if cfg.state.backend != "sled" {
+            return Err(WorkspaceError::policy(path, format!("unknown state backend `{}`: expected `sled`", cfg.state.backend))
+                .field("state.backend"));
+        }
+        Ok(cfg)
+    }
+
+    /// The jurisdiction a region belongs to (`eu-west-1` → `eu`), if known.
+    pub fn jurisdiction(&self, region: &str) -> Option<String> {
+        if let Some(j) = self.regions.get(region) {
+            return Some(j.clone());
+        }
+        const AZURE_EU: &[&str] = &["westeurope", "northeurope", "francecentral", "germanywestcentral", "swedencentral"];
+        const AZURE_US: &[&str] = &["eastus", "eastus2", "westus", "westus2", "westus3", "centralus"];
+        if AZURE_EU.contains(&region) {
+            return Some("eu".into());
+        }
+        if AZURE_US.contains(&region) {
+            return Some("us".into());
+        }
+        let prefix = region.split('-').next()?;
+        matches!(prefix, "eu" | "us" | "ca" | "ap" | "sa" | "me" | "af" | "il" | "mx").then(|| prefix.to_string())
+    }
+}

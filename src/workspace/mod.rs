@@ -1,0 +1,318 @@
+//! Workspace loading: `landlord.toml`, tenants, tiers, modules and `shared.yaml` into a
+//! validated model, with tier policy enforced. Tiers and modules are looked up in the
+//! workspace first, then in the built-in library.
+//!
+//! Imports only `addr` from the crate; never state, providers or the engine.
+
+pub mod config;
+pub mod error;
+pub mod library;
+pub mod policy;
+pub mod tenant;
+pub mod tier;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use config::Config;
+pub use error::{ErrorKind, WorkspaceError};
+pub use tenant::{Domain, DomainKind, Status, Tenant};
+pub use tier::{Module, ModuleSpec, ModuleUse, Shared, Tier};
+
+use crate::addr::is_valid_tenant_id;
+
+/// A tenant after validation.
+#[derive(Debug, Clone)]
+pub struct LoadedTenant {
+    /// The tenant file as written.
+    pub spec: Tenant,
+    /// Its file, relative to the workspace.
+    pub path: PathBuf,
+    /// Tier defaults merged with the tenant's allowed overrides.
+    pub settings: Value,
+}
+
+/// A loaded tier and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedTier {
+    /// The tier.
+    pub tier: Tier,
+    /// `plans/<name>.yaml` or `builtin:plans/<name>.yaml`.
+    pub origin: PathBuf,
+}
+
+/// A validated workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The workspace directory.
+    pub root: PathBuf,
+    /// `landlord.toml`.
+    pub config: Config,
+    /// Tenants, sorted by id.
+    pub tenants: Vec<LoadedTenant>,
+    /// Tiers used by the tenants, by name.
+    pub tiers: BTreeMap<String, LoadedTier>,
+    /// Modules used by the tiers and `shared.yaml`, by name.
+    pub modules: BTreeMap<String, Module>,
+    /// `shared.yaml`, if present.
+    pub shared: Option<Shared>,
+    /// Digest of every input file (and the built-in library): saved plans record it.
+    pub input_hash: String,
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Debug, thiserror::Error)]
+pub struct LoadErrors(pub Vec<WorkspaceError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<WorkspaceError> for LoadErrors {
+    fn from(e: WorkspaceError) -> Self {
+        LoadErrors(vec![e])
+    }
+}
+
+fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, WorkspaceError> {
+    serde_yaml_ng::from_str(text).map_err(|e| WorkspaceError::yaml(path, &e))
+}
+
+struct Loader {
+    root: PathBuf,
+    hasher: Sha256,
+}
+
+impl Loader {
+    fn read(&mut self, rel: &Path) -> Result<Option<String>, WorkspaceError> {
+        match std::fs::read_to_string(self.root.join(rel)) {
+            Ok(t) => {
+                self.hasher.update(rel.to_string_lossy().as_bytes());
+                self.hasher.update([0]);
+                self.hasher.update(t.as_bytes());
+                self.hasher.update([0]);
+                Ok(Some(t))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WorkspaceError::io(rel, e)),
+        }
+    }
+
+    fn tier(&mut self, name: &str) -> Result<Option<LoadedTier>, WorkspaceError> {
+        let rel = PathBuf::from(format!("plans/{name}.yaml"));
+        let (text, origin) = match self.read(&rel)? {
+            Some(t) => (t, rel),
+            None => match library::tier(name) {
+                Some(t) => (t.to_string(), PathBuf::from(format!("builtin:plans/{name}.yaml"))),
+                None => return Ok(None),
+            },
+        };
+        let tier: Tier = parse_yaml(&origin, &text)?;
+        Ok(Some(LoadedTier { tier, origin }))
+    }
+
+    fn module(&mut self, name: &str, used_in: &Path) -> Result<Module, WorkspaceError> {
+        if name.split('/').count() != 2 || name.split('/').any(|s| s.is_empty() || s == ".." || s == ".") {
+            return Err(WorkspaceError::policy(used_in, format!("invalid module name `{name}`: expected `<group>/<name>`")));
+        }
+        let dir = self.root.join("modules").join(name);
+        let (files, origin): (Vec<(String, String)>, String) = if dir.is_dir() {
+            let mut files = Vec::new();
+            let rd = std::fs::read_dir(&dir).map_err(|e| WorkspaceError::io(&dir, e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| WorkspaceError::io(&dir, e))?;
+                let fname = entry.file_name().to_string_lossy().to_string();
+                if fname == "module.yaml" || fname.ends_with(".tera") {
+                    let rel = PathBuf::from("modules").join(name).join(&fname);
+                    let text = self.read(&rel)?.unwrap_or_default();
+                    files.push((fname, text));
+                }
+            }
+            files.sort();
+            (files, format!("modules/{name}"))
+        } else if let Some(files) = library::module(name) {
+            (files.into_iter().map(|(n, t)| (n, t.to_string())).collect(), format!("builtin:modules/{name}"))
+        } else {
+            return Err(WorkspaceError::policy(
+                used_in,
+                format!("unknown module `{name}`: not in `modules/` of the workspace nor in the built-in library"),
+            ));
+        };
+        let mut spec = ModuleSpec::default();
+        let mut templates = Vec::new();
+        for (fname, text) in files {
+            if fname == "module.yaml" {
+                spec = parse_yaml(&PathBuf::from(format!("{origin}/module.yaml")), &text)?;
+            } else {
+                templates.push((format!("{origin}/{fname}"), text));
+            }
+        }
+        if templates.is_empty() {
+            return Err(WorkspaceError::policy(format!("{origin}"), "module has no `*.tera` template"));
+        }
+        Ok(Module { name: name.to_string(), origin, spec, templates })
+    }
+}
+
+impl Workspace {
+    /// Loads and validates the workspace at `root`.
+    pub fn load(root: &Path) -> Result<Workspace, LoadErrors> {
+        let mut ld = Loader { root: root.to_path_buf(), hasher: Sha256::new() };
+        ld.hasher.update(library::digest().as_bytes());
+        let cfg_path = PathBuf::from("landlord.toml");
+        let cfg_text = ld.read(&cfg_path)?.ok_or_else(|| {
+            WorkspaceError::io(
+                root.join("landlord.toml"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a landlord workspace (no landlord.toml); use -C DIR"),
+            )
+        })?;
+        let mut config = Config::parse(&cfg_path, &cfg_text)?;
+        if config.workspace.name.is_empty() {
+            config.workspace.name = root
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_else(|| "workspace".into());
+        }
+
+        let mut errs = Vec::new();
+        let mut tiers: BTreeMap<String, Option<LoadedTier>> = BTreeMap::new();
+        let mut tenants = Vec::new();
+        let mut names = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(root.join("tenants")) {
+            for entry in rd.flatten() {
+                let n = entry.file_name().to_string_lossy().to_string();
+                if let Some(stem) = n.strip_suffix(".yaml").or_else(|| n.strip_suffix(".yml")) {
+                    names.push((stem.to_string(), n));
+                }
+            }
+        }
+        names.sort();
+        for (stem, fname) in names {
+            let rel = PathBuf::from("tenants").join(&fname);
+            let text = match ld.read(&rel) {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
+            };
+            let spec: Tenant = match parse_yaml(&rel, &text) {
+                Ok(s) => s,
+                Err(e) => {
+                    errs.push(e.tenant(&stem));
+                    continue;
+                }
+            };
+            let line = |f: &str| error::line_of(&text, f);
+            if !is_valid_tenant_id(&spec.id) {
+                errs.push(
+                    WorkspaceError::policy(&rel, format!("invalid tenant id `{}`: expected `^[a-z][a-z0-9-]{{1,62}}$`", spec.id))
+                        .tenant(&spec.id)
+                        .field("id")
+                        .at_line(line("id")),
+                );
+                continue;
+            }
+            if spec.id != stem {
+                errs.push(
+                    WorkspaceError::policy(&rel, format!("tenant id `{}` must equal the file name `{stem}`", spec.id))
+                        .tenant(&spec.id)
+                        .field("id")
+                        .at_line(line("id")),
+                );
+                continue;
+            }
+            if !tiers.contains_key(&spec.plan) {
+                let t = match ld.tier(&spec.plan) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        errs.push(e);
+                        None
+                    }
+                };
+                tiers.insert(spec.plan.clone(), t);
+            }
+            let Some(Some(tier)) = tiers.get(&spec.plan) else {
+                let mut avail = library::tier_names();
+                if let Ok(rd) = std::fs::read_dir(root.join("plans")) {
+                    avail.extend(rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string)));
+                }
+                avail.sort();
+                avail.dedup();
+                errs.push(
+                    WorkspaceError::policy(&rel, format!("unknown tier `{}` (available: {})", spec.plan, avail.join(", ")))
+                        .tenant(&spec.id)
+                        .field("plan")
+                        .at_line(line("plan")),
+                );
+                continue;
+            };
+            match policy::check_tenant(&spec, &spec.plan, &tier.tier, &tier.origin, &config, &rel, &text) {
+                Ok(settings) => tenants.push(LoadedTenant { spec, path: rel, settings }),
+                Err(mut e) => errs.append(&mut e),
+            }
+        }
+
+        let shared_path = PathBuf::from("shared.yaml");
+        let shared: Option<Shared> = match ld.read(&shared_path) {
+            Ok(Some(t)) => match parse_yaml(&shared_path, &t) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errs.push(e);
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                errs.push(e);
+                None
+            }
+        };
+
+        let tiers: BTreeMap<String, LoadedTier> = tiers.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        let mut modules = BTreeMap::new();
+        let uses = tiers
+            .values()
+            .flat_map(|t| t.tier.modules.iter().map(move |u| (u, t.origin.clone())))
+            .chain(shared.iter().flat_map(|s| s.modules.iter().map(|u| (u, shared_path.clone()))));
+        for (u, used_in) in uses {
+            if !modules.contains_key(&u.module) {
+                match ld.module(&u.module, &used_in) {
+                    Ok(m) => {
+                        modules.insert(u.module.clone(), m);
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+        }
+        if !errs.is_empty() {
+            return Err(LoadErrors(errs));
+        }
+        let input_hash = hex::encode(ld.hasher.finalize());
+        Ok(Workspace { root: root.to_path_buf(), config, tenants, tiers, modules, shared, input_hash })
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(&self.config.state.path)
+    }
+
+    /// A tenant by id.
+    pub fn tenant(&self, id: &str) -> Option<&LoadedTenant> {
+        self.tenants.iter().find(|t| t.spec.id == id)
+    }
+}

@@ -1,0 +1,223 @@
+//! Tier policy enforced at load: tenant id, customization allow-list, validation rules,
+//! limits and residency. Every violation names tenant, file, field and rule.
+
+use std::path::Path;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::config::Config;
+use super::error::{line_of, WorkspaceError};
+use super::tenant::{DomainKind, Tenant};
+use super::tier::Tier;
+
+/// Looks up a dotted path in a JSON value.
+pub fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |cur, seg| cur.get(seg)).filter(|v| !v.is_null())
+}
+
+/// Deep-merges `over` into `base` (mappings merge, everything else replaces).
+pub fn deep_merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                deep_merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(o) if !o.is_empty() => {
+            for (k, x) in o {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaves(&p, x, out);
+            }
+        }
+        Value::Null if prefix.is_empty() => {}
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// Evaluates a tera boolean expression (optionally wrapped in `{{ }}`) against `ctx`.
+pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
+    let inner = expr.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+    let tpl = format!("{{% if {inner} %}}1{{% endif %}}");
+    let ctx = tera::Context::from_value(ctx.clone()).map_err(|e| e.to_string())?;
+    tera::Tera::one_off(&tpl, &ctx, false).map(|s| s == "1").map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        format!("cannot evaluate `{inner}`: {msg}")
+    })
+}
+
+fn regex(pattern: &str, path: &Path) -> Result<Regex, WorkspaceError> {
+    Regex::new(pattern).map_err(|e| WorkspaceError::policy(path, format!("invalid pattern `{pattern}`: {e}")))
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks one tenant against its tier and returns its settings (defaults merged with
+/// allowed overrides). `path`/`text` are the tenant file, `tier_path` the tier file.
+pub fn check_tenant(
+    tenant: &Tenant,
+    tier_name: &str,
+    tier: &Tier,
+    tier_path: &Path,
+    config: &Config,
+    path: &Path,
+    text: &str,
+) -> Result<Value, Vec<WorkspaceError>> {
+    let mut errs = Vec::new();
+    let err = |field: &str, msg: String| {
+        WorkspaceError::policy(path, msg).tenant(&tenant.id).field(field).at_line(line_of(text, field))
+    };
+
+    // Customization allow-list.
+    let mut overrides = Vec::new();
+    leaves("", &tenant.settings, &mut overrides);
+    for (p, v) in &overrides {
+        let field = format!("settings.{p}");
+        let allowed = tier.customizations.iter().find(|c| p == &c.path || p.starts_with(&format!("{}.", c.path)));
+        let Some(c) = allowed else {
+            let list: Vec<&str> = tier.customizations.iter().map(|c| c.path.as_str()).collect();
+            let list = if list.is_empty() { "none".to_string() } else { list.join(", ") };
+            errs.push(err(&field, format!("setting `{p}` is not customizable in tier `{tier_name}` (customizable: {list})")));
+            continue;
+        };
+        if let Some(opts) = &c.one_of {
+            if !opts.contains(v) {
+                let list: Vec<String> = opts.iter().map(value_text).collect();
+                errs.push(err(&field, format!("value `{}` is not allowed by tier `{tier_name}`: expected one of {}", value_text(v), list.join(", "))));
+            }
+        }
+        if let Some(pat) = &c.pattern {
+            match regex(pat, tier_path) {
+                Ok(re) if !re.is_match(&value_text(v)) => {
+                    errs.push(err(&field, format!("value `{}` does not match pattern `{pat}` of tier `{tier_name}`", value_text(v))))
+                }
+                Ok(_) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+    }
+    let mut settings = if tier.defaults.is_null() { Value::Object(Default::default()) } else { tier.defaults.clone() };
+    deep_merge(&mut settings, &tenant.settings);
+
+    // Validation rules on the tenant document with settings merged.
+    let mut doc = serde_json::to_value(tenant).unwrap_or(Value::Null);
+    doc["settings"] = settings.clone();
+    for rule in &tier.validation {
+        let v = get_path(&doc, &rule.path);
+        let required = rule.required
+            || match &rule.required_when {
+                Some(expr) => match eval_condition(expr, &doc) {
+                    Ok(b) => b,
+                    Err(m) => {
+                        errs.push(WorkspaceError::policy(tier_path, format!("rule on `{}`: {m}", rule.path)));
+                        false
+                    }
+                },
+                None => false,
+            };
+        let custom = |generic: String| rule.message.clone().unwrap_or(generic);
+        match v {
+            None if required => {
+                let why = rule.required_when.as_ref().map(|w| format!(" when `{w}`")).unwrap_or_default();
+                errs.push(err(&rule.path, custom(format!("is required by tier `{tier_name}`{why}"))));
+            }
+            None => {}
+            Some(v) => {
+                if let Some(pat) = &rule.pattern {
+                    match regex(pat, tier_path) {
+                        Ok(re) if !re.is_match(&value_text(v)) => errs.push(err(
+                            &rule.path,
+                            custom(format!("value `{}` does not match pattern `{pat}` required by tier `{tier_name}`", value_text(v))),
+                        )),
+                        Ok(_) => {}
+                        Err(e) => errs.push(e),
+                    }
+                }
+                if let Some(opts) = &rule.one_of {
+                    if !opts.contains(v) {
+                        let list: Vec<String> = opts.iter().map(value_text).collect();
+                        errs.push(err(&rule.path, custom(format!("value `{}` must be one of {} (tier `{tier_name}`)", value_text(v), list.join(", ")))));
+                    }
+                }
+            }
+        }
+    }
+
+    // Limits.
+    if let Some(&max) = tier.limits.get("custom_domains") {
+        let primary = tenant.domain.as_ref().is_some_and(|d| d.kind != DomainKind::Subdomain) as u64;
+        let count = primary + tenant.aliases.len() as u64;
+        if count > max {
+            errs.push(err("aliases", format!("{count} custom domains exceed the limit of {max} of tier `{tier_name}`")));
+        }
+    }
+
+    // Residency: the tenant's region must sit inside its own residency and the tier's.
+    if let Some(region) = &tenant.region {
+        for (allowed, whose) in [(&tenant.residency, "the tenant's residency"), (&tier.residency, "tier residency")] {
+            if !allowed.is_empty() && !region_allowed(config, region, allowed) {
+                errs.push(err(
+                    "region",
+                    format!("residency violation: region `{region}` is outside {whose} [{}]", allowed.join(", ")),
+                ));
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Whether `region` is listed in `allowed` directly or by its jurisdiction.
+pub fn region_allowed(config: &Config, region: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| a == region) || config.jurisdiction(region).is_some_and(|j| allowed.contains(&j))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_and_paths() {
+        let mut a = json!({"s": {"v": false, "r": 90}});
+        deep_merge(&mut a, &json!({"s": {"v": true}}));
+        assert_eq!(a, json!({"s": {"v": true, "r": 90}}));
+        assert_eq!(get_path(&a, "s.r"), Some(&json!(90)));
+        assert_eq!(get_path(&a, "s.x"), None);
+    }
+
+    #[test]
+    fn conditions() {
+        let doc = json!({"domain": {"kind": "custom"}});
+        assert!(eval_condition("domain.kind == 'custom'", &doc).unwrap());
+        assert!(!eval_condition("{{ domain.kind == 'subdomain' }}", &doc).unwrap());
+        assert!(eval_condition("nope ==", &doc).is_err());
+    }
+
+    #[test]
+    fn residency_by_jurisdiction() {
+        let c = Config::default();
+        assert!(region_allowed(&c, "eu-west-1", &["eu".into()]));
+        assert!(!region_allowed(&c, "us-east-1", &["eu".into()]));
+        assert!(region_allowed(&c, "us-east-1", &["us-east-1".into()]));
+    }
+}
