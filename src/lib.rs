@@ -3,7 +3,9 @@
 
 pub mod addr;
 pub mod graph;
+pub mod plan;
 pub mod providers;
+pub mod render;
 pub mod state;
 pub mod value;
 pub mod workspace;

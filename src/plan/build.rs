@@ -1,0 +1,302 @@
+//! Building a plan: refresh, resolve, compare three ways, choose actions, order them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::refresh::{refresh, Live};
+use super::resolve::{resolve_config, Known};
+use super::{Action, AttrChange, Mode, Plan, PlanError, ResourceChange, PLAN_FORMAT_VERSION};
+use crate::addr::ResourceAddr;
+use crate::providers::{AttrKind, PlanRequest, Registry, ResourceSchema};
+use crate::render::Desired;
+use crate::state::ResourceRecord;
+use crate::value::{is_unknown, Attrs, SENSITIVE_TEXT, UNKNOWN};
+use crate::workspace::Status;
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Normal or destroy.
+    pub mode: Mode,
+    /// Read live objects first.
+    pub refresh: bool,
+    /// Limit to these tenants (`_shared` for workspace resources); empty = everything.
+    pub tenants: Vec<String>,
+}
+
+impl Options {
+    fn in_scope(&self, a: &ResourceAddr) -> bool {
+        self.tenants.is_empty() || self.tenants.iter().any(|t| t == a.scope.as_str())
+    }
+}
+
+fn redact(v: Option<&Value>, sensitive: bool) -> Option<Value> {
+    v.map(|v| if sensitive && v.as_str() != Some(UNKNOWN) { Value::String(SENSITIVE_TEXT.into()) } else { v.clone() })
+}
+
+/// Diffs for a create: every configured value, then computed ones as unknown.
+fn create_diff(config: &Attrs, sensitive: &[String], schema: &ResourceSchema) -> Vec<AttrChange> {
+    let mut out: Vec<AttrChange> = config
+        .iter()
+        .map(|(k, v)| {
+            let s = sensitive.contains(k);
+            AttrChange { name: k.clone(), before: None, after: redact(Some(v), s), sensitive: s, forces_replace: false }
+        })
+        .collect();
+    for a in schema.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
+        out.push(AttrChange { name: a.name.into(), before: None, after: Some(Value::String(UNKNOWN.into())), sensitive: a.sensitive, forces_replace: false });
+    }
+    out
+}
+
+struct Planned {
+    attrs: Attrs,
+    sensitive: Vec<String>,
+    complete: bool,
+}
+
+/// Builds the plan for `desired` against `records` (the whole recorded state).
+pub async fn build(
+    desired: &Desired,
+    records: Vec<ResourceRecord>,
+    serial: u64,
+    input_hash: &str,
+    registry: &Registry,
+    opts: &Options,
+) -> Result<Plan, PlanError> {
+    let records: BTreeMap<ResourceAddr, ResourceRecord> = records.into_iter().map(|r| (r.address.clone(), r)).collect();
+    let live: Live = if opts.refresh {
+        let scoped: Vec<&ResourceRecord> = records.values().filter(|r| opts.in_scope(&r.address)).collect();
+        refresh(registry, &scoped).await?
+    } else {
+        Live::new()
+    };
+    let mut changes: Vec<ResourceChange> = Vec::new();
+    let mut unchanged = 0;
+    let mut planned: HashMap<ResourceAddr, Planned> = HashMap::new();
+
+    if opts.mode == Mode::Normal {
+        let order = desired.dag.topo_order().unwrap_or_default();
+        for i in order {
+            let d = &desired.resources[i];
+            if !opts.in_scope(&d.address) {
+                continue;
+            }
+            let addr = &d.address;
+            let (provider, schema) = registry
+                .get(&addr.rtype)
+                .ok_or_else(|| PlanError::Provider { address: addr.clone(), message: format!("no provider serves type `{}`", addr.rtype) })?;
+            let (config, sensitive) = {
+                let known = |a: &ResourceAddr| -> Option<Known<'_>> {
+                    match planned.get(a) {
+                        Some(p) => Some(Known { attrs: &p.attrs, sensitive: &p.sensitive, complete: p.complete }),
+                        None => records.get(a).map(|r| Known { attrs: &r.attributes, sensitive: &r.sensitive, complete: true }),
+                    }
+                };
+                resolve_config(addr, &d.properties, schema, &known)?
+            };
+            let prior = records.get(addr);
+            let current: Option<&Attrs> = match prior {
+                Some(_) if opts.refresh => live.get(addr).and_then(Option::as_ref),
+                Some(p) => Some(&p.attributes),
+                None => None,
+            };
+            let (action, reasons, attributes) = match (prior, current) {
+                (None, _) => (Action::Create, vec!["new resource".to_string()], create_diff(&config, &sensitive, schema)),
+                (Some(_), None) => (Action::Create, vec!["deleted out of band".to_string()], create_diff(&config, &sensitive, schema)),
+                (Some(prior), Some(current)) => {
+                    let mut diffs = Vec::new();
+                    let (mut template_changed, mut drifted, mut force) = (false, false, false);
+                    for (k, want) in &config {
+                        if d.lifecycle.ignore_changes.contains(k) {
+                            continue;
+                        }
+                        let (rec, cur) = (prior.attributes.get(k), current.get(k));
+                        if cur == Some(want) && !is_unknown(want) {
+                            continue;
+                        }
+                        if is_unknown(want) || rec != Some(want) {
+                            template_changed = true;
+                        } else {
+                            drifted = true;
+                        }
+                        let fnew = schema.attr(k).is_some_and(|a| a.force_new);
+                        force |= fnew;
+                        let s = sensitive.contains(k) || prior.sensitive.contains(k);
+                        diffs.push(AttrChange { name: k.clone(), before: redact(cur, s), after: redact(Some(want), s), sensitive: s, forces_replace: fnew });
+                    }
+                    let pr = provider
+                        .plan(PlanRequest { address: addr.clone(), prior: Some(current.clone()), config: config.clone() })
+                        .await
+                        .map_err(|e| PlanError::Provider { address: addr.clone(), message: e.to_string() })?;
+                    let mut reasons = Vec::new();
+                    if template_changed {
+                        reasons.push("template changed".to_string());
+                    }
+                    if drifted {
+                        reasons.push("drift: changed out of band".to_string());
+                    }
+                    if let Some(r) = &pr.replace_reason {
+                        reasons.push(r.clone());
+                    }
+                    for k in &pr.requires_replace {
+                        match diffs.iter_mut().find(|c| &c.name == k) {
+                            Some(c) => c.forces_replace = true,
+                            None => {
+                                let s = prior.sensitive.contains(k);
+                                diffs.push(AttrChange {
+                                    name: k.clone(),
+                                    before: redact(current.get(k), s),
+                                    after: Some(Value::String(UNKNOWN.into())),
+                                    sensitive: s,
+                                    forces_replace: true,
+                                })
+                            }
+                        }
+                    }
+                    let action = if force || !pr.requires_replace.is_empty() {
+                        Action::Replace
+                    } else if !diffs.is_empty() {
+                        Action::Update
+                    } else {
+                        Action::NoOp
+                    };
+                    (action, reasons, diffs)
+                }
+            };
+            if action == Action::Replace && d.lifecycle.prevent_destroy {
+                return Err(PlanError::PreventDestroy { address: addr.clone(), action: "replace" });
+            }
+            // What dependents may assume about this resource.
+            let next = match (action, current) {
+                (Action::NoOp, Some(cur)) => Planned { attrs: cur.clone(), sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)), complete: true },
+                (Action::Update, Some(cur)) => {
+                    let mut a: Attrs = cur.iter().filter(|(k, _)| schema.attr(k).is_none_or(|s| s.kind != AttrKind::Computed)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    a.extend(config.clone());
+                    Planned { attrs: a, sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)), complete: false }
+                }
+                _ => Planned { attrs: config.clone(), sensitive: sensitive.clone(), complete: false },
+            };
+            planned.insert(addr.clone(), next);
+            if action == Action::NoOp {
+                unchanged += 1;
+                continue;
+            }
+            changes.push(ResourceChange {
+                address: addr.clone(),
+                action,
+                reasons,
+                attributes,
+                properties: d.properties.clone(),
+                depends_on: d.depends_on.clone(),
+                lifecycle: d.lifecycle.clone(),
+            });
+        }
+    }
+
+    // Deletes: recorded but not desired (or everything in a destroy plan).
+    for (addr, rec) in &records {
+        if !opts.in_scope(addr) || (opts.mode == Mode::Normal && desired.index_of(addr).is_some()) {
+            continue;
+        }
+        let reason = match (opts.mode, addr.tenant()) {
+            (Mode::Destroy, _) => "destroy requested",
+            (_, None) => "no longer in shared.yaml",
+            (_, Some(t)) => match desired.tenants.get(t) {
+                None => "tenant removed",
+                Some(Status::Deleted) => "tenant deleted",
+                Some(Status::Suspended) => "tenant suspended",
+                Some(Status::Active) => "no longer in templates",
+            },
+        };
+        if rec.lifecycle.prevent_destroy {
+            return Err(PlanError::PreventDestroy { address: addr.clone(), action: "delete" });
+        }
+        let schema = registry.get(&addr.rtype).map(|(_, s)| s);
+        let attributes = rec
+            .attributes
+            .iter()
+            .filter(|(k, _)| schema.and_then(|s| s.attr(k)).is_none_or(|a| a.kind != AttrKind::Computed))
+            .map(|(k, v)| {
+                let s = rec.sensitive.contains(k);
+                AttrChange { name: k.clone(), before: redact(Some(v), s), after: None, sensitive: s, forces_replace: false }
+            })
+            .collect();
+        changes.push(ResourceChange {
+            address: addr.clone(),
+            action: Action::Delete,
+            reasons: vec![reason.to_string()],
+            attributes,
+            properties: Attrs::new(),
+            depends_on: rec.dependencies.clone(),
+            lifecycle: rec.lifecycle.clone(),
+        });
+    }
+    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    let edges = order_edges(&changes);
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        mode: opts.mode,
+        state_serial: serial,
+        input_hash: input_hash.to_string(),
+        tenants: opts.tenants.clone(),
+        refreshed: opts.refresh,
+        changes,
+        edges,
+        unchanged,
+    })
+}
+
+fn merge(a: &[String], b: Option<&Vec<String>>) -> Vec<String> {
+    let mut v: Vec<String> = a.iter().chain(b.into_iter().flatten()).cloned().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The execution graph: creates and updates after their dependencies; deletes after the
+/// deletes of what depended on them; within a scope, creates after its deletes (a file
+/// moved between resources is removed before it is written again).
+fn order_edges(changes: &[ResourceChange]) -> Vec<(usize, usize)> {
+    let index: HashMap<&ResourceAddr, usize> = changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
+    let mut deletes_by_scope: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.action == Action::Delete {
+            deletes_by_scope.entry(c.address.scope.as_str()).or_default().push(i);
+        }
+    }
+    let mut edges = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.action == Action::Delete {
+            continue;
+        }
+        for dep in &c.depends_on {
+            if let Some(&j) = index.get(dep) {
+                if changes[j].action != Action::Delete {
+                    edges.push((i, j));
+                }
+            }
+        }
+        if matches!(c.action, Action::Create | Action::Replace) {
+            for &j in deletes_by_scope.get(c.address.scope.as_str()).into_iter().flatten() {
+                edges.push((i, j));
+            }
+        }
+    }
+    for (j, c) in changes.iter().enumerate() {
+        if c.action != Action::Delete {
+            continue;
+        }
+        for dep in &c.depends_on {
+            if let Some(&i) = index.get(dep) {
+                if changes[i].action == Action::Delete {
+                    edges.push((i, j));
+                }
+            }
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    edges
+}

@@ -1,0 +1,215 @@
+//! The change plan: what apply will do to each resource and why, in which order, and
+//! against which state serial and workspace inputs. Built by a three-way comparison of
+//! desired (rendered), recorded (state) and live (refresh) attributes.
+//!
+//! A plan never holds a sensitive value: sensitive attribute diffs are redacted when the
+//! plan is built, and references are kept unresolved until apply. The plan carries its
+//! own execution graph; apply executes it and never re-derives it.
+
+mod build;
+pub mod file;
+pub mod refresh;
+pub mod resolve;
+pub mod show;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::addr::ResourceAddr;
+use crate::graph::Dag;
+use crate::state::{Lifecycle, StateError};
+use crate::value::Attrs;
+
+pub use build::{build, Options};
+
+/// Version of the plan file and `--json` schema.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Created.
+    Create,
+    /// Changed in place.
+    Update,
+    /// Deleted and created again.
+    Replace,
+    /// Deleted.
+    Delete,
+    /// Left alone.
+    NoOp,
+}
+
+impl Action {
+    /// Short verb for output.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::NoOp => "no-op",
+        }
+    }
+
+    /// Terraform-style marker.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// One attribute before and after; sensitive values are already redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    /// Attribute name.
+    pub name: String,
+    /// Value before (`None` = absent).
+    pub before: Option<Value>,
+    /// Value after (`None` = absent); the unknown marker when known only after apply.
+    pub after: Option<Value>,
+    /// The values are sensitive and shown as `(sensitive)`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    /// This attribute forces a replace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replace: bool,
+}
+
+/// The planned change of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// Address.
+    pub address: ResourceAddr,
+    /// What happens.
+    pub action: Action,
+    /// Why (`new resource`, `template changed`, `drift: ...`, `renewal due`, `tenant deleted`).
+    pub reasons: Vec<String>,
+    /// Attribute diffs.
+    pub attributes: Vec<AttrChange>,
+    /// Desired properties with references unresolved (empty for deletes).
+    #[serde(default)]
+    pub properties: Attrs,
+    /// Dependencies recorded with the resource.
+    #[serde(default)]
+    pub depends_on: Vec<ResourceAddr>,
+    /// Lifecycle settings.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+/// Normal plan or destroy plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Converge to the workspace.
+    Normal,
+    /// Delete everything in scope.
+    Destroy,
+}
+
+/// A reviewable, executable plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Plan format version.
+    pub format_version: u32,
+    /// Normal or destroy.
+    pub mode: Mode,
+    /// State serial the plan was made against.
+    pub state_serial: u64,
+    /// Digest of the workspace inputs the plan was made from.
+    pub input_hash: String,
+    /// Tenants the plan is limited to (empty = all).
+    pub tenants: Vec<String>,
+    /// Whether live objects were read.
+    pub refreshed: bool,
+    /// Changes (no-ops excluded), in address order.
+    pub changes: Vec<ResourceChange>,
+    /// Execution graph: `(i, j)` means change `i` waits for change `j`.
+    pub edges: Vec<(usize, usize)>,
+    /// Number of resources left alone.
+    pub unchanged: usize,
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Creates.
+    pub add: usize,
+    /// In-place updates.
+    pub change: usize,
+    /// Replaces.
+    pub replace: usize,
+    /// Deletes.
+    pub destroy: usize,
+}
+
+impl Plan {
+    /// Counts per action.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    /// Whether the plan changes anything.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// The execution graph over `changes`.
+    pub fn dag(&self) -> Dag {
+        let mut g = Dag::new(self.changes.len());
+        for &(i, j) in &self.edges {
+            g.add_edge(i, j);
+        }
+        g
+    }
+}
+
+/// Planning failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// State could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A provider call failed.
+    #[error("{address}: {message}")]
+    Provider {
+        /// Resource concerned.
+        address: ResourceAddr,
+        /// What failed.
+        message: String,
+    },
+    /// A plan would destroy a protected resource.
+    #[error("{address}: the plan would {action} it, but it has `lifecycle.prevent_destroy`; unset it in the template or `landlord state rm` the resource")]
+    PreventDestroy {
+        /// Resource concerned.
+        address: ResourceAddr,
+        /// `delete` or `replace`.
+        action: &'static str,
+    },
+    /// A reference cannot be resolved.
+    #[error("{address}: {message}")]
+    Reference {
+        /// Resource concerned.
+        address: ResourceAddr,
+        /// What is wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,66 @@
+//! Plan renderings: terminal text, versioned JSON and pull-request markdown. Values are
+//! already redacted in the plan; unknown values print as `(known after apply)`.
+
+mod json;
+mod markdown;
+mod text;
+
+pub use json::{json, ApiCall};
+pub use markdown::markdown;
+pub use text::text;
+
+use serde_json::Value;
+
+use super::{AttrChange, Summary};
+use crate::value::{self, UNKNOWN, UNKNOWN_TEXT};
+
+/// `Plan: 1 to add, 2 to change, 0 to replace, 3 to destroy.`
+pub fn summary_line(s: &Summary) -> String {
+    format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
+}
+
+/// A value for display; `None` prints as `null`.
+fn show(v: Option<&Value>) -> String {
+    v.map(value::display).unwrap_or_else(|| "null".into())
+}
+
+/// A value for JSON output: the unknown marker becomes its text.
+fn plain(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s == UNKNOWN => Value::String(UNKNOWN_TEXT.into()),
+        Value::Array(a) => Value::Array(a.iter().map(plain).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The lines describing one attribute change (multi-line strings as a unified diff).
+fn attr_lines(c: &AttrChange) -> Vec<String> {
+    let multi = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).is_some_and(|s| s.contains('\n'));
+    if !c.sensitive && (multi(&c.before) || multi(&c.after)) {
+        let before = c.before.as_ref().and_then(Value::as_str).unwrap_or("");
+        let after = c.after.as_ref().and_then(Value::as_str).unwrap_or("");
+        let mut out = vec![format!("{}:{}", c.name, if c.forces_replace { "  # forces replacement" } else { "" })];
+        let diff = similar::TextDiff::from_lines(before, after);
+        for (g, group) in diff.grouped_ops(3).iter().enumerate() {
+            if g > 0 {
+                out.push("  ...".into());
+            }
+            for change in group.iter().flat_map(|op| diff.iter_changes(op)) {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Delete => "-",
+                    similar::ChangeTag::Insert => "+",
+                    similar::ChangeTag::Equal => " ",
+                };
+                out.push(format!("  {sign} {}", change.value().trim_end_matches('\n')));
+            }
+        }
+        return out;
+    }
+    let arrow = match (&c.before, &c.after) {
+        (None, after) => show(after.as_ref()),
+        (before, None) => format!("{} -> null", show(before.as_ref())),
+        (before, after) => format!("{} -> {}", show(before.as_ref()), show(after.as_ref())),
+    };
+    vec![format!("{} = {arrow}{}", c.name, if c.forces_replace { "  # forces replacement" } else { "" })]
+}

@@ -1,0 +1,48 @@
+//! Terminal rendering (colour when writing to a terminal).
+
+use std::fmt::Write;
+
+use super::{attr_lines, summary_line};
+use crate::plan::{Action, Plan};
+
+fn paint(s: &str, action: Action, color: bool) -> String {
+    if !color {
+        return s.to_string();
+    }
+    let code = match action {
+        Action::Create => "32",
+        Action::Update => "33",
+        Action::Replace => "35",
+        Action::Delete => "31",
+        Action::NoOp => "0",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
+}
+
+/// The plan as terminal text.
+pub fn text(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    if !plan.has_changes() {
+        let _ = writeln!(out, "No changes. {} resources are up to date.", plan.unchanged);
+        return out;
+    }
+    let _ = writeln!(out, "landlord will perform the following actions:\n");
+    for c in &plan.changes {
+        let head = format!("{} {} will be {}", c.action.symbol(), c.address, match c.action {
+            Action::Create => "created",
+            Action::Update => "updated in place",
+            Action::Replace => "replaced",
+            Action::Delete => "destroyed",
+            Action::NoOp => "left alone",
+        });
+        let _ = writeln!(out, "{}  ({})", paint(&head, c.action, color), c.reasons.join("; "));
+        for a in &c.attributes {
+            for l in attr_lines(a) {
+                let _ = writeln!(out, "      {l}");
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", summary_line(&plan.summary()));
+    out
+}

@@ -1,0 +1,357 @@
+//! Rendering: every tenant (and `shared.yaml`) through its tier's module templates into
+//! the desired resource graph, with explicit and implicit (reference) dependencies.
+//!
+//! Templates are strict: an undefined variable is an error, `get_env` is disabled, and
+//! only templates of the module library can be included. Each resource is checked
+//! against its provider schema here, so a bad template fails before any state is read.
+
+mod context;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::addr::{ResourceAddr, Scope};
+use crate::graph::Dag;
+use crate::providers::{AttrKind, Registry};
+use crate::state::Lifecycle;
+use crate::value::{self, Attrs};
+use crate::workspace::policy::{eval_condition, region_allowed};
+use crate::workspace::{ModuleUse, Status, Workspace};
+
+/// One resource the workspace wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredResource {
+    /// Address.
+    pub address: ResourceAddr,
+    /// Properties; strings may hold `${...}` references.
+    pub properties: Attrs,
+    /// Every resource it depends on (explicit `depends_on` and references).
+    pub depends_on: Vec<ResourceAddr>,
+    /// Lifecycle settings.
+    pub lifecycle: Lifecycle,
+    /// Template that produced it.
+    pub template: String,
+}
+
+/// The desired resource graph.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// Resources sorted by address.
+    pub resources: Vec<DesiredResource>,
+    /// Dependency graph over `resources` indices.
+    pub dag: Dag,
+    /// Status of every tenant in the workspace.
+    pub tenants: BTreeMap<String, Status>,
+}
+
+impl Desired {
+    /// Index of a resource by address.
+    pub fn index_of(&self, a: &ResourceAddr) -> Option<usize> {
+        self.resources.binary_search_by(|r| r.address.cmp(a)).ok()
+    }
+}
+
+/// A template or resource that cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RenderError {
+    /// Template (or tier file) concerned.
+    pub template: String,
+    /// 1-based line in the template, when known.
+    pub line: Option<usize>,
+    /// Tenant being rendered (`None` for shared resources).
+    pub tenant: Option<String>,
+    /// Resource concerned (`<type>.<name>`), when any.
+    pub resource: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.template)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        match &self.tenant {
+            Some(t) => write!(f, ": tenant `{t}`")?,
+            None => write!(f, ": shared")?,
+        }
+        if let Some(r) = &self.resource {
+            write!(f, ": resource `{r}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every rendering problem; never empty.
+#[derive(Debug, thiserror::Error)]
+pub struct RenderErrors(pub Vec<RenderError>);
+
+impl fmt::Display for RenderErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    #[serde(rename = "type")]
+    rtype: String,
+    name: String,
+    #[serde(default)]
+    properties: Attrs,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    lifecycle: Lifecycle,
+}
+
+struct Renderer<'a> {
+    ws: &'a Workspace,
+    registry: &'a Registry,
+    tera: tera::Tera,
+    sources: BTreeMap<String, String>,
+    errors: Vec<RenderError>,
+}
+
+impl<'a> Renderer<'a> {
+    fn err(&mut self, template: &str, tenant: Option<&str>, resource: Option<String>, line: Option<usize>, message: String) {
+        self.errors.push(RenderError { template: template.into(), line, tenant: tenant.map(str::to_string), resource, message });
+    }
+
+    /// Renders the modules of one scope into raw resources.
+    fn render_scope(&mut self, scope: &Scope, uses: &[ModuleUse], used_in: &str, base: &Value, out: &mut Vec<(DesiredResource, Vec<String>)>) {
+        let tenant = match scope {
+            Scope::Tenant(t) => Some(t.as_str()),
+            Scope::Shared => None,
+        };
+        for u in uses {
+            if let Some(cond) = &u.when {
+                match eval_condition(cond, base) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(m) => {
+                        self.err(used_in, tenant, None, None, format!("module `{}`: `when`: {m}", u.module));
+                        continue;
+                    }
+                }
+            }
+            let Some(module) = self.ws.modules.get(&u.module) else { continue };
+            let inputs = match context::inputs(&module.spec, &u.inputs) {
+                Ok(i) => i,
+                Err(m) => {
+                    self.err(used_in, tenant, None, None, format!("module `{}`: {m}", u.module));
+                    continue;
+                }
+            };
+            let mut ctx_value = base.clone();
+            ctx_value["inputs"] = inputs;
+            let ctx = match tera::Context::from_value(ctx_value) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.err(used_in, tenant, None, None, e.to_string());
+                    continue;
+                }
+            };
+            let templates: Vec<String> = module.templates.iter().map(|(n, _)| n.clone()).filter(|n| n.ends_with(".yaml.tera")).collect();
+            for name in templates {
+                let text = match self.tera.render(&name, &ctx) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let (msg, line) = context::explain(&e, self.sources.get(&name).map(String::as_str).unwrap_or(""));
+                        self.err(&name, tenant, None, line, msg);
+                        continue;
+                    }
+                };
+                let raws: Vec<RawResource> = match serde_yaml_ng::from_str::<Option<Vec<RawResource>>>(&text) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(e) => {
+                        let line = e.location().map(|l| l.line());
+                        let msg = format!("rendered output is not a list of resources: {}{}", e, line.map(|l| format!(" (rendered line {l})")).unwrap_or_default());
+                        self.err(&name, tenant, None, None, msg);
+                        continue;
+                    }
+                };
+                for raw in raws {
+                    let local = format!("{}.{}", raw.rtype, raw.name);
+                    match ResourceAddr::new(scope.clone(), &raw.rtype, &raw.name) {
+                        Ok(address) => out.push((
+                            DesiredResource { address, properties: raw.properties, depends_on: vec![], lifecycle: raw.lifecycle, template: name.clone() },
+                            raw.depends_on,
+                        )),
+                        Err(e) => self.err(&name, tenant, Some(local), None, e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks one resource against its schema and the tenant's residency.
+    fn check_schema(&mut self, r: &DesiredResource, residency: &[String]) {
+        let tenant = r.address.tenant();
+        let local = Some(r.address.local());
+        let Some((provider, schema)) = self.registry.get(&r.address.rtype) else {
+            let msg = format!("unknown resource type `{}` (known: {})", r.address.rtype, self.registry.type_names().join(", "));
+            self.err(&r.template, tenant, local, None, msg);
+            return;
+        };
+        for a in &schema.attributes {
+            if a.kind == AttrKind::Required && r.properties.get(a.name).is_none_or(Value::is_null) {
+                self.err(&r.template, tenant, local.clone(), None, format!("missing required property `{}`", a.name));
+            }
+        }
+        for k in r.properties.keys() {
+            match schema.attr(k) {
+                None => self.err(&r.template, tenant, local.clone(), None, format!("unknown property `{k}` for type `{}`", r.address.rtype)),
+                Some(a) if a.kind == AttrKind::Computed => {
+                    self.err(&r.template, tenant, local.clone(), None, format!("property `{k}` is computed by the provider and cannot be set"))
+                }
+                _ => {}
+            }
+        }
+        for key in ["region", "location"] {
+            if let Some(Value::String(region)) = r.properties.get(key) {
+                if !residency.is_empty() && !region.contains("${") && !region_allowed(&self.ws.config, region, residency) {
+                    self.err(
+                        &r.template,
+                        tenant,
+                        local.clone(),
+                        None,
+                        format!("residency violation: `{key}` `{region}` is outside the tenant's residency [{}]", residency.join(", ")),
+                    );
+                }
+            }
+        }
+        let known: Attrs = r.properties.iter().map(|(k, v)| (k.clone(), if v.to_string().contains("${") { Value::String(value::UNKNOWN.into()) } else { v.clone() })).collect();
+        if let Err(e) = provider.validate(&r.address, &known) {
+            self.err(&r.template, tenant, local, None, e.to_string());
+        }
+    }
+}
+
+/// Renders the workspace into the desired resource graph.
+pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErrors> {
+    let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
+    let mut r = Renderer { ws, registry, tera, sources, errors: vec![] };
+    let mut raw: Vec<(DesiredResource, Vec<String>)> = Vec::new();
+    let mut residency: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
+    let workspace_ctx = context::workspace(ws);
+
+    if let Some(shared) = &ws.shared {
+        let base = context::shared(ws, shared, &workspace_ctx);
+        r.render_scope(&Scope::Shared, &shared.modules, "shared.yaml", &base, &mut raw);
+    }
+    let mut tenants = BTreeMap::new();
+    for t in &ws.tenants {
+        tenants.insert(t.spec.id.clone(), t.spec.status);
+        if t.spec.status == Status::Deleted {
+            continue;
+        }
+        let Some(tier) = ws.tiers.get(&t.spec.plan) else { continue };
+        let scope = Scope::Tenant(t.spec.id.clone());
+        let base = context::tenant(t, &t.spec.plan, &tier.tier, &workspace_ctx);
+        residency.insert(scope.clone(), t.spec.residency.clone());
+        let used_in = tier.origin.display().to_string();
+        r.render_scope(&scope, &tier.tier.modules, &used_in, &base, &mut raw);
+    }
+
+    // Addresses must be unique.
+    raw.sort_by(|a, b| a.0.address.cmp(&b.0.address));
+    let mut resources: Vec<(DesiredResource, Vec<String>)> = Vec::with_capacity(raw.len());
+    for item in raw {
+        if let Some(prev) = resources.last().filter(|p| p.0.address == item.0.address) {
+            let (prev_t, addr) = (prev.0.template.clone(), item.0.address.clone());
+            r.err(&item.0.template, addr.tenant(), Some(addr.local()), None, format!("duplicate address `{addr}` (also defined in `{prev_t}`)"));
+            continue;
+        }
+        resources.push(item);
+    }
+    for (res, _) in &resources {
+        let res_residency = residency.get(&res.address.scope).cloned().unwrap_or_default();
+        r.check_schema(res, &res_residency);
+    }
+
+    // Dependencies: explicit and through references.
+    let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
+    let mut out: Vec<DesiredResource> = Vec::with_capacity(resources.len());
+    for (mut res, explicit) in resources {
+        let tenant = res.address.tenant().map(str::to_string);
+        let mut deps = BTreeSet::new();
+        let here = res.address.scope.clone();
+        let target = |r: &mut Renderer, scope: Option<&Scope>, rtype: &str, name: &str, what: &str, attr: Option<&str>| -> Option<ResourceAddr> {
+            let scope = scope.cloned().unwrap_or_else(|| here.clone());
+            if let (Scope::Tenant(other), true) = (&scope, scope != here) {
+                r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"));
+                return None;
+            }
+            if here == Scope::Shared && scope != Scope::Shared {
+                return None;
+            }
+            let a = ResourceAddr::new(scope, rtype, name).ok().filter(|a| addrs.contains(a));
+            let Some(a) = a else {
+                r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("{what} to unknown resource `{rtype}.{name}`"));
+                return None;
+            };
+            if let (Some(attr), Some((_, schema))) = (attr, r.registry.get(rtype)) {
+                if schema.attr(attr).is_none() {
+                    r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"));
+                    return None;
+                }
+            }
+            Some(a)
+        };
+        for d in &explicit {
+            let (scope, rest) = match d.strip_prefix("shared.") {
+                Some(rest) => (Some(Scope::Shared), rest),
+                None => (None, d.as_str()),
+            };
+            match rest.split_once('.') {
+                Some((t, n)) => {
+                    if let Some(a) = target(&mut r, scope.as_ref(), t, n, "depends_on", None) {
+                        deps.insert(a);
+                    }
+                }
+                None => r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("depends_on entry `{d}` must be `<type>.<name>`")),
+            }
+        }
+        match value::references(&Value::Object(res.properties.clone())) {
+            Ok(refs) => {
+                for rf in refs {
+                    if let Some(a) = target(&mut r, rf.scope.as_ref(), &rf.rtype, &rf.name, "reference", Some(&rf.attr)) {
+                        deps.insert(a);
+                    }
+                }
+            }
+            Err(e) => r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, e.to_string()),
+        }
+        deps.remove(&res.address);
+        res.depends_on = deps.into_iter().collect();
+        out.push(res);
+    }
+
+    let mut dag = Dag::new(out.len());
+    let index: BTreeMap<&ResourceAddr, usize> = out.iter().enumerate().map(|(i, d)| (&d.address, i)).collect();
+    for (i, d) in out.iter().enumerate() {
+        for dep in &d.depends_on {
+            if let Some(&j) = index.get(dep) {
+                dag.add_edge(i, j);
+            }
+        }
+    }
+    if let Some(cycle) = dag.find_cycle() {
+        let first = &out[cycle[0]];
+        let mut names: Vec<String> = cycle.iter().map(|&i| out[i].address.to_string()).collect();
+        names.push(first.address.to_string());
+        let (tpl, tenant, local) = (first.template.clone(), first.address.tenant().map(str::to_string), first.address.local());
+        r.err(&tpl, tenant.as_deref(), Some(local), None, format!("dependency cycle: {}", names.join(" -> ")));
+    }
+    if !r.errors.is_empty() {
+        return Err(RenderErrors(r.errors));
+    }
+    Ok(Desired { resources: out, dag, tenants })
+}
