@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod apply;
 pub mod graph;
 pub mod plan;
 pub mod providers;

@@ -1,0 +1,487 @@
+//! The executor: runs a plan's changes along its execution graph with bounded
+//! concurrency, batching per provider, retries with backoff, per-resource timeouts,
+//! write-ahead intents and a durable state write after each resource. A failure stops
+//! only the dependents of the failed resource. Also reconciles intents left by a killed run.
+//!
+//! Progress reaches the user only through `Hook`; this module never prints.
+
+mod recover;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use crate::addr::ResourceAddr;
+use crate::graph::ReadyQueue;
+use crate::plan::resolve::{resolve_config, Known};
+use crate::plan::{Action, Plan, PlanError, ResourceChange};
+use crate::providers::{ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, Registry};
+use crate::state::{now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore};
+use crate::value::{is_unknown, Attrs};
+
+pub use recover::recover;
+
+/// How to execute.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Resources in flight at once.
+    pub parallelism: usize,
+    /// Attempts per provider call for retryable errors (at least 1).
+    pub attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    pub backoff: Duration,
+    /// Time limit of one provider call.
+    pub timeout: Duration,
+    /// On failure, delete what this run created.
+    pub rollback_on_failure: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { parallelism: 10, attempts: 5, backoff: Duration::from_millis(200), timeout: Duration::from_secs(600), rollback_on_failure: false }
+    }
+}
+
+/// How one resource ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcomes {
+    /// Applied.
+    Done(Duration),
+    /// Failed with this message.
+    Failed(String),
+    /// Not attempted because a dependency failed.
+    Skipped,
+}
+
+/// Receives progress; implementations must not block.
+pub trait Hook: Send + Sync {
+    /// A change starts.
+    fn started(&self, _change: &ResourceChange) {}
+    /// A change ended.
+    fn finished(&self, _change: &ResourceChange, _outcome: &Outcomes) {}
+    /// An intent left by a killed run was reconciled.
+    fn recovered(&self, _address: &ResourceAddr, _what: &str) {}
+    /// A resource created by this run is being rolled back.
+    fn rolled_back(&self, _address: &ResourceAddr, _error: Option<&str>) {}
+}
+
+/// A hook that ignores everything.
+pub struct NoHook;
+impl Hook for NoHook {}
+
+/// What apply did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Created resources.
+    pub created: usize,
+    /// Updated resources.
+    pub updated: usize,
+    /// Replaced resources.
+    pub replaced: usize,
+    /// Deleted resources.
+    pub deleted: usize,
+    /// Failures with their messages.
+    pub failed: Vec<(ResourceAddr, String)>,
+    /// Resources skipped because a dependency failed.
+    pub skipped: Vec<ResourceAddr>,
+    /// Resources deleted again by `--rollback-on-failure`.
+    pub rolled_back: Vec<ResourceAddr>,
+}
+
+impl Report {
+    /// `3 created, 1 updated, 0 replaced, 2 deleted, 0 failed`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} updated, {} replaced, {} deleted, {} failed, {} skipped",
+            self.created,
+            self.updated,
+            self.replaced,
+            self.deleted,
+            self.failed.len(),
+            self.skipped.len()
+        )
+    }
+}
+
+/// Apply failed as a whole (individual resource failures are in the report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// State could not be written: the run stopped to avoid losing track of objects.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Intents left by a killed run could not be reconciled.
+    #[error("cannot reconcile the interrupted operation on {address}: {message}")]
+    Recover {
+        /// Resource concerned.
+        address: ResourceAddr,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// The step a change is at.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Step {
+    Delete,
+    Put,
+}
+
+struct Job {
+    change: usize,
+    token: String,
+    config: Attrs,
+    sensitive: Vec<String>,
+    prior: Option<ResourceRecord>,
+}
+
+enum TaskResult {
+    Put(Vec<(usize, Result<ApplyResponse, ProviderError>)>),
+    Delete(usize, Result<(), ProviderError>),
+}
+
+fn token(addr: &ResourceAddr) -> String {
+    let mut r = [0u8; 8];
+    rand::thread_rng().fill(&mut r);
+    format!("{}-{}-{}", addr, time::OffsetDateTime::now_utc().unix_timestamp_nanos(), hex::encode(r))
+}
+
+fn backoff(opts: &Options, attempt: u32) -> Duration {
+    let base = opts.backoff.saturating_mul(1u32 << attempt.min(10));
+    let jitter = rand::thread_rng().gen_range(0..=base.as_millis().max(1) as u64 / 2);
+    base + Duration::from_millis(jitter)
+}
+
+async fn call_apply(p: Arc<dyn Provider>, reqs: Vec<ApplyRequest>, opts: Options) -> Vec<Result<ApplyResponse, ProviderError>> {
+    let mut results: Vec<Option<Result<ApplyResponse, ProviderError>>> = vec![None; reqs.len()];
+    let mut pending: Vec<usize> = (0..reqs.len()).collect();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let call: Vec<ApplyRequest> = pending.iter().map(|&i| reqs[i].clone()).collect();
+        let out = match tokio::time::timeout(opts.timeout, p.apply(call)).await {
+            Ok(out) => out,
+            Err(_) => pending.iter().map(|_| Err(ProviderError::Failed(format!("timed out after {:?}", opts.timeout)))).collect(),
+        };
+        attempt += 1;
+        let mut retry = Vec::new();
+        for (&i, r) in pending.iter().zip(out) {
+            match r {
+                Err(e) if e.is_retryable() && attempt < opts.attempts => retry.push(i),
+                other => results[i] = Some(other),
+            }
+        }
+        pending = retry;
+        if !pending.is_empty() {
+            tokio::time::sleep(backoff(&opts, attempt)).await;
+        }
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(ProviderError::Failed("no result from provider".into())))).collect()
+}
+
+async fn call_delete(p: Arc<dyn Provider>, req: DeleteRequest, opts: Options) -> Result<(), ProviderError> {
+    let mut attempt = 0;
+    loop {
+        let r = match tokio::time::timeout(opts.timeout, p.delete(req.clone())).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Failed(format!("timed out after {:?}", opts.timeout))),
+        };
+        attempt += 1;
+        match r {
+            Err(e) if e.is_retryable() && attempt < opts.attempts => tokio::time::sleep(backoff(&opts, attempt)).await,
+            other => return other,
+        }
+    }
+}
+
+/// Checks that every known planned value survived apply.
+fn check_result(config: &Attrs, got: &ApplyResponse) -> Result<(), String> {
+    for (k, want) in config {
+        if is_unknown(want) {
+            continue;
+        }
+        if got.attributes.get(k) != Some(want) {
+            return Err(format!("provider bug: attribute `{k}` came back different from the planned value"));
+        }
+    }
+    Ok(())
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    store: &'a dyn StateStore,
+    registry: &'a Registry,
+    opts: &'a Options,
+    hook: &'a dyn Hook,
+    records: HashMap<ResourceAddr, ResourceRecord>,
+    report: Report,
+    created: Vec<ResourceAddr>,
+    started: HashMap<usize, Instant>,
+}
+
+impl<'a> Run<'a> {
+    fn provider(&self, change: &ResourceChange) -> Result<(Arc<dyn Provider>, &'a crate::providers::ResourceSchema), String> {
+        self.registry
+            .get(&change.address.rtype)
+            .map(|(p, s)| (p.clone(), s))
+            .ok_or_else(|| format!("no provider serves type `{}`", change.address.rtype))
+    }
+
+    /// Prepares a job: resolves references against what is recorded now and writes the intent.
+    fn prepare(&self, ci: usize, step: Step) -> Result<Job, String> {
+        let c = &self.plan.changes[ci];
+        let prior = self.records.get(&c.address).cloned();
+        let (config, sensitive) = if step == Step::Put {
+            let (_, schema) = self.provider(c)?;
+            let known = |a: &ResourceAddr| self.records.get(a).map(|r| Known { attrs: &r.attributes, sensitive: &r.sensitive, complete: true });
+            resolve_config(&c.address, &c.properties, schema, &known).map_err(|e: PlanError| e.to_string())?
+        } else {
+            let p = prior.as_ref();
+            (p.map(|p| p.attributes.clone()).unwrap_or_default(), p.map(|p| p.sensitive.clone()).unwrap_or_default())
+        };
+        let op = match (step, &prior) {
+            (Step::Delete, _) => IntentOp::Delete,
+            (Step::Put, Some(_)) => IntentOp::Update,
+            (Step::Put, None) => IntentOp::Create,
+        };
+        let tok = token(&c.address);
+        let intent = Intent {
+            token: tok.clone(),
+            address: c.address.clone(),
+            op,
+            config: config.clone(),
+            sensitive: sensitive.clone(),
+            dependencies: c.depends_on.clone(),
+            lifecycle: c.lifecycle.clone(),
+            started_at: now_rfc3339(),
+        };
+        self.store.begin(&intent).map_err(|e| e.to_string())?;
+        Ok(Job { change: ci, token: tok, config, sensitive, prior })
+    }
+
+    fn record(&self, job: &Job, resp: ApplyResponse, provider: &str) -> ResourceRecord {
+        let c = &self.plan.changes[job.change];
+        let now = now_rfc3339();
+        ResourceRecord {
+            address: c.address.clone(),
+            provider: provider.to_string(),
+            id: resp.id,
+            attributes: resp.attributes,
+            sensitive: job.sensitive.clone(),
+            dependencies: c.depends_on.clone(),
+            lifecycle: c.lifecycle.clone(),
+            created_at: job.prior.as_ref().map(|p| p.created_at.clone()).unwrap_or_else(|| now.clone()),
+            updated_at: now,
+            serial: 0,
+        }
+    }
+}
+
+/// Executes `plan` against `store`.
+pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opts: &Options, hook: &dyn Hook) -> Result<Report, ApplyError> {
+    let records = store.resources()?.into_iter().map(|r| (r.address.clone(), r)).collect();
+    let mut run = Run { plan, store, registry, opts, hook, records, report: Report::default(), created: vec![], started: HashMap::new() };
+    let dag = plan.dag();
+    let mut queue = ReadyQueue::new(&dag);
+    // Second steps (the create half of a replace) run before new work.
+    let mut follow_ups: VecDeque<(usize, Step)> = VecDeque::new();
+    let mut tasks: JoinSet<(Vec<Job>, TaskResult)> = JoinSet::new();
+    let mut in_flight = 0usize;
+    let parallelism = opts.parallelism.max(1);
+
+    loop {
+        // Dispatch up to the bound, grouping creates/updates of one provider into batches.
+        let mut ready: Vec<(usize, Step)> = Vec::new();
+        while in_flight + ready.len() < parallelism {
+            match follow_ups.pop_front().or_else(|| queue.pop().map(|i| (i, first_step(plan.changes[i].action)))) {
+                Some(x) => ready.push(x),
+                None => break,
+            }
+        }
+        let mut batches: HashMap<usize, Vec<Job>> = HashMap::new();
+        for (ci, step) in ready {
+            let c = &plan.changes[ci];
+            run.started.entry(ci).or_insert_with(|| {
+                hook.started(c);
+                Instant::now()
+            });
+            let prepared = run.provider(c).and_then(|(p, _)| Ok((p, run.prepare(ci, step)?)));
+            let (provider, job) = match prepared {
+                Ok(x) => x,
+                Err(msg) => {
+                    fail(&mut run, &mut queue, ci, msg);
+                    continue;
+                }
+            };
+            in_flight += 1;
+            if step == Step::Delete {
+                let prior = job.prior.clone();
+                let req = DeleteRequest {
+                    address: c.address.clone(),
+                    id: prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                    prior: prior.map(|p| p.attributes).unwrap_or_default(),
+                };
+                let o = opts.clone();
+                tasks.spawn(async move {
+                    let r = call_delete(provider, req, o).await;
+                    (vec![job], TaskResult::Delete(ci, r))
+                });
+            } else {
+                let pi = registry.provider_index(&c.address.rtype).unwrap_or(usize::MAX);
+                batches.entry(pi).or_default().push(job);
+            }
+        }
+        for (_, jobs) in batches {
+            let Some((provider, _)) = registry.get(&plan.changes[jobs[0].change].address.rtype) else { continue };
+            let max = provider.max_batch().max(1);
+            let mut jobs = jobs;
+            while !jobs.is_empty() {
+                let chunk: Vec<Job> = jobs.drain(..jobs.len().min(max)).collect();
+                let reqs: Vec<ApplyRequest> = chunk
+                    .iter()
+                    .map(|j| ApplyRequest {
+                        address: plan.changes[j.change].address.clone(),
+                        prior: j.prior.as_ref().map(|p| p.attributes.clone()),
+                        config: j.config.clone(),
+                        token: j.token.clone(),
+                    })
+                    .collect();
+                let (p, o) = (provider.clone(), opts.clone());
+                let idx: Vec<usize> = chunk.iter().map(|j| j.change).collect();
+                tasks.spawn(async move {
+                    let out = call_apply(p, reqs, o).await;
+                    (chunk, TaskResult::Put(idx.into_iter().zip(out).collect()))
+                });
+            }
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let (jobs, result) = match joined {
+            Ok(x) => x,
+            Err(e) => return Err(ApplyError::State(StateError::Storage { path: "executor".into(), message: format!("a provider task panicked: {e}") })),
+        };
+        match result {
+            TaskResult::Delete(ci, r) => {
+                in_flight -= 1;
+                let job = &jobs[0];
+                let c = &plan.changes[ci];
+                match r {
+                    Ok(()) => {
+                        store.commit(&job.token, Outcome::Remove(c.address.clone()))?;
+                        run.records.remove(&c.address);
+                        if c.action == Action::Replace {
+                            follow_ups.push_back((ci, Step::Put));
+                        } else {
+                            run.report.deleted += 1;
+                            succeed(&mut run, &mut queue, ci);
+                        }
+                    }
+                    Err(e) => {
+                        store.commit(&job.token, Outcome::Nothing)?;
+                        fail(&mut run, &mut queue, ci, e.to_string());
+                    }
+                }
+            }
+            TaskResult::Put(results) => {
+                for (job, (ci, r)) in jobs.iter().zip(results) {
+                    in_flight -= 1;
+                    let c = &plan.changes[ci];
+                    let provider_name = registry.get(&c.address.rtype).map(|(p, _)| p.name().to_string()).unwrap_or_default();
+                    match r.map_err(|e| e.to_string()).and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
+                        Ok(resp) => {
+                            let rec = run.record(job, resp, &provider_name);
+                            store.commit(&job.token, Outcome::Put(rec.clone()))?;
+                            run.records.insert(c.address.clone(), rec);
+                            match (c.action, job.prior.is_some()) {
+                                (Action::Replace, _) => run.report.replaced += 1,
+                                (_, true) => run.report.updated += 1,
+                                (_, false) => {
+                                    run.report.created += 1;
+                                    run.created.push(c.address.clone());
+                                }
+                            }
+                            succeed(&mut run, &mut queue, ci);
+                        }
+                        Err(msg) if msg.starts_with("timed out") => {
+                            // The object may exist: keep the intent for the next run to reconcile.
+                            fail(&mut run, &mut queue, ci, format!("{msg}; the next run will reconcile it"));
+                        }
+                        Err(msg) => {
+                            store.commit(&job.token, Outcome::Nothing)?;
+                            fail(&mut run, &mut queue, ci, msg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if opts.rollback_on_failure && !run.report.failed.is_empty() {
+        rollback(&mut run).await?;
+    }
+    Ok(run.report)
+}
+
+fn first_step(a: Action) -> Step {
+    match a {
+        Action::Delete | Action::Replace => Step::Delete,
+        _ => Step::Put,
+    }
+}
+
+fn succeed(run: &mut Run<'_>, queue: &mut ReadyQueue<'_>, ci: usize) {
+    let elapsed = run.started.get(&ci).map(Instant::elapsed).unwrap_or_default();
+    run.hook.finished(&run.plan.changes[ci], &Outcomes::Done(elapsed));
+    queue.finish(ci);
+}
+
+fn fail(run: &mut Run<'_>, queue: &mut ReadyQueue<'_>, ci: usize, msg: String) {
+    let c = &run.plan.changes[ci];
+    run.hook.finished(c, &Outcomes::Failed(msg.clone()));
+    run.report.failed.push((c.address.clone(), msg));
+    for s in queue.fail(ci) {
+        let sc = &run.plan.changes[s];
+        run.hook.finished(sc, &Outcomes::Skipped);
+        run.report.skipped.push(sc.address.clone());
+    }
+}
+
+/// Deletes, in reverse order of creation, what this run created.
+async fn rollback(run: &mut Run<'_>) -> Result<(), ApplyError> {
+    let created: Vec<ResourceAddr> = run.created.drain(..).rev().collect();
+    for addr in created {
+        let Some(rec) = run.records.get(&addr).cloned() else { continue };
+        let Some((provider, _)) = run.registry.get(&addr.rtype) else { continue };
+        let tok = token(&addr);
+        run.store.begin(&Intent {
+            token: tok.clone(),
+            address: addr.clone(),
+            op: IntentOp::Delete,
+            config: rec.attributes.clone(),
+            sensitive: rec.sensitive.clone(),
+            dependencies: rec.dependencies.clone(),
+            lifecycle: rec.lifecycle.clone(),
+            started_at: now_rfc3339(),
+        })?;
+        let req = DeleteRequest { address: addr.clone(), id: rec.id.clone(), prior: rec.attributes.clone() };
+        match call_delete(provider.clone(), req, run.opts.clone()).await {
+            Ok(()) => {
+                run.store.commit(&tok, Outcome::Remove(addr.clone()))?;
+                run.records.remove(&addr);
+                run.hook.rolled_back(&addr, None);
+                run.report.rolled_back.push(addr);
+            }
+            Err(e) => {
+                run.store.commit(&tok, Outcome::Nothing)?;
+                run.hook.rolled_back(&addr, Some(&e.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
