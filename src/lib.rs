@@ -3,7 +3,10 @@
 
 pub mod addr;
 pub mod apply;
+pub mod cli;
+pub mod drift;
 pub mod graph;
+pub mod ops;
 pub mod plan;
 pub mod providers;
 pub mod render;

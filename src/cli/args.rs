@@ -1,0 +1,278 @@
+//! Command-line arguments (clap). Kept dumb: parsed once, then turned into ops options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Infrastructure as code for SaaS tenants: one YAML file per tenant, tiers of modules,
+/// a reviewable plan, a crash-safe apply.
+#[derive(Debug, Parser)]
+#[command(name = "landlord", version, about, long_about = None)]
+pub struct Cli {
+    /// Run as if started in DIR (the workspace holding landlord.toml).
+    #[arg(short = 'C', global = true, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Never colour output.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Terminal text.
+    #[default]
+    Text,
+    /// Versioned JSON.
+    Json,
+    /// Markdown for pull-request comments.
+    Markdown,
+}
+
+/// Format flags shared by plan and drift.
+#[derive(Debug, Args, Clone)]
+pub struct FormatArgs {
+    /// Print JSON (schema in README.md).
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print markdown for a pull-request comment.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+impl FormatArgs {
+    /// The chosen format.
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else if self.markdown {
+            Format::Markdown
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 5m"))?;
+    match &s[split..] {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}` is not a duration like 500ms, 10s or 5m")),
+    }
+}
+
+/// Flags shared by commands that change or read state.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Limit to these tenants (repeatable); `_shared` selects workspace resources.
+    #[arg(long = "tenant", value_name = "ID")]
+    pub tenants: Vec<String>,
+    /// Wait this long for another run to release the state.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// Print API calls per provider and operation.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Flags of plan-producing commands.
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// Read live objects before planning (`--refresh=false` plans against state only).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub refresh: bool,
+}
+
+/// Flags of commands that execute.
+#[derive(Debug, Args, Clone)]
+pub struct ExecArgs {
+    /// Apply without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Resources changed at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Time limit of one provider call.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// After a failure, delete what this run created.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+}
+
+/// landlord commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the workspace and its templates; touches no state.
+    #[command(after_help = "Example:\n  landlord -C examples/quickstart validate")]
+    Validate,
+    /// Show what apply would change.
+    #[command(after_help = "Examples:\n  landlord plan\n  landlord plan --tenant acme --markdown\n  landlord plan --out plan.bin --detailed-exitcode\n\nExit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode).")]
+    Plan {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Save the plan for `landlord apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 2 when the plan has changes, 0 when it has none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Plan the destruction of everything in scope.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Apply the workspace, or a saved plan.
+    #[command(after_help = "Examples:\n  landlord apply --auto-approve\n  landlord apply plan.bin\n  landlord apply --tenant acme --parallelism 4 --rollback-on-failure --auto-approve")]
+    Apply {
+        /// A plan saved by `landlord plan --out FILE`; refused when stale.
+        plan_file: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Destroy the resources of tenants, in reverse dependency order.
+    #[command(after_help = "Example:\n  landlord destroy --tenant acme --auto-approve")]
+    Destroy {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
+        /// Destroy every resource of the workspace (instead of --tenant).
+        #[arg(long, conflicts_with = "tenants")]
+        all: bool,
+    },
+    /// Report resources changed or deleted out of band. Exit 0 clean, 2 drift, 1 error.
+    #[command(after_help = "Examples:\n  landlord drift\n  landlord drift --tenant acme --json")]
+    Drift {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Inspect and repair recorded state.
+    #[command(subcommand, after_help = "Examples:\n  landlord state list\n  landlord state export > backup.json")]
+    State(StateCommand),
+    /// Print recorded attributes (sensitive ones only with --show-sensitive and an address).
+    #[command(after_help = "Examples:\n  landlord output\n  landlord output acme/tls_self_signed_cert.site not_after\n  landlord output acme/random_password.db result --show-sensitive")]
+    Output {
+        /// Resource address.
+        address: Option<String>,
+        /// Attribute name.
+        attribute: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Allow printing a sensitive attribute.
+        #[arg(long)]
+        show_sensitive: bool,
+    },
+    /// Print the desired resource graph.
+    #[command(after_help = "Examples:\n  landlord graph --format dot | dot -Tsvg > graph.svg\n  landlord graph --format mermaid --tenant acme")]
+    Graph {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Limit to these tenants.
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
+    },
+    /// Tenant commands.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+}
+
+/// Graph output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz.
+    Dot,
+    /// Mermaid.
+    Mermaid,
+}
+
+/// `landlord tenants ...`.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// List tenants with tier, status, region and recorded resources.
+    #[command(after_help = "Example:\n  landlord tenants list --json")]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `landlord state ...`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List recorded resources.
+    #[command(after_help = "Example:\n  landlord state list --tenant acme")]
+    List {
+        /// Limit to these tenants.
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
+    },
+    /// Show one recorded resource (sensitive values redacted).
+    #[command(after_help = "Example:\n  landlord state show acme/local_file.site")]
+    Show {
+        /// Resource address.
+        address: String,
+    },
+    /// Forget resources without touching the real objects.
+    #[command(after_help = "Example:\n  landlord state rm acme/local_file.site")]
+    Rm {
+        /// Resource addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Move a record to a new address (after renaming a resource in a template).
+    #[command(after_help = "Example:\n  landlord state mv acme/local_file.site acme/local_file.nginx")]
+    Mv {
+        /// Current address.
+        from: String,
+        /// New address.
+        to: String,
+    },
+    /// Remove lock records left by a run that is gone.
+    #[command(after_help = "Example:\n  landlord state unlock --tenant acme")]
+    Unlock {
+        /// Only this tenant's lock (default: all).
+        #[arg(long = "tenant", value_name = "ID")]
+        tenant: Option<String>,
+    },
+    /// Write the whole state as JSON (secrets stay encrypted).
+    #[command(after_help = "Example:\n  landlord state export --out backup.json")]
+    Export {
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Replace the state with an export (same master key).
+    #[command(after_help = "Example:\n  landlord state import backup.json")]
+    Import {
+        /// Export file.
+        file: PathBuf,
+    },
+    /// Show run history.
+    #[command(after_help = "Example:\n  landlord state history")]
+    History,
+}

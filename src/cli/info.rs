@@ -1,0 +1,127 @@
+//! Read-only views: `output`, `graph`, `tenants list`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use super::args::GraphFormat;
+use super::EXIT_OK;
+use crate::addr::ResourceAddr;
+use crate::ops;
+use crate::state::StateStore;
+use crate::value::SENSITIVE_TEXT;
+use crate::workspace::Workspace;
+
+/// `landlord output`.
+pub fn output(dir: &Path, address: Option<String>, attribute: Option<String>, json_out: bool, show_sensitive: bool) -> Result<u8> {
+    let ws = Workspace::load(dir)?;
+    let st = ops::open_state(&ws, "landlord output", &[], Duration::from_secs(10))?;
+    let records = st.store.resources()?;
+    match (address, attribute) {
+        (Some(a), Some(attr)) => {
+            let a: ResourceAddr = a.parse()?;
+            let Some(r) = records.iter().find(|r| r.address == a) else { bail!("`{a}` is not in state") };
+            let Some(v) = r.attributes.get(&attr) else { bail!("`{a}` has no attribute `{attr}`") };
+            if r.sensitive.contains(&attr) && !show_sensitive {
+                bail!("`{a}.{attr}` is sensitive; pass --show-sensitive to print it");
+            }
+            match (v, json_out) {
+                (Value::String(s), false) => println!("{s}"),
+                (v, _) => println!("{}", serde_json::to_string_pretty(v)?),
+            }
+        }
+        (addr, None) => {
+            let filter: Option<ResourceAddr> = addr.map(|a| a.parse()).transpose()?;
+            let mut doc = serde_json::Map::new();
+            for r in records.iter().filter(|r| filter.as_ref().is_none_or(|f| f == &r.address)) {
+                let mut attrs = r.attributes.clone();
+                for k in &r.sensitive {
+                    attrs.insert(k.clone(), json!(SENSITIVE_TEXT));
+                }
+                if json_out {
+                    doc.insert(r.address.to_string(), Value::Object(attrs));
+                } else {
+                    println!("{}:", r.address);
+                    for (k, v) in attrs {
+                        let text = match &v {
+                            Value::String(s) if s.contains('\n') => format!("<{} lines>", s.lines().count()),
+                            other => crate::value::display(other),
+                        };
+                        println!("  {k} = {text}");
+                    }
+                }
+            }
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+        }
+        (None, Some(_)) => bail!("give an address before the attribute"),
+    }
+    Ok(EXIT_OK)
+}
+
+/// `landlord graph`.
+pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> {
+    let s = ops::open(dir)?;
+    let d = ops::desired(&s)?;
+    let keep = |a: &ResourceAddr| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str());
+    let mut out = String::new();
+    match format {
+        GraphFormat::Dot => out.push_str("digraph landlord {\n  rankdir = LR;\n"),
+        GraphFormat::Mermaid => out.push_str("graph LR\n"),
+    }
+    for (i, r) in d.resources.iter().enumerate().filter(|(_, r)| keep(&r.address)) {
+        match format {
+            GraphFormat::Dot => out.push_str(&format!("  \"{}\";\n", r.address)),
+            GraphFormat::Mermaid => out.push_str(&format!("  n{i}[\"{}\"]\n", r.address)),
+        }
+        for j in d.dag.dependencies(i) {
+            match format {
+                GraphFormat::Dot => out.push_str(&format!("  \"{}\" -> \"{}\";\n", r.address, d.resources[j].address)),
+                GraphFormat::Mermaid => out.push_str(&format!("  n{i} --> n{j}\n")),
+            }
+        }
+    }
+    if format == GraphFormat::Dot {
+        out.push_str("}\n");
+    }
+    print!("{out}");
+    Ok(EXIT_OK)
+}
+
+/// `landlord tenants list`.
+pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
+    let ws = Workspace::load(dir)?;
+    let counts = ops::open_state(&ws, "landlord tenants list", &[], Duration::from_secs(10))
+        .and_then(|st| Ok(st.store.resources()?))
+        .map(|rs| rs.into_iter().fold(std::collections::BTreeMap::<String, usize>::new(), |mut m, r| {
+            *m.entry(r.address.scope.to_string()).or_default() += 1;
+            m
+        }))?;
+    let rows: Vec<Value> = ws
+        .tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.spec.id,
+                "tier": t.spec.plan,
+                "status": t.spec.status.as_str(),
+                "region": t.spec.region,
+                "domain": t.spec.domain.as_ref().map(|d| d.name.clone()),
+                "resources": counts.get(&t.spec.id).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<24} {:<14} {:<10} {:<14} {:>9}  DOMAIN", "ID", "TIER", "STATUS", "REGION", "RESOURCES");
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            println!("{:<24} {:<14} {:<10} {:<14} {:>9}  {}", s("id"), s("tier"), s("status"), s("region"), r["resources"], s("domain"));
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,146 @@
+//! Drift detection: refresh every recorded resource and report what changed out of band,
+//! what was deleted out of band, and certificates inside their renewal window. Read-only.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::addr::ResourceAddr;
+use crate::plan::refresh::refresh;
+use crate::plan::{AttrChange, PlanError};
+use crate::providers::{AttrKind, PlanRequest, Registry};
+use crate::state::ResourceRecord;
+use crate::value::{self, SENSITIVE_TEXT};
+
+/// How a resource drifted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+pub enum DriftKind {
+    /// Attributes changed out of band.
+    Changed,
+    /// The object is gone.
+    Deleted,
+    /// A certificate is inside its renewal window.
+    RenewalDue(String),
+}
+
+/// One drifted resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftItem {
+    /// Address.
+    pub address: ResourceAddr,
+    /// What happened.
+    pub kind: DriftKind,
+    /// Recorded (`before`) versus live (`after`) values, redacted.
+    pub attributes: Vec<AttrChange>,
+}
+
+/// The drift report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Resources checked.
+    pub checked: usize,
+    /// Drifted resources, by address.
+    pub items: Vec<DriftItem>,
+}
+
+impl Report {
+    /// Whether anything drifted.
+    pub fn has_drift(&self) -> bool {
+        !self.items.is_empty()
+    }
+}
+
+/// Compares every record in scope with the live object.
+pub async fn detect(records: &[ResourceRecord], registry: &Registry, tenants: &[String]) -> Result<Report, PlanError> {
+    let scoped: Vec<&ResourceRecord> = records.iter().filter(|r| tenants.is_empty() || tenants.iter().any(|t| t == r.address.scope.as_str())).collect();
+    let live = refresh(registry, &scoped).await?;
+    let mut items = Vec::new();
+    for rec in &scoped {
+        let Some((provider, schema)) = registry.get(&rec.address.rtype) else { continue };
+        match live.get(&rec.address).and_then(Option::as_ref) {
+            None => items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::Deleted, attributes: vec![] }),
+            Some(cur) => {
+                let mut attrs = Vec::new();
+                for (k, recorded) in &rec.attributes {
+                    if schema.attr(k).is_some_and(|a| a.kind == AttrKind::Computed) || rec.lifecycle.ignore_changes.contains(k) {
+                        continue;
+                    }
+                    let now = cur.get(k);
+                    if now != Some(recorded) {
+                        let s = rec.sensitive.contains(k);
+                        let red = |v: Option<&Value>| v.map(|v| if s { Value::String(SENSITIVE_TEXT.into()) } else { v.clone() });
+                        attrs.push(AttrChange { name: k.clone(), before: red(Some(recorded)), after: red(now), sensitive: s, forces_replace: false });
+                    }
+                }
+                if !attrs.is_empty() {
+                    items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::Changed, attributes: attrs });
+                }
+                let pr = provider
+                    .plan(PlanRequest { address: rec.address.clone(), prior: Some(cur.clone()), config: rec.attributes.clone() })
+                    .await
+                    .map_err(|e| PlanError::Provider { address: rec.address.clone(), message: e.to_string() })?;
+                if let Some(reason) = pr.replace_reason {
+                    items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::RenewalDue(reason), attributes: vec![] });
+                }
+            }
+        }
+    }
+    Ok(Report { checked: scoped.len(), items })
+}
+
+fn line(item: &DriftItem) -> Vec<String> {
+    let mut out = vec![match &item.kind {
+        DriftKind::Changed => format!("~ {}: changed out of band", item.address),
+        DriftKind::Deleted => format!("- {}: deleted out of band", item.address),
+        DriftKind::RenewalDue(r) => format!("! {}: {r}", item.address),
+    }];
+    for a in &item.attributes {
+        let before = a.before.as_ref().map(value::display).unwrap_or_else(|| "null".into());
+        let after = a.after.as_ref().map(value::display).unwrap_or_else(|| "(missing)".into());
+        let (before, after) = if before.len() + after.len() > 160 { ("(recorded value)".to_string(), "(different value)".to_string()) } else { (before, after) };
+        out.push(format!("    {}: {before} -> {after}", a.name));
+    }
+    out
+}
+
+/// The report as terminal text.
+pub fn text(r: &Report) -> String {
+    if !r.has_drift() {
+        return format!("No drift. {} resources match their recorded state.\n", r.checked);
+    }
+    let mut s = String::new();
+    for item in &r.items {
+        for l in line(item) {
+            let _ = writeln!(s, "{l}");
+        }
+    }
+    let _ = writeln!(s, "\nDrift: {} of {} resources drifted.", r.items.len(), r.checked);
+    s
+}
+
+/// The report as JSON.
+pub fn json(r: &Report) -> Value {
+    json!({ "format_version": 1, "kind": "drift", "checked": r.checked, "drifted": r.items.len(), "items": r.items })
+}
+
+/// The report as markdown.
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::from("### landlord drift\n\n");
+    if !r.has_drift() {
+        let _ = writeln!(s, "**No drift.** {} resources match their recorded state.", r.checked);
+        return s;
+    }
+    let _ = writeln!(s, "**{} of {} resources drifted.**\n\n| Resource | Drift | Attributes |\n|---|---|---|", r.items.len(), r.checked);
+    for i in &r.items {
+        let kind = match &i.kind {
+            DriftKind::Changed => "changed out of band".to_string(),
+            DriftKind::Deleted => "deleted out of band".to_string(),
+            DriftKind::RenewalDue(r) => r.clone(),
+        };
+        let attrs: Vec<String> = i.attributes.iter().map(|a| format!("`{}`", a.name)).collect();
+        let _ = writeln!(s, "| `{}` | {kind} | {} |", i.address, attrs.join(", "));
+    }
+    s
+}

@@ -1,0 +1,195 @@
+//! One function per operation (validate, plan, apply, destroy, drift, state commands):
+//! load the workspace, open state under its lock, run the engine. The CLI only parses
+//! arguments into these options and renders the results.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::apply::{self, Hook};
+use crate::drift;
+use crate::plan::{self, file, Mode, Plan, PlanError};
+use crate::providers::{self, Registry};
+use crate::render::{self, Desired, RenderErrors};
+use crate::state::crypto::{self, KeySource};
+use crate::state::{now_rfc3339, LockInfo, RunRecord, SledStore, StateError, StateStore};
+use crate::workspace::{LoadErrors, Workspace};
+
+/// An operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// The workspace cannot be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadErrors),
+    /// Templates cannot be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderErrors),
+    /// Provider settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] providers::SettingsError),
+    /// State failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Planning failed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A saved plan cannot be used.
+    #[error(transparent)]
+    PlanFile(#[from] file::PlanFileError),
+    /// Apply stopped.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// A workspace with its providers, ready for operations.
+pub struct Session {
+    /// The loaded workspace.
+    pub ws: Workspace,
+    /// Providers for its resource types.
+    pub registry: Registry,
+}
+
+/// Loads and validates the workspace at `dir` and builds its providers.
+pub fn open(dir: &Path) -> Result<Session, OpsError> {
+    let ws = Workspace::load(dir)?;
+    let settings = providers::Settings { root: ws.root.clone(), tables: ws.config.providers.clone() };
+    let registry = Registry::new(&settings)?;
+    Ok(Session { ws, registry })
+}
+
+/// State opened for a command, and where its master key came from.
+pub struct OpenState {
+    /// The store.
+    pub store: SledStore,
+    /// Master key source (`Generated` means a key file was just created).
+    pub key: KeySource,
+    scopes: Vec<String>,
+}
+
+impl Drop for OpenState {
+    fn drop(&mut self) {
+        for s in &self.scopes {
+            let _ = self.store.unlock(s);
+        }
+    }
+}
+
+/// Who we are, for locks and history.
+pub fn holder(scope: &str, command: &str, ttl: Duration) -> LockInfo {
+    let expiry = time::OffsetDateTime::now_utc() + ttl;
+    LockInfo {
+        scope: scope.into(),
+        owner: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+        host: crate::state::hostname(),
+        pid: std::process::id(),
+        command: command.into(),
+        since: now_rfc3339(),
+        expiry: expiry.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    }
+}
+
+/// Opens the state of `ws`, waiting up to `lock_timeout`, and locks `scopes`
+/// (`workspace` or tenant ids) for the life of the returned value.
+pub fn open_state(ws: &Workspace, command: &str, scopes: &[String], lock_timeout: Duration) -> Result<OpenState, OpsError> {
+    let env = std::env::var(crypto::MASTER_KEY_ENV).ok();
+    let (key, source) = crypto::master_key(env, &ws.root.join(&ws.config.state.key_file))?;
+    let ttl = Duration::from_secs(3600);
+    let store = SledStore::open(&ws.state_dir(), key, &holder("workspace", command, ttl), lock_timeout)?;
+    let mut st = OpenState { store, key: source, scopes: vec![] };
+    for s in scopes {
+        st.store.lock(&holder(s, command, ttl))?;
+        st.scopes.push(s.clone());
+    }
+    Ok(st)
+}
+
+/// Options of `plan`.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Normal or destroy.
+    pub mode: Mode,
+    /// Read live objects first.
+    pub refresh: bool,
+    /// Limit to these tenants.
+    pub tenants: Vec<String>,
+    /// How long to wait for the state lock.
+    pub lock_timeout: Duration,
+}
+
+fn check_tenants(ws: &Workspace, tenants: &[String], st: Option<&dyn StateStore>) -> Result<(), OpsError> {
+    for t in tenants {
+        let in_state = st.and_then(|s| s.resources().ok()).is_some_and(|rs| rs.iter().any(|r| r.address.scope.as_str() == t));
+        if ws.tenant(t).is_none() && t != crate::addr::SHARED && !in_state {
+            return Err(OpsError::Usage(format!("unknown tenant `{t}`: no tenants/{t}.yaml and nothing recorded in state")));
+        }
+    }
+    Ok(())
+}
+
+/// Renders the desired graph.
+pub fn desired(s: &Session) -> Result<Desired, OpsError> {
+    Ok(render::render(&s.ws, &s.registry)?)
+}
+
+/// Reconciles leftover intents, then builds a plan.
+pub async fn make_plan(s: &Session, st: &OpenState, desired: &Desired, opts: &PlanOptions, hook: &dyn Hook) -> Result<Plan, OpsError> {
+    check_tenants(&s.ws, &opts.tenants, Some(&st.store))?;
+    apply::recover(&st.store, &s.registry, hook).await?;
+    let popts = plan::Options { mode: opts.mode, refresh: opts.refresh, tenants: opts.tenants.clone() };
+    Ok(plan::build(desired, st.store.resources()?, st.store.serial()?, &s.ws.input_hash, &s.registry, &popts).await?)
+}
+
+/// Lock scopes for a run limited to `tenants`.
+pub fn scopes(tenants: &[String]) -> Vec<String> {
+    if tenants.is_empty() {
+        vec!["workspace".into()]
+    } else {
+        tenants.to_vec()
+    }
+}
+
+/// Executes a plan and records the run in history.
+pub async fn run_plan(s: &Session, st: &OpenState, plan: &Plan, command: &str, opts: &apply::Options, hook: &dyn Hook) -> Result<apply::Report, OpsError> {
+    let started = now_rfc3339();
+    let before = st.store.serial()?;
+    let report = apply::apply(plan, &st.store, &s.registry, opts, hook).await?;
+    let h = holder("workspace", command, Duration::ZERO);
+    st.store.record_run(&RunRecord {
+        id: format!("{:020}", time::OffsetDateTime::now_utc().unix_timestamp_nanos()),
+        user: h.owner,
+        host: h.host,
+        command: command.into(),
+        started,
+        finished: now_rfc3339(),
+        summary: report.summary(),
+        serial_before: before,
+        serial_after: st.store.serial()?,
+    })?;
+    Ok(report)
+}
+
+/// Loads a saved plan and refuses it when stale.
+pub fn saved_plan(s: &Session, st: &OpenState, path: &Path) -> Result<Plan, OpsError> {
+    let plan = file::load(path)?;
+    file::check_fresh(&plan, st.store.serial()?, &s.ws.input_hash)?;
+    Ok(plan)
+}
+
+/// Drift of the recorded resources in scope.
+pub async fn drift(s: &Session, st: &OpenState, tenants: &[String], hook: &dyn Hook) -> Result<drift::Report, OpsError> {
+    check_tenants(&s.ws, tenants, Some(&st.store))?;
+    apply::recover(&st.store, &s.registry, hook).await?;
+    Ok(drift::detect(&st.store.resources()?, &s.registry, tenants).await?)
+}
+
+/// The path a relative `--out` means.
+pub fn out_path(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| dir.join(p))
+    }
+}
