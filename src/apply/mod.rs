@@ -232,7 +232,8 @@ impl<'a> Run<'a> {
     /// Prepares a job: resolves references against what is recorded now and writes the intent.
     fn prepare(&self, ci: usize, step: Step) -> Result<Job, String> {
         let c = &self.plan.changes[ci];
-        let prior = self.records.get(&c.address).cloned();
+        // A create (new, or deleted out of band) starts from nothing.
+        let prior = if c.action == Action::Create { None } else { self.records.get(&c.address).cloned() };
         let (config, sensitive) = if step == Step::Put {
             let (_, schema) = self.provider(c)?;
             let known = |a: &ResourceAddr| self.records.get(a).map(|r| Known { attrs: &r.attributes, sensitive: &r.sensitive, complete: true });
@@ -396,10 +397,10 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
                             let rec = run.record(job, resp, &provider_name);
                             store.commit(&job.token, Outcome::Put(rec.clone()))?;
                             run.records.insert(c.address.clone(), rec);
-                            match (c.action, job.prior.is_some()) {
-                                (Action::Replace, _) => run.report.replaced += 1,
-                                (_, true) => run.report.updated += 1,
-                                (_, false) => {
+                            match c.action {
+                                Action::Replace => run.report.replaced += 1,
+                                Action::Update => run.report.updated += 1,
+                                _ => {
                                     run.report.created += 1;
                                     run.created.push(c.address.clone());
                                 }

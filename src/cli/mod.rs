@@ -16,7 +16,7 @@ pub use args::Cli;
 use args::{Command, ExecArgs, Format, RunArgs};
 
 use crate::apply::{self, NoHook};
-use crate::ops::{self, OpenState, PlanOptions, Session};
+use crate::ops::{self, OpenState, Session};
 use crate::plan::{self, show, Mode, Plan};
 use crate::state::crypto::KeySource;
 
@@ -106,7 +106,7 @@ async fn plan_cmd(dir: &Path, run: &RunArgs, refresh: bool, mode: Mode, format: 
     let desired = ops::desired(&s)?;
     let st = state_for(&s, "landlord plan", run)?;
     let hook = progress::Progress::new(0, false, true);
-    let opts = PlanOptions { mode, refresh, tenants: run.tenants.clone(), lock_timeout: run.lock_timeout };
+    let opts = plan::Options { mode, refresh, tenants: run.tenants.clone() };
     let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     match format {
         Format::Text => print!("{}", show::text(&p, color)),
@@ -187,7 +187,7 @@ async fn apply_cmd(dir: &Path, plan_file: Option<&Path>, run: &RunArgs, refresh:
             p
         }
         None => {
-            let opts = PlanOptions { mode: Mode::Normal, refresh, tenants: run.tenants.clone(), lock_timeout: run.lock_timeout };
+            let opts = plan::Options { mode: Mode::Normal, refresh, tenants: run.tenants.clone() };
             let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
             if !json {
                 print!("{}", show::text(&p, color));
@@ -214,7 +214,7 @@ async fn destroy_cmd(dir: &Path, run: &RunArgs, exec: &ExecArgs, all: bool, colo
     let s = ops::open(dir)?;
     let desired = ops::desired(&s)?;
     let st = state_for(&s, "landlord destroy", run)?;
-    let opts = PlanOptions { mode: Mode::Destroy, refresh: false, tenants: run.tenants.clone(), lock_timeout: run.lock_timeout };
+    let opts = plan::Options { mode: Mode::Destroy, refresh: false, tenants: run.tenants.clone() };
     let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
     print!("{}", show::text(&p, color));
     if !p.has_changes() {

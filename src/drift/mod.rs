@@ -8,14 +8,15 @@ use serde_json::{json, Value};
 
 use crate::addr::ResourceAddr;
 use crate::plan::refresh::refresh;
+use crate::plan::show::attr_lines;
 use crate::plan::{AttrChange, PlanError};
 use crate::providers::{AttrKind, PlanRequest, Registry};
 use crate::state::ResourceRecord;
-use crate::value::{self, SENSITIVE_TEXT};
+use crate::value::SENSITIVE_TEXT;
 
 /// How a resource drifted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+#[serde(rename_all = "kebab-case")]
 pub enum DriftKind {
     /// Attributes changed out of band.
     Changed,
@@ -97,10 +98,7 @@ fn line(item: &DriftItem) -> Vec<String> {
         DriftKind::RenewalDue(r) => format!("! {}: {r}", item.address),
     }];
     for a in &item.attributes {
-        let before = a.before.as_ref().map(value::display).unwrap_or_else(|| "null".into());
-        let after = a.after.as_ref().map(value::display).unwrap_or_else(|| "(missing)".into());
-        let (before, after) = if before.len() + after.len() > 160 { ("(recorded value)".to_string(), "(different value)".to_string()) } else { (before, after) };
-        out.push(format!("    {}: {before} -> {after}", a.name));
+        out.extend(attr_lines(a).into_iter().map(|l| format!("    {l}")));
     }
     out
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::apply::{self, Hook};
 use crate::drift;
-use crate::plan::{self, file, Mode, Plan, PlanError};
+use crate::plan::{self, file, Plan, PlanError};
 use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};
 use crate::state::crypto::{self, KeySource};
@@ -106,19 +106,6 @@ pub fn open_state(ws: &Workspace, command: &str, scopes: &[String], lock_timeout
     Ok(st)
 }
 
-/// Options of `plan`.
-#[derive(Debug, Clone)]
-pub struct PlanOptions {
-    /// Normal or destroy.
-    pub mode: Mode,
-    /// Read live objects first.
-    pub refresh: bool,
-    /// Limit to these tenants.
-    pub tenants: Vec<String>,
-    /// How long to wait for the state lock.
-    pub lock_timeout: Duration,
-}
-
 fn check_tenants(ws: &Workspace, tenants: &[String], st: Option<&dyn StateStore>) -> Result<(), OpsError> {
     for t in tenants {
         let in_state = st.and_then(|s| s.resources().ok()).is_some_and(|rs| rs.iter().any(|r| r.address.scope.as_str() == t));
@@ -135,11 +122,10 @@ pub fn desired(s: &Session) -> Result<Desired, OpsError> {
 }
 
 /// Reconciles leftover intents, then builds a plan.
-pub async fn make_plan(s: &Session, st: &OpenState, desired: &Desired, opts: &PlanOptions, hook: &dyn Hook) -> Result<Plan, OpsError> {
+pub async fn make_plan(s: &Session, st: &OpenState, desired: &Desired, opts: &plan::Options, hook: &dyn Hook) -> Result<Plan, OpsError> {
     check_tenants(&s.ws, &opts.tenants, Some(&st.store))?;
     apply::recover(&st.store, &s.registry, hook).await?;
-    let popts = plan::Options { mode: opts.mode, refresh: opts.refresh, tenants: opts.tenants.clone() };
-    Ok(plan::build(desired, st.store.resources()?, st.store.serial()?, &s.ws.input_hash, &s.registry, &popts).await?)
+    Ok(plan::build(desired, st.store.resources()?, st.store.serial()?, &s.ws.input_hash, &s.registry, opts).await?)
 }
 
 /// Lock scopes for a run limited to `tenants`.

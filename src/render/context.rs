@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::RenderError;
 use crate::workspace::tier::ModuleSpec;
-use crate::workspace::{LoadedTenant, Shared, Status, Tier, Workspace};
+use crate::workspace::{DomainKind, LoadedTenant, Shared, Status, Tier, Workspace};
 
 /// A tera instance holding every template of the modules in use, and their sources.
 pub(super) fn engine(ws: &Workspace) -> Result<(tera::Tera, BTreeMap<String, String>), Vec<RenderError>> {
@@ -88,9 +88,15 @@ pub(super) fn workspace(ws: &Workspace) -> Value {
     json!({ "name": ws.config.workspace.name, "vars": serde_json::to_value(&ws.config.workspace.vars).unwrap_or(Value::Null) })
 }
 
-fn tenant_view(t: &LoadedTenant) -> Value {
+fn tenant_view(t: &LoadedTenant, workspace: &Value) -> Value {
     let s = &t.spec;
+    // The name the tenant is served under: `<label>.<base_domain>` for subdomains.
+    let hostname = s.domain.as_ref().map(|d| match (d.kind, workspace["vars"]["base_domain"].as_str()) {
+        (DomainKind::Subdomain, Some(base)) => format!("{}.{base}", d.name),
+        _ => d.name.clone(),
+    });
     json!({
+        "hostname": hostname,
         "id": s.id,
         "name": s.name.clone().unwrap_or_else(|| s.id.clone()),
         "plan": s.plan,
@@ -106,7 +112,7 @@ fn tenant_view(t: &LoadedTenant) -> Value {
 
 /// The base context of one tenant (without `inputs`).
 pub(super) fn tenant(t: &LoadedTenant, tier_name: &str, tier: &Tier, workspace: &Value) -> Value {
-    let view = tenant_view(t);
+    let view = tenant_view(t, workspace);
     json!({
         "tenant": view,
         "settings": t.settings,
@@ -122,7 +128,7 @@ pub(super) fn tenant(t: &LoadedTenant, tier_name: &str, tier: &Tier, workspace: 
 
 /// The base context of shared modules: every active tenant is listed in `tenants`.
 pub(super) fn shared(ws: &Workspace, shared: &Shared, workspace: &Value) -> Value {
-    let tenants: Vec<Value> = ws.tenants.iter().filter(|t| t.spec.status == Status::Active).map(tenant_view).collect();
+    let tenants: Vec<Value> = ws.tenants.iter().filter(|t| t.spec.status == Status::Active).map(|t| tenant_view(t, workspace)).collect();
     json!({
         "tenants": tenants,
         "settings": if shared.settings.is_null() { json!({}) } else { shared.settings.clone() },

@@ -24,6 +24,7 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
                 deep_merge(b.entry(k.clone()).or_insert(Value::Null), v);
             }
         }
+        (_, Value::Null) => {}
         (b, o) => *b = o.clone(),
     }
 }

@@ -35,7 +35,7 @@ fn plain(v: &Value) -> Value {
 }
 
 /// The lines describing one attribute change (multi-line strings as a unified diff).
-fn attr_lines(c: &AttrChange) -> Vec<String> {
+pub fn attr_lines(c: &AttrChange) -> Vec<String> {
     let multi = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).is_some_and(|s| s.contains('\n'));
     if !c.sensitive && (multi(&c.before) || multi(&c.after)) {
         let before = c.before.as_ref().and_then(Value::as_str).unwrap_or("");
