@@ -28,13 +28,16 @@ pub fn is_valid_tenant_id(id: &str) -> bool {
     let b = id.as_bytes();
     (2..=63).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 fn is_valid_ident(s: &str) -> bool {
     !s.is_empty()
         && s.as_bytes()[0].is_ascii_alphabetic()
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// Who owns a resource: one tenant, or the workspace (`_shared`).
@@ -107,7 +110,11 @@ impl ResourceAddr {
         if !is_valid_ident(rtype) || !is_valid_ident(name) {
             return Err(AddrError::Address(format!("{scope}/{rtype}.{name}")));
         }
-        Ok(ResourceAddr { scope, rtype: rtype.to_string(), name: name.to_string() })
+        Ok(ResourceAddr {
+            scope,
+            rtype: rtype.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// The `<type>.<name>` part, as used in `depends_on` and references.

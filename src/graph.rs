@@ -15,7 +15,10 @@ pub struct Dag {
 impl Dag {
     /// An empty graph with `n` nodes.
     pub fn new(n: usize) -> Self {
-        Dag { deps: vec![BTreeSet::new(); n], rdeps: vec![BTreeSet::new(); n] }
+        Dag {
+            deps: vec![BTreeSet::new(); n],
+            rdeps: vec![BTreeSet::new(); n],
+        }
     }
 
     /// Number of nodes.
@@ -46,7 +49,10 @@ impl Dag {
 
     /// The same graph with every edge reversed (the order for destroy).
     pub fn reversed(&self) -> Dag {
-        Dag { deps: self.rdeps.clone(), rdeps: self.deps.clone() }
+        Dag {
+            deps: self.rdeps.clone(),
+            rdeps: self.deps.clone(),
+        }
     }
 
     /// A topological order (dependencies first, ties by index), or one cycle as a node path
@@ -73,7 +79,8 @@ impl Dag {
             if color[start] != 0 {
                 continue;
             }
-            let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, self.deps[start].iter().copied().collect())];
+            let mut stack: Vec<(usize, Vec<usize>)> =
+                vec![(start, self.deps[start].iter().copied().collect())];
             color[start] = 1;
             while let Some((node, children)) = stack.last_mut() {
                 let node = *node;
@@ -113,7 +120,12 @@ impl<'a> ReadyQueue<'a> {
     pub fn new(dag: &'a Dag) -> Self {
         let waiting_on: Vec<usize> = dag.deps.iter().map(|d| d.len()).collect();
         let ready = (0..dag.len()).filter(|&i| waiting_on[i] == 0).collect();
-        ReadyQueue { dag, waiting_on, ready, skipped: vec![false; dag.len()] }
+        ReadyQueue {
+            dag,
+            waiting_on,
+            ready,
+            skipped: vec![false; dag.len()],
+        }
     }
 
     /// The next ready node.

@@ -66,7 +66,11 @@ fn parse_ref(inner: &str) -> Result<Reference, RefSyntaxError> {
     let bad = || RefSyntaxError(inner.to_string());
     let (scope, rest) = match inner.split_once('/') {
         Some((s, rest)) => {
-            let scope = if s == SHARED { Scope::Shared } else { Scope::tenant(s).map_err(|_| bad())? };
+            let scope = if s == SHARED {
+                Scope::Shared
+            } else {
+                Scope::tenant(s).map_err(|_| bad())?
+            };
             (Some(scope), rest)
         }
         None => match inner.strip_prefix("shared.") {
@@ -75,10 +79,22 @@ fn parse_ref(inner: &str) -> Result<Reference, RefSyntaxError> {
         },
     };
     let parts: Vec<&str> = rest.split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')) {
+    if parts.len() != 3
+        || parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        })
+    {
         return Err(bad());
     }
-    Ok(Reference { scope, rtype: parts[0].into(), name: parts[1].into(), attr: parts[2].into() })
+    Ok(Reference {
+        scope,
+        rtype: parts[0].into(),
+        name: parts[1].into(),
+        attr: parts[2].into(),
+    })
 }
 
 fn pieces(s: &str) -> Result<Vec<Piece<'_>>, RefSyntaxError> {
@@ -91,7 +107,9 @@ fn pieces(s: &str) -> Result<Vec<Piece<'_>>, RefSyntaxError> {
             rest = &rest[i + 2..];
             continue;
         }
-        let end = rest[i..].find('}').ok_or_else(|| RefSyntaxError(rest[i + 2..].to_string()))?;
+        let end = rest[i..]
+            .find('}')
+            .ok_or_else(|| RefSyntaxError(rest[i + 2..].to_string()))?;
         if i > 0 {
             out.push(Piece::Text(&rest[..i]));
         }
@@ -118,7 +136,10 @@ pub fn references(v: &Value) -> Result<Vec<Reference>, RefSyntaxError> {
     Ok(out)
 }
 
-fn walk_strings(v: &Value, f: &mut dyn FnMut(&str) -> Result<(), RefSyntaxError>) -> Result<(), RefSyntaxError> {
+fn walk_strings(
+    v: &Value,
+    f: &mut dyn FnMut(&str) -> Result<(), RefSyntaxError>,
+) -> Result<(), RefSyntaxError> {
     match v {
         Value::String(s) if s.contains("${") => f(s),
         Value::Array(a) => a.iter().try_for_each(|x| walk_strings(x, f)),
@@ -146,7 +167,10 @@ pub struct Resolved {
 }
 
 /// Resolves every reference in `v`; `lookup` answers single references.
-pub fn resolve<E>(v: &Value, lookup: &mut dyn FnMut(&Reference) -> Result<Lookup, E>) -> Result<Resolved, E>
+pub fn resolve<E>(
+    v: &Value,
+    lookup: &mut dyn FnMut(&Reference) -> Result<Lookup, E>,
+) -> Result<Resolved, E>
 where
     E: From<RefSyntaxError>,
 {
@@ -190,9 +214,15 @@ fn resolve_inner<E: From<RefSyntaxError>>(
             }
             Value::String(out)
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| resolve_inner(x, lookup, sensitive)).collect::<Result<_, _>>()?),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| resolve_inner(x, lookup, sensitive))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(o) => Value::Object(
-            o.iter().map(|(k, x)| Ok((k.clone(), resolve_inner(x, lookup, sensitive)?))).collect::<Result<_, E>>()?,
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), resolve_inner(x, lookup, sensitive)?)))
+                .collect::<Result<_, E>>()?,
         ),
         other => other.clone(),
     })
@@ -236,7 +266,11 @@ mod tests {
         let r = resolve(&json!("${x.y.port}"), &mut lk).unwrap();
         assert_eq!(r.value, json!(8080));
         assert!(!r.sensitive);
-        let r = resolve(&json!({"a": ["pw=${random_password.db.result}:${x.y.port}"]}), &mut lk).unwrap();
+        let r = resolve(
+            &json!({"a": ["pw=${random_password.db.result}:${x.y.port}"]}),
+            &mut lk,
+        )
+        .unwrap();
         assert_eq!(r.value, json!({"a": ["pw=s3cr3t:8080"]}));
         assert!(r.sensitive, "sensitivity propagates through interpolation");
     }
@@ -252,7 +286,10 @@ mod tests {
 
     #[test]
     fn parses_scopes() {
-        let refs = references(&json!("${shared.local_file.zone.filename} ${beta/a.b.c} ${_shared/a.b.c}")).unwrap();
+        let refs = references(&json!(
+            "${shared.local_file.zone.filename} ${beta/a.b.c} ${_shared/a.b.c}"
+        ))
+        .unwrap();
         assert_eq!(refs[0].scope, Some(Scope::Shared));
         assert_eq!(refs[1].scope, Some(Scope::Tenant("beta".into())));
         assert_eq!(refs[2].scope, Some(Scope::Shared));

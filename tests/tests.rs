@@ -1,1 +1,12 @@
+//! Whole-workflow tests: each runs the `landlord` binary on a copy of an example workspace.
 
+mod support;
+
+/// Every class of bad input fails with a located message and leaves state untouched.
+mod bad_input;
+/// Saved plans, locking, secrets and crash safety.
+mod safety;
+/// Snapshots of the three plan renderings.
+mod snapshots;
+/// The quick start: apply, idempotent plan, drift and repair, tenant removal, tier changes.
+mod workflow;

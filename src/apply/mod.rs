@@ -18,7 +18,9 @@ use crate::addr::ResourceAddr;
 use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
-use crate::providers::{ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, Registry};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, Registry,
+};
 use crate::state::{now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore};
 use crate::value::{is_unknown, Attrs};
 
@@ -41,7 +43,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { parallelism: 10, attempts: 5, backoff: Duration::from_millis(200), timeout: Duration::from_secs(600), rollback_on_failure: false }
+        Options {
+            parallelism: 10,
+            attempts: 5,
+            backoff: Duration::from_millis(200),
+            timeout: Duration::from_secs(600),
+            rollback_on_failure: false,
+        }
     }
 }
 
@@ -146,7 +154,12 @@ enum TaskResult {
 fn token(addr: &ResourceAddr) -> String {
     let mut r = [0u8; 8];
     rand::thread_rng().fill(&mut r);
-    format!("{}-{}-{}", addr, time::OffsetDateTime::now_utc().unix_timestamp_nanos(), hex::encode(r))
+    format!(
+        "{}-{}-{}",
+        addr,
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
+        hex::encode(r)
+    )
 }
 
 fn backoff(opts: &Options, attempt: u32) -> Duration {
@@ -155,7 +168,11 @@ fn backoff(opts: &Options, attempt: u32) -> Duration {
     base + Duration::from_millis(jitter)
 }
 
-async fn call_apply(p: Arc<dyn Provider>, reqs: Vec<ApplyRequest>, opts: Options) -> Vec<Result<ApplyResponse, ProviderError>> {
+async fn call_apply(
+    p: Arc<dyn Provider>,
+    reqs: Vec<ApplyRequest>,
+    opts: Options,
+) -> Vec<Result<ApplyResponse, ProviderError>> {
     let mut results: Vec<Option<Result<ApplyResponse, ProviderError>>> = vec![None; reqs.len()];
     let mut pending: Vec<usize> = (0..reqs.len()).collect();
     let mut attempt = 0;
@@ -163,7 +180,15 @@ async fn call_apply(p: Arc<dyn Provider>, reqs: Vec<ApplyRequest>, opts: Options
         let call: Vec<ApplyRequest> = pending.iter().map(|&i| reqs[i].clone()).collect();
         let out = match tokio::time::timeout(opts.timeout, p.apply(call)).await {
             Ok(out) => out,
-            Err(_) => pending.iter().map(|_| Err(ProviderError::Failed(format!("timed out after {:?}", opts.timeout)))).collect(),
+            Err(_) => pending
+                .iter()
+                .map(|_| {
+                    Err(ProviderError::Failed(format!(
+                        "timed out after {:?}",
+                        opts.timeout
+                    )))
+                })
+                .collect(),
         };
         attempt += 1;
         let mut retry = Vec::new();
@@ -178,19 +203,31 @@ async fn call_apply(p: Arc<dyn Provider>, reqs: Vec<ApplyRequest>, opts: Options
             tokio::time::sleep(backoff(&opts, attempt)).await;
         }
     }
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err(ProviderError::Failed("no result from provider".into())))).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ProviderError::Failed("no result from provider".into()))))
+        .collect()
 }
 
-async fn call_delete(p: Arc<dyn Provider>, req: DeleteRequest, opts: Options) -> Result<(), ProviderError> {
+async fn call_delete(
+    p: Arc<dyn Provider>,
+    req: DeleteRequest,
+    opts: Options,
+) -> Result<(), ProviderError> {
     let mut attempt = 0;
     loop {
         let r = match tokio::time::timeout(opts.timeout, p.delete(req.clone())).await {
             Ok(r) => r,
-            Err(_) => Err(ProviderError::Failed(format!("timed out after {:?}", opts.timeout))),
+            Err(_) => Err(ProviderError::Failed(format!(
+                "timed out after {:?}",
+                opts.timeout
+            ))),
         };
         attempt += 1;
         match r {
-            Err(e) if e.is_retryable() && attempt < opts.attempts => tokio::time::sleep(backoff(&opts, attempt)).await,
+            Err(e) if e.is_retryable() && attempt < opts.attempts => {
+                tokio::time::sleep(backoff(&opts, attempt)).await
+            }
             other => return other,
         }
     }
@@ -203,7 +240,9 @@ fn check_result(config: &Attrs, got: &ApplyResponse) -> Result<(), String> {
             continue;
         }
         if got.attributes.get(k) != Some(want) {
-            return Err(format!("provider bug: attribute `{k}` came back different from the planned value"));
+            return Err(format!(
+                "provider bug: attribute `{k}` came back different from the planned value"
+            ));
         }
     }
     Ok(())
@@ -222,7 +261,10 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn provider(&self, change: &ResourceChange) -> Result<(Arc<dyn Provider>, &'a crate::providers::ResourceSchema), String> {
+    fn provider(
+        &self,
+        change: &ResourceChange,
+    ) -> Result<(Arc<dyn Provider>, &'a crate::providers::ResourceSchema), String> {
         self.registry
             .get(&change.address.rtype)
             .map(|(p, s)| (p.clone(), s))
@@ -233,14 +275,28 @@ impl<'a> Run<'a> {
     fn prepare(&self, ci: usize, step: Step) -> Result<Job, String> {
         let c = &self.plan.changes[ci];
         // A create (new, or deleted out of band) starts from nothing.
-        let prior = if c.action == Action::Create { None } else { self.records.get(&c.address).cloned() };
+        let prior = if c.action == Action::Create {
+            None
+        } else {
+            self.records.get(&c.address).cloned()
+        };
         let (config, sensitive) = if step == Step::Put {
             let (_, schema) = self.provider(c)?;
-            let known = |a: &ResourceAddr| self.records.get(a).map(|r| Known { attrs: &r.attributes, sensitive: &r.sensitive, complete: true });
-            resolve_config(&c.address, &c.properties, schema, &known).map_err(|e: PlanError| e.to_string())?
+            let known = |a: &ResourceAddr| {
+                self.records.get(a).map(|r| Known {
+                    attrs: &r.attributes,
+                    sensitive: &r.sensitive,
+                    complete: true,
+                })
+            };
+            resolve_config(&c.address, &c.properties, schema, &known)
+                .map_err(|e: PlanError| e.to_string())?
         } else {
             let p = prior.as_ref();
-            (p.map(|p| p.attributes.clone()).unwrap_or_default(), p.map(|p| p.sensitive.clone()).unwrap_or_default())
+            (
+                p.map(|p| p.attributes.clone()).unwrap_or_default(),
+                p.map(|p| p.sensitive.clone()).unwrap_or_default(),
+            )
         };
         let op = match (step, &prior) {
             (Step::Delete, _) => IntentOp::Delete,
@@ -259,7 +315,13 @@ impl<'a> Run<'a> {
             started_at: now_rfc3339(),
         };
         self.store.begin(&intent).map_err(|e| e.to_string())?;
-        Ok(Job { change: ci, token: tok, config, sensitive, prior })
+        Ok(Job {
+            change: ci,
+            token: tok,
+            config,
+            sensitive,
+            prior,
+        })
     }
 
     fn record(&self, job: &Job, resp: ApplyResponse, provider: &str) -> ResourceRecord {
@@ -273,7 +335,11 @@ impl<'a> Run<'a> {
             sensitive: job.sensitive.clone(),
             dependencies: c.depends_on.clone(),
             lifecycle: c.lifecycle.clone(),
-            created_at: job.prior.as_ref().map(|p| p.created_at.clone()).unwrap_or_else(|| now.clone()),
+            created_at: job
+                .prior
+                .as_ref()
+                .map(|p| p.created_at.clone())
+                .unwrap_or_else(|| now.clone()),
             updated_at: now,
             serial: 0,
         }
@@ -281,9 +347,29 @@ impl<'a> Run<'a> {
 }
 
 /// Executes `plan` against `store`.
-pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opts: &Options, hook: &dyn Hook) -> Result<Report, ApplyError> {
-    let records = store.resources()?.into_iter().map(|r| (r.address.clone(), r)).collect();
-    let mut run = Run { plan, store, registry, opts, hook, records, report: Report::default(), created: vec![], started: HashMap::new() };
+pub async fn apply(
+    plan: &Plan,
+    store: &dyn StateStore,
+    registry: &Registry,
+    opts: &Options,
+    hook: &dyn Hook,
+) -> Result<Report, ApplyError> {
+    let records = store
+        .resources()?
+        .into_iter()
+        .map(|r| (r.address.clone(), r))
+        .collect();
+    let mut run = Run {
+        plan,
+        store,
+        registry,
+        opts,
+        hook,
+        records,
+        report: Report::default(),
+        created: vec![],
+        started: HashMap::new(),
+    };
     let dag = plan.dag();
     let mut queue = ReadyQueue::new(&dag);
     // Second steps (the create half of a replace) run before new work.
@@ -296,7 +382,10 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
         // Dispatch up to the bound, grouping creates/updates of one provider into batches.
         let mut ready: Vec<(usize, Step)> = Vec::new();
         while in_flight + ready.len() < parallelism {
-            match follow_ups.pop_front().or_else(|| queue.pop().map(|i| (i, first_step(plan.changes[i].action)))) {
+            match follow_ups
+                .pop_front()
+                .or_else(|| queue.pop().map(|i| (i, first_step(plan.changes[i].action))))
+            {
                 Some(x) => ready.push(x),
                 None => break,
             }
@@ -308,7 +397,9 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
                 hook.started(c);
                 Instant::now()
             });
-            let prepared = run.provider(c).and_then(|(p, _)| Ok((p, run.prepare(ci, step)?)));
+            let prepared = run
+                .provider(c)
+                .and_then(|(p, _)| Ok((p, run.prepare(ci, step)?)));
             let (provider, job) = match prepared {
                 Ok(x) => x,
                 Err(msg) => {
@@ -330,12 +421,17 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
                     (vec![job], TaskResult::Delete(ci, r))
                 });
             } else {
-                let pi = registry.provider_index(&c.address.rtype).unwrap_or(usize::MAX);
+                let pi = registry
+                    .provider_index(&c.address.rtype)
+                    .unwrap_or(usize::MAX);
                 batches.entry(pi).or_default().push(job);
             }
         }
         for (_, jobs) in batches {
-            let Some((provider, _)) = registry.get(&plan.changes[jobs[0].change].address.rtype) else { continue };
+            let Some((provider, _)) = registry.get(&plan.changes[jobs[0].change].address.rtype)
+            else {
+                continue;
+            };
             let max = provider.max_batch().max(1);
             let mut jobs = jobs;
             while !jobs.is_empty() {
@@ -360,10 +456,17 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
         if in_flight == 0 {
             break;
         }
-        let Some(joined) = tasks.join_next().await else { break };
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         let (jobs, result) = match joined {
             Ok(x) => x,
-            Err(e) => return Err(ApplyError::State(StateError::Storage { path: "executor".into(), message: format!("a provider task panicked: {e}") })),
+            Err(e) => {
+                return Err(ApplyError::State(StateError::Storage {
+                    path: "executor".into(),
+                    message: format!("a provider task panicked: {e}"),
+                }))
+            }
         };
         match result {
             TaskResult::Delete(ci, r) => {
@@ -391,8 +494,14 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
                 for (job, (ci, r)) in jobs.iter().zip(results) {
                     in_flight -= 1;
                     let c = &plan.changes[ci];
-                    let provider_name = registry.get(&c.address.rtype).map(|(p, _)| p.name().to_string()).unwrap_or_default();
-                    match r.map_err(|e| e.to_string()).and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
+                    let provider_name = registry
+                        .get(&c.address.rtype)
+                        .map(|(p, _)| p.name().to_string())
+                        .unwrap_or_default();
+                    match r
+                        .map_err(|e| e.to_string())
+                        .and_then(|resp| check_result(&job.config, &resp).map(|_| resp))
+                    {
                         Ok(resp) => {
                             let rec = run.record(job, resp, &provider_name);
                             store.commit(&job.token, Outcome::Put(rec.clone()))?;
@@ -409,7 +518,12 @@ pub async fn apply(plan: &Plan, store: &dyn StateStore, registry: &Registry, opt
                         }
                         Err(msg) if msg.starts_with("timed out") => {
                             // The object may exist: keep the intent for the next run to reconcile.
-                            fail(&mut run, &mut queue, ci, format!("{msg}; the next run will reconcile it"));
+                            fail(
+                                &mut run,
+                                &mut queue,
+                                ci,
+                                format!("{msg}; the next run will reconcile it"),
+                            );
                         }
                         Err(msg) => {
                             store.commit(&job.token, Outcome::Nothing)?;
@@ -434,8 +548,13 @@ fn first_step(a: Action) -> Step {
 }
 
 fn succeed(run: &mut Run<'_>, queue: &mut ReadyQueue<'_>, ci: usize) {
-    let elapsed = run.started.get(&ci).map(Instant::elapsed).unwrap_or_default();
-    run.hook.finished(&run.plan.changes[ci], &Outcomes::Done(elapsed));
+    let elapsed = run
+        .started
+        .get(&ci)
+        .map(Instant::elapsed)
+        .unwrap_or_default();
+    run.hook
+        .finished(&run.plan.changes[ci], &Outcomes::Done(elapsed));
     queue.finish(ci);
 }
 
@@ -454,8 +573,12 @@ fn fail(run: &mut Run<'_>, queue: &mut ReadyQueue<'_>, ci: usize, msg: String) {
 async fn rollback(run: &mut Run<'_>) -> Result<(), ApplyError> {
     let created: Vec<ResourceAddr> = run.created.drain(..).rev().collect();
     for addr in created {
-        let Some(rec) = run.records.get(&addr).cloned() else { continue };
-        let Some((provider, _)) = run.registry.get(&addr.rtype) else { continue };
+        let Some(rec) = run.records.get(&addr).cloned() else {
+            continue;
+        };
+        let Some((provider, _)) = run.registry.get(&addr.rtype) else {
+            continue;
+        };
         let tok = token(&addr);
         run.store.begin(&Intent {
             token: tok.clone(),
@@ -467,7 +590,11 @@ async fn rollback(run: &mut Run<'_>) -> Result<(), ApplyError> {
             lifecycle: rec.lifecycle.clone(),
             started_at: now_rfc3339(),
         })?;
-        let req = DeleteRequest { address: addr.clone(), id: rec.id.clone(), prior: rec.attributes.clone() };
+        let req = DeleteRequest {
+            address: addr.clone(),
+            id: rec.id.clone(),
+            prior: rec.attributes.clone(),
+        };
         match call_delete(provider.clone(), req, run.opts.clone()).await {
             Ok(()) => {
                 run.store.commit(&tok, Outcome::Remove(addr.clone()))?;

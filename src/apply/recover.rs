@@ -6,12 +6,21 @@ use crate::providers::{RecoverRequest, Recovery, Registry};
 use crate::state::{now_rfc3339, Outcome, ResourceRecord, StateStore};
 
 /// Reconciles every pending intent; returns how many there were.
-pub async fn recover(store: &dyn StateStore, registry: &Registry, hook: &dyn Hook) -> Result<usize, ApplyError> {
+pub async fn recover(
+    store: &dyn StateStore,
+    registry: &Registry,
+    hook: &dyn Hook,
+) -> Result<usize, ApplyError> {
     let intents = store.intents()?;
     for intent in &intents {
         let addr = &intent.address;
-        let err = |message: String| ApplyError::Recover { address: addr.clone(), message };
-        let (provider, _) = registry.get(&addr.rtype).ok_or_else(|| err(format!("no provider serves type `{}`", addr.rtype)))?;
+        let err = |message: String| ApplyError::Recover {
+            address: addr.clone(),
+            message,
+        };
+        let (provider, _) = registry
+            .get(&addr.rtype)
+            .ok_or_else(|| err(format!("no provider serves type `{}`", addr.rtype)))?;
         let prior = store.resource(addr)?;
         let req = RecoverRequest {
             address: addr.clone(),
@@ -21,7 +30,11 @@ pub async fn recover(store: &dyn StateStore, registry: &Registry, hook: &dyn Hoo
             id: prior.as_ref().map(|p| p.id.clone()),
             token: intent.token.clone(),
         };
-        match provider.recover(req).await.map_err(|e| err(e.to_string()))? {
+        match provider
+            .recover(req)
+            .await
+            .map_err(|e| err(e.to_string()))?
+        {
             Recovery::Adopt(resp) => {
                 let mut sensitive = intent.sensitive.clone();
                 sensitive.extend(prior.iter().flat_map(|p| p.sensitive.iter().cloned()));
@@ -36,16 +49,30 @@ pub async fn recover(store: &dyn StateStore, registry: &Registry, hook: &dyn Hoo
                     sensitive,
                     dependencies: intent.dependencies.clone(),
                     lifecycle: intent.lifecycle.clone(),
-                    created_at: prior.as_ref().map(|p| p.created_at.clone()).unwrap_or_else(|| now.clone()),
+                    created_at: prior
+                        .as_ref()
+                        .map(|p| p.created_at.clone())
+                        .unwrap_or_else(|| now.clone()),
                     updated_at: now,
                     serial: 0,
                 };
                 store.commit(&intent.token, Outcome::Put(record))?;
-                hook.recovered(addr, &format!("interrupted {:?} reconciled: object found and recorded", intent.op).to_lowercase());
+                hook.recovered(
+                    addr,
+                    &format!(
+                        "interrupted {:?} reconciled: object found and recorded",
+                        intent.op
+                    )
+                    .to_lowercase(),
+                );
             }
             Recovery::Gone => {
                 store.commit(&intent.token, Outcome::Remove(addr.clone()))?;
-                hook.recovered(addr, &format!("interrupted {:?} reconciled: no object exists", intent.op).to_lowercase());
+                hook.recovered(
+                    addr,
+                    &format!("interrupted {:?} reconciled: no object exists", intent.op)
+                        .to_lowercase(),
+                );
             }
         }
     }

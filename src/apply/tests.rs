@@ -29,7 +29,11 @@ fn desired(items: &[(&str, &str, &[&str])]) -> Desired {
             dag.add_edge(i, resources.iter().position(|x| &x.address == d).unwrap());
         }
     }
-    Desired { resources, dag, tenants: Default::default() }
+    Desired {
+        resources,
+        dag,
+        tenants: Default::default(),
+    }
 }
 
 struct Env {
@@ -42,40 +46,84 @@ struct Env {
 
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let holder = LockInfo { scope: "workspace".into(), owner: "t".into(), host: "h".into(), pid: 1, command: "t".into(), since: "".into(), expiry: "".into() };
+    let holder = LockInfo {
+        scope: "workspace".into(),
+        owner: "t".into(),
+        host: "h".into(),
+        pid: 1,
+        command: "t".into(),
+        since: "".into(),
+        expiry: "".into(),
+    };
     let store = SledStore::open(dir.path(), Key::generate(), &holder, Duration::ZERO).unwrap();
     let stats = Arc::new(ApiStats::default());
     let fake = Fake::new(stats.clone());
     let state = fake.state.clone();
     let registry = Registry::with_providers(vec![Arc::new(fake)], stats.clone());
-    Env { _dir: dir, store, registry, fake: state, stats }
+    Env {
+        _dir: dir,
+        store,
+        registry,
+        fake: state,
+        stats,
+    }
 }
 
 async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
-    let opts = plan::Options { mode: Mode::Normal, refresh, tenants: vec![] };
-    plan::build(d, e.store.resources().unwrap(), e.store.serial().unwrap(), "h", &e.registry, &opts).await.unwrap()
+    let opts = plan::Options {
+        mode: Mode::Normal,
+        refresh,
+        tenants: vec![],
+    };
+    plan::build(
+        d,
+        e.store.resources().unwrap(),
+        e.store.serial().unwrap(),
+        "h",
+        &e.registry,
+        &opts,
+    )
+    .await
+    .unwrap()
 }
 
 fn fast() -> Options {
-    Options { backoff: Duration::from_millis(1), ..Options::default() }
+    Options {
+        backoff: Duration::from_millis(1),
+        ..Options::default()
+    }
 }
 
 #[tokio::test]
 async fn batches_creates_and_refreshes_in_one_call() {
     let e = env();
-    let items: Vec<(String, String)> = (0..30).map(|i| (format!("t{i:02}/fake_item.a"), format!("v{i}"))).collect();
-    let refs: Vec<(&str, &str, &[&str])> = items.iter().map(|(a, v)| (a.as_str(), v.as_str(), &[][..])).collect();
+    let items: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("t{i:02}/fake_item.a"), format!("v{i}")))
+        .collect();
+    let refs: Vec<(&str, &str, &[&str])> = items
+        .iter()
+        .map(|(a, v)| (a.as_str(), v.as_str(), &[][..]))
+        .collect();
     let d = desired(&refs);
     let p = plan_for(&e, &d, true).await;
     assert_eq!(p.summary().add, 30);
-    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook).await.unwrap();
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
     assert_eq!(r.created, 30);
     let batches = e.fake.lock().unwrap().apply_batches.clone();
     assert_eq!(batches.iter().sum::<usize>(), 30);
-    assert!(batches.iter().any(|&b| b > 1), "ready creates share a provider call: {batches:?}");
+    assert!(
+        batches.iter().any(|&b| b > 1),
+        "ready creates share a provider call: {batches:?}"
+    );
     let p2 = plan_for(&e, &d, true).await;
     assert!(!p2.has_changes());
-    assert_eq!(e.fake.lock().unwrap().read_batches, vec![30], "refresh reads all 30 in one call");
+    assert_eq!(
+        e.fake.lock().unwrap().read_batches,
+        vec![30],
+        "refresh reads all 30 in one call"
+    );
     assert_eq!(e.stats.get("fake", "List"), 1);
 }
 
@@ -91,12 +139,26 @@ async fn retries_transient_errors_and_skips_only_dependents_of_failures() {
         ("acme/fake_item.free", "4", &[]),
     ]);
     let p = plan_for(&e, &d, false).await;
-    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook).await.unwrap();
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
     assert_eq!(r.created, 2, "{r:?}");
     assert_eq!(r.failed.len(), 1);
-    assert_eq!(r.skipped, vec!["acme/fake_item.child".parse::<ResourceAddr>().unwrap()]);
-    assert!(e.store.intents().unwrap().is_empty(), "failed creates leave no intent");
-    let names: Vec<String> = e.store.resources().unwrap().iter().map(|r| r.address.to_string()).collect();
+    assert_eq!(
+        r.skipped,
+        vec!["acme/fake_item.child".parse::<ResourceAddr>().unwrap()]
+    );
+    assert!(
+        e.store.intents().unwrap().is_empty(),
+        "failed creates leave no intent"
+    );
+    let names: Vec<String> = e
+        .store
+        .resources()
+        .unwrap()
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
     assert_eq!(names, vec!["acme/fake_item.flaky", "acme/fake_item.free"]);
 }
 
@@ -104,9 +166,23 @@ async fn retries_transient_errors_and_skips_only_dependents_of_failures() {
 async fn rollback_deletes_what_the_run_created() {
     let e = env();
     e.fake.lock().unwrap().fatal.push("bad".into());
-    let d = desired(&[("acme/fake_item.a", "1", &[]), ("acme/fake_item.bad", "2", &["acme/fake_item.a"])]);
+    let d = desired(&[
+        ("acme/fake_item.a", "1", &[]),
+        ("acme/fake_item.bad", "2", &["acme/fake_item.a"]),
+    ]);
     let p = plan_for(&e, &d, false).await;
-    let r = apply(&p, &e.store, &e.registry, &Options { rollback_on_failure: true, ..fast() }, &NoHook).await.unwrap();
+    let r = apply(
+        &p,
+        &e.store,
+        &e.registry,
+        &Options {
+            rollback_on_failure: true,
+            ..fast()
+        },
+        &NoHook,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.rolled_back.len(), 1);
     assert!(e.store.resources().unwrap().is_empty());
     assert!(e.fake.lock().unwrap().objects.is_empty());
@@ -115,14 +191,25 @@ async fn rollback_deletes_what_the_run_created() {
 #[tokio::test]
 async fn deletes_run_in_reverse_dependency_order() {
     let e = env();
-    let d = desired(&[("acme/fake_item.a", "1", &[]), ("acme/fake_item.b", "2", &["acme/fake_item.a"]), ("acme/fake_item.c", "3", &["acme/fake_item.b"])]);
+    let d = desired(&[
+        ("acme/fake_item.a", "1", &[]),
+        ("acme/fake_item.b", "2", &["acme/fake_item.a"]),
+        ("acme/fake_item.c", "3", &["acme/fake_item.b"]),
+    ]);
     let p = plan_for(&e, &d, false).await;
-    apply(&p, &e.store, &e.registry, &fast(), &NoHook).await.unwrap();
+    apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
     let empty = desired(&[]);
     let p = plan_for(&e, &empty, true).await;
     assert_eq!(p.summary().destroy, 3);
-    apply(&p, &e.store, &e.registry, &fast(), &NoHook).await.unwrap();
-    assert_eq!(e.fake.lock().unwrap().deletes, vec!["acme/fake_item.c", "acme/fake_item.b", "acme/fake_item.a"]);
+    apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!(
+        e.fake.lock().unwrap().deletes,
+        vec!["acme/fake_item.c", "acme/fake_item.b", "acme/fake_item.a"]
+    );
 }
 
 #[tokio::test]
@@ -130,8 +217,14 @@ async fn intents_of_a_killed_run_are_adopted_or_forgotten() {
     let e = env();
     let addr: ResourceAddr = "acme/fake_item.a".parse().unwrap();
     // The object was created but the run died before recording it.
-    e.fake.lock().unwrap().objects.insert(addr.to_string(), serde_json::from_value(json!({"value": "1", "uid": "u1"})).unwrap());
-    for (tok, a) in [("t1", addr.clone()), ("t2", "acme/fake_item.b".parse().unwrap())] {
+    e.fake.lock().unwrap().objects.insert(
+        addr.to_string(),
+        serde_json::from_value(json!({"value": "1", "uid": "u1"})).unwrap(),
+    );
+    for (tok, a) in [
+        ("t1", addr.clone()),
+        ("t2", "acme/fake_item.b".parse().unwrap()),
+    ] {
         e.store
             .begin(&Intent {
                 token: tok.into(),
@@ -151,5 +244,8 @@ async fn intents_of_a_killed_run_are_adopted_or_forgotten() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].id, "u1");
     let d = desired(&[("acme/fake_item.a", "1", &[])]);
-    assert!(!plan_for(&e, &d, true).await.has_changes(), "the adopted object matches");
+    assert!(
+        !plan_for(&e, &d, true).await.has_changes(),
+        "the adopted object matches"
+    );
 }

@@ -60,7 +60,9 @@ impl FormatArgs {
 /// Parses `500ms`, `10s`, `5m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split].parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 5m"))?;
+    let n: u64 = s[..split]
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 5m"))?;
     match &s[split..] {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
@@ -116,7 +118,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  landlord -C examples/quickstart validate")]
     Validate,
     /// Show what apply would change.
-    #[command(after_help = "Examples:\n  landlord plan\n  landlord plan --tenant acme --markdown\n  landlord plan --out plan.bin --detailed-exitcode\n\nExit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode).")]
+    #[command(
+        after_help = "Examples:\n  landlord plan\n  landlord plan --tenant acme --markdown\n  landlord plan --out plan.bin --detailed-exitcode\n\nExit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode)."
+    )]
     Plan {
         #[command(flatten)]
         run: RunArgs,
@@ -135,7 +139,9 @@ pub enum Command {
         destroy: bool,
     },
     /// Apply the workspace, or a saved plan.
-    #[command(after_help = "Examples:\n  landlord apply --auto-approve\n  landlord apply plan.bin\n  landlord apply --tenant acme --parallelism 4 --rollback-on-failure --auto-approve")]
+    #[command(
+        after_help = "Examples:\n  landlord apply --auto-approve\n  landlord apply plan.bin\n  landlord apply --tenant acme --parallelism 4 --rollback-on-failure --auto-approve"
+    )]
     Apply {
         /// A plan saved by `landlord plan --out FILE`; refused when stale.
         plan_file: Option<PathBuf>,
@@ -169,10 +175,15 @@ pub enum Command {
         format: FormatArgs,
     },
     /// Inspect and repair recorded state.
-    #[command(subcommand, after_help = "Examples:\n  landlord state list\n  landlord state export > backup.json")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  landlord state list\n  landlord state export > backup.json"
+    )]
     State(StateCommand),
     /// Print recorded attributes (sensitive ones only with --show-sensitive and an address).
-    #[command(after_help = "Examples:\n  landlord output\n  landlord output acme/tls_self_signed_cert.site not_after\n  landlord output acme/random_password.db result --show-sensitive")]
+    #[command(
+        after_help = "Examples:\n  landlord output\n  landlord output acme/tls_self_signed_cert.site not_after\n  landlord output acme/random_password.db result --show-sensitive"
+    )]
     Output {
         /// Resource address.
         address: Option<String>,
@@ -186,7 +197,9 @@ pub enum Command {
         show_sensitive: bool,
     },
     /// Print the desired resource graph.
-    #[command(after_help = "Examples:\n  landlord graph --format dot | dot -Tsvg > graph.svg\n  landlord graph --format mermaid --tenant acme")]
+    #[command(
+        after_help = "Examples:\n  landlord graph --format dot | dot -Tsvg > graph.svg\n  landlord graph --format mermaid --tenant acme"
+    )]
     Graph {
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -245,7 +258,9 @@ pub enum StateCommand {
         addresses: Vec<String>,
     },
     /// Move a record to a new address (after renaming a resource in a template).
-    #[command(after_help = "Example:\n  landlord state mv acme/local_file.site acme/local_file.nginx")]
+    #[command(
+        after_help = "Example:\n  landlord state mv acme/local_file.site acme/local_file.nginx"
+    )]
     Mv {
         /// Current address.
         from: String,

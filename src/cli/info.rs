@@ -15,15 +15,24 @@ use crate::value::SENSITIVE_TEXT;
 use crate::workspace::Workspace;
 
 /// `landlord output`.
-pub fn output(dir: &Path, address: Option<String>, attribute: Option<String>, json_out: bool, show_sensitive: bool) -> Result<u8> {
-    let ws = Workspace::load(dir)?;
-    let st = ops::open_state(&ws, "landlord output", &[], Duration::from_secs(10))?;
+pub fn output(
+    dir: &Path,
+    address: Option<String>,
+    attribute: Option<String>,
+    json_out: bool,
+    show_sensitive: bool,
+) -> Result<u8> {
+    let st = ops::open_state_only(dir, "landlord output", Duration::from_secs(10))?;
     let records = st.store.resources()?;
     match (address, attribute) {
         (Some(a), Some(attr)) => {
             let a: ResourceAddr = a.parse()?;
-            let Some(r) = records.iter().find(|r| r.address == a) else { bail!("`{a}` is not in state") };
-            let Some(v) = r.attributes.get(&attr) else { bail!("`{a}` has no attribute `{attr}`") };
+            let Some(r) = records.iter().find(|r| r.address == a) else {
+                bail!("`{a}` is not in state")
+            };
+            let Some(v) = r.attributes.get(&attr) else {
+                bail!("`{a}` has no attribute `{attr}`")
+            };
             if r.sensitive.contains(&attr) && !show_sensitive {
                 bail!("`{a}.{attr}` is sensitive; pass --show-sensitive to print it");
             }
@@ -35,7 +44,10 @@ pub fn output(dir: &Path, address: Option<String>, attribute: Option<String>, js
         (addr, None) => {
             let filter: Option<ResourceAddr> = addr.map(|a| a.parse()).transpose()?;
             let mut doc = serde_json::Map::new();
-            for r in records.iter().filter(|r| filter.as_ref().is_none_or(|f| f == &r.address)) {
+            for r in records
+                .iter()
+                .filter(|r| filter.as_ref().is_none_or(|f| f == &r.address))
+            {
                 let mut attrs = r.attributes.clone();
                 for k in &r.sensitive {
                     attrs.insert(k.clone(), json!(SENSITIVE_TEXT));
@@ -46,7 +58,9 @@ pub fn output(dir: &Path, address: Option<String>, attribute: Option<String>, js
                     println!("{}:", r.address);
                     for (k, v) in attrs {
                         let text = match &v {
-                            Value::String(s) if s.contains('\n') => format!("<{} lines>", s.lines().count()),
+                            Value::String(s) if s.contains('\n') => {
+                                format!("<{} lines>", s.lines().count())
+                            }
                             other => crate::value::display(other),
                         };
                         println!("  {k} = {text}");
@@ -66,20 +80,29 @@ pub fn output(dir: &Path, address: Option<String>, attribute: Option<String>, js
 pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> {
     let s = ops::open(dir)?;
     let d = ops::desired(&s)?;
-    let keep = |a: &ResourceAddr| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str());
+    let keep =
+        |a: &ResourceAddr| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str());
     let mut out = String::new();
     match format {
         GraphFormat::Dot => out.push_str("digraph landlord {\n  rankdir = LR;\n"),
         GraphFormat::Mermaid => out.push_str("graph LR\n"),
     }
-    for (i, r) in d.resources.iter().enumerate().filter(|(_, r)| keep(&r.address)) {
+    for (i, r) in d
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| keep(&r.address))
+    {
         match format {
             GraphFormat::Dot => out.push_str(&format!("  \"{}\";\n", r.address)),
             GraphFormat::Mermaid => out.push_str(&format!("  n{i}[\"{}\"]\n", r.address)),
         }
         for j in d.dag.dependencies(i) {
             match format {
-                GraphFormat::Dot => out.push_str(&format!("  \"{}\" -> \"{}\";\n", r.address, d.resources[j].address)),
+                GraphFormat::Dot => out.push_str(&format!(
+                    "  \"{}\" -> \"{}\";\n",
+                    r.address, d.resources[j].address
+                )),
                 GraphFormat::Mermaid => out.push_str(&format!("  n{i} --> n{j}\n")),
             }
         }
@@ -94,12 +117,23 @@ pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> 
 /// `landlord tenants list`.
 pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
     let ws = Workspace::load(dir)?;
-    let counts = ops::open_state(&ws, "landlord tenants list", &[], Duration::from_secs(10))
-        .and_then(|st| Ok(st.store.resources()?))
-        .map(|rs| rs.into_iter().fold(std::collections::BTreeMap::<String, usize>::new(), |mut m, r| {
-            *m.entry(r.address.scope.to_string()).or_default() += 1;
-            m
-        }))?;
+    let counts = ops::open_state(
+        &ws.root,
+        &ws.config,
+        "landlord tenants list",
+        &[],
+        Duration::from_secs(10),
+    )
+    .and_then(|st| Ok(st.store.resources()?))
+    .map(|rs| {
+        rs.into_iter().fold(
+            std::collections::BTreeMap::<String, usize>::new(),
+            |mut m, r| {
+                *m.entry(r.address.scope.to_string()).or_default() += 1;
+                m
+            },
+        )
+    })?;
     let rows: Vec<Value> = ws
         .tenants
         .iter()
@@ -117,10 +151,21 @@ pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<24} {:<14} {:<10} {:<14} {:>9}  DOMAIN", "ID", "TIER", "STATUS", "REGION", "RESOURCES");
+        println!(
+            "{:<24} {:<14} {:<10} {:<14} {:>9}  DOMAIN",
+            "ID", "TIER", "STATUS", "REGION", "RESOURCES"
+        );
         for r in &rows {
             let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-            println!("{:<24} {:<14} {:<10} {:<14} {:>9}  {}", s("id"), s("tier"), s("status"), s("region"), r["resources"], s("domain"));
+            println!(
+                "{:<24} {:<14} {:<10} {:<14} {:>9}  {}",
+                s("id"),
+                s("tier"),
+                s("status"),
+                s("region"),
+                r["resources"],
+                s("domain")
+            );
         }
     }
     Ok(EXIT_OK)

@@ -29,8 +29,18 @@ pub const EXIT_CHANGES: u8 = 2;
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> u8 {
-    let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Usage errors exit 1 like every other error: 2 means "changes" to CI scripts.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -54,15 +64,56 @@ async fn run(cli: Cli) -> Result<u8> {
     let dir = cli.dir.clone();
     match cli.command {
         Command::Validate => validate(&dir),
-        Command::Plan { run, plan, format, out, detailed_exitcode, destroy } => {
+        Command::Plan {
+            run,
+            plan,
+            format,
+            out,
+            detailed_exitcode,
+            destroy,
+        } => {
             let mode = if destroy { Mode::Destroy } else { Mode::Normal };
-            plan_cmd(&dir, &run, plan.refresh, mode, format.format(), out.as_deref(), detailed_exitcode, color(cli.no_color)).await
+            plan_cmd(
+                &dir,
+                &run,
+                plan.refresh,
+                mode,
+                format.format(),
+                out.as_deref(),
+                detailed_exitcode,
+                color(cli.no_color),
+            )
+            .await
         }
-        Command::Apply { plan_file, run, plan, exec, json } => apply_cmd(&dir, plan_file.as_deref(), &run, plan.refresh, &exec, json, color(cli.no_color)).await,
-        Command::Destroy { run, exec, all } => destroy_cmd(&dir, &run, &exec, all, color(cli.no_color)).await,
+        Command::Apply {
+            plan_file,
+            run,
+            plan,
+            exec,
+            json,
+        } => {
+            apply_cmd(
+                &dir,
+                plan_file.as_deref(),
+                &run,
+                plan.refresh,
+                &exec,
+                json,
+                color(cli.no_color),
+            )
+            .await
+        }
+        Command::Destroy { run, exec, all } => {
+            destroy_cmd(&dir, &run, &exec, all, color(cli.no_color)).await
+        }
         Command::Drift { run, format } => drift_cmd(&dir, &run, format.format()).await,
         Command::State(c) => state_cmd::run(&dir, c).await,
-        Command::Output { address, attribute, json, show_sensitive } => info::output(&dir, address, attribute, json, show_sensitive),
+        Command::Output {
+            address,
+            attribute,
+            json,
+            show_sensitive,
+        } => info::output(&dir, address, attribute, json, show_sensitive),
         Command::Graph { format, tenants } => info::graph(&dir, format, &tenants),
         Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
     }
@@ -71,14 +122,31 @@ async fn run(cli: Cli) -> Result<u8> {
 fn validate(dir: &Path) -> Result<u8> {
     let s = ops::open(dir)?;
     let d = ops::desired(&s)?;
-    let active = s.ws.tenants.iter().filter(|t| t.spec.status != crate::workspace::Status::Deleted).count();
-    println!("The workspace is valid: {} tenants ({} not deleted), {} tiers, {} modules, {} resources.", s.ws.tenants.len(), active, s.ws.tiers.len(), s.ws.modules.len(), d.resources.len());
+    let active =
+        s.ws.tenants
+            .iter()
+            .filter(|t| t.spec.status != crate::workspace::Status::Deleted)
+            .count();
+    println!(
+        "The workspace is valid: {} tenants ({} not deleted), {} tiers, {} modules, {} resources.",
+        s.ws.tenants.len(),
+        active,
+        s.ws.tiers.len(),
+        s.ws.modules.len(),
+        d.resources.len()
+    );
     Ok(EXIT_OK)
 }
 
 /// Opens the state for a command and announces a generated master key.
 fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
-    let st = ops::open_state(&s.ws, command, &ops::scopes(&run.tenants), run.lock_timeout)?;
+    let st = ops::open_state(
+        &s.ws.root,
+        &s.ws.config,
+        command,
+        &ops::scopes(&run.tenants),
+        run.lock_timeout,
+    )?;
     if let KeySource::Generated(p) = &st.key {
         eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display());
     }
@@ -86,7 +154,16 @@ fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
 }
 
 fn api_calls(s: &Session) -> Vec<show::ApiCall> {
-    s.registry.stats().snapshot().into_iter().map(|((provider, operation), count)| show::ApiCall { provider, operation, count }).collect()
+    s.registry
+        .stats()
+        .snapshot()
+        .into_iter()
+        .map(|((provider, operation), count)| show::ApiCall {
+            provider,
+            operation,
+            count,
+        })
+        .collect()
 }
 
 fn print_stats(s: &Session) {
@@ -101,26 +178,50 @@ fn print_stats(s: &Session) {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn plan_cmd(dir: &Path, run: &RunArgs, refresh: bool, mode: Mode, format: Format, out: Option<&Path>, detailed: bool, color: bool) -> Result<u8> {
+async fn plan_cmd(
+    dir: &Path,
+    run: &RunArgs,
+    refresh: bool,
+    mode: Mode,
+    format: Format,
+    out: Option<&Path>,
+    detailed: bool,
+    color: bool,
+) -> Result<u8> {
     let s = ops::open(dir)?;
     let desired = ops::desired(&s)?;
     let st = state_for(&s, "landlord plan", run)?;
     let hook = progress::Progress::new(0, false, true);
-    let opts = plan::Options { mode, refresh, tenants: run.tenants.clone() };
+    let opts = plan::Options {
+        mode,
+        refresh,
+        tenants: run.tenants.clone(),
+    };
     let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     match format {
         Format::Text => print!("{}", show::text(&p, color)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?
+        ),
         Format::Markdown => print!("{}", show::markdown(&p)),
     }
     if let Some(out) = out {
         plan::file::save(&p, &ops::out_path(dir, out))?;
-        eprintln!("Saved the plan to {}. Apply exactly this plan with: landlord apply {}", out.display(), out.display());
+        eprintln!(
+            "Saved the plan to {}. Apply exactly this plan with: landlord apply {}",
+            out.display(),
+            out.display()
+        );
     }
     if run.stats {
         print_stats(&s);
     }
-    Ok(if detailed && p.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+    Ok(if detailed && p.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
 }
 
 fn confirm(what: &str) -> Result<()> {
@@ -138,17 +239,34 @@ fn confirm(what: &str) -> Result<()> {
 }
 
 fn exec_options(exec: &ExecArgs) -> apply::Options {
-    apply::Options { parallelism: exec.parallelism as usize, timeout: exec.timeout, rollback_on_failure: exec.rollback_on_failure, ..apply::Options::default() }
+    apply::Options {
+        parallelism: exec.parallelism as usize,
+        timeout: exec.timeout,
+        rollback_on_failure: exec.rollback_on_failure,
+        ..apply::Options::default()
+    }
 }
 
 /// Executes `p`, prints the outcome, returns the exit code.
-async fn execute(s: &Session, st: &OpenState, p: &Plan, command: &str, exec: &ExecArgs, json: bool, stats: bool) -> Result<u8> {
+async fn execute(
+    s: &Session,
+    st: &OpenState,
+    p: &Plan,
+    command: &str,
+    exec: &ExecArgs,
+    json: bool,
+    stats: bool,
+) -> Result<u8> {
     let tty = std::io::stdout().is_terminal();
     let hook = progress::Progress::new(p.changes.len(), tty, json);
     let report = ops::run_plan(s, st, p, command, &exec_options(exec), &hook).await?;
     hook.finish();
     if json {
-        let failed: Vec<serde_json::Value> = report.failed.iter().map(|(a, m)| serde_json::json!({"address": a.to_string(), "error": m})).collect();
+        let failed: Vec<serde_json::Value> = report
+            .failed
+            .iter()
+            .map(|(a, m)| serde_json::json!({"address": a.to_string(), "error": m}))
+            .collect();
         let doc = serde_json::json!({
             "format_version": plan::PLAN_FORMAT_VERSION,
             "kind": "apply",
@@ -160,7 +278,10 @@ async fn execute(s: &Session, st: &OpenState, p: &Plan, command: &str, exec: &Ex
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if report.failed.is_empty() {
-        println!("\nApply complete! Resources: {} added, {} changed, {} replaced, {} destroyed.", report.created, report.updated, report.replaced, report.deleted);
+        println!(
+            "\nApply complete! Resources: {} added, {} changed, {} replaced, {} destroyed.",
+            report.created, report.updated, report.replaced, report.deleted
+        );
     } else {
         println!("\nApply failed: {}.", report.summary());
         for (a, m) in &report.failed {
@@ -170,10 +291,22 @@ async fn execute(s: &Session, st: &OpenState, p: &Plan, command: &str, exec: &Ex
     if stats {
         print_stats(s);
     }
-    Ok(if report.failed.is_empty() { EXIT_OK } else { EXIT_ERROR })
+    Ok(if report.failed.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
-async fn apply_cmd(dir: &Path, plan_file: Option<&Path>, run: &RunArgs, refresh: bool, exec: &ExecArgs, json: bool, color: bool) -> Result<u8> {
+async fn apply_cmd(
+    dir: &Path,
+    plan_file: Option<&Path>,
+    run: &RunArgs,
+    refresh: bool,
+    exec: &ExecArgs,
+    json: bool,
+    color: bool,
+) -> Result<u8> {
     let s = ops::open(dir)?;
     let desired = ops::desired(&s)?;
     let st = state_for(&s, "landlord apply", run)?;
@@ -187,7 +320,11 @@ async fn apply_cmd(dir: &Path, plan_file: Option<&Path>, run: &RunArgs, refresh:
             p
         }
         None => {
-            let opts = plan::Options { mode: Mode::Normal, refresh, tenants: run.tenants.clone() };
+            let opts = plan::Options {
+                mode: Mode::Normal,
+                refresh,
+                tenants: run.tenants.clone(),
+            };
             let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
             if !json {
                 print!("{}", show::text(&p, color));
@@ -200,21 +337,34 @@ async fn apply_cmd(dir: &Path, plan_file: Option<&Path>, run: &RunArgs, refresh:
     };
     if !p.has_changes() {
         if json {
-            println!("{}", serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?
+            );
         }
         return Ok(EXIT_OK);
     }
     execute(&s, &st, &p, "landlord apply", exec, json, run.stats).await
 }
 
-async fn destroy_cmd(dir: &Path, run: &RunArgs, exec: &ExecArgs, all: bool, color: bool) -> Result<u8> {
+async fn destroy_cmd(
+    dir: &Path,
+    run: &RunArgs,
+    exec: &ExecArgs,
+    all: bool,
+    color: bool,
+) -> Result<u8> {
     if run.tenants.is_empty() && !all {
         bail!("say what to destroy: --tenant ID (repeatable) or --all");
     }
     let s = ops::open(dir)?;
     let desired = ops::desired(&s)?;
     let st = state_for(&s, "landlord destroy", run)?;
-    let opts = plan::Options { mode: Mode::Destroy, refresh: false, tenants: run.tenants.clone() };
+    let opts = plan::Options {
+        mode: Mode::Destroy,
+        refresh: false,
+        tenants: run.tenants.clone(),
+    };
     let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
     print!("{}", show::text(&p, color));
     if !p.has_changes() {
@@ -230,7 +380,9 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
     let s = ops::open(dir)?;
     let st = state_for(&s, "landlord drift", run)?;
     let hook = progress::Progress::new(0, false, true);
-    let report = ops::drift(&s, &st, &run.tenants, &hook).await.context("drift check failed")?;
+    let report = ops::drift(&s, &st, &run.tenants, &hook)
+        .await
+        .context("drift check failed")?;
     match format {
         Format::Text => print!("{}", crate::drift::text(&report)),
         Format::Json => {
@@ -243,5 +395,9 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
     if run.stats {
         print_stats(&s);
     }
-    Ok(if report.has_drift() { EXIT_CHANGES } else { EXIT_OK })
+    Ok(if report.has_drift() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
 }

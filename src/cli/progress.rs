@@ -19,7 +19,10 @@ impl Progress {
     pub fn new(total: usize, tty: bool, to_stderr: bool) -> Self {
         let bar = (tty && !to_stderr).then(|| {
             let b = ProgressBar::new(total as u64);
-            b.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            b.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
             b
         });
         Progress { bar, to_stderr }
@@ -64,8 +67,17 @@ impl Hook for Progress {
 
     fn finished(&self, change: &ResourceChange, outcome: &Outcomes) {
         let l = match outcome {
-            Outcomes::Done(d) => format!("{}: {} [{:.2}s]", change.address, done_verb(change.action), d.as_secs_f64()),
-            Outcomes::Failed(m) => format!("{}: FAILED to {}: {m}", change.address, change.action.verb()),
+            Outcomes::Done(d) => format!(
+                "{}: {} [{:.2}s]",
+                change.address,
+                done_verb(change.action),
+                d.as_secs_f64()
+            ),
+            Outcomes::Failed(m) => format!(
+                "{}: FAILED to {}: {m}",
+                change.address,
+                change.action.verb()
+            ),
             Outcomes::Skipped => format!("{}: skipped (a dependency failed)", change.address),
         };
         self.line(&l);

@@ -12,7 +12,6 @@ use crate::addr::ResourceAddr;
 use crate::ops;
 use crate::state::{Export, StateStore};
 use crate::value::SENSITIVE_TEXT;
-use crate::workspace::Workspace;
 
 fn addr(s: &str) -> Result<ResourceAddr> {
     Ok(s.parse::<ResourceAddr>()?)
@@ -20,7 +19,6 @@ fn addr(s: &str) -> Result<ResourceAddr> {
 
 /// Runs one state command.
 pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
-    let ws = Workspace::load(dir)?;
     let name = match &cmd {
         StateCommand::List { .. } => "landlord state list",
         StateCommand::Show { .. } => "landlord state show",
@@ -31,7 +29,7 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Import { .. } => "landlord state import",
         StateCommand::History => "landlord state history",
     };
-    let st = ops::open_state(&ws, name, &[], Duration::from_secs(10))?;
+    let st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
     let store = &st.store;
     match cmd {
         StateCommand::List { tenants } => {
@@ -47,7 +45,9 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         }
         StateCommand::Show { address } => {
             let a = addr(&address)?;
-            let Some(mut r) = store.resource(&a)? else { bail!("`{a}` is not in state") };
+            let Some(mut r) = store.resource(&a)? else {
+                bail!("`{a}` is not in state")
+            };
             for k in &r.sensitive {
                 if let Some(v) = r.attributes.get_mut(k) {
                     *v = Value::String(SENSITIVE_TEXT.into());
@@ -73,7 +73,9 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
             if store.resource(&to)?.is_some() {
                 bail!("`{to}` is already in state");
             }
-            let Some(mut r) = store.resource(&from)? else { bail!("`{from}` is not in state") };
+            let Some(mut r) = store.resource(&from)? else {
+                bail!("`{from}` is not in state")
+            };
             r.address = to.clone();
             store.put(r)?;
             store.forget(&from)?;
@@ -91,19 +93,35 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Export { out } => {
             let text = serde_json::to_string_pretty(&store.export()?)? + "\n";
             match out {
-                Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write `{}`", p.display()))?,
+                Some(p) => std::fs::write(&p, text)
+                    .with_context(|| format!("cannot write `{}`", p.display()))?,
                 None => print!("{text}"),
             }
         }
         StateCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
-            let ex: Export = serde_json::from_str(&text).with_context(|| format!("`{}` is not a landlord state export", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            let ex: Export = serde_json::from_str(&text)
+                .with_context(|| format!("`{}` is not a landlord state export", file.display()))?;
             store.import(&ex)?;
-            println!("Imported {} resources at serial {}.", ex.resources.len(), ex.serial);
+            println!(
+                "Imported {} resources at serial {}.",
+                ex.resources.len(),
+                ex.serial
+            );
         }
         StateCommand::History => {
             for h in store.history()? {
-                println!("{}  {}@{}  {}  serial {} -> {}  {}", h.started, h.user, h.host, h.command, h.serial_before, h.serial_after, h.summary);
+                println!(
+                    "{}  {}@{}  {}  serial {} -> {}  {}",
+                    h.started,
+                    h.user,
+                    h.host,
+                    h.command,
+                    h.serial_before,
+                    h.serial_after,
+                    h.summary
+                );
             }
         }
     }

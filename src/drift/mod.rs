@@ -54,41 +54,88 @@ impl Report {
 }
 
 /// Compares every record in scope with the live object.
-pub async fn detect(records: &[ResourceRecord], registry: &Registry, tenants: &[String]) -> Result<Report, PlanError> {
-    let scoped: Vec<&ResourceRecord> = records.iter().filter(|r| tenants.is_empty() || tenants.iter().any(|t| t == r.address.scope.as_str())).collect();
+pub async fn detect(
+    records: &[ResourceRecord],
+    registry: &Registry,
+    tenants: &[String],
+) -> Result<Report, PlanError> {
+    let scoped: Vec<&ResourceRecord> = records
+        .iter()
+        .filter(|r| tenants.is_empty() || tenants.iter().any(|t| t == r.address.scope.as_str()))
+        .collect();
     let live = refresh(registry, &scoped).await?;
     let mut items = Vec::new();
     for rec in &scoped {
-        let Some((provider, schema)) = registry.get(&rec.address.rtype) else { continue };
+        let Some((provider, schema)) = registry.get(&rec.address.rtype) else {
+            continue;
+        };
         match live.get(&rec.address).and_then(Option::as_ref) {
-            None => items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::Deleted, attributes: vec![] }),
+            None => items.push(DriftItem {
+                address: rec.address.clone(),
+                kind: DriftKind::Deleted,
+                attributes: vec![],
+            }),
             Some(cur) => {
                 let mut attrs = Vec::new();
                 for (k, recorded) in &rec.attributes {
-                    if schema.attr(k).is_some_and(|a| a.kind == AttrKind::Computed) || rec.lifecycle.ignore_changes.contains(k) {
+                    if schema.attr(k).is_some_and(|a| a.kind == AttrKind::Computed)
+                        || rec.lifecycle.ignore_changes.contains(k)
+                    {
                         continue;
                     }
                     let now = cur.get(k);
                     if now != Some(recorded) {
                         let s = rec.sensitive.contains(k);
-                        let red = |v: Option<&Value>| v.map(|v| if s { Value::String(SENSITIVE_TEXT.into()) } else { v.clone() });
-                        attrs.push(AttrChange { name: k.clone(), before: red(Some(recorded)), after: red(now), sensitive: s, forces_replace: false });
+                        let red = |v: Option<&Value>| {
+                            v.map(|v| {
+                                if s {
+                                    Value::String(SENSITIVE_TEXT.into())
+                                } else {
+                                    v.clone()
+                                }
+                            })
+                        };
+                        attrs.push(AttrChange {
+                            name: k.clone(),
+                            before: red(Some(recorded)),
+                            after: red(now),
+                            sensitive: s,
+                            forces_replace: false,
+                        });
                     }
                 }
                 if !attrs.is_empty() {
-                    items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::Changed, attributes: attrs });
+                    items.push(DriftItem {
+                        address: rec.address.clone(),
+                        kind: DriftKind::Changed,
+                        attributes: attrs,
+                    });
                 }
                 let pr = provider
-                    .plan(PlanRequest { address: rec.address.clone(), prior: Some(cur.clone()), config: rec.attributes.clone() })
+                    .plan(PlanRequest {
+                        address: rec.address.clone(),
+                        prior: Some(cur.clone()),
+                        config: rec.attributes.clone(),
+                    })
                     .await
-                    .map_err(|e| PlanError::Provider { address: rec.address.clone(), message: e.to_string() })?;
+                    .map_err(|e| PlanError::Provider {
+                        address: rec.address.clone(),
+                        message: e.to_string(),
+                    })?;
                 if let Some(reason) = pr.replace_reason {
-                    items.push(DriftItem { address: rec.address.clone(), kind: DriftKind::RenewalDue(reason), attributes: vec![] });
+                    items.push(DriftItem {
+                        address: rec.address.clone(),
+                        kind: DriftKind::RenewalDue(reason),
+                        attributes: vec![],
+                    });
                 }
             }
         }
     }
-    Ok(Report { checked: scoped.len(), items })
+    Ok(Report {
+        checked: scoped.len(),
+        items,
+    })
 }
 
 fn line(item: &DriftItem) -> Vec<String> {
@@ -106,7 +153,10 @@ fn line(item: &DriftItem) -> Vec<String> {
 /// The report as terminal text.
 pub fn text(r: &Report) -> String {
     if !r.has_drift() {
-        return format!("No drift. {} resources match their recorded state.\n", r.checked);
+        return format!(
+            "No drift. {} resources match their recorded state.\n",
+            r.checked
+        );
     }
     let mut s = String::new();
     for item in &r.items {
@@ -114,7 +164,12 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(s, "{l}");
         }
     }
-    let _ = writeln!(s, "\nDrift: {} of {} resources drifted.", r.items.len(), r.checked);
+    let _ = writeln!(
+        s,
+        "\nDrift: {} of {} resources drifted.",
+        r.items.len(),
+        r.checked
+    );
     s
 }
 
@@ -127,17 +182,30 @@ pub fn json(r: &Report) -> Value {
 pub fn markdown(r: &Report) -> String {
     let mut s = String::from("### landlord drift\n\n");
     if !r.has_drift() {
-        let _ = writeln!(s, "**No drift.** {} resources match their recorded state.", r.checked);
+        let _ = writeln!(
+            s,
+            "**No drift.** {} resources match their recorded state.",
+            r.checked
+        );
         return s;
     }
-    let _ = writeln!(s, "**{} of {} resources drifted.**\n\n| Resource | Drift | Attributes |\n|---|---|---|", r.items.len(), r.checked);
+    let _ = writeln!(
+        s,
+        "**{} of {} resources drifted.**\n\n| Resource | Drift | Attributes |\n|---|---|---|",
+        r.items.len(),
+        r.checked
+    );
     for i in &r.items {
         let kind = match &i.kind {
             DriftKind::Changed => "changed out of band".to_string(),
             DriftKind::Deleted => "deleted out of band".to_string(),
             DriftKind::RenewalDue(r) => r.clone(),
         };
-        let attrs: Vec<String> = i.attributes.iter().map(|a| format!("`{}`", a.name)).collect();
+        let attrs: Vec<String> = i
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.name))
+            .collect();
         let _ = writeln!(s, "| `{}` | {kind} | {} |", i.address, attrs.join(", "));
     }
     s

@@ -12,7 +12,7 @@ use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};
 use crate::state::crypto::{self, KeySource};
 use crate::state::{now_rfc3339, LockInfo, RunRecord, SledStore, StateError, StateStore};
-use crate::workspace::{LoadErrors, Workspace};
+use crate::workspace::{self, Config, LoadErrors, Workspace};
 
 /// An operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,10 @@ pub struct Session {
 /// Loads and validates the workspace at `dir` and builds its providers.
 pub fn open(dir: &Path) -> Result<Session, OpsError> {
     let ws = Workspace::load(dir)?;
-    let settings = providers::Settings { root: ws.root.clone(), tables: ws.config.providers.clone() };
+    let settings = providers::Settings {
+        root: ws.root.clone(),
+        tables: ws.config.providers.clone(),
+    };
     let registry = Registry::new(&settings)?;
     Ok(Session { ws, registry })
 }
@@ -82,23 +85,42 @@ pub fn holder(scope: &str, command: &str, ttl: Duration) -> LockInfo {
     let expiry = time::OffsetDateTime::now_utc() + ttl;
     LockInfo {
         scope: scope.into(),
-        owner: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+        owner: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
         host: crate::state::hostname(),
         pid: std::process::id(),
         command: command.into(),
         since: now_rfc3339(),
-        expiry: expiry.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        expiry: expiry
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
     }
 }
 
 /// Opens the state of `ws`, waiting up to `lock_timeout`, and locks `scopes`
 /// (`workspace` or tenant ids) for the life of the returned value.
-pub fn open_state(ws: &Workspace, command: &str, scopes: &[String], lock_timeout: Duration) -> Result<OpenState, OpsError> {
+pub fn open_state(
+    root: &Path,
+    config: &Config,
+    command: &str,
+    scopes: &[String],
+    lock_timeout: Duration,
+) -> Result<OpenState, OpsError> {
     let env = std::env::var(crypto::MASTER_KEY_ENV).ok();
-    let (key, source) = crypto::master_key(env, &ws.root.join(&ws.config.state.key_file))?;
+    let (key, source) = crypto::master_key(env, &root.join(&config.state.key_file))?;
     let ttl = Duration::from_secs(3600);
-    let store = SledStore::open(&ws.state_dir(), key, &holder("workspace", command, ttl), lock_timeout)?;
-    let mut st = OpenState { store, key: source, scopes: vec![] };
+    let store = SledStore::open(
+        &root.join(&config.state.path),
+        key,
+        &holder("workspace", command, ttl),
+        lock_timeout,
+    )?;
+    let mut st = OpenState {
+        store,
+        key: source,
+        scopes: vec![],
+    };
     for s in scopes {
         st.store.lock(&holder(s, command, ttl))?;
         st.scopes.push(s.clone());
@@ -106,11 +128,19 @@ pub fn open_state(ws: &Workspace, command: &str, scopes: &[String], lock_timeout
     Ok(st)
 }
 
-fn check_tenants(ws: &Workspace, tenants: &[String], st: Option<&dyn StateStore>) -> Result<(), OpsError> {
+fn check_tenants(
+    ws: &Workspace,
+    tenants: &[String],
+    st: Option<&dyn StateStore>,
+) -> Result<(), OpsError> {
     for t in tenants {
-        let in_state = st.and_then(|s| s.resources().ok()).is_some_and(|rs| rs.iter().any(|r| r.address.scope.as_str() == t));
+        let in_state = st
+            .and_then(|s| s.resources().ok())
+            .is_some_and(|rs| rs.iter().any(|r| r.address.scope.as_str() == t));
         if ws.tenant(t).is_none() && t != crate::addr::SHARED && !in_state {
-            return Err(OpsError::Usage(format!("unknown tenant `{t}`: no tenants/{t}.yaml and nothing recorded in state")));
+            return Err(OpsError::Usage(format!(
+                "unknown tenant `{t}`: no tenants/{t}.yaml and nothing recorded in state"
+            )));
         }
     }
     Ok(())
@@ -122,10 +152,24 @@ pub fn desired(s: &Session) -> Result<Desired, OpsError> {
 }
 
 /// Reconciles leftover intents, then builds a plan.
-pub async fn make_plan(s: &Session, st: &OpenState, desired: &Desired, opts: &plan::Options, hook: &dyn Hook) -> Result<Plan, OpsError> {
+pub async fn make_plan(
+    s: &Session,
+    st: &OpenState,
+    desired: &Desired,
+    opts: &plan::Options,
+    hook: &dyn Hook,
+) -> Result<Plan, OpsError> {
     check_tenants(&s.ws, &opts.tenants, Some(&st.store))?;
     apply::recover(&st.store, &s.registry, hook).await?;
-    Ok(plan::build(desired, st.store.resources()?, st.store.serial()?, &s.ws.input_hash, &s.registry, opts).await?)
+    Ok(plan::build(
+        desired,
+        st.store.resources()?,
+        st.store.serial()?,
+        &s.ws.input_hash,
+        &s.registry,
+        opts,
+    )
+    .await?)
 }
 
 /// Lock scopes for a run limited to `tenants`.
@@ -138,13 +182,23 @@ pub fn scopes(tenants: &[String]) -> Vec<String> {
 }
 
 /// Executes a plan and records the run in history.
-pub async fn run_plan(s: &Session, st: &OpenState, plan: &Plan, command: &str, opts: &apply::Options, hook: &dyn Hook) -> Result<apply::Report, OpsError> {
+pub async fn run_plan(
+    s: &Session,
+    st: &OpenState,
+    plan: &Plan,
+    command: &str,
+    opts: &apply::Options,
+    hook: &dyn Hook,
+) -> Result<apply::Report, OpsError> {
     let started = now_rfc3339();
     let before = st.store.serial()?;
     let report = apply::apply(plan, &st.store, &s.registry, opts, hook).await?;
     let h = holder("workspace", command, Duration::ZERO);
     st.store.record_run(&RunRecord {
-        id: format!("{:020}", time::OffsetDateTime::now_utc().unix_timestamp_nanos()),
+        id: format!(
+            "{:020}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ),
         user: h.owner,
         host: h.host,
         command: command.into(),
@@ -165,10 +219,26 @@ pub fn saved_plan(s: &Session, st: &OpenState, path: &Path) -> Result<Plan, OpsE
 }
 
 /// Drift of the recorded resources in scope.
-pub async fn drift(s: &Session, st: &OpenState, tenants: &[String], hook: &dyn Hook) -> Result<drift::Report, OpsError> {
+pub async fn drift(
+    s: &Session,
+    st: &OpenState,
+    tenants: &[String],
+    hook: &dyn Hook,
+) -> Result<drift::Report, OpsError> {
     check_tenants(&s.ws, tenants, Some(&st.store))?;
     apply::recover(&st.store, &s.registry, hook).await?;
     Ok(drift::detect(&st.store.resources()?, &s.registry, tenants).await?)
+}
+
+/// Opens the state of the workspace at `dir` reading only `landlord.toml`, so a broken
+/// tenant or template never blocks state inspection and repair.
+pub fn open_state_only(
+    dir: &Path,
+    command: &str,
+    lock_timeout: Duration,
+) -> Result<OpenState, OpsError> {
+    let config = workspace::load_config(dir)?;
+    open_state(dir, &config, command, &[], lock_timeout)
 }
 
 /// The path a relative `--out` means.
@@ -176,6 +246,8 @@ pub fn out_path(dir: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| dir.join(p))
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or_else(|_| dir.join(p))
     }
 }

@@ -32,7 +32,13 @@ impl Options {
 }
 
 fn redact(v: Option<&Value>, sensitive: bool) -> Option<Value> {
-    v.map(|v| if sensitive && v.as_str() != Some(UNKNOWN) { Value::String(SENSITIVE_TEXT.into()) } else { v.clone() })
+    v.map(|v| {
+        if sensitive && v.as_str() != Some(UNKNOWN) {
+            Value::String(SENSITIVE_TEXT.into())
+        } else {
+            v.clone()
+        }
+    })
 }
 
 /// Diffs for a create: every configured value, then computed ones as unknown.
@@ -41,11 +47,27 @@ fn create_diff(config: &Attrs, sensitive: &[String], schema: &ResourceSchema) ->
         .iter()
         .map(|(k, v)| {
             let s = sensitive.contains(k);
-            AttrChange { name: k.clone(), before: None, after: redact(Some(v), s), sensitive: s, forces_replace: false }
+            AttrChange {
+                name: k.clone(),
+                before: None,
+                after: redact(Some(v), s),
+                sensitive: s,
+                forces_replace: false,
+            }
         })
         .collect();
-    for a in schema.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
-        out.push(AttrChange { name: a.name.into(), before: None, after: Some(Value::String(UNKNOWN.into())), sensitive: a.sensitive, forces_replace: false });
+    for a in schema
+        .attributes
+        .iter()
+        .filter(|a| a.kind == AttrKind::Computed)
+    {
+        out.push(AttrChange {
+            name: a.name.into(),
+            before: None,
+            after: Some(Value::String(UNKNOWN.into())),
+            sensitive: a.sensitive,
+            forces_replace: false,
+        });
     }
     out
 }
@@ -65,9 +87,15 @@ pub async fn build(
     registry: &Registry,
     opts: &Options,
 ) -> Result<Plan, PlanError> {
-    let records: BTreeMap<ResourceAddr, ResourceRecord> = records.into_iter().map(|r| (r.address.clone(), r)).collect();
+    let records: BTreeMap<ResourceAddr, ResourceRecord> = records
+        .into_iter()
+        .map(|r| (r.address.clone(), r))
+        .collect();
     let live: Live = if opts.refresh {
-        let scoped: Vec<&ResourceRecord> = records.values().filter(|r| opts.in_scope(&r.address)).collect();
+        let scoped: Vec<&ResourceRecord> = records
+            .values()
+            .filter(|r| opts.in_scope(&r.address))
+            .collect();
         refresh(registry, &scoped).await?
     } else {
         Live::new()
@@ -84,14 +112,26 @@ pub async fn build(
                 continue;
             }
             let addr = &d.address;
-            let (provider, schema) = registry
-                .get(&addr.rtype)
-                .ok_or_else(|| PlanError::Provider { address: addr.clone(), message: format!("no provider serves type `{}`", addr.rtype) })?;
+            let (provider, schema) =
+                registry
+                    .get(&addr.rtype)
+                    .ok_or_else(|| PlanError::Provider {
+                        address: addr.clone(),
+                        message: format!("no provider serves type `{}`", addr.rtype),
+                    })?;
             let (config, sensitive) = {
                 let known = |a: &ResourceAddr| -> Option<Known<'_>> {
                     match planned.get(a) {
-                        Some(p) => Some(Known { attrs: &p.attrs, sensitive: &p.sensitive, complete: p.complete }),
-                        None => records.get(a).map(|r| Known { attrs: &r.attributes, sensitive: &r.sensitive, complete: true }),
+                        Some(p) => Some(Known {
+                            attrs: &p.attrs,
+                            sensitive: &p.sensitive,
+                            complete: p.complete,
+                        }),
+                        None => records.get(a).map(|r| Known {
+                            attrs: &r.attributes,
+                            sensitive: &r.sensitive,
+                            complete: true,
+                        }),
                     }
                 };
                 resolve_config(addr, &d.properties, schema, &known)?
@@ -103,8 +143,16 @@ pub async fn build(
                 None => None,
             };
             let (action, reasons, attributes) = match (prior, current) {
-                (None, _) => (Action::Create, vec!["new resource".to_string()], create_diff(&config, &sensitive, schema)),
-                (Some(_), None) => (Action::Create, vec!["deleted out of band".to_string()], create_diff(&config, &sensitive, schema)),
+                (None, _) => (
+                    Action::Create,
+                    vec!["new resource".to_string()],
+                    create_diff(&config, &sensitive, schema),
+                ),
+                (Some(_), None) => (
+                    Action::Create,
+                    vec!["deleted out of band".to_string()],
+                    create_diff(&config, &sensitive, schema),
+                ),
                 (Some(prior), Some(current)) => {
                     let mut diffs = Vec::new();
                     let (mut template_changed, mut drifted, mut force) = (false, false, false);
@@ -124,12 +172,25 @@ pub async fn build(
                         let fnew = schema.attr(k).is_some_and(|a| a.force_new);
                         force |= fnew;
                         let s = sensitive.contains(k) || prior.sensitive.contains(k);
-                        diffs.push(AttrChange { name: k.clone(), before: redact(cur, s), after: redact(Some(want), s), sensitive: s, forces_replace: fnew });
+                        diffs.push(AttrChange {
+                            name: k.clone(),
+                            before: redact(cur, s),
+                            after: redact(Some(want), s),
+                            sensitive: s,
+                            forces_replace: fnew,
+                        });
                     }
                     let pr = provider
-                        .plan(PlanRequest { address: addr.clone(), prior: Some(current.clone()), config: config.clone() })
+                        .plan(PlanRequest {
+                            address: addr.clone(),
+                            prior: Some(current.clone()),
+                            config: config.clone(),
+                        })
                         .await
-                        .map_err(|e| PlanError::Provider { address: addr.clone(), message: e.to_string() })?;
+                        .map_err(|e| PlanError::Provider {
+                            address: addr.clone(),
+                            message: e.to_string(),
+                        })?;
                     let mut reasons = Vec::new();
                     if template_changed {
                         reasons.push("template changed".to_string());
@@ -166,17 +227,38 @@ pub async fn build(
                 }
             };
             if action == Action::Replace && d.lifecycle.prevent_destroy {
-                return Err(PlanError::PreventDestroy { address: addr.clone(), action: "replace" });
+                return Err(PlanError::PreventDestroy {
+                    address: addr.clone(),
+                    action: "replace",
+                });
             }
             // What dependents may assume about this resource.
             let next = match (action, current) {
-                (Action::NoOp, Some(cur)) => Planned { attrs: cur.clone(), sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)), complete: true },
+                (Action::NoOp, Some(cur)) => Planned {
+                    attrs: cur.clone(),
+                    sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)),
+                    complete: true,
+                },
                 (Action::Update, Some(cur)) => {
-                    let mut a: Attrs = cur.iter().filter(|(k, _)| schema.attr(k).is_none_or(|s| s.kind != AttrKind::Computed)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let mut a: Attrs = cur
+                        .iter()
+                        .filter(|(k, _)| {
+                            schema.attr(k).is_none_or(|s| s.kind != AttrKind::Computed)
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     a.extend(config.clone());
-                    Planned { attrs: a, sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)), complete: false }
+                    Planned {
+                        attrs: a,
+                        sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)),
+                        complete: false,
+                    }
                 }
-                _ => Planned { attrs: config.clone(), sensitive: sensitive.clone(), complete: false },
+                _ => Planned {
+                    attrs: config.clone(),
+                    sensitive: sensitive.clone(),
+                    complete: false,
+                },
             };
             planned.insert(addr.clone(), next);
             if action == Action::NoOp {
@@ -211,16 +293,29 @@ pub async fn build(
             },
         };
         if rec.lifecycle.prevent_destroy {
-            return Err(PlanError::PreventDestroy { address: addr.clone(), action: "delete" });
+            return Err(PlanError::PreventDestroy {
+                address: addr.clone(),
+                action: "delete",
+            });
         }
         let schema = registry.get(&addr.rtype).map(|(_, s)| s);
         let attributes = rec
             .attributes
             .iter()
-            .filter(|(k, _)| schema.and_then(|s| s.attr(k)).is_none_or(|a| a.kind != AttrKind::Computed))
+            .filter(|(k, _)| {
+                schema
+                    .and_then(|s| s.attr(k))
+                    .is_none_or(|a| a.kind != AttrKind::Computed)
+            })
             .map(|(k, v)| {
                 let s = rec.sensitive.contains(k);
-                AttrChange { name: k.clone(), before: redact(Some(v), s), after: None, sensitive: s, forces_replace: false }
+                AttrChange {
+                    name: k.clone(),
+                    before: redact(Some(v), s),
+                    after: None,
+                    sensitive: s,
+                    forces_replace: false,
+                }
             })
             .collect();
         changes.push(ResourceChange {
@@ -259,11 +354,18 @@ fn merge(a: &[String], b: Option<&Vec<String>>) -> Vec<String> {
 /// deletes of what depended on them; within a scope, creates after its deletes (a file
 /// moved between resources is removed before it is written again).
 fn order_edges(changes: &[ResourceChange]) -> Vec<(usize, usize)> {
-    let index: HashMap<&ResourceAddr, usize> = changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
+    let index: HashMap<&ResourceAddr, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.address, i))
+        .collect();
     let mut deletes_by_scope: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
         if c.action == Action::Delete {
-            deletes_by_scope.entry(c.address.scope.as_str()).or_default().push(i);
+            deletes_by_scope
+                .entry(c.address.scope.as_str())
+                .or_default()
+                .push(i);
         }
     }
     let mut edges = Vec::new();
@@ -279,7 +381,11 @@ fn order_edges(changes: &[ResourceChange]) -> Vec<(usize, usize)> {
             }
         }
         if matches!(c.action, Action::Create | Action::Replace) {
-            for &j in deletes_by_scope.get(c.address.scope.as_str()).into_iter().flatten() {
+            for &j in deletes_by_scope
+                .get(c.address.scope.as_str())
+                .into_iter()
+                .flatten()
+            {
                 edges.push((i, j));
             }
         }

@@ -31,7 +31,10 @@ pub enum PlanFileError {
 
 /// Writes a plan atomically.
 pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
-    let io = |source| PlanFileError::Io { path: path.display().to_string(), source };
+    let io = |source| PlanFileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let bytes = serde_json::to_vec(plan).map_err(|e| io(e.into()))?;
     let tmp = path.with_extension("landlord-tmp");
     std::fs::write(&tmp, bytes).map_err(io)?;
@@ -40,10 +43,19 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
 
 /// Reads a saved plan.
 pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
-    let bytes = std::fs::read(path).map_err(|source| PlanFileError::Io { path: path.display().to_string(), source })?;
-    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| PlanFileError::Format { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|source| PlanFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| PlanFileError::Format {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     if plan.format_version != PLAN_FORMAT_VERSION {
-        return Err(PlanFileError::Format { path: path.display().to_string(), message: format!("found version {}", plan.format_version) });
+        return Err(PlanFileError::Format {
+            path: path.display().to_string(),
+            message: format!("found version {}", plan.format_version),
+        });
     }
     Ok(plan)
 }
@@ -51,10 +63,15 @@ pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
 /// Refuses a plan made against another state serial or other workspace inputs.
 pub fn check_fresh(plan: &Plan, serial: u64, input_hash: &str) -> Result<(), PlanFileError> {
     if plan.state_serial != serial {
-        return Err(PlanFileError::Stale(format!("state serial is {serial}, the plan was made at serial {}", plan.state_serial)));
+        return Err(PlanFileError::Stale(format!(
+            "state serial is {serial}, the plan was made at serial {}",
+            plan.state_serial
+        )));
     }
     if plan.input_hash != input_hash {
-        return Err(PlanFileError::Stale("workspace files changed since the plan was made".into()));
+        return Err(PlanFileError::Stale(
+            "workspace files changed since the plan was made".into(),
+        ));
     }
     Ok(())
 }

@@ -19,15 +19,30 @@ pub async fn refresh(registry: &Registry, records: &[&ResourceRecord]) -> Result
     let mut groups: HashMap<usize, Vec<&ResourceRecord>> = HashMap::new();
     for r in records {
         let Some(pi) = registry.provider_index(&r.address.rtype) else {
-            return Err(PlanError::Provider { address: r.address.clone(), message: format!("no provider serves type `{}`", r.address.rtype) });
+            return Err(PlanError::Provider {
+                address: r.address.clone(),
+                message: format!("no provider serves type `{}`", r.address.rtype),
+            });
         };
         groups.entry(pi).or_default().push(r);
     }
     let calls = groups.into_values().map(|recs| async move {
-        let Some((provider, _)) = registry.get(&recs[0].address.rtype) else { return vec![] };
-        let reqs: Vec<ReadRequest> = recs.iter().map(|r| ReadRequest { address: r.address.clone(), id: r.id.clone(), prior: r.attributes.clone() }).collect();
+        let Some((provider, _)) = registry.get(&recs[0].address.rtype) else {
+            return vec![];
+        };
+        let reqs: Vec<ReadRequest> = recs
+            .iter()
+            .map(|r| ReadRequest {
+                address: r.address.clone(),
+                id: r.id.clone(),
+                prior: r.attributes.clone(),
+            })
+            .collect();
         let results = provider.read_many(reqs).await;
-        recs.iter().map(|r| r.address.clone()).zip(results).collect::<Vec<_>>()
+        recs.iter()
+            .map(|r| r.address.clone())
+            .zip(results)
+            .collect::<Vec<_>>()
     });
     let mut live = Live::new();
     for group in join_all(calls).await {
@@ -36,7 +51,12 @@ pub async fn refresh(registry: &Registry, records: &[&ResourceRecord]) -> Result
                 Ok(r) => {
                     live.insert(addr, r.current);
                 }
-                Err(e) => return Err(PlanError::Provider { address: addr, message: format!("refresh failed: {e}") }),
+                Err(e) => {
+                    return Err(PlanError::Provider {
+                        address: addr,
+                        message: format!("refresh failed: {e}"),
+                    })
+                }
             }
         }
     }

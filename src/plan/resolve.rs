@@ -43,20 +43,35 @@ pub fn resolve_config<'a>(
     known: &dyn Fn(&ResourceAddr) -> Option<Known<'a>>,
 ) -> Result<(Attrs, Vec<String>), PlanError> {
     let mut out = Attrs::new();
-    let mut sensitive: Vec<String> = schema.attributes.iter().filter(|a| a.sensitive).map(|a| a.name.to_string()).collect();
+    let mut sensitive: Vec<String> = schema
+        .attributes
+        .iter()
+        .filter(|a| a.sensitive)
+        .map(|a| a.name.to_string())
+        .collect();
     for (k, v) in props {
         let mut lookup = |r: &Reference| -> Result<Lookup, RefError> {
-            let t = target(addr, r).ok_or_else(|| RefError(format!("reference `${{{r}}}` leaves the tenant")))?;
+            let t = target(addr, r)
+                .ok_or_else(|| RefError(format!("reference `${{{r}}}` leaves the tenant")))?;
             let Some(kn) = known(&t) else {
                 return Err(RefError(format!("reference `${{{r}}}`: `{t}` is not available (it failed or is not part of this run)")));
             };
             match kn.attrs.get(&r.attr) {
-                Some(v) if v.as_str() != Some(UNKNOWN) => Ok(Lookup::Known(v.clone(), kn.sensitive.contains(&r.attr))),
+                Some(v) if v.as_str() != Some(UNKNOWN) => {
+                    Ok(Lookup::Known(v.clone(), kn.sensitive.contains(&r.attr)))
+                }
                 _ if !kn.complete => Ok(Lookup::Unknown),
-                _ => Err(RefError(format!("reference `${{{r}}}`: `{t}` has no attribute `{}`", r.attr))),
+                _ => Err(RefError(format!(
+                    "reference `${{{r}}}`: `{t}` has no attribute `{}`",
+                    r.attr
+                ))),
             }
         };
-        let resolved = value::resolve(v, &mut lookup).map_err(|RefError(message)| PlanError::Reference { address: addr.clone(), message })?;
+        let resolved =
+            value::resolve(v, &mut lookup).map_err(|RefError(message)| PlanError::Reference {
+                address: addr.clone(),
+                message,
+            })?;
         if resolved.sensitive && !sensitive.contains(k) {
             sensitive.push(k.clone());
         }

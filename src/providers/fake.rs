@@ -42,7 +42,11 @@ impl Fake {
         Fake {
             schemas: vec![ResourceSchema {
                 type_name: "fake_item",
-                attributes: vec![AttrSchema::required("value"), AttrSchema::optional("key").force_new(), AttrSchema::computed("uid")],
+                attributes: vec![
+                    AttrSchema::required("value"),
+                    AttrSchema::optional("key").force_new(),
+                    AttrSchema::computed("uid"),
+                ],
             }],
             state: Arc::default(),
             stats,
@@ -63,13 +67,27 @@ impl Provider for Fake {
     }
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         self.stats.record("fake", "Get");
-        Ok(ReadResponse { current: self.state.lock().unwrap().objects.get(&req.address.to_string()).cloned() })
+        Ok(ReadResponse {
+            current: self
+                .state
+                .lock()
+                .unwrap()
+                .objects
+                .get(&req.address.to_string())
+                .cloned(),
+        })
     }
     async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
         self.stats.record("fake", "List");
         let mut st = self.state.lock().unwrap();
         st.read_batches.push(reqs.len());
-        reqs.iter().map(|r| Ok(ReadResponse { current: st.objects.get(&r.address.to_string()).cloned() })).collect()
+        reqs.iter()
+            .map(|r| {
+                Ok(ReadResponse {
+                    current: st.objects.get(&r.address.to_string()).cloned(),
+                })
+            })
+            .collect()
     }
     async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
         self.stats.record("fake", "BatchPut");
@@ -86,10 +104,17 @@ impl Provider for Fake {
                     return Err(ProviderError::Transient("throttled".into()));
                 }
                 let mut a = r.config.clone();
-                let uid = r.prior.as_ref().and_then(|p| p.get("uid").cloned()).unwrap_or(json!(format!("uid-{}", r.token)));
+                let uid = r
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.get("uid").cloned())
+                    .unwrap_or(json!(format!("uid-{}", r.token)));
                 a.insert("uid".into(), uid.clone());
                 st.objects.insert(r.address.to_string(), a.clone());
-                Ok(ApplyResponse { id: uid.as_str().unwrap_or_default().to_string(), attributes: a })
+                Ok(ApplyResponse {
+                    id: uid.as_str().unwrap_or_default().to_string(),
+                    attributes: a,
+                })
             })
             .collect()
     }
@@ -108,7 +133,10 @@ impl Provider for Fake {
                 st.objects.remove(&req.address.to_string());
                 Ok(Recovery::Gone)
             }
-            (_, Some(a)) => Ok(Recovery::Adopt(ApplyResponse { id: a["uid"].as_str().unwrap_or_default().into(), attributes: a })),
+            (_, Some(a)) => Ok(Recovery::Adopt(ApplyResponse {
+                id: a["uid"].as_str().unwrap_or_default().into(),
+                attributes: a,
+            })),
             (_, None) => Ok(Recovery::Gone),
         }
     }

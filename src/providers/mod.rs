@@ -48,15 +48,30 @@ pub struct AttrSchema {
 impl AttrSchema {
     /// A required attribute.
     pub const fn required(name: &'static str) -> Self {
-        AttrSchema { name, kind: AttrKind::Required, force_new: false, sensitive: false }
+        AttrSchema {
+            name,
+            kind: AttrKind::Required,
+            force_new: false,
+            sensitive: false,
+        }
     }
     /// An optional attribute.
     pub const fn optional(name: &'static str) -> Self {
-        AttrSchema { name, kind: AttrKind::Optional, force_new: false, sensitive: false }
+        AttrSchema {
+            name,
+            kind: AttrKind::Optional,
+            force_new: false,
+            sensitive: false,
+        }
     }
     /// A computed attribute.
     pub const fn computed(name: &'static str) -> Self {
-        AttrSchema { name, kind: AttrKind::Computed, force_new: false, sensitive: false }
+        AttrSchema {
+            name,
+            kind: AttrKind::Computed,
+            force_new: false,
+            sensitive: false,
+        }
     }
     /// Marks the attribute force-new.
     pub const fn force_new(mut self) -> Self {
@@ -117,7 +132,9 @@ impl ProviderError {
     pub fn io(what: &str, e: &std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match e.kind() {
-            K::Interrupted | K::WouldBlock | K::TimedOut => ProviderError::Transient(format!("{what}: {e}")),
+            K::Interrupted | K::WouldBlock | K::TimedOut => {
+                ProviderError::Transient(format!("{what}: {e}"))
+            }
             _ => ProviderError::Failed(format!("{what}: {e}")),
         }
     }
@@ -323,7 +340,11 @@ impl Registry {
                 by_type.insert(s.type_name.to_string(), (pi, si));
             }
         }
-        Registry { providers, by_type, stats }
+        Registry {
+            providers,
+            by_type,
+            stats,
+        }
     }
 
     /// The provider and schema serving `type_name`.

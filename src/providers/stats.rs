@@ -18,16 +18,23 @@ impl ApiStats {
     /// Counts `n` calls.
     pub fn add(&self, provider: &str, operation: &str, n: u64) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry((provider.to_string(), operation.to_string())).or_default() += n;
+        *c.entry((provider.to_string(), operation.to_string()))
+            .or_default() += n;
     }
 
     /// A copy of the counters, sorted.
     pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The count for one operation.
     pub fn get(&self, provider: &str, operation: &str) -> u64 {
-        self.snapshot().get(&(provider.to_string(), operation.to_string())).copied().unwrap_or(0)
+        self.snapshot()
+            .get(&(provider.to_string(), operation.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 }

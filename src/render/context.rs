@@ -10,13 +10,20 @@ use crate::workspace::tier::ModuleSpec;
 use crate::workspace::{DomainKind, LoadedTenant, Shared, Status, Tier, Workspace};
 
 /// A tera instance holding every template of the modules in use, and their sources.
-pub(super) fn engine(ws: &Workspace) -> Result<(tera::Tera, BTreeMap<String, String>), Vec<RenderError>> {
+pub(super) fn engine(
+    ws: &Workspace,
+) -> Result<(tera::Tera, BTreeMap<String, String>), Vec<RenderError>> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
     // Templates must not read the environment: the same inputs always render the same.
-    tera.register_function("get_env", |_: &std::collections::HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
-        Err(tera::Error::msg("`get_env` is disabled: templates see only the workspace"))
-    });
+    tera.register_function(
+        "get_env",
+        |_: &std::collections::HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
+            Err(tera::Error::msg(
+                "`get_env` is disabled: templates see only the workspace",
+            ))
+        },
+    );
     let mut sources = BTreeMap::new();
     let mut errors = Vec::new();
     for m in ws.modules.values() {
@@ -24,11 +31,24 @@ pub(super) fn engine(ws: &Workspace) -> Result<(tera::Tera, BTreeMap<String, Str
             sources.insert(name.clone(), src.clone());
         }
     }
-    let all: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    let all: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
     if let Err(e) = tera.add_raw_templates(all) {
         let (msg, line) = explain(&e, "");
-        let template = sources.keys().find(|n| msg.contains(n.as_str())).cloned().unwrap_or_else(|| "modules".into());
-        errors.push(RenderError { template, line, tenant: None, resource: None, message: msg });
+        let template = sources
+            .keys()
+            .find(|n| msg.contains(n.as_str()))
+            .cloned()
+            .unwrap_or_else(|| "modules".into());
+        errors.push(RenderError {
+            template,
+            line,
+            tenant: None,
+            resource: None,
+            message: msg,
+        });
     }
     if errors.is_empty() {
         Ok((tera, sources))
@@ -46,31 +66,58 @@ pub(super) fn explain(e: &tera::Error, source: &str) -> (String, Option<usize>) 
         cur = s.source();
     }
     let full = parts.join(": ");
-    let var = regex::Regex::new(r"Variable `([^`]+)` not found").ok().and_then(|re| re.captures(&full)).map(|c| c[1].to_string());
+    let var = regex::Regex::new(r"Variable `([^`]+)` not found")
+        .ok()
+        .and_then(|re| re.captures(&full))
+        .map(|c| c[1].to_string());
     if let Some(var) = var {
-        let line = source.lines().position(|l| l.contains(&var)).map(|i| i + 1).or_else(|| {
-            let last = var.rsplit('.').next().unwrap_or(&var);
-            source.lines().position(|l| l.contains(last)).map(|i| i + 1)
-        });
+        let line = source
+            .lines()
+            .position(|l| l.contains(&var))
+            .map(|i| i + 1)
+            .or_else(|| {
+                let last = var.rsplit('.').next().unwrap_or(&var);
+                source.lines().position(|l| l.contains(last)).map(|i| i + 1)
+            });
         return (format!("undefined variable `{var}`"), line);
     }
-    let line = regex::Regex::new(r"--> (\d+):\d+").ok().and_then(|re| re.captures(&full)).and_then(|c| c[1].parse().ok());
-    (parts.last().cloned().unwrap_or(full).trim().to_string(), line)
+    let line = regex::Regex::new(r"--> (\d+):\d+")
+        .ok()
+        .and_then(|re| re.captures(&full))
+        .and_then(|c| c[1].parse().ok());
+    (
+        parts.last().cloned().unwrap_or(full).trim().to_string(),
+        line,
+    )
 }
 
 /// Module inputs with defaults applied and types checked.
-pub(super) fn inputs(spec: &ModuleSpec, given: &serde_json::Map<String, Value>) -> Result<Value, String> {
+pub(super) fn inputs(
+    spec: &ModuleSpec,
+    given: &serde_json::Map<String, Value>,
+) -> Result<Value, String> {
     let mut out = serde_json::Map::new();
     for k in given.keys() {
         if !spec.inputs.contains_key(k) {
             let known: Vec<&str> = spec.inputs.keys().map(String::as_str).collect();
-            return Err(format!("unknown input `{k}` (declared: {})", if known.is_empty() { "none".into() } else { known.join(", ") }));
+            return Err(format!(
+                "unknown input `{k}` (declared: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ));
         }
     }
     for (k, s) in &spec.inputs {
         let v = given.get(k).cloned().or_else(|| s.default.clone());
         match v {
-            Some(v) if !s.kind.accepts(&v) => return Err(format!("input `{k}` must be of type {:?}, got {v}", s.kind).to_lowercase()),
+            Some(v) if !s.kind.accepts(&v) => {
+                return Err(
+                    format!("input `{k}` must be of type {:?}, got {v}", s.kind).to_lowercase()
+                )
+            }
             Some(v) => {
                 out.insert(k.clone(), v);
             }
@@ -91,10 +138,13 @@ pub(super) fn workspace(ws: &Workspace) -> Value {
 fn tenant_view(t: &LoadedTenant, workspace: &Value) -> Value {
     let s = &t.spec;
     // The name the tenant is served under: `<label>.<base_domain>` for subdomains.
-    let hostname = s.domain.as_ref().map(|d| match (d.kind, workspace["vars"]["base_domain"].as_str()) {
-        (DomainKind::Subdomain, Some(base)) => format!("{}.{base}", d.name),
-        _ => d.name.clone(),
-    });
+    let hostname =
+        s.domain.as_ref().map(
+            |d| match (d.kind, workspace["vars"]["base_domain"].as_str()) {
+                (DomainKind::Subdomain, Some(base)) => format!("{}.{base}", d.name),
+                _ => d.name.clone(),
+            },
+        );
     json!({
         "hostname": hostname,
         "id": s.id,
@@ -128,7 +178,12 @@ pub(super) fn tenant(t: &LoadedTenant, tier_name: &str, tier: &Tier, workspace: 
 
 /// The base context of shared modules: every active tenant is listed in `tenants`.
 pub(super) fn shared(ws: &Workspace, shared: &Shared, workspace: &Value) -> Value {
-    let tenants: Vec<Value> = ws.tenants.iter().filter(|t| t.spec.status == Status::Active).map(|t| tenant_view(t, workspace)).collect();
+    let tenants: Vec<Value> = ws
+        .tenants
+        .iter()
+        .filter(|t| t.spec.status == Status::Active)
+        .map(|t| tenant_view(t, workspace))
+        .collect();
     json!({
         "tenants": tenants,
         "settings": if shared.settings.is_null() { json!({}) } else { shared.settings.clone() },

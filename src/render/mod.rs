@@ -120,12 +120,32 @@ struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
-    fn err(&mut self, template: &str, tenant: Option<&str>, resource: Option<String>, line: Option<usize>, message: String) {
-        self.errors.push(RenderError { template: template.into(), line, tenant: tenant.map(str::to_string), resource, message });
+    fn err(
+        &mut self,
+        template: &str,
+        tenant: Option<&str>,
+        resource: Option<String>,
+        line: Option<usize>,
+        message: String,
+    ) {
+        self.errors.push(RenderError {
+            template: template.into(),
+            line,
+            tenant: tenant.map(str::to_string),
+            resource,
+            message,
+        });
     }
 
     /// Renders the modules of one scope into raw resources.
-    fn render_scope(&mut self, scope: &Scope, uses: &[ModuleUse], used_in: &str, base: &Value, out: &mut Vec<(DesiredResource, Vec<String>)>) {
+    fn render_scope(
+        &mut self,
+        scope: &Scope,
+        uses: &[ModuleUse],
+        used_in: &str,
+        base: &Value,
+        out: &mut Vec<(DesiredResource, Vec<String>)>,
+    ) {
         let tenant = match scope {
             Scope::Tenant(t) => Some(t.as_str()),
             Scope::Shared => None,
@@ -136,16 +156,30 @@ impl<'a> Renderer<'a> {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(m) => {
-                        self.err(used_in, tenant, None, None, format!("module `{}`: `when`: {m}", u.module));
+                        self.err(
+                            used_in,
+                            tenant,
+                            None,
+                            None,
+                            format!("module `{}`: `when`: {m}", u.module),
+                        );
                         continue;
                     }
                 }
             }
-            let Some(module) = self.ws.modules.get(&u.module) else { continue };
+            let Some(module) = self.ws.modules.get(&u.module) else {
+                continue;
+            };
             let inputs = match context::inputs(&module.spec, &u.inputs) {
                 Ok(i) => i,
                 Err(m) => {
-                    self.err(used_in, tenant, None, None, format!("module `{}`: {m}", u.module));
+                    self.err(
+                        used_in,
+                        tenant,
+                        None,
+                        None,
+                        format!("module `{}`: {m}", u.module),
+                    );
                     continue;
                 }
             };
@@ -158,30 +192,50 @@ impl<'a> Renderer<'a> {
                     continue;
                 }
             };
-            let templates: Vec<String> = module.templates.iter().map(|(n, _)| n.clone()).filter(|n| n.ends_with(".yaml.tera")).collect();
+            let templates: Vec<String> = module
+                .templates
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| n.ends_with(".yaml.tera"))
+                .collect();
             for name in templates {
                 let text = match self.tera.render(&name, &ctx) {
                     Ok(t) => t,
                     Err(e) => {
-                        let (msg, line) = context::explain(&e, self.sources.get(&name).map(String::as_str).unwrap_or(""));
+                        let (msg, line) = context::explain(
+                            &e,
+                            self.sources.get(&name).map(String::as_str).unwrap_or(""),
+                        );
                         self.err(&name, tenant, None, line, msg);
                         continue;
                     }
                 };
-                let raws: Vec<RawResource> = match serde_yaml_ng::from_str::<Option<Vec<RawResource>>>(&text) {
-                    Ok(v) => v.unwrap_or_default(),
-                    Err(e) => {
-                        let line = e.location().map(|l| l.line());
-                        let msg = format!("rendered output is not a list of resources: {}{}", e, line.map(|l| format!(" (rendered line {l})")).unwrap_or_default());
-                        self.err(&name, tenant, None, None, msg);
-                        continue;
-                    }
-                };
+                let raws: Vec<RawResource> =
+                    match serde_yaml_ng::from_str::<Option<Vec<RawResource>>>(&text) {
+                        Ok(v) => v.unwrap_or_default(),
+                        Err(e) => {
+                            let line = e.location().map(|l| l.line());
+                            let msg = format!(
+                                "rendered output is not a list of resources: {}{}",
+                                e,
+                                line.map(|l| format!(" (rendered line {l})"))
+                                    .unwrap_or_default()
+                            );
+                            self.err(&name, tenant, None, None, msg);
+                            continue;
+                        }
+                    };
                 for raw in raws {
                     let local = format!("{}.{}", raw.rtype, raw.name);
                     match ResourceAddr::new(scope.clone(), &raw.rtype, &raw.name) {
                         Ok(address) => out.push((
-                            DesiredResource { address, properties: raw.properties, depends_on: vec![], lifecycle: raw.lifecycle, template: name.clone() },
+                            DesiredResource {
+                                address,
+                                properties: raw.properties,
+                                depends_on: vec![],
+                                lifecycle: raw.lifecycle,
+                                template: name.clone(),
+                            },
                             raw.depends_on,
                         )),
                         Err(e) => self.err(&name, tenant, Some(local), None, e.to_string()),
@@ -196,27 +250,50 @@ impl<'a> Renderer<'a> {
         let tenant = r.address.tenant();
         let local = Some(r.address.local());
         let Some((provider, schema)) = self.registry.get(&r.address.rtype) else {
-            let msg = format!("unknown resource type `{}` (known: {})", r.address.rtype, self.registry.type_names().join(", "));
+            let msg = format!(
+                "unknown resource type `{}` (known: {})",
+                r.address.rtype,
+                self.registry.type_names().join(", ")
+            );
             self.err(&r.template, tenant, local, None, msg);
             return;
         };
         for a in &schema.attributes {
             if a.kind == AttrKind::Required && r.properties.get(a.name).is_none_or(Value::is_null) {
-                self.err(&r.template, tenant, local.clone(), None, format!("missing required property `{}`", a.name));
+                self.err(
+                    &r.template,
+                    tenant,
+                    local.clone(),
+                    None,
+                    format!("missing required property `{}`", a.name),
+                );
             }
         }
         for k in r.properties.keys() {
             match schema.attr(k) {
-                None => self.err(&r.template, tenant, local.clone(), None, format!("unknown property `{k}` for type `{}`", r.address.rtype)),
-                Some(a) if a.kind == AttrKind::Computed => {
-                    self.err(&r.template, tenant, local.clone(), None, format!("property `{k}` is computed by the provider and cannot be set"))
-                }
+                None => self.err(
+                    &r.template,
+                    tenant,
+                    local.clone(),
+                    None,
+                    format!("unknown property `{k}` for type `{}`", r.address.rtype),
+                ),
+                Some(a) if a.kind == AttrKind::Computed => self.err(
+                    &r.template,
+                    tenant,
+                    local.clone(),
+                    None,
+                    format!("property `{k}` is computed by the provider and cannot be set"),
+                ),
                 _ => {}
             }
         }
         for key in ["region", "location"] {
             if let Some(Value::String(region)) = r.properties.get(key) {
-                if !residency.is_empty() && !region.contains("${") && !region_allowed(&self.ws.config, region, residency) {
+                if !residency.is_empty()
+                    && !region.contains("${")
+                    && !region_allowed(&self.ws.config, region, residency)
+                {
                     self.err(
                         &r.template,
                         tenant,
@@ -227,7 +304,20 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
-        let known: Attrs = r.properties.iter().map(|(k, v)| (k.clone(), if v.to_string().contains("${") { Value::String(value::UNKNOWN.into()) } else { v.clone() })).collect();
+        let known: Attrs = r
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if v.to_string().contains("${") {
+                        Value::String(value::UNKNOWN.into())
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect();
         if let Err(e) = provider.validate(&r.address, &known) {
             self.err(&r.template, tenant, local, None, e.to_string());
         }
@@ -237,14 +327,26 @@ impl<'a> Renderer<'a> {
 /// Renders the workspace into the desired resource graph.
 pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErrors> {
     let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
-    let mut r = Renderer { ws, registry, tera, sources, errors: vec![] };
+    let mut r = Renderer {
+        ws,
+        registry,
+        tera,
+        sources,
+        errors: vec![],
+    };
     let mut raw: Vec<(DesiredResource, Vec<String>)> = Vec::new();
     let mut residency: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
     let workspace_ctx = context::workspace(ws);
 
     if let Some(shared) = &ws.shared {
         let base = context::shared(ws, shared, &workspace_ctx);
-        r.render_scope(&Scope::Shared, &shared.modules, "shared.yaml", &base, &mut raw);
+        r.render_scope(
+            &Scope::Shared,
+            &shared.modules,
+            "shared.yaml",
+            &base,
+            &mut raw,
+        );
     }
     let mut tenants = BTreeMap::new();
     for t in &ws.tenants {
@@ -252,7 +354,9 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         if t.spec.status == Status::Deleted {
             continue;
         }
-        let Some(tier) = ws.tiers.get(&t.spec.plan) else { continue };
+        let Some(tier) = ws.tiers.get(&t.spec.plan) else {
+            continue;
+        };
         let scope = Scope::Tenant(t.spec.id.clone());
         let base = context::tenant(t, &t.spec.plan, &tier.tier, &workspace_ctx);
         residency.insert(scope.clone(), t.spec.residency.clone());
@@ -266,13 +370,22 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     for item in raw {
         if let Some(prev) = resources.last().filter(|p| p.0.address == item.0.address) {
             let (prev_t, addr) = (prev.0.template.clone(), item.0.address.clone());
-            r.err(&item.0.template, addr.tenant(), Some(addr.local()), None, format!("duplicate address `{addr}` (also defined in `{prev_t}`)"));
+            r.err(
+                &item.0.template,
+                addr.tenant(),
+                Some(addr.local()),
+                None,
+                format!("duplicate address `{addr}` (also defined in `{prev_t}`)"),
+            );
             continue;
         }
         resources.push(item);
     }
     for (res, _) in &resources {
-        let res_residency = residency.get(&res.address.scope).cloned().unwrap_or_default();
+        let res_residency = residency
+            .get(&res.address.scope)
+            .cloned()
+            .unwrap_or_default();
         r.check_schema(res, &res_residency);
     }
 
@@ -283,23 +396,49 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         let tenant = res.address.tenant().map(str::to_string);
         let mut deps = BTreeSet::new();
         let here = res.address.scope.clone();
-        let target = |r: &mut Renderer, scope: Option<&Scope>, rtype: &str, name: &str, what: &str, attr: Option<&str>| -> Option<ResourceAddr> {
+        let target = |r: &mut Renderer,
+                      scope: Option<&Scope>,
+                      rtype: &str,
+                      name: &str,
+                      what: &str,
+                      attr: Option<&str>|
+         -> Option<ResourceAddr> {
             let scope = scope.cloned().unwrap_or_else(|| here.clone());
             if let (Scope::Tenant(other), true) = (&scope, scope != here) {
-                r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"));
+                r.err(
+                    &res.template,
+                    tenant.as_deref(),
+                    Some(res.address.local()),
+                    None,
+                    format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"),
+                );
                 return None;
             }
             if here == Scope::Shared && scope != Scope::Shared {
                 return None;
             }
-            let a = ResourceAddr::new(scope, rtype, name).ok().filter(|a| addrs.contains(a));
+            let a = ResourceAddr::new(scope, rtype, name)
+                .ok()
+                .filter(|a| addrs.contains(a));
             let Some(a) = a else {
-                r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("{what} to unknown resource `{rtype}.{name}`"));
+                r.err(
+                    &res.template,
+                    tenant.as_deref(),
+                    Some(res.address.local()),
+                    None,
+                    format!("{what} to unknown resource `{rtype}.{name}`"),
+                );
                 return None;
             };
             if let (Some(attr), Some((_, schema))) = (attr, r.registry.get(rtype)) {
                 if schema.attr(attr).is_none() {
-                    r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"));
+                    r.err(
+                        &res.template,
+                        tenant.as_deref(),
+                        Some(res.address.local()),
+                        None,
+                        format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"),
+                    );
                     return None;
                 }
             }
@@ -316,18 +455,37 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
                         deps.insert(a);
                     }
                 }
-                None => r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, format!("depends_on entry `{d}` must be `<type>.<name>`")),
+                None => r.err(
+                    &res.template,
+                    tenant.as_deref(),
+                    Some(res.address.local()),
+                    None,
+                    format!("depends_on entry `{d}` must be `<type>.<name>`"),
+                ),
             }
         }
         match value::references(&Value::Object(res.properties.clone())) {
             Ok(refs) => {
                 for rf in refs {
-                    if let Some(a) = target(&mut r, rf.scope.as_ref(), &rf.rtype, &rf.name, "reference", Some(&rf.attr)) {
+                    if let Some(a) = target(
+                        &mut r,
+                        rf.scope.as_ref(),
+                        &rf.rtype,
+                        &rf.name,
+                        "reference",
+                        Some(&rf.attr),
+                    ) {
                         deps.insert(a);
                     }
                 }
             }
-            Err(e) => r.err(&res.template, tenant.as_deref(), Some(res.address.local()), None, e.to_string()),
+            Err(e) => r.err(
+                &res.template,
+                tenant.as_deref(),
+                Some(res.address.local()),
+                None,
+                e.to_string(),
+            ),
         }
         deps.remove(&res.address);
         res.depends_on = deps.into_iter().collect();
@@ -335,7 +493,11 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     }
 
     let mut dag = Dag::new(out.len());
-    let index: BTreeMap<&ResourceAddr, usize> = out.iter().enumerate().map(|(i, d)| (&d.address, i)).collect();
+    let index: BTreeMap<&ResourceAddr, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (&d.address, i))
+        .collect();
     for (i, d) in out.iter().enumerate() {
         for dep in &d.depends_on {
             if let Some(&j) = index.get(dep) {
@@ -347,11 +509,25 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         let first = &out[cycle[0]];
         let mut names: Vec<String> = cycle.iter().map(|&i| out[i].address.to_string()).collect();
         names.push(first.address.to_string());
-        let (tpl, tenant, local) = (first.template.clone(), first.address.tenant().map(str::to_string), first.address.local());
-        r.err(&tpl, tenant.as_deref(), Some(local), None, format!("dependency cycle: {}", names.join(" -> ")));
+        let (tpl, tenant, local) = (
+            first.template.clone(),
+            first.address.tenant().map(str::to_string),
+            first.address.local(),
+        );
+        r.err(
+            &tpl,
+            tenant.as_deref(),
+            Some(local),
+            None,
+            format!("dependency cycle: {}", names.join(" -> ")),
+        );
     }
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
-    Ok(Desired { resources: out, dag, tenants })
+    Ok(Desired {
+        resources: out,
+        dag,
+        tenants,
+    })
 }

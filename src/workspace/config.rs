@@ -54,7 +54,11 @@ pub struct StateSection {
 
 impl Default for StateSection {
     fn default() -> Self {
-        StateSection { backend: default_backend(), path: default_state_path(), key_file: default_key_file() }
+        StateSection {
+            backend: default_backend(),
+            path: default_state_path(),
+            key_file: default_key_file(),
+        }
     }
 }
 
@@ -72,12 +76,21 @@ impl Config {
     /// Parses `landlord.toml` text; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, WorkspaceError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            WorkspaceError::syntax(path, format!("invalid landlord.toml: {}", e.message())).at_line(line)
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            WorkspaceError::syntax(path, format!("invalid landlord.toml: {}", e.message()))
+                .at_line(line)
         })?;
         if cfg.state.backend != "sled" {
-            return Err(WorkspaceError::policy(path, format!("unknown state backend `{}`: expected `sled`", cfg.state.backend))
-                .field("state.backend"));
+            return Err(WorkspaceError::policy(
+                path,
+                format!(
+                    "unknown state backend `{}`: expected `sled`",
+                    cfg.state.backend
+                ),
+            )
+            .field("state.backend"));
         }
         Ok(cfg)
     }
@@ -87,8 +100,21 @@ impl Config {
         if let Some(j) = self.regions.get(region) {
             return Some(j.clone());
         }
-        const AZURE_EU: &[&str] = &["westeurope", "northeurope", "francecentral", "germanywestcentral", "swedencentral"];
-        const AZURE_US: &[&str] = &["eastus", "eastus2", "westus", "westus2", "westus3", "centralus"];
+        const AZURE_EU: &[&str] = &[
+            "westeurope",
+            "northeurope",
+            "francecentral",
+            "germanywestcentral",
+            "swedencentral",
+        ];
+        const AZURE_US: &[&str] = &[
+            "eastus",
+            "eastus2",
+            "westus",
+            "westus2",
+            "westus3",
+            "centralus",
+        ];
         if AZURE_EU.contains(&region) {
             return Some("eu".into());
         }
@@ -96,6 +122,10 @@ impl Config {
             return Some("us".into());
         }
         let prefix = region.split('-').next()?;
-        matches!(prefix, "eu" | "us" | "ca" | "ap" | "sa" | "me" | "af" | "il" | "mx").then(|| prefix.to_string())
+        matches!(
+            prefix,
+            "eu" | "us" | "ca" | "ap" | "sa" | "me" | "af" | "il" | "mx"
+        )
+        .then(|| prefix.to_string())
     }
 }

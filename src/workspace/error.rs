@@ -32,7 +32,13 @@ pub enum ErrorKind {
 
 impl WorkspaceError {
     pub(crate) fn new(path: impl Into<PathBuf>, kind: ErrorKind) -> Self {
-        WorkspaceError { path: path.into(), line: None, tenant: None, field: None, kind }
+        WorkspaceError {
+            path: path.into(),
+            line: None,
+            tenant: None,
+            field: None,
+            kind,
+        }
     }
 
     pub(crate) fn policy(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
@@ -48,7 +54,10 @@ impl WorkspaceError {
     }
 
     pub(crate) fn yaml(path: impl Into<PathBuf>, e: &serde_yaml_ng::Error) -> Self {
-        let mut err = Self::syntax(path, format!("malformed YAML: {}", strip_location(&e.to_string())));
+        let mut err = Self::syntax(
+            path,
+            format!("malformed YAML: {}", strip_location(&e.to_string())),
+        );
         err.line = e.location().map(|l| l.line());
         err
     }
@@ -105,7 +114,8 @@ pub fn line_of(text: &str, path: &str) -> Option<usize> {
         let hit = (from..lines.len()).find(|&i| {
             let l = lines[i];
             l.match_indices(&needle).any(|(p, _)| {
-                p == 0 || !l.as_bytes()[p - 1].is_ascii_alphanumeric() && l.as_bytes()[p - 1] != b'_'
+                p == 0
+                    || !l.as_bytes()[p - 1].is_ascii_alphanumeric() && l.as_bytes()[p - 1] != b'_'
             })
         })?;
         found = Some(hit + 1);
@@ -129,7 +139,13 @@ mod tests {
 
     #[test]
     fn display_names_everything() {
-        let e = WorkspaceError::policy("tenants/acme.yaml", "unknown tier `gold`").tenant("acme").field("plan").at_line(Some(2));
-        assert_eq!(e.to_string(), "tenants/acme.yaml:2: tenant `acme`: field `plan`: unknown tier `gold`");
+        let e = WorkspaceError::policy("tenants/acme.yaml", "unknown tier `gold`")
+            .tenant("acme")
+            .field("plan")
+            .at_line(Some(2));
+        assert_eq!(
+            e.to_string(),
+            "tenants/acme.yaml:2: tenant `acme`: field `plan`: unknown tier `gold`"
+        );
     }
 }

@@ -7,7 +7,9 @@ static PLANS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/plans");
 
 /// The text of a built-in tier, if one has this name.
 pub fn tier(name: &str) -> Option<&'static str> {
-    PLANS.get_file(format!("{name}.yaml")).and_then(|f| f.contents_utf8())
+    PLANS
+        .get_file(format!("{name}.yaml"))
+        .and_then(|f| f.contents_utf8())
 }
 
 /// Names of the built-in tiers.
@@ -25,7 +27,12 @@ pub fn module(name: &str) -> Option<Vec<(String, &'static str)>> {
     let dir = MODULES.get_dir(name)?;
     let mut files: Vec<(String, &'static str)> = dir
         .files()
-        .filter_map(|f| Some((f.path().file_name()?.to_str()?.to_string(), f.contents_utf8()?)))
+        .filter_map(|f| {
+            Some((
+                f.path().file_name()?.to_str()?.to_string(),
+                f.contents_utf8()?,
+            ))
+        })
         .collect();
     files.sort();
     Some(files)

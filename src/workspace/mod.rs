@@ -116,7 +116,10 @@ impl Loader {
         let (text, origin) = match self.read(&rel)? {
             Some(t) => (t, rel),
             None => match library::tier(name) {
-                Some(t) => (t.to_string(), PathBuf::from(format!("builtin:plans/{name}.yaml"))),
+                Some(t) => (
+                    t.to_string(),
+                    PathBuf::from(format!("builtin:plans/{name}.yaml")),
+                ),
                 None => return Ok(None),
             },
         };
@@ -125,8 +128,15 @@ impl Loader {
     }
 
     fn module(&mut self, name: &str, used_in: &Path) -> Result<Module, WorkspaceError> {
-        if name.split('/').count() != 2 || name.split('/').any(|s| s.is_empty() || s == ".." || s == ".") {
-            return Err(WorkspaceError::policy(used_in, format!("invalid module name `{name}`: expected `<group>/<name>`")));
+        if name.split('/').count() != 2
+            || name
+                .split('/')
+                .any(|s| s.is_empty() || s == ".." || s == ".")
+        {
+            return Err(WorkspaceError::policy(
+                used_in,
+                format!("invalid module name `{name}`: expected `<group>/<name>`"),
+            ));
         }
         let dir = self.root.join("modules").join(name);
         let (files, origin): (Vec<(String, String)>, String) = if dir.is_dir() {
@@ -144,7 +154,10 @@ impl Loader {
             files.sort();
             (files, format!("modules/{name}"))
         } else if let Some(files) = library::module(name) {
-            (files.into_iter().map(|(n, t)| (n, t.to_string())).collect(), format!("builtin:modules/{name}"))
+            (
+                files.into_iter().map(|(n, t)| (n, t.to_string())).collect(),
+                format!("builtin:modules/{name}"),
+            )
         } else {
             return Err(WorkspaceError::policy(
                 used_in,
@@ -161,22 +174,51 @@ impl Loader {
             }
         }
         if templates.is_empty() {
-            return Err(WorkspaceError::policy(format!("{origin}"), "module has no `*.tera` template"));
+            return Err(WorkspaceError::policy(
+                format!("{origin}"),
+                "module has no `*.tera` template",
+            ));
         }
-        Ok(Module { name: name.to_string(), origin, spec, templates })
+        Ok(Module {
+            name: name.to_string(),
+            origin,
+            spec,
+            templates,
+        })
     }
+}
+
+/// Reads only `landlord.toml` (for commands that need the state but not the tenants).
+pub fn load_config(root: &Path) -> Result<Config, LoadErrors> {
+    let path = root.join("landlord.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        WorkspaceError::io(
+            &path,
+            std::io::Error::new(
+                e.kind(),
+                format!("not a landlord workspace ({e}); use -C DIR"),
+            ),
+        )
+    })?;
+    Ok(Config::parse(Path::new("landlord.toml"), &text)?)
 }
 
 impl Workspace {
     /// Loads and validates the workspace at `root`.
     pub fn load(root: &Path) -> Result<Workspace, LoadErrors> {
-        let mut ld = Loader { root: root.to_path_buf(), hasher: Sha256::new() };
+        let mut ld = Loader {
+            root: root.to_path_buf(),
+            hasher: Sha256::new(),
+        };
         ld.hasher.update(library::digest().as_bytes());
         let cfg_path = PathBuf::from("landlord.toml");
         let cfg_text = ld.read(&cfg_path)?.ok_or_else(|| {
             WorkspaceError::io(
                 root.join("landlord.toml"),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "not a landlord workspace (no landlord.toml); use -C DIR"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not a landlord workspace (no landlord.toml); use -C DIR",
+                ),
             )
         })?;
         let mut config = Config::parse(&cfg_path, &cfg_text)?;
@@ -220,19 +262,28 @@ impl Workspace {
             let line = |f: &str| error::line_of(&text, f);
             if !is_valid_tenant_id(&spec.id) {
                 errs.push(
-                    WorkspaceError::policy(&rel, format!("invalid tenant id `{}`: expected `^[a-z][a-z0-9-]{{1,62}}$`", spec.id))
-                        .tenant(&spec.id)
-                        .field("id")
-                        .at_line(line("id")),
+                    WorkspaceError::policy(
+                        &rel,
+                        format!(
+                            "invalid tenant id `{}`: expected `^[a-z][a-z0-9-]{{1,62}}$`",
+                            spec.id
+                        ),
+                    )
+                    .tenant(&spec.id)
+                    .field("id")
+                    .at_line(line("id")),
                 );
                 continue;
             }
             if spec.id != stem {
                 errs.push(
-                    WorkspaceError::policy(&rel, format!("tenant id `{}` must equal the file name `{stem}`", spec.id))
-                        .tenant(&spec.id)
-                        .field("id")
-                        .at_line(line("id")),
+                    WorkspaceError::policy(
+                        &rel,
+                        format!("tenant id `{}` must equal the file name `{stem}`", spec.id),
+                    )
+                    .tenant(&spec.id)
+                    .field("id")
+                    .at_line(line("id")),
                 );
                 continue;
             }
@@ -249,20 +300,44 @@ impl Workspace {
             let Some(Some(tier)) = tiers.get(&spec.plan) else {
                 let mut avail = library::tier_names();
                 if let Ok(rd) = std::fs::read_dir(root.join("plans")) {
-                    avail.extend(rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string)));
+                    avail.extend(rd.flatten().filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".yaml")
+                            .map(str::to_string)
+                    }));
                 }
                 avail.sort();
                 avail.dedup();
                 errs.push(
-                    WorkspaceError::policy(&rel, format!("unknown tier `{}` (available: {})", spec.plan, avail.join(", ")))
-                        .tenant(&spec.id)
-                        .field("plan")
-                        .at_line(line("plan")),
+                    WorkspaceError::policy(
+                        &rel,
+                        format!(
+                            "unknown tier `{}` (available: {})",
+                            spec.plan,
+                            avail.join(", ")
+                        ),
+                    )
+                    .tenant(&spec.id)
+                    .field("plan")
+                    .at_line(line("plan")),
                 );
                 continue;
             };
-            match policy::check_tenant(&spec, &spec.plan, &tier.tier, &tier.origin, &config, &rel, &text) {
-                Ok(settings) => tenants.push(LoadedTenant { spec, path: rel, settings }),
+            match policy::check_tenant(
+                &spec,
+                &spec.plan,
+                &tier.tier,
+                &tier.origin,
+                &config,
+                &rel,
+                &text,
+            ) {
+                Ok(settings) => tenants.push(LoadedTenant {
+                    spec,
+                    path: rel,
+                    settings,
+                }),
                 Err(mut e) => errs.append(&mut e),
             }
         }
@@ -283,12 +358,19 @@ impl Workspace {
             }
         };
 
-        let tiers: BTreeMap<String, LoadedTier> = tiers.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        let tiers: BTreeMap<String, LoadedTier> = tiers
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
         let mut modules = BTreeMap::new();
         let uses = tiers
             .values()
             .flat_map(|t| t.tier.modules.iter().map(move |u| (u, t.origin.clone())))
-            .chain(shared.iter().flat_map(|s| s.modules.iter().map(|u| (u, shared_path.clone()))));
+            .chain(
+                shared
+                    .iter()
+                    .flat_map(|s| s.modules.iter().map(|u| (u, shared_path.clone()))),
+            );
         for (u, used_in) in uses {
             if !modules.contains_key(&u.module) {
                 match ld.module(&u.module, &used_in) {
@@ -303,7 +385,15 @@ impl Workspace {
             return Err(LoadErrors(errs));
         }
         let input_hash = hex::encode(ld.hasher.finalize());
-        Ok(Workspace { root: root.to_path_buf(), config, tenants, tiers, modules, shared, input_hash })
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            config,
+            tenants,
+            tiers,
+            modules,
+            shared,
+            input_hash,
+        })
     }
 
     /// The state directory.

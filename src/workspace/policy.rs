@@ -13,7 +13,9 @@ use super::tier::Tier;
 
 /// Looks up a dotted path in a JSON value.
 pub fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |cur, seg| cur.get(seg)).filter(|v| !v.is_null())
+    path.split('.')
+        .try_fold(v, |cur, seg| cur.get(seg))
+        .filter(|v| !v.is_null())
 }
 
 /// Deep-merges `over` into `base` (mappings merge, everything else replaces).
@@ -33,7 +35,11 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, x) in o {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 leaves(&p, x, out);
             }
         }
@@ -44,22 +50,29 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
 
 /// Evaluates a tera boolean expression (optionally wrapped in `{{ }}`) against `ctx`.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
-    let inner = expr.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+    let inner = expr
+        .trim()
+        .trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .trim();
     let tpl = format!("{{% if {inner} %}}1{{% endif %}}");
     let ctx = tera::Context::from_value(ctx.clone()).map_err(|e| e.to_string())?;
-    tera::Tera::one_off(&tpl, &ctx, false).map(|s| s == "1").map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        format!("cannot evaluate `{inner}`: {msg}")
-    })
+    tera::Tera::one_off(&tpl, &ctx, false)
+        .map(|s| s == "1")
+        .map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            format!("cannot evaluate `{inner}`: {msg}")
+        })
 }
 
 fn regex(pattern: &str, path: &Path) -> Result<Regex, WorkspaceError> {
-    Regex::new(pattern).map_err(|e| WorkspaceError::policy(path, format!("invalid pattern `{pattern}`: {e}")))
+    Regex::new(pattern)
+        .map_err(|e| WorkspaceError::policy(path, format!("invalid pattern `{pattern}`: {e}")))
 }
 
 fn value_text(v: &Value) -> String {
@@ -82,7 +95,10 @@ pub fn check_tenant(
 ) -> Result<Value, Vec<WorkspaceError>> {
     let mut errs = Vec::new();
     let err = |field: &str, msg: String| {
-        WorkspaceError::policy(path, msg).tenant(&tenant.id).field(field).at_line(line_of(text, field))
+        WorkspaceError::policy(path, msg)
+            .tenant(&tenant.id)
+            .field(field)
+            .at_line(line_of(text, field))
     };
 
     // Customization allow-list.
@@ -90,30 +106,56 @@ pub fn check_tenant(
     leaves("", &tenant.settings, &mut overrides);
     for (p, v) in &overrides {
         let field = format!("settings.{p}");
-        let allowed = tier.customizations.iter().find(|c| p == &c.path || p.starts_with(&format!("{}.", c.path)));
+        let allowed = tier
+            .customizations
+            .iter()
+            .find(|c| p == &c.path || p.starts_with(&format!("{}.", c.path)));
         let Some(c) = allowed else {
-            let list: Vec<&str> = tier.customizations.iter().map(|c| c.path.as_str()).collect();
-            let list = if list.is_empty() { "none".to_string() } else { list.join(", ") };
+            let list: Vec<&str> = tier
+                .customizations
+                .iter()
+                .map(|c| c.path.as_str())
+                .collect();
+            let list = if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            };
             errs.push(err(&field, format!("setting `{p}` is not customizable in tier `{tier_name}` (customizable: {list})")));
             continue;
         };
         if let Some(opts) = &c.one_of {
             if !opts.contains(v) {
                 let list: Vec<String> = opts.iter().map(value_text).collect();
-                errs.push(err(&field, format!("value `{}` is not allowed by tier `{tier_name}`: expected one of {}", value_text(v), list.join(", "))));
+                errs.push(err(
+                    &field,
+                    format!(
+                        "value `{}` is not allowed by tier `{tier_name}`: expected one of {}",
+                        value_text(v),
+                        list.join(", ")
+                    ),
+                ));
             }
         }
         if let Some(pat) = &c.pattern {
             match regex(pat, tier_path) {
-                Ok(re) if !re.is_match(&value_text(v)) => {
-                    errs.push(err(&field, format!("value `{}` does not match pattern `{pat}` of tier `{tier_name}`", value_text(v))))
-                }
+                Ok(re) if !re.is_match(&value_text(v)) => errs.push(err(
+                    &field,
+                    format!(
+                        "value `{}` does not match pattern `{pat}` of tier `{tier_name}`",
+                        value_text(v)
+                    ),
+                )),
                 Ok(_) => {}
                 Err(e) => errs.push(e),
             }
         }
     }
-    let mut settings = if tier.defaults.is_null() { Value::Object(Default::default()) } else { tier.defaults.clone() };
+    let mut settings = if tier.defaults.is_null() {
+        Value::Object(Default::default())
+    } else {
+        tier.defaults.clone()
+    };
     deep_merge(&mut settings, &tenant.settings);
 
     // Validation rules on the tenant document with settings merged.
@@ -126,7 +168,10 @@ pub fn check_tenant(
                 Some(expr) => match eval_condition(expr, &doc) {
                     Ok(b) => b,
                     Err(m) => {
-                        errs.push(WorkspaceError::policy(tier_path, format!("rule on `{}`: {m}", rule.path)));
+                        errs.push(WorkspaceError::policy(
+                            tier_path,
+                            format!("rule on `{}`: {m}", rule.path),
+                        ));
                         false
                     }
                 },
@@ -135,8 +180,15 @@ pub fn check_tenant(
         let custom = |generic: String| rule.message.clone().unwrap_or(generic);
         match v {
             None if required => {
-                let why = rule.required_when.as_ref().map(|w| format!(" when `{w}`")).unwrap_or_default();
-                errs.push(err(&rule.path, custom(format!("is required by tier `{tier_name}`{why}"))));
+                let why = rule
+                    .required_when
+                    .as_ref()
+                    .map(|w| format!(" when `{w}`"))
+                    .unwrap_or_default();
+                errs.push(err(
+                    &rule.path,
+                    custom(format!("is required by tier `{tier_name}`{why}")),
+                ));
             }
             None => {}
             Some(v) => {
@@ -153,7 +205,14 @@ pub fn check_tenant(
                 if let Some(opts) = &rule.one_of {
                     if !opts.contains(v) {
                         let list: Vec<String> = opts.iter().map(value_text).collect();
-                        errs.push(err(&rule.path, custom(format!("value `{}` must be one of {} (tier `{tier_name}`)", value_text(v), list.join(", ")))));
+                        errs.push(err(
+                            &rule.path,
+                            custom(format!(
+                                "value `{}` must be one of {} (tier `{tier_name}`)",
+                                value_text(v),
+                                list.join(", ")
+                            )),
+                        ));
                     }
                 }
             }
@@ -162,20 +221,32 @@ pub fn check_tenant(
 
     // Limits.
     if let Some(&max) = tier.limits.get("custom_domains") {
-        let primary = tenant.domain.as_ref().is_some_and(|d| d.kind != DomainKind::Subdomain) as u64;
+        let primary = tenant
+            .domain
+            .as_ref()
+            .is_some_and(|d| d.kind != DomainKind::Subdomain) as u64;
         let count = primary + tenant.aliases.len() as u64;
         if count > max {
-            errs.push(err("aliases", format!("{count} custom domains exceed the limit of {max} of tier `{tier_name}`")));
+            errs.push(err(
+                "aliases",
+                format!("{count} custom domains exceed the limit of {max} of tier `{tier_name}`"),
+            ));
         }
     }
 
     // Residency: the tenant's region must sit inside its own residency and the tier's.
     if let Some(region) = &tenant.region {
-        for (allowed, whose) in [(&tenant.residency, "the tenant's residency"), (&tier.residency, "tier residency")] {
+        for (allowed, whose) in [
+            (&tenant.residency, "the tenant's residency"),
+            (&tier.residency, "tier residency"),
+        ] {
             if !allowed.is_empty() && !region_allowed(config, region, allowed) {
                 errs.push(err(
                     "region",
-                    format!("residency violation: region `{region}` is outside {whose} [{}]", allowed.join(", ")),
+                    format!(
+                        "residency violation: region `{region}` is outside {whose} [{}]",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -189,7 +260,10 @@ pub fn check_tenant(
 
 /// Whether `region` is listed in `allowed` directly or by its jurisdiction.
 pub fn region_allowed(config: &Config, region: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|a| a == region) || config.jurisdiction(region).is_some_and(|j| allowed.contains(&j))
+    allowed.iter().any(|a| a == region)
+        || config
+            .jurisdiction(region)
+            .is_some_and(|j| allowed.contains(&j))
 }
 
 #[cfg(test)]

@@ -15,18 +15,32 @@ pub const COMMENT_BUDGET: usize = 60_000;
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### landlord plan\n\n");
     if !plan.has_changes() {
-        let _ = writeln!(out, "**No changes.** {} resources are up to date.", plan.unchanged);
+        let _ = writeln!(
+            out,
+            "**No changes.** {} resources are up to date.",
+            plan.unchanged
+        );
         return out;
     }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary()));
     let mut by_tenant: BTreeMap<&str, Vec<&ResourceChange>> = BTreeMap::new();
     for c in &plan.changes {
-        by_tenant.entry(c.address.scope.as_str()).or_default().push(c);
+        by_tenant
+            .entry(c.address.scope.as_str())
+            .or_default()
+            .push(c);
     }
     out.push_str("| Tenant | Add | Change | Replace | Destroy |\n|---|---:|---:|---:|---:|\n");
     for (t, cs) in &by_tenant {
         let n = |a: Action| cs.iter().filter(|c| c.action == a).count();
-        let _ = writeln!(out, "| `{t}` | {} | {} | {} | {} |", n(Action::Create), n(Action::Update), n(Action::Replace), n(Action::Delete));
+        let _ = writeln!(
+            out,
+            "| `{t}` | {} | {} | {} | {} |",
+            n(Action::Create),
+            n(Action::Update),
+            n(Action::Replace),
+            n(Action::Delete)
+        );
     }
     out.push('\n');
     if plan.changes.len() <= 40 {
@@ -42,9 +56,19 @@ pub fn markdown(plan: &Plan) -> String {
     let mut omitted = Vec::new();
     for (t, cs) in &by_tenant {
         let mut sec = String::new();
-        let _ = writeln!(sec, "<details><summary><b>{t}</b>: {} changes</summary>\n\n```diff", cs.len());
+        let _ = writeln!(
+            sec,
+            "<details><summary><b>{t}</b>: {} changes</summary>\n\n```diff",
+            cs.len()
+        );
         for c in cs {
-            let _ = writeln!(sec, "{} {} ({})", c.action.symbol(), c.address, c.reasons.join("; "));
+            let _ = writeln!(
+                sec,
+                "{} {} ({})",
+                c.action.symbol(),
+                c.address,
+                c.reasons.join("; ")
+            );
             for a in &c.attributes {
                 for l in attr_lines(a) {
                     let _ = writeln!(sec, "    {}", l.replace("```", "'''"));

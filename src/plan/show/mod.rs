@@ -16,7 +16,10 @@ use crate::value::{self, UNKNOWN, UNKNOWN_TEXT};
 
 /// `Plan: 1 to add, 2 to change, 0 to replace, 3 to destroy.`
 pub fn summary_line(s: &Summary) -> String {
-    format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
+    format!(
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        s.add, s.change, s.replace, s.destroy
+    )
 }
 
 /// A value for display; `None` prints as `null`.
@@ -36,11 +39,23 @@ fn plain(v: &Value) -> Value {
 
 /// The lines describing one attribute change (multi-line strings as a unified diff).
 pub fn attr_lines(c: &AttrChange) -> Vec<String> {
-    let multi = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).is_some_and(|s| s.contains('\n'));
+    let multi = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.contains('\n'))
+    };
     if !c.sensitive && (multi(&c.before) || multi(&c.after)) {
         let before = c.before.as_ref().and_then(Value::as_str).unwrap_or("");
         let after = c.after.as_ref().and_then(Value::as_str).unwrap_or("");
-        let mut out = vec![format!("{}:{}", c.name, if c.forces_replace { "  # forces replacement" } else { "" })];
+        let mut out = vec![format!(
+            "{}:{}",
+            c.name,
+            if c.forces_replace {
+                "  # forces replacement"
+            } else {
+                ""
+            }
+        )];
         let diff = similar::TextDiff::from_lines(before, after);
         for (g, group) in diff.grouped_ops(3).iter().enumerate() {
             if g > 0 {
@@ -52,15 +67,33 @@ pub fn attr_lines(c: &AttrChange) -> Vec<String> {
                     similar::ChangeTag::Insert => "+",
                     similar::ChangeTag::Equal => " ",
                 };
-                out.push(format!("  {sign} {}", change.value().trim_end_matches('\n')));
+                out.push(format!(
+                    "  {sign} {}",
+                    change.value().trim_end_matches('\n')
+                ));
             }
         }
         return out;
     }
+    let show = |v: Option<&Value>| {
+        if c.sensitive && v.is_some_and(|v| v.as_str() != Some(UNKNOWN)) {
+            value::SENSITIVE_TEXT.to_string()
+        } else {
+            show(v)
+        }
+    };
     let arrow = match (&c.before, &c.after) {
         (None, after) => show(after.as_ref()),
         (before, None) => format!("{} -> null", show(before.as_ref())),
         (before, after) => format!("{} -> {}", show(before.as_ref()), show(after.as_ref())),
     };
-    vec![format!("{} = {arrow}{}", c.name, if c.forces_replace { "  # forces replacement" } else { "" })]
+    vec![format!(
+        "{} = {arrow}{}",
+        c.name,
+        if c.forces_replace {
+            "  # forces replacement"
+        } else {
+            ""
+        }
+    )]
 }

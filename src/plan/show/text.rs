@@ -23,19 +23,33 @@ fn paint(s: &str, action: Action, color: bool) -> String {
 pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
-        let _ = writeln!(out, "No changes. {} resources are up to date.", plan.unchanged);
+        let _ = writeln!(
+            out,
+            "No changes. {} resources are up to date.",
+            plan.unchanged
+        );
         return out;
     }
     let _ = writeln!(out, "landlord will perform the following actions:\n");
     for c in &plan.changes {
-        let head = format!("{} {} will be {}", c.action.symbol(), c.address, match c.action {
-            Action::Create => "created",
-            Action::Update => "updated in place",
-            Action::Replace => "replaced",
-            Action::Delete => "destroyed",
-            Action::NoOp => "left alone",
-        });
-        let _ = writeln!(out, "{}  ({})", paint(&head, c.action, color), c.reasons.join("; "));
+        let head = format!(
+            "{} {} will be {}",
+            c.action.symbol(),
+            c.address,
+            match c.action {
+                Action::Create => "created",
+                Action::Update => "updated in place",
+                Action::Replace => "replaced",
+                Action::Delete => "destroyed",
+                Action::NoOp => "left alone",
+            }
+        );
+        let _ = writeln!(
+            out,
+            "{}  ({})",
+            paint(&head, c.action, color),
+            c.reasons.join("; ")
+        );
         for a in &c.attributes {
             for l in attr_lines(a) {
                 let _ = writeln!(out, "      {l}");

@@ -27,7 +27,11 @@ pub(super) fn schema() -> ResourceSchema {
 
 /// The provider id of a file: the hash of its content.
 pub(super) fn id(attrs: &Attrs) -> String {
-    attrs.get("content_sha256").and_then(Value::as_str).unwrap_or_default().to_string()
+    attrs
+        .get("content_sha256")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn mode(c: &Attrs, key: &str, default: u32) -> Result<u32, ProviderError> {
@@ -36,7 +40,11 @@ fn mode(c: &Attrs, key: &str, default: u32) -> Result<u32, ProviderError> {
         Some(s) => u32::from_str_radix(s, 8)
             .ok()
             .filter(|m| *m <= 0o7777 && s.len() == 4)
-            .ok_or_else(|| ProviderError::Invalid(format!("`{key}` must be four octal digits like \"0644\", got `{s}`"))),
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!(
+                    "`{key}` must be four octal digits like \"0644\", got `{s}`"
+                ))
+            }),
     }
 }
 
@@ -56,7 +64,10 @@ impl Files {
     /// The absolute path of `filename`, refused when it escapes the root.
     fn path(&self, filename: &str) -> Result<PathBuf, ProviderError> {
         let escape = || {
-            ProviderError::Invalid(format!("`filename` `{filename}` escapes the workspace root `{}`", self.root.display()))
+            ProviderError::Invalid(format!(
+                "`filename` `{filename}` escapes the workspace root `{}`",
+                self.root.display()
+            ))
         };
         let rel = Path::new(filename);
         if rel.is_absolute() || filename.is_empty() {
@@ -111,34 +122,49 @@ impl Files {
         let content = req_str(c, "content")?;
         let fmode = mode(c, "file_permission", 0o644)?;
         let dmode = mode(c, "directory_permission", 0o755)?;
-        let io = |what: &str, e: std::io::Error| ProviderError::io(&format!("{what} `{filename}`"), &e);
+        let io =
+            |what: &str, e: std::io::Error| ProviderError::io(&format!("{what} `{filename}`"), &e);
         if let Some(dir) = path.parent() {
             if !dir.exists() {
                 fs::create_dir_all(dir).map_err(|e| io("cannot create directory for", e))?;
-                fs::set_permissions(dir, fs::Permissions::from_mode(dmode)).map_err(|e| io("cannot set directory mode for", e))?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(dmode))
+                    .map_err(|e| io("cannot set directory mode for", e))?;
             }
         }
         // Write to a temporary sibling with the final mode, then rename: readers and a
         // killed run see either the old or the new file, never a partial one.
-        let tmp = path.with_file_name(format!(".{}.landlord-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+        let tmp = tmp_path(&path);
         {
             let mut opts = fs::OpenOptions::new();
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, fmode);
-            let mut f = opts.write(true).create(true).truncate(true).open(&tmp).map_err(|e| io("cannot write", e))?;
-            f.set_permissions(fs::Permissions::from_mode(fmode)).map_err(|e| io("cannot set mode of", e))?;
-            f.write_all(content.as_bytes()).map_err(|e| io("cannot write", e))?;
+            let mut f = opts
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| io("cannot write", e))?;
+            f.set_permissions(fs::Permissions::from_mode(fmode))
+                .map_err(|e| io("cannot set mode of", e))?;
+            f.write_all(content.as_bytes())
+                .map_err(|e| io("cannot write", e))?;
             f.sync_all().map_err(|e| io("cannot sync", e))?;
         }
         fs::rename(&tmp, &path).map_err(|e| io("cannot move into place", e))?;
         let attrs = self.attrs(c, content, fmode);
-        Ok(ApplyResponse { id: id(&attrs), attributes: attrs })
+        Ok(ApplyResponse {
+            id: id(&attrs),
+            attributes: attrs,
+        })
     }
 
     fn attrs(&self, c: &Attrs, content: &str, fmode: u32) -> Attrs {
         let mut a = c.clone();
         a.insert("content".into(), json!(content));
         a.insert("file_permission".into(), json!(format!("{fmode:04o}")));
-        a.insert("content_sha256".into(), json!(hex::encode(Sha256::digest(content.as_bytes()))));
+        a.insert(
+            "content_sha256".into(),
+            json!(hex::encode(Sha256::digest(content.as_bytes()))),
+        );
         a
     }
 
@@ -151,7 +177,8 @@ impl Files {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ProviderError::io(&format!("cannot read `{filename}`"), &e)),
         };
-        let bytes = fs::read(&path).map_err(|e| ProviderError::io(&format!("cannot read `{filename}`"), &e))?;
+        let bytes = fs::read(&path)
+            .map_err(|e| ProviderError::io(&format!("cannot read `{filename}`"), &e))?;
         let content = String::from_utf8_lossy(&bytes);
         let mut a = self.attrs(prior, &content, meta.permissions().mode() & 0o7777);
         if prior.get("directory_permission").is_none() {
@@ -160,15 +187,41 @@ impl Files {
         Ok(Some(a))
     }
 
+    /// Removes the temporary file a killed write may have left behind.
+    pub(super) fn clean_partial(&self, config: &Attrs) -> Result<(), ProviderError> {
+        let filename = req_str(config, "filename")?;
+        let tmp = tmp_path(&self.path(filename)?);
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProviderError::io(
+                &format!("cannot remove `{}`", tmp.display()),
+                &e,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn delete(&self, prior: &Attrs) -> Result<(), ProviderError> {
         let filename = req_str(prior, "filename")?;
         let path = self.path(filename)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::io(&format!("cannot delete `{filename}`"), &e)),
+            Err(e) => Err(ProviderError::io(
+                &format!("cannot delete `{filename}`"),
+                &e,
+            )),
         }
     }
+}
+
+/// The temporary sibling a write goes through.
+fn tmp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        ".{}.landlord-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ))
 }
 
 /// Removes `.` and `..` lexically.
@@ -198,7 +251,8 @@ mod tests {
     fn writes_reads_and_deletes_with_mode() {
         let dir = tempfile::tempdir().unwrap();
         let f = Files::new(dir.path().to_path_buf(), dir.path().to_path_buf());
-        let c = cfg(json!({"filename": "out/a.env", "content": "PW=x\n", "file_permission": "0600"}));
+        let c =
+            cfg(json!({"filename": "out/a.env", "content": "PW=x\n", "file_permission": "0600"}));
         f.write(&c).unwrap();
         let meta = fs::metadata(dir.path().join("out/a.env")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);

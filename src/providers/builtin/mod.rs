@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Provider, ProviderError, ReadRequest, ReadResponse,
-    RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Provider, ProviderError, ReadRequest,
+    ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -39,7 +39,9 @@ impl Builtin {
                     _ => {
                         return Err(SettingsError {
                             provider: "local".into(),
-                            message: format!("unknown or mistyped setting `{k}`: expected `root = \"DIR\"`"),
+                            message: format!(
+                                "unknown or mistyped setting `{k}`: expected `root = \"DIR\"`"
+                            ),
                         })
                     }
                 }
@@ -53,7 +55,11 @@ impl Builtin {
             local_file::schema(),
             time_sleep::schema(),
         ];
-        Ok(Builtin { schemas, files: local_file::Files::new(settings.root.clone(), root), stats })
+        Ok(Builtin {
+            schemas,
+            files: local_file::Files::new(settings.root.clone(), root),
+            stats,
+        })
     }
 
     fn count(&self, op: &str) {
@@ -87,7 +93,9 @@ impl Builtin {
                 self.count("time.sleep");
                 time_sleep::create(c, req.prior.as_ref()).await
             }
-            other => Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+            other => Err(ProviderError::Invalid(format!(
+                "unknown resource type `{other}`"
+            ))),
         }
     }
 }
@@ -97,7 +105,9 @@ pub(crate) fn opt_str<'a>(c: &'a Attrs, k: &str) -> Result<Option<&'a str>, Prov
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(ProviderError::Invalid(format!("`{k}` must be a string, got {v}"))),
+        Some(v) => Err(ProviderError::Invalid(format!(
+            "`{k}` must be a string, got {v}"
+        ))),
     }
 }
 
@@ -110,7 +120,9 @@ pub(crate) fn req_str<'a>(c: &'a Attrs, k: &str) -> Result<&'a str, ProviderErro
 pub(crate) fn opt_u64(c: &Attrs, k: &str) -> Result<Option<u64>, ProviderError> {
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| ProviderError::Invalid(format!("`{k}` must be a non-negative integer, got {v}"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ProviderError::Invalid(format!("`{k}` must be a non-negative integer, got {v}"))
+        }),
     }
 }
 
@@ -119,12 +131,17 @@ pub(crate) fn opt_bool(c: &Attrs, k: &str) -> Result<Option<bool>, ProviderError
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(ProviderError::Invalid(format!("`{k}` must be true or false, got {v}"))),
+        Some(v) => Err(ProviderError::Invalid(format!(
+            "`{k}` must be true or false, got {v}"
+        ))),
     }
 }
 
 /// Configuration plus computed attributes: the attributes recorded after apply.
-pub(crate) fn with_computed(config: &Attrs, computed: impl IntoIterator<Item = (&'static str, Value)>) -> Attrs {
+pub(crate) fn with_computed(
+    config: &Attrs,
+    computed: impl IntoIterator<Item = (&'static str, Value)>,
+) -> Attrs {
     let mut a = config.clone();
     for (k, v) in computed {
         a.insert(k.to_string(), v);
@@ -160,10 +177,14 @@ impl Provider for Builtin {
         match req.address.rtype.as_str() {
             "local_file" => {
                 self.count("file.read");
-                Ok(ReadResponse { current: self.files.read(&req.prior)? })
+                Ok(ReadResponse {
+                    current: self.files.read(&req.prior)?,
+                })
             }
             // Generated values and timers exist only in state: they cannot drift.
-            _ => Ok(ReadResponse { current: Some(req.prior) }),
+            _ => Ok(ReadResponse {
+                current: Some(req.prior),
+            }),
         }
     }
 
@@ -199,8 +220,12 @@ impl Provider for Builtin {
             // plan compares it with the desired content.
             ("local_file", super::IntentOp::Create | super::IntentOp::Update) => {
                 self.count("file.read");
+                self.files.clean_partial(&req.config)?;
                 match self.files.read(&req.config)? {
-                    Some(attrs) => Ok(Recovery::Adopt(ApplyResponse { id: local_file::id(&attrs), attributes: attrs })),
+                    Some(attrs) => Ok(Recovery::Adopt(ApplyResponse {
+                        id: local_file::id(&attrs),
+                        attributes: attrs,
+                    })),
                     None => Ok(Recovery::Gone),
                 }
             }
@@ -211,7 +236,10 @@ impl Provider for Builtin {
             }
             // An update of a generated value that was not recorded keeps the old value.
             (_, super::IntentOp::Update) => match (req.prior, req.id) {
-                (Some(prior), Some(id)) => Ok(Recovery::Adopt(ApplyResponse { id, attributes: prior })),
+                (Some(prior), Some(id)) => Ok(Recovery::Adopt(ApplyResponse {
+                    id,
+                    attributes: prior,
+                })),
                 _ => Ok(Recovery::Gone),
             },
             // Generated values live only in state: an unrecorded create left nothing behind.

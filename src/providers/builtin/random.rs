@@ -38,7 +38,9 @@ pub(super) fn id_schema() -> ResourceSchema {
 pub(super) fn validate_password(c: &Attrs) -> Result<(), ProviderError> {
     match opt_u64(c, "length")? {
         Some(n) if (1..=1024).contains(&n) => Ok(()),
-        Some(n) => Err(ProviderError::Invalid(format!("`length` must be between 1 and 1024, got {n}"))),
+        Some(n) => Err(ProviderError::Invalid(format!(
+            "`length` must be between 1 and 1024, got {n}"
+        ))),
         None => Ok(()),
     }
 }
@@ -55,9 +57,14 @@ fn keep_prior(prior: Option<&Attrs>, c: &Attrs, keys: &[&str]) -> Option<Attrs> 
 
 pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
     if let Some(a) = keep_prior(prior, c, &["result"]) {
-        return Ok(ApplyResponse { id: "none".into(), attributes: a });
+        return Ok(ApplyResponse {
+            id: "none".into(),
+            attributes: a,
+        });
     }
-    let length = opt_u64(c, "length")?.ok_or_else(|| ProviderError::Invalid("`length` is required".into()))? as usize;
+    let length = opt_u64(c, "length")?
+        .ok_or_else(|| ProviderError::Invalid("`length` is required".into()))?
+        as usize;
     let mut classes: Vec<Vec<u8>> = Vec::new();
     if opt_bool(c, "upper")?.unwrap_or(true) {
         classes.push((b'A'..=b'Z').collect());
@@ -74,11 +81,15 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
     }
     classes.retain(|c| !c.is_empty());
     if classes.is_empty() {
-        return Err(ProviderError::Invalid("every character class is disabled".into()));
+        return Err(ProviderError::Invalid(
+            "every character class is disabled".into(),
+        ));
     }
     let all: Vec<u8> = classes.concat();
     let mut rng = OsRng;
-    let mut out: Vec<u8> = (0..length).map(|_| all[rng.gen_range(0..all.len())]).collect();
+    let mut out: Vec<u8> = (0..length)
+        .map(|_| all[rng.gen_range(0..all.len())])
+        .collect();
     // One character of each enabled class, when the length allows.
     for class in classes.iter().take(length) {
         let pos = rng.gen_range(0..length);
@@ -87,25 +98,44 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
         }
     }
     let result = String::from_utf8(out).map_err(|e| ProviderError::Invalid(e.to_string()))?;
-    Ok(ApplyResponse { id: "none".into(), attributes: with_computed(c, [("result", Value::String(result))]) })
+    Ok(ApplyResponse {
+        id: "none".into(),
+        attributes: with_computed(c, [("result", Value::String(result))]),
+    })
 }
 
 pub(super) fn id(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
     if let Some(a) = keep_prior(prior, c, &["hex", "b64_url"]) {
-        let id = a.get("b64_url").and_then(Value::as_str).unwrap_or_default().to_string();
+        let id = a
+            .get("b64_url")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         return Ok(ApplyResponse { id, attributes: a });
     }
-    let n = opt_u64(c, "byte_length")?.ok_or_else(|| ProviderError::Invalid("`byte_length` is required".into()))?;
+    let n = opt_u64(c, "byte_length")?
+        .ok_or_else(|| ProviderError::Invalid("`byte_length` is required".into()))?;
     if !(1..=64).contains(&n) {
-        return Err(ProviderError::Invalid(format!("`byte_length` must be between 1 and 64, got {n}")));
+        return Err(ProviderError::Invalid(format!(
+            "`byte_length` must be between 1 and 64, got {n}"
+        )));
     }
     let mut bytes = vec![0u8; n as usize];
     OsRng.fill_bytes(&mut bytes);
     let prefix = opt_str(c, "prefix")?.unwrap_or("");
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-    let attrs = with_computed(c, [("hex", json!(format!("{prefix}{}", hex::encode(&bytes)))), ("b64_url", json!(format!("{prefix}{b64}")))]);
-    Ok(ApplyResponse { id: format!("{prefix}{b64}"), attributes: attrs })
+    let attrs = with_computed(
+        c,
+        [
+            ("hex", json!(format!("{prefix}{}", hex::encode(&bytes)))),
+            ("b64_url", json!(format!("{prefix}{b64}"))),
+        ],
+    );
+    Ok(ApplyResponse {
+        id: format!("{prefix}{b64}"),
+        attributes: attrs,
+    })
 }
 
 #[cfg(test)]
@@ -120,7 +150,10 @@ mod tests {
         assert_eq!(s.len(), 24);
         assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
         let again = password(&c, Some(&r.attributes)).unwrap();
-        assert_eq!(again.attributes["result"], r.attributes["result"], "an update keeps the value");
+        assert_eq!(
+            again.attributes["result"], r.attributes["result"],
+            "an update keeps the value"
+        );
     }
 
     #[test]

@@ -11,14 +11,23 @@ use crate::value::Attrs;
 pub(super) fn schema() -> ResourceSchema {
     ResourceSchema {
         type_name: "time_sleep",
-        attributes: vec![AttrSchema::optional("create_duration").force_new(), AttrSchema::optional("destroy_duration")],
+        attributes: vec![
+            AttrSchema::optional("create_duration").force_new(),
+            AttrSchema::optional("destroy_duration"),
+        ],
     }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h`.
 fn duration(c: &Attrs, key: &str) -> Result<Option<Duration>, ProviderError> {
-    let Some(s) = opt_str(c, key)? else { return Ok(None) };
-    let bad = || ProviderError::Invalid(format!("`{key}` must look like `500ms`, `30s`, `5m` or `1h`, got `{s}`"));
+    let Some(s) = opt_str(c, key)? else {
+        return Ok(None);
+    };
+    let bad = || {
+        ProviderError::Invalid(format!(
+            "`{key}` must look like `500ms`, `30s`, `5m` or `1h`, got `{s}`"
+        ))
+    };
     let split = s.find(|ch: char| !ch.is_ascii_digit()).ok_or_else(bad)?;
     let n: u64 = s[..split].parse().map_err(|_| bad())?;
     let d = match &s[split..] {
@@ -40,13 +49,19 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     Ok(())
 }
 
-pub(super) async fn create(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn create(
+    c: &Attrs,
+    prior: Option<&Attrs>,
+) -> Result<ApplyResponse, ProviderError> {
     if prior.is_none() {
         if let Some(d) = duration(c, "create_duration")? {
             tokio::time::sleep(d).await;
         }
     }
-    Ok(ApplyResponse { id: "slept".into(), attributes: c.clone() })
+    Ok(ApplyResponse {
+        id: "slept".into(),
+        attributes: c.clone(),
+    })
 }
 
 pub(super) async fn destroy(prior: &Attrs) -> Result<(), ProviderError> {

@@ -1,0 +1,322 @@
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{tenant_yaml, walk, Ws};
+
+#[test]
+fn saved_plan_applies_exactly_what_was_shown_and_stale_plans_are_refused() {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.edit(
+        "plans/professional.yaml",
+        "client_max_body_size: 50m",
+        "client_max_body_size: 100m",
+    );
+    std::fs::remove_file(ws.join("tenants/initech.yaml")).unwrap();
+    let plan_file = ws.join("plan.bin");
+    let shown: Value = serde_json::from_str(
+        &ws.ok(&["plan", "--json", "--out", plan_file.to_str().unwrap()], 0)
+            .stdout,
+    )
+    .unwrap();
+    let mut shown: Vec<String> = shown["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect();
+    shown.sort();
+    // A template change made after the plan is not applied with it...
+    let r = ws.ok(&["apply", plan_file.to_str().unwrap()], 0);
+    let mut done: Vec<String> = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("s]"))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    done.sort();
+    assert_eq!(done, shown, "apply executed exactly the saved plan");
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A plan made stale by another apply is refused.
+    ws.edit(
+        "plans/professional.yaml",
+        "client_max_body_size: 100m",
+        "client_max_body_size: 10m",
+    );
+    ws.ok(&["plan", "--out", plan_file.to_str().unwrap()], 0);
+    std::fs::remove_file(ws.join("out/acme/nginx.conf")).unwrap();
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let r = ws.run(&["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("saved plan is stale: state serial is"),
+        "{}",
+        r.all()
+    );
+
+    // So is one made before the workspace files changed.
+    ws.ok(&["plan", "--out", plan_file.to_str().unwrap()], 0);
+    ws.edit(
+        "tenants/globex.yaml",
+        "rate_limit_burst: 100",
+        "rate_limit_burst: 50",
+    );
+    let r = ws.run(&["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("workspace files changed since the plan was made"),
+        "{}",
+        r.all()
+    );
+}
+
+fn add_slow_module(ws: &Ws, duration: &str) {
+    ws.write(
+        "modules/test/slow/module.yaml",
+        "description: waits on create\n",
+    );
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        &format!(
+            "- type: time_sleep\n  name: pause\n  properties: {{ create_duration: {duration} }}\n"
+        ),
+    );
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/slow\n",
+    );
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
+    let ws = Ws::example("quickstart");
+    add_slow_module(&ws, "4s");
+    let mut first = ws
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let holder = ws.join("state/holder.json");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&holder)
+        .is_ok_and(|t| t.contains(&format!("\"pid\":{}", first.id())))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first apply never took the state"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    let r = ws.run(&[
+        "apply",
+        "--auto-approve",
+        "--tenant",
+        "initech",
+        "--lock-timeout",
+        "1s",
+    ]);
+    let waited = t.elapsed();
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("state is locked by")
+            && r.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr.contains("landlord apply"),
+        "names the holder's command: {}",
+        r.all()
+    );
+    assert!(waited >= Duration::from_secs(1), "waited {waited:?}");
+    assert!(first.wait().unwrap().success());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn secrets_never_appear_in_output_logs_or_state_files() {
+    let ws = Ws::example("quickstart");
+    let apply = ws.ok(&["apply", "--auto-approve"], 0);
+    let env = ws.read("out/acme/db.env");
+    let password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DATABASE_PASSWORD="))
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 40);
+    let key_line = ws
+        .read("out/globex/tls.key")
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    // Force a plan that touches the sensitive file and the key file.
+    ws.write("out/acme/db.env", "tampered\n");
+    ws.write("out/globex/tls.key", "tampered\n");
+    let mut outputs = vec![apply.stdout, apply.stderr];
+    for args in [
+        &["plan"][..],
+        &["plan", "--json"],
+        &["plan", "--markdown"],
+        &["drift"],
+        &["drift", "--json"],
+        &["drift", "--markdown"],
+        &["output"],
+        &["output", "--json"],
+        &["state", "show", "acme/random_password.db"],
+        &["state", "export"],
+    ] {
+        let r = ws.run(args);
+        assert!(r.code == 0 || r.code == 2, "{args:?}: {}", r.all());
+        outputs.push(r.stdout);
+        outputs.push(r.stderr);
+    }
+    let text = ws.ok(&["plan"], 0).stdout;
+    assert!(
+        text.contains("content = (sensitive) -> (sensitive)"),
+        "{text}"
+    );
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    outputs.push(r.stdout);
+    outputs.push(r.stderr);
+    for o in &outputs {
+        assert!(!o.contains(&password), "the password leaked:\n{o}");
+        assert!(!o.contains(&key_line), "the private key leaked:\n{o}");
+    }
+    let mut files = Vec::new();
+    walk(&ws.join("state"), &mut files);
+    assert!(files.len() > 2);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, &password),
+            "{} holds the password",
+            f.display()
+        );
+        assert!(
+            !contains(&bytes, &key_line),
+            "{} holds the private key",
+            f.display()
+        );
+    }
+    assert_eq!(
+        ws.read("out/acme/db.env"),
+        env,
+        "apply restored the file with the same password"
+    );
+}
+
+fn progress_lines(line: &str) -> bool {
+    line.ends_with("s]")
+}
+
+/// Records of local files in state: filename → content_sha256.
+fn recorded_files(ws: &Ws) -> BTreeMap<String, String> {
+    let out: Value = serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
+    out.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| a.contains("/local_file."))
+        .map(|(_, v)| {
+            (
+                v["filename"].as_str().unwrap().to_string(),
+                v["content_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn killed_applies_leave_no_orphan_and_no_duplicate() {
+    use sha2::{Digest, Sha256};
+    let ws = Ws::example("quickstart");
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    for i in 0..50 {
+        let plan = if i % 2 == 0 { "basic" } else { "professional" };
+        ws.write(
+            &format!("tenants/t{i:02}.yaml"),
+            &tenant_yaml(&format!("t{i:02}"), plan),
+        );
+    }
+    let thresholds = [0usize, 1, 2, 5, 9, 14, 20, 27, 35];
+    let mut kills = 0;
+    for i in 0..24 {
+        let mut child = ws
+            .cmd(&["apply", "--auto-approve", "--parallelism", "8"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let target = thresholds[i % thresholds.len()];
+        if target == 0 {
+            std::thread::sleep(Duration::from_millis(5 * i as u64));
+        } else {
+            let stdout = child.stdout.take().unwrap();
+            let mut seen = 0;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if progress_lines(&line) {
+                    seen += 1;
+                    if seen >= target {
+                        break;
+                    }
+                }
+            }
+        }
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(kills >= 20, "only {kills} runs were killed mid-way");
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout.contains("Apply complete!") || r.stdout.contains("No changes."),
+        "{}",
+        r.all()
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    assert!(
+        !ws.ok(&["state", "list"], 0).stderr.contains("pending"),
+        "no intent is left"
+    );
+
+    let recorded = recorded_files(&ws);
+    assert_eq!(
+        recorded.len(),
+        50 * 4 + 1,
+        "four files per tenant and the zone file, each recorded once"
+    );
+    let on_disk: Vec<String> = ws.out_files();
+    let recorded_names: Vec<String> = recorded.keys().cloned().collect();
+    assert_eq!(
+        on_disk, recorded_names,
+        "every file on disk is recorded and every record is on disk"
+    );
+    for (f, sha) in &recorded {
+        let bytes = std::fs::read(ws.join(f)).unwrap();
+        assert_eq!(
+            &hex::encode(Sha256::digest(&bytes)),
+            sha,
+            "{f} matches its record"
+        );
+    }
+    let zone = ws.read("out/zones/saas.example.test.zone");
+    assert_eq!(zone.matches("IN CNAME edge").count(), 50);
+}

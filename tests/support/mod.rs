@@ -1,0 +1,173 @@
+//! Test workspaces and a runner for the `landlord` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_landlord"))
+}
+
+/// A fixed master key so state written by different runs can be compared.
+pub const MASTER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// The result of one run.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    /// Both streams, for messages.
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A copy of an example workspace in a temporary directory.
+pub struct Ws {
+    dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == "out" || n == "state" || n == ".landlord" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+impl Ws {
+    /// A fresh copy of `examples/<name>`.
+    pub fn example(name: &str) -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(name),
+            dir.path(),
+        );
+        Ws { dir }
+    }
+
+    /// The workspace directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the workspace.
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Reads a workspace file.
+    pub fn read(&self, p: &str) -> String {
+        std::fs::read_to_string(self.join(p)).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))
+    }
+
+    /// Writes a workspace file (creating directories).
+    pub fn write(&self, p: &str, text: &str) {
+        let path = self.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Replaces text in a workspace file; the text must be there.
+    pub fn edit(&self, p: &str, from: &str, to: &str) {
+        let t = self.read(p);
+        assert!(t.contains(from), "{p} does not contain {from:?}");
+        self.write(p, &t.replacen(from, to, 1));
+    }
+
+    /// A command for `landlord -C <ws> args...`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("-C")
+            .arg(self.path())
+            .args(args)
+            .env("LANDLORD_MASTER_KEY", MASTER_KEY)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs landlord to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().unwrap())
+    }
+
+    /// Runs landlord and insists on an exit code.
+    pub fn ok(&self, args: &[&str], code: i32) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code,
+            code,
+            "landlord {args:?} exited {}, expected {code}\n{}",
+            r.code,
+            r.all()
+        );
+        r
+    }
+
+    /// `state export`, as text.
+    pub fn export(&self) -> String {
+        self.ok(&["state", "export"], 0).stdout
+    }
+
+    /// Every file under `out/`, relative to the workspace.
+    pub fn out_files(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        walk(&self.join("out"), &mut v);
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|p| {
+                p.strip_prefix(self.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Every file below `p`.
+pub fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(p) else { return };
+    for e in rd.flatten() {
+        if e.path().is_dir() {
+            walk(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+/// A tenant file for generated workspaces.
+pub fn tenant_yaml(id: &str, plan: &str) -> String {
+    format!("id: {id}\nplan: {plan}\nstatus: active\nregion: eu-west-1\ndomain: {{ kind: subdomain, name: {id} }}\n")
+}
