@@ -1,1 +1,150 @@
-fn main() {}
+//! Plan at scale: generates a workspace of N tenants with 5 resources each and times the
+//! release `landlord` binary on it, printing wall time and peak memory per phase:
+//! `plan --refresh=false` on empty state, the initial apply, and a no-change plan with
+//! refresh (every local file is read back).
+//!
+//! Run: `cargo bench --bench plan_scale -- 1000 10000` (default: 1000).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const MODULE: &str = r#"- type: random_id
+  name: suffix
+  properties: { byte_length: 4 }
+- type: random_password
+  name: db
+  properties: { length: 24, special: false }
+- type: local_file
+  name: config
+  properties:
+    filename: "out/{{ tenant.id }}/app.conf"
+    content: |
+      tenant = "{{ tenant.id }}"
+      tier = "{{ tier.name }}"
+      bucket = "{{ workspace.name }}-{{ tenant.id }}-${random_id.suffix.hex}"
+      max_body = "{{ settings.limits.max_body }}"
+- type: local_file
+  name: env
+  properties:
+    filename: "out/{{ tenant.id }}/db.env"
+    file_permission: "0600"
+    content: "DATABASE_PASSWORD=${random_password.db.result}\n"
+- type: local_file
+  name: readme
+  depends_on: [local_file.config]
+  properties:
+    filename: "out/{{ tenant.id }}/README"
+    content: "{{ tenant.name }} on {{ tier.name }} in {{ tenant.region }}\n"
+"#;
+
+fn generate(dir: &Path, n: usize) {
+    let w = |p: &str, t: &str| {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, t).unwrap();
+    };
+    w(
+        "landlord.toml",
+        "[workspace]\nname = \"bench\"\n[providers.local]\nroot = \"out\"\n",
+    );
+    w(
+        "modules/bench/app/module.yaml",
+        "description: five resources per tenant\n",
+    );
+    w("modules/bench/app/app.yaml.tera", MODULE);
+    for tier in ["basic", "professional", "enterprise"] {
+        w(
+            &format!("plans/{tier}.yaml"),
+            "modules:\n  - use: bench/app\ndefaults: { limits: { max_body: 10m } }\ncustomizations:\n  - path: limits.max_body\n    one_of: [10m, 50m]\n",
+        );
+    }
+    let tiers = ["basic", "professional", "enterprise"];
+    for i in 0..n {
+        let id = format!("tenant-{i:05}");
+        let extra = if i % 7 == 0 {
+            "settings: { limits: { max_body: 50m } }\n"
+        } else {
+            ""
+        };
+        w(
+            &format!("tenants/{id}.yaml"),
+            &format!("id: {id}\nname: Tenant {i}\nplan: {}\nregion: eu-west-1\nresidency: [eu]\ndomain: {{ kind: subdomain, name: {id} }}\n{extra}", tiers[i % 3]),
+        );
+    }
+}
+
+/// Runs landlord, returns (seconds, peak RSS in MiB, exit code).
+fn measure(dir: &Path, args: &[&str]) -> (f64, f64, i32) {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env(
+            "LANDLORD_MASTER_KEY",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("landlord runs");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; status and usage are valid out-pointers.
+    unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    (
+        secs,
+        usage.ru_maxrss as f64 / 1024.0,
+        libc::WEXITSTATUS(status),
+    )
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
+    println!(
+        "{:>8} {:>10}  {:<40} {:>9} {:>10}",
+        "tenants", "resources", "phase", "seconds", "peak MiB"
+    );
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), n);
+        let phases: [(&str, &[&str], i32); 3] = [
+            (
+                "plan --refresh=false (empty state)",
+                &["plan", "--refresh=false", "--detailed-exitcode"],
+                2,
+            ),
+            (
+                "apply --auto-approve (initial)",
+                &["apply", "--auto-approve", "--parallelism", "32"],
+                0,
+            ),
+            (
+                "plan (no changes, refresh)",
+                &["plan", "--detailed-exitcode"],
+                0,
+            ),
+        ];
+        for (name, args, want) in phases {
+            let (secs, mib, code) = measure(dir.path(), args);
+            assert_eq!(code, want, "{name} exited {code}");
+            println!("{n:>8} {:>10}  {name:<40} {secs:>9.2} {mib:>10.1}", n * 5);
+        }
+        let (secs, mib, code) = measure(
+            dir.path(),
+            &["plan", "--refresh=false", "--detailed-exitcode"],
+        );
+        assert_eq!(code, 0);
+        println!(
+            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
+            n * 5,
+            "plan --refresh=false (no changes)"
+        );
+    }
+}
