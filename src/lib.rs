@@ -1,4 +1,34 @@
 //! landlord: infrastructure as code for SaaS tenant provisioning.
+//!
+//! # Overview
+//!
+//! One request flows through the modules in this order:
+//!
+//! 1. [`workspace`] loads `landlord.toml`, `tenants/*.yaml`, tiers (`plans/`), modules
+//!    (`modules/`) and `shared.yaml`, and enforces tier policy.
+//! 2. [`render`] runs every tenant through its tier's tera templates into the desired
+//!    resource graph ([`render::Desired`]), checked against provider schemas.
+//! 3. [`plan`] refreshes live objects through [`providers`], compares desired, recorded
+//!    ([`state`]) and live attributes, and produces a [`plan::Plan`] that carries its own
+//!    execution graph; [`plan::show`] renders it as text, JSON or markdown.
+//! 4. [`apply`] executes a plan along that graph: bounded concurrency, batching,
+//!    retries, write-ahead intents, a durable state write per resource, crash recovery.
+//! 5. [`drift`] compares recorded state with live objects only.
+//! 6. [`ops`] is one function per operation; [`cli`] parses arguments, calls `ops` and
+//!    renders results.
+//!
+//! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`];
+//! L1 [`workspace`], [`state`], [`providers`]; L2 [`render`]; L3 [`plan`], [`drift`];
+//! L4 [`apply`]; L5 [`ops`]; L6 [`cli`].
+//!
+//! # Files on disk
+//!
+//! - workspace inputs: read by [`workspace`]; the built-in library (`modules/`, `plans/`
+//!   of this repository) is embedded by [`workspace::library`].
+//! - `state/` (sled database and `holder.json`): owned by [`state`].
+//! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
+//! - saved plan files (`plan --out`): [`plan::file`].
+//! - files managed by `local_file`: [`providers::builtin`].
 #![deny(missing_docs)]
 
 pub mod addr;
