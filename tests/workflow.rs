@@ -423,3 +423,86 @@ fn output_graph_tenants_and_state_commands() {
         .stdout
         .contains("landlord apply"));
 }
+
+#[test]
+fn prevent_destroy_refuses_the_plan_naming_the_resource() {
+    let ws = Ws::example("quickstart");
+    ws.write(
+        "modules/test/keep/module.yaml",
+        "description: a protected value\n",
+    );
+    ws.write("modules/test/keep/keep.yaml.tera", "- type: random_id\n  name: keep\n  lifecycle: { prevent_destroy: true }\n  properties: { byte_length: 8 }\n");
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/keep\n",
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let before = ws.export();
+    ws.edit("tenants/initech.yaml", "status: active", "status: deleted");
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["destroy", "--tenant", "initech", "--auto-approve"],
+    ] {
+        let r = ws.run(args);
+        assert_eq!(r.code, 1, "{args:?}\n{}", r.all());
+        assert!(
+            r.stderr.contains("initech/random_id.keep") && r.stderr.contains("prevent_destroy"),
+            "{}",
+            r.all()
+        );
+    }
+    assert_eq!(ws.export(), before);
+    assert!(
+        ws.join("out/initech/db.env").exists(),
+        "nothing of the tenant was destroyed"
+    );
+}
+
+#[test]
+fn a_timed_out_call_keeps_its_intent_and_the_next_run_reconciles_it() {
+    let ws = Ws::example("quickstart");
+    ws.write(
+        "modules/test/slow/module.yaml",
+        "description: waits on create\n",
+    );
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
+    );
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/slow\n",
+    );
+    let r = ws.ok(&["apply", "--auto-approve", "--timeout", "500ms"], 1);
+    assert!(
+        r.stdout
+            .contains("initech/time_sleep.pause: FAILED to create: timed out after 500ms"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains("Apply failed:") && r.stdout.contains("globex/local_file.nginx: created"),
+        "other tenants go on: {}",
+        r.all()
+    );
+    assert!(ws
+        .ok(&["state", "list"], 0)
+        .stderr
+        .contains("1 operations of an interrupted run are pending"));
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("initech/time_sleep.pause: interrupted create reconciled"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains("initech/time_sleep.pause: created"),
+        "{}",
+        r.all()
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -390,7 +390,8 @@ pub async fn apply(
                 None => break,
             }
         }
-        let mut batches: HashMap<usize, Vec<Job>> = HashMap::new();
+        // Batches are per (provider, type): one call carries resources of one kind.
+        let mut batches: HashMap<(usize, &str), Vec<Job>> = HashMap::new();
         for (ci, step) in ready {
             let c = &plan.changes[ci];
             run.started.entry(ci).or_insert_with(|| {
@@ -424,15 +425,18 @@ pub async fn apply(
                 let pi = registry
                     .provider_index(&c.address.rtype)
                     .unwrap_or(usize::MAX);
-                batches.entry(pi).or_default().push(job);
+                batches
+                    .entry((pi, c.address.rtype.as_str()))
+                    .or_default()
+                    .push(job);
             }
         }
-        for (_, jobs) in batches {
+        for ((_, rtype), jobs) in batches {
             let Some((provider, _)) = registry.get(&plan.changes[jobs[0].change].address.rtype)
             else {
                 continue;
             };
-            let max = provider.max_batch().max(1);
+            let max = provider.max_batch(rtype).max(1);
             let mut jobs = jobs;
             while !jobs.is_empty() {
                 let chunk: Vec<Job> = jobs.drain(..jobs.len().min(max)).collect();

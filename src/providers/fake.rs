@@ -62,7 +62,7 @@ impl Provider for Fake {
     fn schemas(&self) -> &[ResourceSchema] {
         &self.schemas
     }
-    fn max_batch(&self) -> usize {
+    fn max_batch(&self, _type_name: &str) -> usize {
         100
     }
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {

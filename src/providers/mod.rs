@@ -266,8 +266,9 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// How many creates/updates one `apply` call may carry.
-    fn max_batch(&self) -> usize {
+    /// How many creates/updates of `type_name` one `apply` call may carry. A batch shares
+    /// one call timeout, so slow types should not be batched.
+    fn max_batch(&self, _type_name: &str) -> usize {
         1
     }
 

@@ -137,6 +137,16 @@ impl<'a> Renderer<'a> {
         });
     }
 
+    /// Records an error about one resource.
+    fn at(&mut self, r: &DesiredResource, message: String) {
+        let (template, tenant, local) = (
+            r.template.clone(),
+            r.address.tenant().map(str::to_string),
+            r.address.local(),
+        );
+        self.err(&template, tenant.as_deref(), Some(local), None, message);
+    }
+
     /// Renders the modules of one scope into raw resources.
     fn render_scope(
         &mut self,
@@ -247,42 +257,28 @@ impl<'a> Renderer<'a> {
 
     /// Checks one resource against its schema and the tenant's residency.
     fn check_schema(&mut self, r: &DesiredResource, residency: &[String]) {
-        let tenant = r.address.tenant();
-        let local = Some(r.address.local());
         let Some((provider, schema)) = self.registry.get(&r.address.rtype) else {
             let msg = format!(
                 "unknown resource type `{}` (known: {})",
                 r.address.rtype,
                 self.registry.type_names().join(", ")
             );
-            self.err(&r.template, tenant, local, None, msg);
+            self.at(r, msg);
             return;
         };
         for a in &schema.attributes {
             if a.kind == AttrKind::Required && r.properties.get(a.name).is_none_or(Value::is_null) {
-                self.err(
-                    &r.template,
-                    tenant,
-                    local.clone(),
-                    None,
-                    format!("missing required property `{}`", a.name),
-                );
+                self.at(r, format!("missing required property `{}`", a.name));
             }
         }
         for k in r.properties.keys() {
             match schema.attr(k) {
-                None => self.err(
-                    &r.template,
-                    tenant,
-                    local.clone(),
-                    None,
+                None => self.at(
+                    r,
                     format!("unknown property `{k}` for type `{}`", r.address.rtype),
                 ),
-                Some(a) if a.kind == AttrKind::Computed => self.err(
-                    &r.template,
-                    tenant,
-                    local.clone(),
-                    None,
+                Some(a) if a.kind == AttrKind::Computed => self.at(
+                    r,
                     format!("property `{k}` is computed by the provider and cannot be set"),
                 ),
                 _ => {}
@@ -294,13 +290,7 @@ impl<'a> Renderer<'a> {
                     && !region.contains("${")
                     && !region_allowed(&self.ws.config, region, residency)
                 {
-                    self.err(
-                        &r.template,
-                        tenant,
-                        local.clone(),
-                        None,
-                        format!("residency violation: `{key}` `{region}` is outside the tenant's residency [{}]", residency.join(", ")),
-                    );
+                    self.at(r, format!("residency violation: `{key}` `{region}` is outside the tenant's residency [{}]", residency.join(", ")));
                 }
             }
         }
@@ -319,7 +309,7 @@ impl<'a> Renderer<'a> {
             })
             .collect();
         if let Err(e) = provider.validate(&r.address, &known) {
-            self.err(&r.template, tenant, local, None, e.to_string());
+            self.at(r, e.to_string());
         }
     }
 }
@@ -370,11 +360,8 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     for item in raw {
         if let Some(prev) = resources.last().filter(|p| p.0.address == item.0.address) {
             let (prev_t, addr) = (prev.0.template.clone(), item.0.address.clone());
-            r.err(
-                &item.0.template,
-                addr.tenant(),
-                Some(addr.local()),
-                None,
+            r.at(
+                &item.0,
                 format!("duplicate address `{addr}` (also defined in `{prev_t}`)"),
             );
             continue;
@@ -393,7 +380,6 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
     let mut out: Vec<DesiredResource> = Vec::with_capacity(resources.len());
     for (mut res, explicit) in resources {
-        let tenant = res.address.tenant().map(str::to_string);
         let mut deps = BTreeSet::new();
         let here = res.address.scope.clone();
         let target = |r: &mut Renderer,
@@ -405,38 +391,23 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
          -> Option<ResourceAddr> {
             let scope = scope.cloned().unwrap_or_else(|| here.clone());
             if let (Scope::Tenant(other), true) = (&scope, scope != here) {
-                r.err(
-                    &res.template,
-                    tenant.as_deref(),
-                    Some(res.address.local()),
-                    None,
+                r.at(
+                    &res,
                     format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"),
                 );
-                return None;
-            }
-            if here == Scope::Shared && scope != Scope::Shared {
                 return None;
             }
             let a = ResourceAddr::new(scope, rtype, name)
                 .ok()
                 .filter(|a| addrs.contains(a));
             let Some(a) = a else {
-                r.err(
-                    &res.template,
-                    tenant.as_deref(),
-                    Some(res.address.local()),
-                    None,
-                    format!("{what} to unknown resource `{rtype}.{name}`"),
-                );
+                r.at(&res, format!("{what} to unknown resource `{rtype}.{name}`"));
                 return None;
             };
             if let (Some(attr), Some((_, schema))) = (attr, r.registry.get(rtype)) {
                 if schema.attr(attr).is_none() {
-                    r.err(
-                        &res.template,
-                        tenant.as_deref(),
-                        Some(res.address.local()),
-                        None,
+                    r.at(
+                        &res,
                         format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"),
                     );
                     return None;
@@ -455,11 +426,8 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
                         deps.insert(a);
                     }
                 }
-                None => r.err(
-                    &res.template,
-                    tenant.as_deref(),
-                    Some(res.address.local()),
-                    None,
+                None => r.at(
+                    &res,
                     format!("depends_on entry `{d}` must be `<type>.<name>`"),
                 ),
             }
@@ -479,13 +447,7 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
                     }
                 }
             }
-            Err(e) => r.err(
-                &res.template,
-                tenant.as_deref(),
-                Some(res.address.local()),
-                None,
-                e.to_string(),
-            ),
+            Err(e) => r.at(&res, e.to_string()),
         }
         deps.remove(&res.address);
         res.depends_on = deps.into_iter().collect();
@@ -509,18 +471,7 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         let first = &out[cycle[0]];
         let mut names: Vec<String> = cycle.iter().map(|&i| out[i].address.to_string()).collect();
         names.push(first.address.to_string());
-        let (tpl, tenant, local) = (
-            first.template.clone(),
-            first.address.tenant().map(str::to_string),
-            first.address.local(),
-        );
-        r.err(
-            &tpl,
-            tenant.as_deref(),
-            Some(local),
-            None,
-            format!("dependency cycle: {}", names.join(" -> ")),
-        );
+        r.at(first, format!("dependency cycle: {}", names.join(" -> ")));
     }
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));

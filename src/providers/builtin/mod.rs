@@ -169,8 +169,11 @@ impl Provider for Builtin {
         }
     }
 
-    fn max_batch(&self) -> usize {
-        16
+    fn max_batch(&self, type_name: &str) -> usize {
+        match type_name {
+            "time_sleep" => 1,
+            _ => 16,
+        }
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
