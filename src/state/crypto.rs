@@ -1,0 +1,189 @@
+//! Secret sealing: AES-256-GCM with a data key per tenant, wrapped by the master key.
+//!
+//! The master key comes from `LANDLORD_MASTER_KEY` (64 hex digits or base64 of 32 bytes)
+//! or from a key file generated with mode 0600 on first use.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use rand::RngCore;
+
+use super::StateError;
+
+/// Environment variable holding the master key.
+pub const MASTER_KEY_ENV: &str = "LANDLORD_MASTER_KEY";
+
+/// A 256-bit key.
+#[derive(Clone)]
+pub struct Key([u8; 32]);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// A fresh random key.
+    pub fn generate() -> Key {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        Key(k)
+    }
+
+    fn parse(text: &str) -> Option<Key> {
+        let t = text.trim();
+        let bytes = hex::decode(t)
+            .ok()
+            .or_else(|| base64::engine::general_purpose::STANDARD.decode(t).ok())?;
+        Some(Key(bytes.try_into().ok()?))
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&self.0).into())
+    }
+
+    /// Encrypts with associated data; output is nonce || ciphertext.
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend(ct);
+        out
+    }
+
+    /// Decrypts what `seal` produced; `None` when the key or associated data is wrong.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 12 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        self.cipher()
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .ok()
+    }
+
+    /// Wraps a data key for `scope`.
+    pub fn wrap(&self, dk: &Key, scope: &str) -> Vec<u8> {
+        self.seal(&dk.0, format!("landlord-data-key:{scope}").as_bytes())
+    }
+
+    /// Unwraps a data key for `scope`.
+    pub fn unwrap_key(&self, wrapped: &[u8], scope: &str) -> Option<Key> {
+        let b = self.open(wrapped, format!("landlord-data-key:{scope}").as_bytes())?;
+        Some(Key(b.try_into().ok()?))
+    }
+}
+
+/// Where the master key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The environment variable.
+    Env,
+    /// An existing key file.
+    File(PathBuf),
+    /// A key file generated now.
+    Generated(PathBuf),
+}
+
+/// Loads the master key from the environment, or from `key_file`, generating it if absent.
+pub fn master_key(env: Option<String>, key_file: &Path) -> Result<(Key, KeySource), StateError> {
+    if let Some(v) = env.filter(|v| !v.trim().is_empty()) {
+        let k = Key::parse(&v).ok_or_else(|| {
+            StateError::Key(format!(
+                "{MASTER_KEY_ENV} must be 64 hex digits or base64 of 32 bytes"
+            ))
+        })?;
+        return Ok((k, KeySource::Env));
+    }
+    match std::fs::read_to_string(key_file) {
+        Ok(t) => {
+            let k = Key::parse(&t).ok_or_else(|| {
+                StateError::Key(format!(
+                    "key file `{}` does not hold a 32-byte key",
+                    key_file.display()
+                ))
+            })?;
+            Ok((k, KeySource::File(key_file.to_path_buf())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = Key::generate();
+            let io = |e: std::io::Error| {
+                StateError::Key(format!(
+                    "cannot create key file `{}`: {e}",
+                    key_file.display()
+                ))
+            };
+            if let Some(dir) = key_file.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(key_file)
+                .map_err(io)?;
+            f.write_all(format!("{}\n", hex::encode(k.0)).as_bytes())
+                .map_err(io)?;
+            f.sync_all().map_err(io)?;
+            Ok((k, KeySource::Generated(key_file.to_path_buf())))
+        }
+        Err(e) => Err(StateError::Key(format!(
+            "cannot read key file `{}`: {e}",
+            key_file.display()
+        ))),
+    }
+}
+
+/// Base64 text of sealed bytes, as stored in records.
+pub fn to_text(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Bytes of a base64 text.
+pub fn from_text(t: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(t).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_and_wrong_aad() {
+        let k = Key::generate();
+        let s = k.seal(b"hunter2", b"acme/x.y");
+        assert!(!s.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(k.open(&s, b"acme/x.y").unwrap(), b"hunter2");
+        assert!(k.open(&s, b"beta/x.y").is_none());
+        let dk = Key::generate();
+        let w = k.wrap(&dk, "acme");
+        assert_eq!(k.unwrap_key(&w, "acme").unwrap().0, dk.0);
+        assert!(Key::generate().unwrap_key(&w, "acme").is_none());
+    }
+
+    #[test]
+    fn key_file_is_created_0600_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".landlord/master.key");
+        let (k1, src) = master_key(None, &p).unwrap();
+        assert_eq!(src, KeySource::Generated(p.clone()));
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (k2, src) = master_key(None, &p).unwrap();
+        assert_eq!(src, KeySource::File(p.clone()));
+        assert_eq!(k1.0, k2.0);
+        assert!(master_key(Some("nope".into()), &p).is_err());
+    }
+}

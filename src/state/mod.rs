@@ -1,0 +1,251 @@
+//! Recorded state: resources, write-ahead intents, locks, run history and encrypted
+//! secrets behind the `StateStore` trait; `sled` is the embedded default backend.
+//!
+//! Records hold every attribute in memory; the backend seals the sensitive ones with the
+//! tenant's data key before anything touches disk. Every write is durable on return.
+//! Must not import workspace, render, plan or apply.
+
+pub mod crypto;
+mod sled_store;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::ResourceAddr;
+use crate::providers::IntentOp;
+use crate::value::Attrs;
+
+pub use sled_store::{hostname, SledStore};
+
+/// Version of the on-disk and export format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Lifecycle settings of a resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Refuse to delete or replace the resource.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prevent_destroy: bool,
+    /// Attributes whose differences are ignored when planning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_changes: Vec<String>,
+}
+
+/// One managed resource as recorded after a successful apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// Address.
+    pub address: ResourceAddr,
+    /// Provider that manages it.
+    pub provider: String,
+    /// Provider id.
+    pub id: String,
+    /// Every attribute (sensitive ones are sealed on disk).
+    pub attributes: Attrs,
+    /// Names of the sensitive attributes.
+    #[serde(default)]
+    pub sensitive: Vec<String>,
+    /// Addresses it depended on when applied (destroy order).
+    #[serde(default)]
+    pub dependencies: Vec<ResourceAddr>,
+    /// Lifecycle settings when applied.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// RFC 3339 time of creation.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+    /// State serial of the last change.
+    pub serial: u64,
+}
+
+/// A write-ahead record: announced before a provider call, removed with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Unique id; also the provider's idempotency token.
+    pub token: String,
+    /// Address.
+    pub address: ResourceAddr,
+    /// What is under way.
+    pub op: IntentOp,
+    /// Configuration being applied (sensitive ones sealed on disk).
+    pub config: Attrs,
+    /// Names of sensitive configuration attributes.
+    #[serde(default)]
+    pub sensitive: Vec<String>,
+    /// Dependencies of the resource.
+    #[serde(default)]
+    pub dependencies: Vec<ResourceAddr>,
+    /// Lifecycle settings.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// RFC 3339 time the intent was written.
+    pub started_at: String,
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// What the lock covers: `workspace` or a tenant id.
+    pub scope: String,
+    /// User name.
+    pub owner: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Command line summary (`landlord apply`).
+    pub command: String,
+    /// RFC 3339 time taken.
+    pub since: String,
+    /// RFC 3339 time after which it is stale.
+    pub expiry: String,
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{} (pid {}, `{}`, since {})",
+            self.owner, self.host, self.pid, self.command, self.since
+        )
+    }
+}
+
+/// One row of run history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Sortable run id.
+    pub id: String,
+    /// User name.
+    pub user: String,
+    /// Host name.
+    pub host: String,
+    /// Command line summary.
+    pub command: String,
+    /// RFC 3339 start.
+    pub started: String,
+    /// RFC 3339 end.
+    pub finished: String,
+    /// Outcome summary (`3 created, 1 updated, 0 deleted, 0 failed`).
+    pub summary: String,
+    /// Serial before the run.
+    pub serial_before: u64,
+    /// Serial after the run.
+    pub serial_after: u64,
+}
+
+/// What to record when an intent completes.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The resource exists with these attributes.
+    Put(ResourceRecord),
+    /// The resource is gone.
+    Remove(ResourceAddr),
+    /// Nothing changed.
+    Nothing,
+}
+
+/// A state operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The database could not be opened or written.
+    #[error("state at `{path}`: {message}")]
+    Storage {
+        /// State directory.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A record could not be decoded.
+    #[error("state at `{path}` is corrupt: {message}; restore it with `landlord state import` from an export")]
+    Corrupt {
+        /// State directory.
+        path: String,
+        /// What could not be read.
+        message: String,
+    },
+    /// Another run holds the lock.
+    #[error("state is locked by {holder}; waited {waited:?}. If that run is gone, run `landlord state unlock`")]
+    Locked {
+        /// The holder.
+        holder: String,
+        /// How long this run waited.
+        waited: Duration,
+    },
+    /// The master key is missing, malformed or wrong.
+    #[error("master key: {0}")]
+    Key(String),
+    /// An import file is not usable.
+    #[error("cannot import state: {0}")]
+    Import(String),
+}
+
+/// Everything in a state, with secrets still sealed: the `state export` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Always `landlord-state`.
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// Random id of this state's lineage.
+    pub lineage: String,
+    /// Serial.
+    pub serial: u64,
+    /// Stored resource records (sealed).
+    pub resources: Vec<serde_json::Value>,
+    /// Stored intents (sealed).
+    pub intents: Vec<serde_json::Value>,
+    /// Wrapped data keys by scope.
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Run history.
+    pub history: Vec<RunRecord>,
+}
+
+/// Storage for state. Implementations make each write durable before returning.
+pub trait StateStore: Send + Sync {
+    /// The current serial (bumped by every committed change).
+    fn serial(&self) -> Result<u64, StateError>;
+    /// Every resource record, sorted by address.
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StateError>;
+    /// One record.
+    fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError>;
+    /// Durably records an intent before its provider call.
+    fn begin(&self, intent: &Intent) -> Result<(), StateError>;
+    /// Removes the intent and records its outcome in one transaction; returns the new serial.
+    fn commit(&self, token: &str, outcome: Outcome) -> Result<u64, StateError>;
+    /// Intents left by runs that did not finish.
+    fn intents(&self) -> Result<Vec<Intent>, StateError>;
+    /// Writes a record directly (`state mv`, imports).
+    fn put(&self, record: ResourceRecord) -> Result<u64, StateError>;
+    /// Forgets a record without touching the real object (`state rm`).
+    fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError>;
+    /// Takes the lock of a scope, or fails naming the holder.
+    fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
+    /// Releases a lock held by this process.
+    fn unlock(&self, scope: &str) -> Result<(), StateError>;
+    /// Removes locks whatever holds them (`state unlock`); returns what was removed.
+    fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError>;
+    /// Current locks.
+    fn locks(&self) -> Result<Vec<LockInfo>, StateError>;
+    /// Appends a history row.
+    fn record_run(&self, run: &RunRecord) -> Result<(), StateError>;
+    /// Run history, oldest first.
+    fn history(&self) -> Result<Vec<RunRecord>, StateError>;
+    /// Everything, secrets sealed.
+    fn export(&self) -> Result<Export, StateError>;
+    /// Replaces everything with an export.
+    fn import(&self, export: &Export) -> Result<(), StateError>;
+}
+
+/// Now, as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

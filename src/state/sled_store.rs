@@ -1,0 +1,688 @@
+//! The sled backend: one embedded database directory, trees `resources`, `intents`,
+//! `locks`, `history`, `keys` and `meta`. The directory is held exclusively by one
+//! process at a time; a waiting process names the holder from `holder.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::crypto::{self, Key};
+use super::{
+    Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
+    FORMAT_VERSION,
+};
+use crate::addr::ResourceAddr;
+use crate::value::Attrs;
+
+const HOLDER_FILE: &str = "holder.json";
+
+/// On-disk form of a resource record or intent: sensitive attributes sealed.
+#[derive(Serialize, Deserialize)]
+struct Sealed<T> {
+    #[serde(flatten)]
+    inner: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+/// The sled-backed state store.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    resources: sled::Tree,
+    intents: sled::Tree,
+    locks: sled::Tree,
+    history: sled::Tree,
+    keys: sled::Tree,
+    meta: sled::Tree,
+    master: Key,
+    data_keys: Mutex<HashMap<String, Key>>,
+    host: String,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The name of this machine.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the state at `dir`, waiting up to `timeout` while another
+    /// process holds it. `holder` is recorded so a waiting process can name us.
+    pub fn open(
+        dir: &Path,
+        master: Key,
+        holder: &LockInfo,
+        timeout: Duration,
+    ) -> Result<SledStore, StateError> {
+        let start = Instant::now();
+        let storage = |m: String| StateError::Storage {
+            path: dir.display().to_string(),
+            message: m,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| storage(format!("cannot create directory: {e}")))?;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("lock")
+                        || e.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    if start.elapsed() >= timeout {
+                        let who = std::fs::read(dir.join(HOLDER_FILE))
+                            .ok()
+                            .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
+                            .map(|h| h.to_string())
+                            .unwrap_or_else(|| "another process".into());
+                        return Err(StateError::Locked {
+                            holder: who,
+                            waited: start.elapsed(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(sled::Error::Corruption { .. }) | Err(sled::Error::ReportableBug(_)) => {
+                    return Err(StateError::Corrupt {
+                        path: dir.display().to_string(),
+                        message: "the database cannot be read".into(),
+                    })
+                }
+                Err(e) => return Err(storage(e.to_string())),
+            }
+        };
+        let tree = |n: &str| db.open_tree(n).map_err(|e| storage(e.to_string()));
+        let store = SledStore {
+            path: dir.to_path_buf(),
+            resources: tree("resources")?,
+            intents: tree("intents")?,
+            locks: tree("locks")?,
+            history: tree("history")?,
+            keys: tree("keys")?,
+            meta: tree("meta")?,
+            db,
+            master,
+            data_keys: Mutex::new(HashMap::new()),
+            host: hostname(),
+        };
+        store.init_meta()?;
+        let tmp = dir.join(format!("{HOLDER_FILE}.tmp"));
+        let body = serde_json::to_vec(holder).unwrap_or_default();
+        if std::fs::write(&tmp, body)
+            .and_then(|_| std::fs::rename(&tmp, dir.join(HOLDER_FILE)))
+            .is_err()
+        {
+            return Err(storage("cannot write holder.json".into()));
+        }
+        Ok(store)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Storage {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn corrupt(&self, what: impl std::fmt::Display) -> StateError {
+        StateError::Corrupt {
+            path: self.path.display().to_string(),
+            message: what.to_string(),
+        }
+    }
+
+    fn init_meta(&self) -> Result<(), StateError> {
+        match self.meta.get("version").map_err(|e| self.err(e))? {
+            Some(v) => {
+                let v: u32 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| self.corrupt("bad format version"))?;
+                if v != FORMAT_VERSION {
+                    return Err(self.corrupt(format!(
+                        "format version {v} is not supported (expected {FORMAT_VERSION})"
+                    )));
+                }
+            }
+            None => {
+                self.meta
+                    .insert("version", FORMAT_VERSION.to_string().as_bytes())
+                    .map_err(|e| self.err(e))?;
+                self.meta
+                    .insert(
+                        "lineage",
+                        hex::encode(Key::generate().seal(b"", b"")[..12].to_vec()).as_bytes(),
+                    )
+                    .map_err(|e| self.err(e))?;
+                self.meta
+                    .insert("serial", &0u64.to_be_bytes())
+                    .map_err(|e| self.err(e))?;
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn meta_str(&self, k: &str) -> Result<String, StateError> {
+        Ok(self
+            .meta
+            .get(k)
+            .map_err(|e| self.err(e))?
+            .map(|v| String::from_utf8_lossy(&v).to_string())
+            .unwrap_or_default())
+    }
+
+    fn data_key(&self, scope: &str) -> Result<Key, StateError> {
+        let mut cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = cache.get(scope) {
+            return Ok(k.clone());
+        }
+        let key = match self.keys.get(scope).map_err(|e| self.err(e))? {
+            Some(w) => self.master.unwrap_key(&w, scope).ok_or_else(|| {
+                StateError::Key(format!(
+                    "cannot unwrap the data key of `{scope}`: the master key ({} or the key file) is not the one this state was written with",
+                    crypto::MASTER_KEY_ENV
+                ))
+            })?,
+            None => {
+                let k = Key::generate();
+                self.keys.insert(scope, self.master.wrap(&k, scope)).map_err(|e| self.err(e))?;
+                k
+            }
+        };
+        cache.insert(scope.to_string(), key.clone());
+        Ok(key)
+    }
+
+    fn seal<T: Serialize>(
+        &self,
+        addr: &ResourceAddr,
+        mut inner: T,
+        attrs: impl Fn(&mut T) -> &mut Attrs,
+        sensitive: &[String],
+    ) -> Result<Vec<u8>, StateError> {
+        let mut secret_map = Attrs::new();
+        let a = attrs(&mut inner);
+        for k in sensitive {
+            if let Some(v) = a.remove(k) {
+                secret_map.insert(k.clone(), v);
+            }
+        }
+        let secret = if secret_map.is_empty() {
+            None
+        } else {
+            let dk = self.data_key(addr.scope.as_str())?;
+            let plain = serde_json::to_vec(&secret_map).map_err(|e| self.err(e))?;
+            Some(crypto::to_text(
+                &dk.seal(&plain, addr.to_string().as_bytes()),
+            ))
+        };
+        serde_json::to_vec(&Sealed { inner, secret }).map_err(|e| self.err(e))
+    }
+
+    fn unseal<T: for<'de> Deserialize<'de>>(
+        &self,
+        bytes: &[u8],
+        addr: impl Fn(&T) -> ResourceAddr,
+        attrs: impl Fn(&mut T) -> &mut Attrs,
+    ) -> Result<T, StateError> {
+        let s: Sealed<T> = serde_json::from_slice(bytes)
+            .map_err(|e| self.corrupt(format!("undecodable record: {e}")))?;
+        let mut inner = s.inner;
+        if let Some(secret) = s.secret {
+            let a = addr(&inner);
+            let dk = self.data_key(a.scope.as_str())?;
+            let sealed = crypto::from_text(&secret)
+                .ok_or_else(|| self.corrupt(format!("`{a}`: secret is not base64")))?;
+            let plain = dk
+                .open(&sealed, a.to_string().as_bytes())
+                .ok_or_else(|| StateError::Key(format!("cannot decrypt the secrets of `{a}`")))?;
+            let map: Attrs =
+                serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("`{a}`: {e}")))?;
+            attrs(&mut inner).extend(map);
+        }
+        Ok(inner)
+    }
+
+    fn seal_record(&self, r: &ResourceRecord) -> Result<Vec<u8>, StateError> {
+        self.seal(&r.address, r.clone(), |r| &mut r.attributes, &r.sensitive)
+    }
+
+    fn next_serial(&self) -> Result<u64, StateError> {
+        Ok(self.serial()? + 1)
+    }
+
+    fn write(
+        &self,
+        key: &str,
+        outcome: Option<Vec<u8>>,
+        remove_intent: Option<&str>,
+        serial: u64,
+    ) -> Result<u64, StateError> {
+        let res: Result<(), TransactionError<()>> = (&self.resources, &self.intents, &self.meta)
+            .transaction(|(r, i, m)| {
+                if let Some(t) = remove_intent {
+                    i.remove(t.as_bytes())?;
+                }
+                match &outcome {
+                    Some(bytes) => {
+                        r.insert(key.as_bytes(), bytes.as_slice())?;
+                    }
+                    None => {
+                        r.remove(key.as_bytes())?;
+                    }
+                }
+                m.insert("serial", &serial.to_be_bytes())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        res.map_err(|e| self.err(format!("{e:?}")))?;
+        self.flush()?;
+        Ok(serial)
+    }
+}
+
+impl StateStore for SledStore {
+    fn serial(&self) -> Result<u64, StateError> {
+        let v = self.meta.get("serial").map_err(|e| self.err(e))?;
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StateError> {
+        self.resources
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                self.unseal(
+                    &v,
+                    |r: &ResourceRecord| r.address.clone(),
+                    |r| &mut r.attributes,
+                )
+            })
+            .collect()
+    }
+
+    fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
+        match self
+            .resources
+            .get(addr.to_string())
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => Ok(Some(self.unseal(
+                &v,
+                |r: &ResourceRecord| r.address.clone(),
+                |r| &mut r.attributes,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    fn begin(&self, intent: &Intent) -> Result<(), StateError> {
+        let bytes = self.seal(
+            &intent.address,
+            intent.clone(),
+            |i| &mut i.config,
+            &intent.sensitive,
+        )?;
+        self.intents
+            .insert(intent.token.as_bytes(), bytes)
+            .map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    fn commit(&self, token: &str, outcome: Outcome) -> Result<u64, StateError> {
+        let serial = self.next_serial()?;
+        match outcome {
+            Outcome::Put(mut r) => {
+                r.serial = serial;
+                let bytes = self.seal_record(&r)?;
+                self.write(&r.address.to_string(), Some(bytes), Some(token), serial)
+            }
+            Outcome::Remove(a) => self.write(&a.to_string(), None, Some(token), serial),
+            Outcome::Nothing => {
+                self.intents
+                    .remove(token.as_bytes())
+                    .map_err(|e| self.err(e))?;
+                self.flush()?;
+                self.serial()
+            }
+        }
+    }
+
+    fn intents(&self) -> Result<Vec<Intent>, StateError> {
+        self.intents
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                self.unseal(&v, |i: &Intent| i.address.clone(), |i| &mut i.config)
+            })
+            .collect()
+    }
+
+    fn put(&self, mut record: ResourceRecord) -> Result<u64, StateError> {
+        let serial = self.next_serial()?;
+        record.serial = serial;
+        let bytes = self.seal_record(&record)?;
+        self.write(&record.address.to_string(), Some(bytes), None, serial)
+    }
+
+    fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
+        let serial = self.next_serial()?;
+        self.write(&addr.to_string(), None, None, serial)
+    }
+
+    fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
+        if let Some(v) = self.locks.get(&info.scope).map_err(|e| self.err(e))? {
+            if let Ok(held) = serde_json::from_slice::<LockInfo>(&v) {
+                let expired = held.expiry < super::now_rfc3339();
+                let dead = held.host == self.host && !pid_alive(held.pid);
+                let ours = held.host == self.host && held.pid == std::process::id();
+                if !expired && !dead && !ours {
+                    return Err(StateError::Locked {
+                        holder: held.to_string(),
+                        waited: Duration::ZERO,
+                    });
+                }
+            }
+        }
+        self.locks
+            .insert(
+                &info.scope,
+                serde_json::to_vec(info).map_err(|e| self.err(e))?,
+            )
+            .map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    fn unlock(&self, scope: &str) -> Result<(), StateError> {
+        self.locks.remove(scope).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
+        let removed: Vec<LockInfo> = self
+            .locks()?
+            .into_iter()
+            .filter(|l| scope.is_none_or(|s| s == l.scope))
+            .collect();
+        for l in &removed {
+            self.locks.remove(&l.scope).map_err(|e| self.err(e))?;
+        }
+        let _ = std::fs::remove_file(self.path.join(HOLDER_FILE));
+        self.flush()?;
+        Ok(removed)
+    }
+
+    fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
+        self.locks
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("lock record: {e}")))
+            })
+            .collect()
+    }
+
+    fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
+        self.history
+            .insert(
+                run.id.as_bytes(),
+                serde_json::to_vec(run).map_err(|e| self.err(e))?,
+            )
+            .map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    fn history(&self) -> Result<Vec<RunRecord>, StateError> {
+        self.history
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("history row: {e}")))
+            })
+            .collect()
+    }
+
+    fn export(&self) -> Result<Export, StateError> {
+        let raw = |t: &sled::Tree| -> Result<Vec<Value>, StateError> {
+            t.iter()
+                .map(|kv| {
+                    let (_, v) = kv.map_err(|e| self.err(e))?;
+                    serde_json::from_slice(&v).map_err(|e| self.corrupt(e))
+                })
+                .collect()
+        };
+        let mut keys = BTreeMap::new();
+        for kv in self.keys.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            keys.insert(String::from_utf8_lossy(&k).to_string(), crypto::to_text(&v));
+        }
+        Ok(Export {
+            format: "landlord-state".into(),
+            version: FORMAT_VERSION,
+            lineage: self.meta_str("lineage")?,
+            serial: self.serial()?,
+            resources: raw(&self.resources)?,
+            intents: raw(&self.intents)?,
+            keys,
+            history: self.history()?,
+        })
+    }
+
+    fn import(&self, ex: &Export) -> Result<(), StateError> {
+        if ex.format != "landlord-state" || ex.version != FORMAT_VERSION {
+            return Err(StateError::Import(format!(
+                "expected format `landlord-state` version {FORMAT_VERSION}, got `{}` version {}",
+                ex.format, ex.version
+            )));
+        }
+        let key_of = |v: &Value, field: &str| -> Result<String, StateError> {
+            v.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
+        };
+        for t in [&self.resources, &self.intents, &self.keys, &self.history] {
+            t.clear().map_err(|e| self.err(e))?;
+        }
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for (scope, w) in &ex.keys {
+            let bytes = crypto::from_text(w).ok_or_else(|| {
+                StateError::Import(format!("data key of `{scope}` is not base64"))
+            })?;
+            self.master.unwrap_key(&bytes, scope).ok_or_else(|| {
+                StateError::Import(format!(
+                    "data key of `{scope}` cannot be unwrapped with this master key"
+                ))
+            })?;
+            self.keys
+                .insert(scope.as_bytes(), bytes)
+                .map_err(|e| self.err(e))?;
+        }
+        for r in &ex.resources {
+            self.resources
+                .insert(
+                    key_of(r, "address")?.as_bytes(),
+                    serde_json::to_vec(r).map_err(|e| self.err(e))?,
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        for i in &ex.intents {
+            self.intents
+                .insert(
+                    key_of(i, "token")?.as_bytes(),
+                    serde_json::to_vec(i).map_err(|e| self.err(e))?,
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        for h in &ex.history {
+            self.history
+                .insert(
+                    h.id.as_bytes(),
+                    serde_json::to_vec(h).map_err(|e| self.err(e))?,
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        self.meta
+            .insert("lineage", ex.lineage.as_bytes())
+            .map_err(|e| self.err(e))?;
+        self.meta
+            .insert("serial", &ex.serial.to_be_bytes())
+            .map_err(|e| self.err(e))?;
+        self.flush()?;
+        // Every record must be readable with this master key.
+        self.resources()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::IntentOp;
+    use serde_json::json;
+
+    fn holder(scope: &str) -> LockInfo {
+        LockInfo {
+            scope: scope.into(),
+            owner: "t".into(),
+            host: hostname(),
+            pid: std::process::id(),
+            command: "test".into(),
+            since: super::super::now_rfc3339(),
+            expiry: "9999".into(),
+        }
+    }
+
+    fn record(addr: &str, pw: &str) -> ResourceRecord {
+        ResourceRecord {
+            address: addr.parse().unwrap(),
+            provider: "builtin".into(),
+            id: "x".into(),
+            attributes: serde_json::from_value(json!({"length": 20, "result": pw})).unwrap(),
+            sensitive: vec!["result".into()],
+            dependencies: vec![],
+            lifecycle: Default::default(),
+            created_at: "now".into(),
+            updated_at: "now".into(),
+            serial: 0,
+        }
+    }
+
+    #[test]
+    fn intents_commit_and_secrets_are_sealed_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let key = Key::generate();
+        {
+            let s = SledStore::open(d.path(), key.clone(), &holder("workspace"), Duration::ZERO)
+                .unwrap();
+            let r = record("acme/random_password.db", "Sup3rSecretValue");
+            let intent = Intent {
+                token: "t1".into(),
+                address: r.address.clone(),
+                op: IntentOp::Create,
+                config: Attrs::new(),
+                sensitive: vec![],
+                dependencies: vec![],
+                lifecycle: Default::default(),
+                started_at: "now".into(),
+            };
+            s.begin(&intent).unwrap();
+            assert_eq!(s.intents().unwrap().len(), 1);
+            assert_eq!(s.commit("t1", Outcome::Put(r)).unwrap(), 1);
+            assert!(s.intents().unwrap().is_empty());
+            let back = s.resources().unwrap();
+            assert_eq!(back[0].attributes["result"], json!("Sup3rSecretValue"));
+            let ex = serde_json::to_string(&s.export().unwrap()).unwrap();
+            assert!(!ex.contains("Sup3rSecretValue"));
+        }
+        for entry in walk(d.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !bytes.windows(16).any(|w| w == b"Sup3rSecretValue"),
+                "{entry:?} holds the secret"
+            );
+        }
+        let s = SledStore::open(
+            d.path(),
+            Key::generate(),
+            &holder("workspace"),
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert!(
+            matches!(s.resources(), Err(StateError::Key(_))),
+            "a wrong master key is refused"
+        );
+    }
+
+    fn walk(p: &Path) -> Vec<PathBuf> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn export_import_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let key = Key::generate();
+        let s =
+            SledStore::open(d.path(), key.clone(), &holder("workspace"), Duration::ZERO).unwrap();
+        s.put(record("acme/random_password.db", "pw1")).unwrap();
+        let ex = s.export().unwrap();
+        s.forget(&"acme/random_password.db".parse().unwrap())
+            .unwrap();
+        s.import(&ex).unwrap();
+        assert_eq!(s.export().unwrap(), ex);
+        assert_eq!(s.resources().unwrap()[0].attributes["result"], json!("pw1"));
+    }
+
+    #[test]
+    fn stale_lock_of_dead_process_is_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(
+            d.path(),
+            Key::generate(),
+            &holder("workspace"),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let mut other = holder("acme");
+        other.pid = u32::MAX / 2;
+        s.lock(&other).unwrap();
+        s.lock(&holder("acme")).unwrap();
+        let mut live = holder("beta");
+        live.pid = 1;
+        s.lock(&live).unwrap();
+        let err = s.lock(&holder("beta")).unwrap_err();
+        assert!(err.to_string().contains("pid 1"), "{err}");
+        assert_eq!(s.force_unlock(Some("beta")).unwrap().len(), 1);
+    }
+}
