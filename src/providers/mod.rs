@@ -5,6 +5,7 @@
 //! The engine, not the provider, owns retries, timeouts, concurrency and state writes.
 //! Providers must not import workspace, render, plan or apply.
 
+pub mod aws;
 pub mod builtin;
 #[cfg(test)]
 pub mod fake;
@@ -330,7 +331,8 @@ impl Registry {
     pub fn new(settings: &Settings) -> Result<Registry, SettingsError> {
         let stats = Arc::new(ApiStats::default());
         let builtin = builtin::Builtin::new(settings, stats.clone())?;
-        Ok(Self::with_providers(vec![Arc::new(builtin)], stats))
+        let aws = aws::Aws::new(settings, stats.clone())?;
+        Ok(Self::with_providers(vec![Arc::new(builtin), Arc::new(aws)], stats))
     }
 
     /// A registry over the given providers.
