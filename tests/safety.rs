@@ -253,7 +253,7 @@ fn killed_applies_leave_no_orphan_and_no_duplicate() {
             &tenant_yaml(&format!("t{i:02}"), plan),
         );
     }
-    let thresholds = [0usize, 1, 2, 5, 9, 14, 20, 27, 35];
+    let thresholds = [0usize, 1, 2, 3, 5, 8, 12];
     let mut kills = 0;
     for i in 0..24 {
         let mut child = ws

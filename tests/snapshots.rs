@@ -7,6 +7,7 @@ fn filtered(name: &str, text: &str) {
         filters => vec![
             (r"(?s)-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", "[CERTIFICATE]"),
             (r"state serial is \d+", "state serial is [N]"),
+            (r#""state_serial": \d+"#, r#""state_serial": "[N]""#),
         ],
         prepend_module_to_snapshot => false,
     }, {

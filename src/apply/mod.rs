@@ -271,8 +271,9 @@ impl<'a> Run<'a> {
             .ok_or_else(|| format!("no provider serves type `{}`", change.address.rtype))
     }
 
-    /// Prepares a job: resolves references against what is recorded now and writes the intent.
-    fn prepare(&self, ci: usize, step: Step) -> Result<Job, String> {
+    /// Prepares a job: resolves references against what is recorded now; returns the
+    /// intent to write before the provider call.
+    fn prepare(&self, ci: usize, step: Step) -> Result<(Job, Intent), String> {
         let c = &self.plan.changes[ci];
         // A create (new, or deleted out of band) starts from nothing.
         let prior = if c.action == Action::Create {
@@ -314,14 +315,14 @@ impl<'a> Run<'a> {
             lifecycle: c.lifecycle.clone(),
             started_at: now_rfc3339(),
         };
-        self.store.begin(&intent).map_err(|e| e.to_string())?;
-        Ok(Job {
+        let job = Job {
             change: ci,
             token: tok,
             config,
             sensitive,
             prior,
-        })
+        };
+        Ok((job, intent))
     }
 
     fn record(&self, job: &Job, resp: ApplyResponse, provider: &str) -> ResourceRecord {
@@ -374,73 +375,80 @@ pub async fn apply(
     let mut queue = ReadyQueue::new(&dag);
     // Second steps (the create half of a replace) run before new work.
     let mut follow_ups: VecDeque<(usize, Step)> = VecDeque::new();
+    // Ready changes not yet handed to a task.
+    let mut pending: VecDeque<(usize, Step)> = VecDeque::new();
     let mut tasks: JoinSet<(Vec<Job>, TaskResult)> = JoinSet::new();
-    let mut in_flight = 0usize;
+    // The bound is on provider calls in flight: a batch of records is one call.
     let parallelism = opts.parallelism.max(1);
 
     loop {
-        // Dispatch up to the bound, grouping creates/updates of one provider into batches.
-        let mut ready: Vec<(usize, Step)> = Vec::new();
-        while in_flight + ready.len() < parallelism {
-            match follow_ups
-                .pop_front()
-                .or_else(|| queue.pop().map(|i| (i, first_step(plan.changes[i].action))))
-            {
-                Some(x) => ready.push(x),
-                None => break,
-            }
+        for x in follow_ups.drain(..).rev() {
+            pending.push_front(x);
         }
-        // Batches are per (provider, type): one call carries resources of one kind.
-        let mut batches: HashMap<(usize, &str), Vec<Job>> = HashMap::new();
-        for (ci, step) in ready {
+        while let Some(i) = queue.pop() {
+            pending.push_back((i, first_step(plan.changes[i].action)));
+        }
+        while tasks.len() < parallelism {
+            let Some((ci, step)) = pending.pop_front() else {
+                break;
+            };
             let c = &plan.changes[ci];
-            run.started.entry(ci).or_insert_with(|| {
-                hook.started(c);
-                Instant::now()
-            });
-            let prepared = run
-                .provider(c)
-                .and_then(|(p, _)| Ok((p, run.prepare(ci, step)?)));
-            let (provider, job) = match prepared {
-                Ok(x) => x,
+            let provider = match run.provider(c) {
+                Ok((p, _)) => p,
                 Err(msg) => {
+                    start(&mut run, ci);
                     fail(&mut run, &mut queue, ci, msg);
                     continue;
                 }
             };
-            in_flight += 1;
+            // Creates/updates of one type share a call, up to what the provider takes.
+            let mut group = vec![ci];
+            let max = provider.max_batch(&c.address.rtype).max(1);
+            if step == Step::Put && max > 1 {
+                let mut rest = VecDeque::with_capacity(pending.len());
+                for (cj, sj) in pending.drain(..) {
+                    if group.len() < max
+                        && sj == Step::Put
+                        && plan.changes[cj].address.rtype == c.address.rtype
+                    {
+                        group.push(cj);
+                    } else {
+                        rest.push_back((cj, sj));
+                    }
+                }
+                pending = rest;
+            }
+            let mut jobs = Vec::with_capacity(group.len());
+            let mut intents = Vec::with_capacity(group.len());
+            for cj in group {
+                start(&mut run, cj);
+                match run.prepare(cj, step) {
+                    Ok((job, intent)) => {
+                        jobs.push(job);
+                        intents.push(intent);
+                    }
+                    Err(msg) => fail(&mut run, &mut queue, cj, msg),
+                }
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            store.begin_many(&intents)?;
+            let o = opts.clone();
             if step == Step::Delete {
+                let job = jobs.pop().expect("one delete job");
                 let prior = job.prior.clone();
                 let req = DeleteRequest {
                     address: c.address.clone(),
                     id: prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
                     prior: prior.map(|p| p.attributes).unwrap_or_default(),
                 };
-                let o = opts.clone();
                 tasks.spawn(async move {
                     let r = call_delete(provider, req, o).await;
                     (vec![job], TaskResult::Delete(ci, r))
                 });
             } else {
-                let pi = registry
-                    .provider_index(&c.address.rtype)
-                    .unwrap_or(usize::MAX);
-                batches
-                    .entry((pi, c.address.rtype.as_str()))
-                    .or_default()
-                    .push(job);
-            }
-        }
-        for ((_, rtype), jobs) in batches {
-            let Some((provider, _)) = registry.get(&plan.changes[jobs[0].change].address.rtype)
-            else {
-                continue;
-            };
-            let max = provider.max_batch(rtype).max(1);
-            let mut jobs = jobs;
-            while !jobs.is_empty() {
-                let chunk: Vec<Job> = jobs.drain(..jobs.len().min(max)).collect();
-                let reqs: Vec<ApplyRequest> = chunk
+                let reqs: Vec<ApplyRequest> = jobs
                     .iter()
                     .map(|j| ApplyRequest {
                         address: plan.changes[j.change].address.clone(),
@@ -449,15 +457,14 @@ pub async fn apply(
                         token: j.token.clone(),
                     })
                     .collect();
-                let (p, o) = (provider.clone(), opts.clone());
-                let idx: Vec<usize> = chunk.iter().map(|j| j.change).collect();
+                let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
                 tasks.spawn(async move {
-                    let out = call_apply(p, reqs, o).await;
-                    (chunk, TaskResult::Put(idx.into_iter().zip(out).collect()))
+                    let out = call_apply(provider, reqs, o).await;
+                    (jobs, TaskResult::Put(idx.into_iter().zip(out).collect()))
                 });
             }
         }
-        if in_flight == 0 {
+        if tasks.is_empty() && pending.is_empty() {
             break;
         }
         let Some(joined) = tasks.join_next().await else {
@@ -474,7 +481,6 @@ pub async fn apply(
         };
         match result {
             TaskResult::Delete(ci, r) => {
-                in_flight -= 1;
                 let job = &jobs[0];
                 let c = &plan.changes[ci];
                 match r {
@@ -495,8 +501,10 @@ pub async fn apply(
                 }
             }
             TaskResult::Put(results) => {
+                // Check every result, then record the whole batch in one durable write.
+                let mut commits = Vec::with_capacity(jobs.len());
+                let mut outcomes = Vec::with_capacity(jobs.len());
                 for (job, (ci, r)) in jobs.iter().zip(results) {
-                    in_flight -= 1;
                     let c = &plan.changes[ci];
                     let provider_name = registry
                         .get(&c.address.rtype)
@@ -508,7 +516,25 @@ pub async fn apply(
                     {
                         Ok(resp) => {
                             let rec = run.record(job, resp, &provider_name);
-                            store.commit(&job.token, Outcome::Put(rec.clone()))?;
+                            commits.push((job.token.clone(), Outcome::Put(rec.clone())));
+                            outcomes.push((ci, Ok(rec)));
+                        }
+                        // The object may exist: keep the intent for the next run to reconcile.
+                        Err(msg) if msg.starts_with("timed out") => {
+                            outcomes
+                                .push((ci, Err(format!("{msg}; the next run will reconcile it"))));
+                        }
+                        Err(msg) => {
+                            commits.push((job.token.clone(), Outcome::Nothing));
+                            outcomes.push((ci, Err(msg)));
+                        }
+                    }
+                }
+                store.commit_many(commits)?;
+                for (ci, outcome) in outcomes {
+                    let c = &plan.changes[ci];
+                    match outcome {
+                        Ok(rec) => {
                             run.records.insert(c.address.clone(), rec);
                             match c.action {
                                 Action::Replace => run.report.replaced += 1,
@@ -520,19 +546,7 @@ pub async fn apply(
                             }
                             succeed(&mut run, &mut queue, ci);
                         }
-                        Err(msg) if msg.starts_with("timed out") => {
-                            // The object may exist: keep the intent for the next run to reconcile.
-                            fail(
-                                &mut run,
-                                &mut queue,
-                                ci,
-                                format!("{msg}; the next run will reconcile it"),
-                            );
-                        }
-                        Err(msg) => {
-                            store.commit(&job.token, Outcome::Nothing)?;
-                            fail(&mut run, &mut queue, ci, msg);
-                        }
+                        Err(msg) => fail(&mut run, &mut queue, ci, msg),
                     }
                 }
             }
@@ -549,6 +563,15 @@ fn first_step(a: Action) -> Step {
         Action::Delete | Action::Replace => Step::Delete,
         _ => Step::Put,
     }
+}
+
+/// Announces a change the first time one of its steps starts.
+fn start(run: &mut Run<'_>, ci: usize) {
+    let (hook, change) = (run.hook, &run.plan.changes[ci]);
+    run.started.entry(ci).or_insert_with(|| {
+        hook.started(change);
+        Instant::now()
+    });
 }
 
 fn succeed(run: &mut Run<'_>, queue: &mut ReadyQueue<'_>, ci: usize) {

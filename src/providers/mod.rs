@@ -332,7 +332,10 @@ impl Registry {
         let stats = Arc::new(ApiStats::default());
         let builtin = builtin::Builtin::new(settings, stats.clone())?;
         let aws = aws::Aws::new(settings, stats.clone())?;
-        Ok(Self::with_providers(vec![Arc::new(builtin), Arc::new(aws)], stats))
+        Ok(Self::with_providers(
+            vec![Arc::new(builtin), Arc::new(aws)],
+            stats,
+        ))
     }
 
     /// A registry over the given providers.

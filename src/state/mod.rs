@@ -213,10 +213,18 @@ pub trait StateStore: Send + Sync {
     fn resources(&self) -> Result<Vec<ResourceRecord>, StateError>;
     /// One record.
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError>;
-    /// Durably records an intent before its provider call.
-    fn begin(&self, intent: &Intent) -> Result<(), StateError>;
-    /// Removes the intent and records its outcome in one transaction; returns the new serial.
-    fn commit(&self, token: &str, outcome: Outcome) -> Result<u64, StateError>;
+    /// Durably records intents before their provider call (one durable write).
+    fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError>;
+    /// Removes intents and records their outcomes in one transaction; returns the new serial.
+    fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError>;
+    /// Durably records one intent.
+    fn begin(&self, intent: &Intent) -> Result<(), StateError> {
+        self.begin_many(std::slice::from_ref(intent))
+    }
+    /// Records the outcome of one intent.
+    fn commit(&self, token: &str, outcome: Outcome) -> Result<u64, StateError> {
+        self.commit_many(vec![(token.to_string(), outcome)])
+    }
     /// Intents left by runs that did not finish.
     fn intents(&self) -> Result<Vec<Intent>, StateError>;
     /// Writes a record directly (`state mv`, imports).

@@ -269,32 +269,42 @@ impl SledStore {
         Ok(self.serial()? + 1)
     }
 
+    /// Writes resource records (`None` removes), removes finished intents and, when any
+    /// record changed, bumps the serial: one transaction, then one flush.
     fn write(
         &self,
-        key: &str,
-        outcome: Option<Vec<u8>>,
-        remove_intent: Option<&str>,
         serial: u64,
+        records: &[(String, Option<Vec<u8>>)],
+        done: &[String],
     ) -> Result<u64, StateError> {
+        let bump = !records.is_empty();
         let res: Result<(), TransactionError<()>> = (&self.resources, &self.intents, &self.meta)
             .transaction(|(r, i, m)| {
-                if let Some(t) = remove_intent {
+                for t in done {
                     i.remove(t.as_bytes())?;
                 }
-                match &outcome {
-                    Some(bytes) => {
-                        r.insert(key.as_bytes(), bytes.as_slice())?;
-                    }
-                    None => {
-                        r.remove(key.as_bytes())?;
+                for (key, value) in records {
+                    match value {
+                        Some(bytes) => {
+                            r.insert(key.as_bytes(), bytes.as_slice())?;
+                        }
+                        None => {
+                            r.remove(key.as_bytes())?;
+                        }
                     }
                 }
-                m.insert("serial", &serial.to_be_bytes())?;
+                if bump {
+                    m.insert("serial", &serial.to_be_bytes())?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
         res.map_err(|e| self.err(format!("{e:?}")))?;
         self.flush()?;
-        Ok(serial)
+        if bump {
+            Ok(serial)
+        } else {
+            self.serial()
+        }
     }
 }
 
@@ -335,36 +345,37 @@ impl StateStore for SledStore {
         }
     }
 
-    fn begin(&self, intent: &Intent) -> Result<(), StateError> {
-        let bytes = self.seal(
-            &intent.address,
-            intent.clone(),
-            |i| &mut i.config,
-            &intent.sensitive,
-        )?;
-        self.intents
-            .insert(intent.token.as_bytes(), bytes)
-            .map_err(|e| self.err(e))?;
+    fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for intent in intents {
+            let bytes = self.seal(
+                &intent.address,
+                intent.clone(),
+                |i| &mut i.config,
+                &intent.sensitive,
+            )?;
+            batch.insert(intent.token.as_bytes(), bytes);
+        }
+        self.intents.apply_batch(batch).map_err(|e| self.err(e))?;
         self.flush()
     }
 
-    fn commit(&self, token: &str, outcome: Outcome) -> Result<u64, StateError> {
+    fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError> {
         let serial = self.next_serial()?;
-        match outcome {
-            Outcome::Put(mut r) => {
-                r.serial = serial;
-                let bytes = self.seal_record(&r)?;
-                self.write(&r.address.to_string(), Some(bytes), Some(token), serial)
+        let mut records = Vec::new();
+        let mut done = Vec::with_capacity(outcomes.len());
+        for (token, outcome) in outcomes {
+            match outcome {
+                Outcome::Put(mut r) => {
+                    r.serial = serial;
+                    records.push((r.address.to_string(), Some(self.seal_record(&r)?)));
+                }
+                Outcome::Remove(a) => records.push((a.to_string(), None)),
+                Outcome::Nothing => {}
             }
-            Outcome::Remove(a) => self.write(&a.to_string(), None, Some(token), serial),
-            Outcome::Nothing => {
-                self.intents
-                    .remove(token.as_bytes())
-                    .map_err(|e| self.err(e))?;
-                self.flush()?;
-                self.serial()
-            }
+            done.push(token);
         }
+        self.write(serial, &records, &done)
     }
 
     fn intents(&self) -> Result<Vec<Intent>, StateError> {
@@ -381,12 +392,12 @@ impl StateStore for SledStore {
         let serial = self.next_serial()?;
         record.serial = serial;
         let bytes = self.seal_record(&record)?;
-        self.write(&record.address.to_string(), Some(bytes), None, serial)
+        self.write(serial, &[(record.address.to_string(), Some(bytes))], &[])
     }
 
     fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
         let serial = self.next_serial()?;
-        self.write(&addr.to_string(), None, None, serial)
+        self.write(serial, &[(addr.to_string(), None)], &[])
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use super::error::classify;
 use super::{keep_config, short_token, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::builtin::{opt_str, req_str};
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest, ResourceSchema};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
+    ResourceSchema,
+};
 use crate::value::Attrs;
 
 pub(super) fn certificate_schema() -> ResourceSchema {
@@ -42,25 +45,69 @@ pub(super) fn validation_schema() -> ResourceSchema {
 }
 
 fn sans(c: &Attrs) -> Vec<String> {
-    c.get("subject_alternative_names").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    c.get("subject_alternative_names")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn tags(aws: &Aws, c: &Clients, arn: &str) -> Result<Vec<(String, String)>, ProviderError> {
     aws.count("acm", "ListTagsForCertificate");
-    let out = c.acm.list_tags_for_certificate().certificate_arn(arn).send().await.map_err(|e| classify("acm ListTagsForCertificate", e))?;
-    Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect())
+    let out = c
+        .acm
+        .list_tags_for_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify("acm ListTagsForCertificate", e))?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
 }
 
-pub(super) async fn read_certificate(aws: &Aws, c: &Clients, arn: &str, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read_certificate(
+    aws: &Aws,
+    c: &Clients,
+    arn: &str,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     aws.count("acm", "DescribeCertificate");
-    let out = match c.acm.describe_certificate().certificate_arn(arn).send().await {
+    let out = match c
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+    {
         Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(classify("acm DescribeCertificate", e)),
     };
-    let Some(d) = out.certificate() else { return Ok(None) };
+    let Some(d) = out.certificate() else {
+        return Ok(None);
+    };
     let domain = d.domain_name().unwrap_or_default().to_string();
-    let others: Vec<&String> = d.subject_alternative_names().iter().filter(|s| **s != domain).collect();
+    let others: Vec<&String> = d
+        .subject_alternative_names()
+        .iter()
+        .filter(|s| **s != domain)
+        .collect();
     let dvo: Vec<Value> = d
         .domain_validation_options()
         .iter()
@@ -82,7 +129,10 @@ pub(super) async fn read_certificate(aws: &Aws, c: &Clients, arn: &str, prior: &
     a.insert("validation_method".into(), json!("DNS"));
     a.insert("tags".into(), user_tags(tags(aws, c, arn).await?));
     a.insert("arn".into(), json!(arn));
-    a.insert("status".into(), json!(d.status().map(|s| s.as_str()).unwrap_or("UNKNOWN")));
+    a.insert(
+        "status".into(),
+        json!(d.status().map(|s| s.as_str()).unwrap_or("UNKNOWN")),
+    );
     a.insert("domain_validation_options".into(), json!(dvo));
     keep_config(&mut a, prior, &["region"]);
     Ok(Some(a))
@@ -91,13 +141,28 @@ pub(super) async fn read_certificate(aws: &Aws, c: &Clients, arn: &str, prior: &
 fn acm_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
     tags_with_address(c, &req.address)?
         .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(|e| ProviderError::Invalid(e.to_string())))
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::Invalid(e.to_string()))
+        })
         .collect()
 }
 
-pub(super) async fn apply_certificate(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply_certificate(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let cfg = &req.config;
-    let arn = match req.prior.as_ref().and_then(|p| p.get("arn")).and_then(Value::as_str) {
+    let arn = match req
+        .prior
+        .as_ref()
+        .and_then(|p| p.get("arn"))
+        .and_then(Value::as_str)
+    {
         Some(arn) => {
             let want = acm_tags(cfg, req)?;
             let have = tags(aws, c, arn).await?;
@@ -108,15 +173,29 @@ pub(super) async fn apply_certificate(aws: &Aws, c: &Clients, req: &ApplyRequest
                 .collect();
             if !stale.is_empty() {
                 aws.count("acm", "RemoveTagsFromCertificate");
-                c.acm.remove_tags_from_certificate().certificate_arn(arn).set_tags(Some(stale)).send().await.map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
+                c.acm
+                    .remove_tags_from_certificate()
+                    .certificate_arn(arn)
+                    .set_tags(Some(stale))
+                    .send()
+                    .await
+                    .map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
             }
             aws.count("acm", "AddTagsToCertificate");
-            c.acm.add_tags_to_certificate().certificate_arn(arn).set_tags(Some(want)).send().await.map_err(|e| classify("acm AddTagsToCertificate", e))?;
+            c.acm
+                .add_tags_to_certificate()
+                .certificate_arn(arn)
+                .set_tags(Some(want))
+                .send()
+                .await
+                .map_err(|e| classify("acm AddTagsToCertificate", e))?;
             arn.to_string()
         }
         None => {
             if opt_str(cfg, "validation_method")?.is_some_and(|m| m != "DNS") {
-                return Err(ProviderError::Invalid("only `validation_method: DNS` is supported".into()));
+                return Err(ProviderError::Invalid(
+                    "only `validation_method: DNS` is supported".into(),
+                ));
             }
             aws.count("acm", "RequestCertificate");
             let names = sans(cfg);
@@ -136,21 +215,48 @@ pub(super) async fn apply_certificate(aws: &Aws, c: &Clients, req: &ApplyRequest
             out.certificate_arn().unwrap_or_default().to_string()
         }
     };
-    let mut attrs = read_certificate(aws, c, &arn, cfg).await?.ok_or_else(|| ProviderError::Transient(format!("certificate `{arn}` not readable yet")))?;
-    keep_config(&mut attrs, cfg, &["subject_alternative_names", "validation_method", "tags"]);
-    Ok(ApplyResponse { id: arn, attributes: attrs })
+    let mut attrs = read_certificate(aws, c, &arn, cfg)
+        .await?
+        .ok_or_else(|| ProviderError::Transient(format!("certificate `{arn}` not readable yet")))?;
+    keep_config(
+        &mut attrs,
+        cfg,
+        &["subject_alternative_names", "validation_method", "tags"],
+    );
+    Ok(ApplyResponse {
+        id: arn,
+        attributes: attrs,
+    })
 }
 
-pub(super) async fn recover_certificate(aws: &Aws, c: &Clients, req: &RecoverRequest) -> Result<Option<(String, Attrs)>, ProviderError> {
+pub(super) async fn recover_certificate(
+    aws: &Aws,
+    c: &Clients,
+    req: &RecoverRequest,
+) -> Result<Option<(String, Attrs)>, ProviderError> {
     let addr = req.address.to_string();
     let mut next: Option<String> = None;
     loop {
         aws.count("acm", "ListCertificates");
-        let page = c.acm.list_certificates().set_next_token(next.clone()).send().await.map_err(|e| classify("acm ListCertificates", e))?;
+        let page = c
+            .acm
+            .list_certificates()
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(|e| classify("acm ListCertificates", e))?;
         for s in page.certificate_summary_list() {
-            let Some(arn) = s.certificate_arn() else { continue };
-            if tags(aws, c, arn).await?.iter().any(|(k, v)| k == ADDRESS_TAG && *v == addr) {
-                return Ok(read_certificate(aws, c, arn, &req.config).await?.map(|a| (arn.to_string(), a)));
+            let Some(arn) = s.certificate_arn() else {
+                continue;
+            };
+            if tags(aws, c, arn)
+                .await?
+                .iter()
+                .any(|(k, v)| k == ADDRESS_TAG && *v == addr)
+            {
+                return Ok(read_certificate(aws, c, arn, &req.config)
+                    .await?
+                    .map(|a| (arn.to_string(), a)));
             }
         }
         match page.next_token() {
@@ -160,18 +266,39 @@ pub(super) async fn recover_certificate(aws: &Aws, c: &Clients, req: &RecoverReq
     }
 }
 
-pub(super) async fn delete_certificate(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete_certificate(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     aws.count("acm", "DeleteCertificate");
-    match c.acm.delete_certificate().certificate_arn(&req.id).send().await {
+    match c
+        .acm
+        .delete_certificate()
+        .certificate_arn(&req.id)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(classify("acm DeleteCertificate", e)),
     }
 }
 
 fn timeout(c: &Attrs) -> Result<Duration, ProviderError> {
-    let Some(t) = opt_str(c, "timeout")? else { return Ok(Duration::from_secs(300)) };
-    let bad = || ProviderError::Invalid(format!("`timeout` must look like `90s` or `10m`, got `{t}`"));
+    let Some(t) = opt_str(c, "timeout")? else {
+        return Ok(Duration::from_secs(300));
+    };
+    let bad = || {
+        ProviderError::Invalid(format!(
+            "`timeout` must look like `90s` or `10m`, got `{t}`"
+        ))
+    };
     let (n, unit) = t.split_at(t.find(|ch: char| !ch.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = n.parse().map_err(|_| bad())?;
     match unit {
@@ -181,21 +308,42 @@ fn timeout(c: &Attrs) -> Result<Duration, ProviderError> {
     }
 }
 
-pub(super) async fn apply_validation(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply_validation(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let arn = req_str(&req.config, "certificate_arn")?;
     let deadline = Instant::now() + timeout(&req.config)?;
     loop {
         aws.count("acm", "DescribeCertificate");
-        let out = c.acm.describe_certificate().certificate_arn(arn).send().await.map_err(|e| classify("acm DescribeCertificate", e))?;
+        let out = c
+            .acm
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify("acm DescribeCertificate", e))?;
         let status = out.certificate().and_then(|d| d.status()).cloned();
         match status {
             Some(CertificateStatus::Issued) => {
                 let mut a = req.config.clone();
                 a.insert("status".into(), json!("ISSUED"));
-                return Ok(ApplyResponse { id: arn.to_string(), attributes: a });
+                return Ok(ApplyResponse {
+                    id: arn.to_string(),
+                    attributes: a,
+                });
             }
-            Some(s @ (CertificateStatus::Failed | CertificateStatus::ValidationTimedOut | CertificateStatus::Revoked | CertificateStatus::Expired)) => {
-                return Err(ProviderError::Failed(format!("certificate `{arn}` is {}: it will not be issued", s.as_str())));
+            Some(
+                s @ (CertificateStatus::Failed
+                | CertificateStatus::ValidationTimedOut
+                | CertificateStatus::Revoked
+                | CertificateStatus::Expired),
+            ) => {
+                return Err(ProviderError::Failed(format!(
+                    "certificate `{arn}` is {}: it will not be issued",
+                    s.as_str()
+                )));
             }
             _ if Instant::now() >= deadline => {
                 return Err(ProviderError::Failed(format!(
@@ -207,7 +355,13 @@ pub(super) async fn apply_validation(aws: &Aws, c: &Clients, req: &ApplyRequest)
     }
 }
 
-pub(super) async fn read_validation(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read_validation(
+    aws: &Aws,
+    c: &Clients,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     let arn = req_str(prior, "certificate_arn")?;
-    Ok(read_certificate(aws, c, arn, &Attrs::new()).await?.map(|_| prior.clone()))
+    Ok(read_certificate(aws, c, arn, &Attrs::new())
+        .await?
+        .map(|_| prior.clone()))
 }

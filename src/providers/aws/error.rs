@@ -48,7 +48,10 @@ pub(crate) fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 /// Maps an SDK error of `what` (e.g. `s3 CreateBucket`) to a provider error.
-pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(what: &str, e: SdkError<E, HttpResponse>) -> ProviderError {
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    what: &str,
+    e: SdkError<E, HttpResponse>,
+) -> ProviderError {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ProviderError::Transient(format!("{what}: {}", aws_smithy_display(&e)))
@@ -57,7 +60,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(wh
             let code = se.err().code().unwrap_or("");
             let msg = se.err().message().unwrap_or("");
             let status = se.raw().status().as_u16();
-            let text = if code.is_empty() { format!("{what}: HTTP {status} {msg}") } else { format!("{what}: {code}: {msg}") };
+            let text = if code.is_empty() {
+                format!("{what}: HTTP {status} {msg}")
+            } else {
+                format!("{what}: {code}: {msg}")
+            };
             if status >= 500 || status == 429 || RETRYABLE.contains(&code) {
                 ProviderError::Transient(text)
             } else if AUTH.contains(&code) || status == 403 {

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 use super::error::classify;
 use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::builtin::{opt_bool, opt_str, opt_u64, req_str};
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest, ResourceSchema};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
+    ResourceSchema,
+};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn key_schema() -> ResourceSchema {
@@ -38,42 +41,90 @@ pub(super) fn alias_schema() -> ResourceSchema {
 
 pub(super) fn validate_key(c: &Attrs) -> Result<(), ProviderError> {
     match opt_u64(c, "deletion_window_in_days")? {
-        Some(d) if !(7..=30).contains(&d) => Err(ProviderError::Invalid(format!("`deletion_window_in_days` must be 7-30, got {d}"))),
+        Some(d) if !(7..=30).contains(&d) => Err(ProviderError::Invalid(format!(
+            "`deletion_window_in_days` must be 7-30, got {d}"
+        ))),
         _ => Ok(()),
     }
 }
 
 pub(super) fn validate_alias(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("name").and_then(Value::as_str) {
-        Some(n) if n != UNKNOWN && (!n.starts_with("alias/") || n.starts_with("alias/aws/") || n.len() > 256) => {
-            Err(ProviderError::Invalid(format!("alias name `{n}` must start with `alias/` (and not `alias/aws/`)")))
+        Some(n)
+            if n != UNKNOWN
+                && (!n.starts_with("alias/") || n.starts_with("alias/aws/") || n.len() > 256) =>
+        {
+            Err(ProviderError::Invalid(format!(
+                "alias name `{n}` must start with `alias/` (and not `alias/aws/`)"
+            )))
         }
         _ => Ok(()),
     }
 }
 
-async fn key_tags(aws: &Aws, c: &Clients, id: &str) -> Result<Vec<(String, String)>, ProviderError> {
+async fn key_tags(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+) -> Result<Vec<(String, String)>, ProviderError> {
     aws.count("kms", "ListResourceTags");
-    let out = c.kms.list_resource_tags().key_id(id).send().await.map_err(|e| classify("kms ListResourceTags", e))?;
-    Ok(out.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect())
+    let out = c
+        .kms
+        .list_resource_tags()
+        .key_id(id)
+        .send()
+        .await
+        .map_err(|e| classify("kms ListResourceTags", e))?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+        .collect())
 }
 
-pub(super) async fn read_key(aws: &Aws, c: &Clients, id: &str, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read_key(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     aws.count("kms", "DescribeKey");
     let out = match c.kms.describe_key().key_id(id).send().await {
         Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(classify("kms DescribeKey", e)),
     };
-    let Some(m) = out.key_metadata() else { return Ok(None) };
-    if matches!(m.key_state(), Some(KeyState::PendingDeletion) | Some(KeyState::PendingReplicaDeletion)) {
+    let Some(m) = out.key_metadata() else {
+        return Ok(None);
+    };
+    if matches!(
+        m.key_state(),
+        Some(KeyState::PendingDeletion) | Some(KeyState::PendingReplicaDeletion)
+    ) {
         return Ok(None);
     }
     aws.count("kms", "GetKeyRotationStatus");
-    let rot = c.kms.get_key_rotation_status().key_id(id).send().await.map_err(|e| classify("kms GetKeyRotationStatus", e))?;
+    let rot = c
+        .kms
+        .get_key_rotation_status()
+        .key_id(id)
+        .send()
+        .await
+        .map_err(|e| classify("kms GetKeyRotationStatus", e))?;
     let mut a = Attrs::new();
-    a.insert("description".into(), json!(m.description().unwrap_or_default()));
-    a.insert("enable_key_rotation".into(), json!(rot.key_rotation_enabled()));
+    a.insert(
+        "description".into(),
+        json!(m.description().unwrap_or_default()),
+    );
+    a.insert(
+        "enable_key_rotation".into(),
+        json!(rot.key_rotation_enabled()),
+    );
     a.insert("tags".into(), user_tags(key_tags(aws, c, id).await?));
     a.insert("key_id".into(), json!(m.key_id()));
     a.insert("arn".into(), json!(m.arn().unwrap_or_default()));
@@ -84,29 +135,79 @@ pub(super) async fn read_key(aws: &Aws, c: &Clients, id: &str, prior: &Attrs) ->
 fn kms_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
     tags_with_address(c, &req.address)?
         .into_iter()
-        .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().map_err(|e| ProviderError::Invalid(e.to_string())))
+        .map(|(k, v)| {
+            Tag::builder()
+                .tag_key(k)
+                .tag_value(v)
+                .build()
+                .map_err(|e| ProviderError::Invalid(e.to_string()))
+        })
         .collect()
 }
 
-pub(super) async fn apply_key(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply_key(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let cfg = &req.config;
     let description = opt_str(cfg, "description")?.unwrap_or_default();
-    let (id, arn) = match req.prior.as_ref().and_then(|p| p.get("key_id")).and_then(Value::as_str) {
+    let (id, arn) = match req
+        .prior
+        .as_ref()
+        .and_then(|p| p.get("key_id"))
+        .and_then(Value::as_str)
+    {
         Some(id) => {
             let prior = req.prior.as_ref().expect("prior is set");
-            if prior.get("description").and_then(Value::as_str).unwrap_or_default() != description {
+            if prior
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                != description
+            {
                 aws.count("kms", "UpdateKeyDescription");
-                c.kms.update_key_description().key_id(id).description(description).send().await.map_err(|e| classify("kms UpdateKeyDescription", e))?;
+                c.kms
+                    .update_key_description()
+                    .key_id(id)
+                    .description(description)
+                    .send()
+                    .await
+                    .map_err(|e| classify("kms UpdateKeyDescription", e))?;
             }
             let want = kms_tags(cfg, req)?;
-            let stale: Vec<String> = key_tags(aws, c, id).await?.into_iter().map(|(k, _)| k).filter(|k| !want.iter().any(|t| t.tag_key() == k)).collect();
+            let stale: Vec<String> = key_tags(aws, c, id)
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !want.iter().any(|t| t.tag_key() == k))
+                .collect();
             if !stale.is_empty() {
                 aws.count("kms", "UntagResource");
-                c.kms.untag_resource().key_id(id).set_tag_keys(Some(stale)).send().await.map_err(|e| classify("kms UntagResource", e))?;
+                c.kms
+                    .untag_resource()
+                    .key_id(id)
+                    .set_tag_keys(Some(stale))
+                    .send()
+                    .await
+                    .map_err(|e| classify("kms UntagResource", e))?;
             }
             aws.count("kms", "TagResource");
-            c.kms.tag_resource().key_id(id).set_tags(Some(want)).send().await.map_err(|e| classify("kms TagResource", e))?;
-            (id.to_string(), prior.get("arn").and_then(Value::as_str).unwrap_or_default().to_string())
+            c.kms
+                .tag_resource()
+                .key_id(id)
+                .set_tags(Some(want))
+                .send()
+                .await
+                .map_err(|e| classify("kms TagResource", e))?;
+            (
+                id.to_string(),
+                prior
+                    .get("arn")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
         }
         None => {
             aws.count("kms", "CreateKey");
@@ -119,19 +220,45 @@ pub(super) async fn apply_key(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Res
                 .send()
                 .await
                 .map_err(|e| classify("kms CreateKey", e))?;
-            let m = out.key_metadata().ok_or_else(|| ProviderError::Failed("kms CreateKey returned no key".into()))?;
-            (m.key_id().to_string(), m.arn().unwrap_or_default().to_string())
+            let m = out
+                .key_metadata()
+                .ok_or_else(|| ProviderError::Failed("kms CreateKey returned no key".into()))?;
+            (
+                m.key_id().to_string(),
+                m.arn().unwrap_or_default().to_string(),
+            )
         }
     };
     let rotation = opt_bool(cfg, "enable_key_rotation")?.unwrap_or(false);
-    let was = req.prior.as_ref().and_then(|p| p.get("enable_key_rotation")).and_then(Value::as_bool).unwrap_or(false);
+    let was = req
+        .prior
+        .as_ref()
+        .and_then(|p| p.get("enable_key_rotation"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if rotation || was {
-        let op = if rotation { "EnableKeyRotation" } else { "DisableKeyRotation" };
+        let op = if rotation {
+            "EnableKeyRotation"
+        } else {
+            "DisableKeyRotation"
+        };
         aws.count("kms", op);
         let res = if rotation {
-            c.kms.enable_key_rotation().key_id(&id).send().await.map(|_| ()).map_err(|e| classify("kms EnableKeyRotation", e))
+            c.kms
+                .enable_key_rotation()
+                .key_id(&id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("kms EnableKeyRotation", e))
         } else {
-            c.kms.disable_key_rotation().key_id(&id).send().await.map(|_| ()).map_err(|e| classify("kms DisableKeyRotation", e))
+            c.kms
+                .disable_key_rotation()
+                .key_id(&id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("kms DisableKeyRotation", e))
         };
         res?;
     }
@@ -141,15 +268,29 @@ pub(super) async fn apply_key(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Res
     Ok(ApplyResponse { id, attributes: a })
 }
 
-pub(super) async fn recover_key(aws: &Aws, c: &Clients, req: &RecoverRequest) -> Result<Option<(String, Attrs)>, ProviderError> {
+pub(super) async fn recover_key(
+    aws: &Aws,
+    c: &Clients,
+    req: &RecoverRequest,
+) -> Result<Option<(String, Attrs)>, ProviderError> {
     let addr = req.address.to_string();
     let mut marker: Option<String> = None;
     loop {
         aws.count("kms", "ListKeys");
-        let page = c.kms.list_keys().set_marker(marker.clone()).send().await.map_err(|e| classify("kms ListKeys", e))?;
+        let page = c
+            .kms
+            .list_keys()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| classify("kms ListKeys", e))?;
         for k in page.keys() {
             let Some(id) = k.key_id() else { continue };
-            if key_tags(aws, c, id).await?.iter().any(|(k, v)| k == ADDRESS_TAG && *v == addr) {
+            if key_tags(aws, c, id)
+                .await?
+                .iter()
+                .any(|(k, v)| k == ADDRESS_TAG && *v == addr)
+            {
                 if let Some(a) = read_key(aws, c, id, &req.config).await? {
                     return Ok(Some((id.to_string(), a)));
                 }
@@ -162,30 +303,63 @@ pub(super) async fn recover_key(aws: &Aws, c: &Clients, req: &RecoverRequest) ->
     }
 }
 
-pub(super) async fn delete_key(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete_key(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     let days = opt_u64(&req.prior, "deletion_window_in_days")?.unwrap_or(30) as i32;
     aws.count("kms", "ScheduleKeyDeletion");
-    match c.kms.schedule_key_deletion().key_id(&req.id).pending_window_in_days(days).send().await {
+    match c
+        .kms
+        .schedule_key_deletion()
+        .key_id(&req.id)
+        .pending_window_in_days(days)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_not_found_exception() || s.is_kms_invalid_state_exception()
+            }) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(classify("kms ScheduleKeyDeletion", e)),
     }
 }
 
 pub(super) fn alias_id(a: &Attrs) -> String {
-    a.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+    a.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
-pub(super) async fn read_alias(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read_alias(
+    aws: &Aws,
+    c: &Clients,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     let name = req_str(prior, "name")?;
     let mut marker: Option<String> = None;
     loop {
         aws.count("kms", "ListAliases");
-        let page = c.kms.list_aliases().set_marker(marker.clone()).send().await.map_err(|e| classify("kms ListAliases", e))?;
+        let page = c
+            .kms
+            .list_aliases()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| classify("kms ListAliases", e))?;
         if let Some(a) = page.aliases().iter().find(|a| a.alias_name() == Some(name)) {
             let mut out = Attrs::new();
             out.insert("name".into(), json!(name));
-            out.insert("target_key_id".into(), json!(a.target_key_id().unwrap_or_default()));
+            out.insert(
+                "target_key_id".into(),
+                json!(a.target_key_id().unwrap_or_default()),
+            );
             out.insert("arn".into(), json!(a.alias_arn().unwrap_or_default()));
             keep_config(&mut out, prior, &["region"]);
             return Ok(Some(out));
@@ -197,28 +371,58 @@ pub(super) async fn read_alias(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<
     }
 }
 
-pub(super) async fn apply_alias(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply_alias(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let name = req_str(&req.config, "name")?;
     let target = req_str(&req.config, "target_key_id")?;
     let exists = req.prior.is_some() || read_alias(aws, c, &req.config).await?.is_some();
     if exists {
         aws.count("kms", "UpdateAlias");
-        c.kms.update_alias().alias_name(name).target_key_id(target).send().await.map_err(|e| classify("kms UpdateAlias", e))?;
+        c.kms
+            .update_alias()
+            .alias_name(name)
+            .target_key_id(target)
+            .send()
+            .await
+            .map_err(|e| classify("kms UpdateAlias", e))?;
     } else {
         aws.count("kms", "CreateAlias");
-        c.kms.create_alias().alias_name(name).target_key_id(target).send().await.map_err(|e| classify("kms CreateAlias", e))?;
+        c.kms
+            .create_alias()
+            .alias_name(name)
+            .target_key_id(target)
+            .send()
+            .await
+            .map_err(|e| classify("kms CreateAlias", e))?;
     }
-    let mut a = read_alias(aws, c, &req.config).await?.ok_or_else(|| ProviderError::Transient(format!("alias `{name}` not readable yet")))?;
+    let mut a = read_alias(aws, c, &req.config)
+        .await?
+        .ok_or_else(|| ProviderError::Transient(format!("alias `{name}` not readable yet")))?;
     a.insert("target_key_id".into(), json!(target));
-    Ok(ApplyResponse { id: name.to_string(), attributes: a })
+    Ok(ApplyResponse {
+        id: name.to_string(),
+        attributes: a,
+    })
 }
 
-pub(super) async fn delete_alias(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete_alias(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     let name = req_str(&req.prior, "name")?;
     aws.count("kms", "DeleteAlias");
     match c.kms.delete_alias().alias_name(name).send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(classify("kms DeleteAlias", e)),
     }
 }

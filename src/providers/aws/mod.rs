@@ -25,8 +25,9 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider, ProviderError, ReadRequest,
-    ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider,
+    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,
+    SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -38,11 +39,36 @@ pub(crate) const ADDRESS_TAG: &str = "landlord:address";
 
 /// Regions the provider accepts (commercial partition).
 const REGIONS: &[&str] = &[
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-south-1", "ap-south-2",
-    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-northeast-1", "ap-northeast-2",
-    "ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2",
-    "eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1", "il-central-1", "me-south-1", "me-central-1",
-    "mx-central-1", "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
 ];
 
 /// `[providers.aws]`.
@@ -56,11 +82,22 @@ struct AwsSettings {
 
 impl AwsSettings {
     fn parse(settings: &Settings) -> Result<Self, SettingsError> {
-        let mut s = AwsSettings { region: "us-east-1".into(), ..Default::default() };
-        let Some(t) = settings.tables.get("aws") else { return Ok(s) };
-        let bad = |m: String| SettingsError { provider: "aws".into(), message: m };
+        let mut s = AwsSettings {
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let Some(t) = settings.tables.get("aws") else {
+            return Ok(s);
+        };
+        let bad = |m: String| SettingsError {
+            provider: "aws".into(),
+            message: m,
+        };
         for (k, v) in t {
-            let text = v.as_str().ok_or_else(|| bad(format!("`{k}` must be a string")))?.to_string();
+            let text = v
+                .as_str()
+                .ok_or_else(|| bad(format!("`{k}` must be a string")))?
+                .to_string();
             match k.as_str() {
                 "region" => s.region = text,
                 "profile" => s.profile = Some(text),
@@ -105,7 +142,12 @@ impl Aws {
             kms::key_schema(),
             kms::alias_schema(),
         ];
-        Ok(Aws { settings: AwsSettings::parse(settings)?, schemas, clients: Default::default(), stats })
+        Ok(Aws {
+            settings: AwsSettings::parse(settings)?,
+            schemas,
+            clients: Default::default(),
+            stats,
+        })
     }
 
     /// Counts one API call.
@@ -115,7 +157,11 @@ impl Aws {
 
     /// The region a resource lives in.
     fn region_of(&self, attrs: &Attrs) -> String {
-        attrs.get("region").and_then(Value::as_str).unwrap_or(&self.settings.region).to_string()
+        attrs
+            .get("region")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.settings.region)
+            .to_string()
     }
 
     /// Clients for a region, built on first use.
@@ -124,7 +170,9 @@ impl Aws {
             let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(region.to_string()).or_default().clone()
         };
-        cell.get_or_init(|| async { Arc::new(self.build_clients(region).await) }).await.clone()
+        cell.get_or_init(|| async { Arc::new(self.build_clients(region).await) })
+            .await
+            .clone()
     }
 
     async fn build_clients(&self, region: &str) -> Clients {
@@ -151,7 +199,9 @@ impl Aws {
                 .await;
             conf = loader().credentials_provider(provider).load().await;
         }
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(self.settings.endpoint_url.is_some()).build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(self.settings.endpoint_url.is_some())
+            .build();
         Clients {
             route53: aws_sdk_route53::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
@@ -170,7 +220,9 @@ impl Aws {
             "aws_acm_certificate_validation" => acm::apply_validation(self, &c, req).await,
             "aws_kms_key" => kms::apply_key(self, &c, req).await,
             "aws_kms_alias" => kms::apply_alias(self, &c, req).await,
-            other => Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+            other => Err(ProviderError::Invalid(format!(
+                "unknown resource type `{other}`"
+            ))),
         }
     }
 }
@@ -186,12 +238,17 @@ pub(crate) fn tags_of(c: &Attrs) -> Result<BTreeMap<String, String>, ProviderErr
                 other => Ok((k.clone(), other.to_string())),
             })
             .collect(),
-        Some(v) => Err(ProviderError::Invalid(format!("`tags` must be a mapping, got {v}"))),
+        Some(v) => Err(ProviderError::Invalid(format!(
+            "`tags` must be a mapping, got {v}"
+        ))),
     }
 }
 
 /// The tags landlord writes: the user's plus the address tag.
-pub(crate) fn tags_with_address(c: &Attrs, addr: &ResourceAddr) -> Result<BTreeMap<String, String>, ProviderError> {
+pub(crate) fn tags_with_address(
+    c: &Attrs,
+    addr: &ResourceAddr,
+) -> Result<BTreeMap<String, String>, ProviderError> {
     let mut t = tags_of(c)?;
     t.insert(ADDRESS_TAG.into(), addr.to_string());
     Ok(t)
@@ -199,7 +256,11 @@ pub(crate) fn tags_with_address(c: &Attrs, addr: &ResourceAddr) -> Result<BTreeM
 
 /// Tags as recorded: without landlord's own.
 pub(crate) fn user_tags(all: impl IntoIterator<Item = (String, String)>) -> Value {
-    let m: serde_json::Map<String, Value> = all.into_iter().filter(|(k, _)| !k.starts_with("landlord:")).map(|(k, v)| (k, Value::String(v))).collect();
+    let m: serde_json::Map<String, Value> = all
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("landlord:"))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     Value::Object(m)
 }
 
@@ -220,7 +281,9 @@ pub(crate) fn keep_config(into: &mut Attrs, from: &Attrs, keys: &[&str]) {
 
 fn valid_region(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("region").and_then(Value::as_str) {
-        Some(r) if r != crate::value::UNKNOWN && !REGIONS.contains(&r) => Err(ProviderError::Invalid(format!("unknown region `{r}`"))),
+        Some(r) if r != crate::value::UNKNOWN && !REGIONS.contains(&r) => {
+            Err(ProviderError::Invalid(format!("unknown region `{r}`")))
+        }
         _ => Ok(()),
     }
 }
@@ -258,13 +321,20 @@ impl Provider for Aws {
         let c = self.clients(&self.region_of(&req.prior)).await;
         let current = match req.address.rtype.as_str() {
             "aws_route53_zone" => route53::read_zone(self, &c, &req.id, &req.prior).await?,
-            "aws_route53_record" => route53::read_records(self, &c, std::slice::from_ref(&req)).await.pop().unwrap_or(Ok(None))?,
+            "aws_route53_record" => route53::read_records(self, &c, std::slice::from_ref(&req))
+                .await
+                .pop()
+                .unwrap_or(Ok(None))?,
             "aws_s3_bucket" => s3::read(self, &c, &req.prior).await?,
             "aws_acm_certificate" => acm::read_certificate(self, &c, &req.id, &req.prior).await?,
             "aws_acm_certificate_validation" => acm::read_validation(self, &c, &req.prior).await?,
             "aws_kms_key" => kms::read_key(self, &c, &req.id, &req.prior).await?,
             "aws_kms_alias" => kms::read_alias(self, &c, &req.prior).await?,
-            other => return Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+            other => {
+                return Err(ProviderError::Invalid(format!(
+                    "unknown resource type `{other}`"
+                )))
+            }
         };
         Ok(ReadResponse { current })
     }
@@ -281,7 +351,10 @@ impl Provider for Aws {
         for (region, idx) in records {
             let c = self.clients(&region).await;
             let batch: Vec<ReadRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
-            for (i, res) in idx.into_iter().zip(route53::read_records(self, &c, &batch).await) {
+            for (i, res) in idx
+                .into_iter()
+                .zip(route53::read_records(self, &c, &batch).await)
+            {
                 out[i] = Some(res.map(|current| ReadResponse { current }));
             }
         }
@@ -324,7 +397,9 @@ impl Provider for Aws {
             "aws_acm_certificate_validation" => Ok(()),
             "aws_kms_key" => kms::delete_key(self, &c, &req).await,
             "aws_kms_alias" => kms::delete_alias(self, &c, &req).await,
-            other => Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+            other => Err(ProviderError::Invalid(format!(
+                "unknown resource type `{other}`"
+            ))),
         }
     }
 
@@ -332,20 +407,34 @@ impl Provider for Aws {
         let source = req.prior.as_ref().unwrap_or(&req.config);
         let c = self.clients(&self.region_of(source)).await;
         if req.op == super::IntentOp::Delete {
-            let del = DeleteRequest { address: req.address.clone(), id: req.id.clone().unwrap_or_default(), prior: source.clone() };
+            let del = DeleteRequest {
+                address: req.address.clone(),
+                id: req.id.clone().unwrap_or_default(),
+                prior: source.clone(),
+            };
             self.delete(del).await?;
             return Ok(Recovery::Gone);
         }
         let found = match req.address.rtype.as_str() {
             "aws_route53_zone" => route53::recover_zone(self, &c, &req).await?,
             "aws_route53_record" => {
-                let rr = ReadRequest { address: req.address.clone(), id: String::new(), prior: req.config.clone() };
-                route53::read_records(self, &c, &[rr]).await.pop().unwrap_or(Ok(None))?.map(|a| (route53::record_id(&a), a))
+                let rr = ReadRequest {
+                    address: req.address.clone(),
+                    id: String::new(),
+                    prior: req.config.clone(),
+                };
+                route53::read_records(self, &c, &[rr])
+                    .await
+                    .pop()
+                    .unwrap_or(Ok(None))?
+                    .map(|a| (route53::record_id(&a), a))
             }
             "aws_s3_bucket" => s3::recover(self, &c, &req).await?,
             "aws_acm_certificate" => acm::recover_certificate(self, &c, &req).await?,
             "aws_kms_key" => kms::recover_key(self, &c, &req).await?,
-            "aws_kms_alias" => kms::read_alias(self, &c, &req.config).await?.map(|a| (kms::alias_id(&a), a)),
+            "aws_kms_alias" => kms::read_alias(self, &c, &req.config)
+                .await?
+                .map(|a| (kms::alias_id(&a), a)),
             _ => None,
         };
         Ok(match found {

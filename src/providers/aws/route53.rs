@@ -5,15 +5,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord, ResourceRecordSet, RrType, Tag,
-    TagResourceType,
+    AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord,
+    ResourceRecordSet, RrType, Tag, TagResourceType,
 };
 use serde_json::{json, Value};
 
 use super::error::{classify, code};
 use super::{keep_config, short_token, tags_with_address, user_tags, Aws, Clients};
 use crate::providers::builtin::{opt_str, opt_u64, req_str};
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema,
+};
 use crate::value::{Attrs, UNKNOWN};
 
 /// Changes per ChangeResourceRecordSets call (an UPSERT counts twice).
@@ -64,12 +67,18 @@ fn check_name(what: &str, name: &str) -> Result<(), ProviderError> {
         && name.len() <= 253
         && !name.ends_with('.')
         && name.split('.').enumerate().all(|(i, l)| {
-            !l.is_empty() && l.len() <= 63 && (l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') || (i == 0 && l == "*"))
+            !l.is_empty()
+                && l.len() <= 63
+                && (l.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }) || (i == 0 && l == "*"))
         });
     if ok {
         Ok(())
     } else {
-        Err(ProviderError::Invalid(format!("invalid {what} `{name}`: expected lowercase DNS labels without a trailing dot")))
+        Err(ProviderError::Invalid(format!(
+            "invalid {what} `{name}`: expected lowercase DNS labels without a trailing dot"
+        )))
     }
 }
 
@@ -83,7 +92,10 @@ pub(super) fn validate_zone(c: &Attrs) -> Result<(), ProviderError> {
 pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
     if let Some(t) = known(c.get("type")) {
         if !RECORD_TYPES.contains(&t) {
-            return Err(ProviderError::Invalid(format!("unsupported record type `{t}`: expected one of {}", RECORD_TYPES.join(", "))));
+            return Err(ProviderError::Invalid(format!(
+                "unsupported record type `{t}`: expected one of {}",
+                RECORD_TYPES.join(", ")
+            )));
         }
     }
     if let Some(n) = known(c.get("name")) {
@@ -92,7 +104,9 @@ pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
     let has_records = c.get("records").is_some_and(|v| !v.is_null());
     let has_alias = c.get("alias").is_some_and(|v| !v.is_null());
     if has_records == has_alias {
-        return Err(ProviderError::Invalid("set exactly one of `records` and `alias`".into()));
+        return Err(ProviderError::Invalid(
+            "set exactly one of `records` and `alias`".into(),
+        ));
     }
     Ok(())
 }
@@ -104,7 +118,9 @@ fn bare_zone_id(id: &str) -> String {
 
 /// Lowercase, no trailing dot, `*` unescaped.
 fn norm_name(n: &str) -> String {
-    n.trim_end_matches('.').replace("\\052", "*").to_ascii_lowercase()
+    n.trim_end_matches('.')
+        .replace("\\052", "*")
+        .to_ascii_lowercase()
 }
 
 pub(super) fn record_id(a: &Attrs) -> String {
@@ -133,17 +149,34 @@ async fn zone_tags(aws: &Aws, c: &Clients, id: &str) -> Result<Value, ProviderEr
         .await
         .map_err(|e| classify("route53 ListTagsForResource", e))?;
     let tags = out.resource_tag_set().map(|s| s.tags()).unwrap_or_default();
-    Ok(user_tags(tags.iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))))
+    Ok(user_tags(tags.iter().map(|t| {
+        (
+            t.key().unwrap_or_default().to_string(),
+            t.value().unwrap_or_default().to_string(),
+        )
+    })))
 }
 
-pub(super) async fn read_zone(aws: &Aws, c: &Clients, id: &str, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read_zone(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     aws.count("route53", "GetHostedZone");
     let out = match c.route53.get_hosted_zone().id(id).send().await {
         Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) => return Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_hosted_zone()) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(classify("route53 GetHostedZone", e)),
     };
-    let Some(z) = out.hosted_zone() else { return Ok(None) };
+    let Some(z) = out.hosted_zone() else {
+        return Ok(None);
+    };
     let mut a = Attrs::new();
     a.insert("name".into(), json!(norm_name(z.name())));
     if let Some(comment) = z.config().and_then(|c| c.comment()) {
@@ -151,21 +184,43 @@ pub(super) async fn read_zone(aws: &Aws, c: &Clients, id: &str, prior: &Attrs) -
     }
     a.insert("tags".into(), zone_tags(aws, c, id).await?);
     a.insert("zone_id".into(), json!(bare_zone_id(z.id())));
-    let ns: Vec<String> = out.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default();
+    let ns: Vec<String> = out
+        .delegation_set()
+        .map(|d| d.name_servers().to_vec())
+        .unwrap_or_default();
     a.insert("name_servers".into(), json!(ns));
     keep_config(&mut a, prior, &["force_destroy", "region"]);
     Ok(Some(a))
 }
 
 /// Finds a zone created under this intent's caller reference.
-async fn find_zone(aws: &Aws, c: &Clients, name: &str, token: &str) -> Result<Option<String>, ProviderError> {
+async fn find_zone(
+    aws: &Aws,
+    c: &Clients,
+    name: &str,
+    token: &str,
+) -> Result<Option<String>, ProviderError> {
     aws.count("route53", "ListHostedZonesByName");
-    let out = c.route53.list_hosted_zones_by_name().dns_name(name).send().await.map_err(|e| classify("route53 ListHostedZonesByName", e))?;
+    let out = c
+        .route53
+        .list_hosted_zones_by_name()
+        .dns_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("route53 ListHostedZonesByName", e))?;
     let want = caller_reference(token);
-    Ok(out.hosted_zones().iter().find(|z| norm_name(z.name()) == name && z.caller_reference() == want).map(|z| bare_zone_id(z.id())))
+    Ok(out
+        .hosted_zones()
+        .iter()
+        .find(|z| norm_name(z.name()) == name && z.caller_reference() == want)
+        .map(|z| bare_zone_id(z.id())))
 }
 
-pub(super) async fn recover_zone(aws: &Aws, c: &Clients, req: &RecoverRequest) -> Result<Option<(String, Attrs)>, ProviderError> {
+pub(super) async fn recover_zone(
+    aws: &Aws,
+    c: &Clients,
+    req: &RecoverRequest,
+) -> Result<Option<(String, Attrs)>, ProviderError> {
     let name = req_str(&req.config, "name")?;
     match find_zone(aws, c, name, &req.token).await? {
         Some(id) => Ok(read_zone(aws, c, &id, &req.config).await?.map(|a| (id, a))),
@@ -173,31 +228,69 @@ pub(super) async fn recover_zone(aws: &Aws, c: &Clients, req: &RecoverRequest) -
     }
 }
 
-async fn set_zone_tags(aws: &Aws, c: &Clients, id: &str, req: &ApplyRequest) -> Result<(), ProviderError> {
+async fn set_zone_tags(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+    req: &ApplyRequest,
+) -> Result<(), ProviderError> {
     let want = tags_with_address(&req.config, &req.address)?;
-    let have: BTreeMap<String, String> = match req.prior.as_ref().and_then(|p| p.get("tags")).and_then(Value::as_object) {
-        Some(o) => o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
+    let have: BTreeMap<String, String> = match req
+        .prior
+        .as_ref()
+        .and_then(|p| p.get("tags"))
+        .and_then(Value::as_object)
+    {
+        Some(o) => o
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
         None => BTreeMap::new(),
     };
-    let remove: Vec<String> = have.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+    let remove: Vec<String> = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
     aws.count("route53", "ChangeTagsForResource");
-    let mut call = c.route53.change_tags_for_resource().resource_type(TagResourceType::Hostedzone).resource_id(id);
+    let mut call = c
+        .route53
+        .change_tags_for_resource()
+        .resource_type(TagResourceType::Hostedzone)
+        .resource_id(id);
     for (k, v) in &want {
         call = call.add_tags(Tag::builder().key(k).value(v).build());
     }
     for k in remove {
         call = call.remove_tag_keys(k);
     }
-    call.send().await.map_err(|e| classify("route53 ChangeTagsForResource", e))?;
+    call.send()
+        .await
+        .map_err(|e| classify("route53 ChangeTagsForResource", e))?;
     Ok(())
 }
 
-pub(super) async fn apply_zone(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply_zone(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let name = req_str(&req.config, "name")?;
     let comment = opt_str(&req.config, "comment")?;
-    let id = match req.prior.as_ref().and_then(|p| p.get("zone_id")).and_then(Value::as_str) {
+    let id = match req
+        .prior
+        .as_ref()
+        .and_then(|p| p.get("zone_id"))
+        .and_then(Value::as_str)
+    {
         Some(id) => {
-            if comment != req.prior.as_ref().and_then(|p| p.get("comment")).and_then(Value::as_str) {
+            if comment
+                != req
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.get("comment"))
+                    .and_then(Value::as_str)
+            {
                 aws.count("route53", "UpdateHostedZoneComment");
                 c.route53
                     .update_hosted_zone_comment()
@@ -211,17 +304,23 @@ pub(super) async fn apply_zone(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Re
         }
         None => {
             aws.count("route53", "CreateHostedZone");
-            let mut call = c.route53.create_hosted_zone().name(name).caller_reference(caller_reference(&req.token));
+            let mut call = c
+                .route53
+                .create_hosted_zone()
+                .name(name)
+                .caller_reference(caller_reference(&req.token));
             if let Some(cm) = comment {
                 call = call.hosted_zone_config(HostedZoneConfig::builder().comment(cm).build());
             }
             match call.send().await {
                 Ok(out) => bare_zone_id(out.hosted_zone().map(|z| z.id()).unwrap_or_default()),
                 // A retry of this same create: the caller reference finds the zone.
-                Err(e) if code(&e) == Some("HostedZoneAlreadyExists") => match find_zone(aws, c, name, &req.token).await? {
-                    Some(id) => id,
-                    None => return Err(classify("route53 CreateHostedZone", e)),
-                },
+                Err(e) if code(&e) == Some("HostedZoneAlreadyExists") => {
+                    match find_zone(aws, c, name, &req.token).await? {
+                        Some(id) => id,
+                        None => return Err(classify("route53 CreateHostedZone", e)),
+                    }
+                }
                 Err(e) => return Err(classify("route53 CreateHostedZone", e)),
             }
         }
@@ -231,25 +330,44 @@ pub(super) async fn apply_zone(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Re
         .await?
         .ok_or_else(|| ProviderError::Transient(format!("hosted zone `{id}` not readable yet")))?;
     keep_config(&mut attrs, &req.config, &["comment", "tags"]);
-    Ok(ApplyResponse { id, attributes: attrs })
+    Ok(ApplyResponse {
+        id,
+        attributes: attrs,
+    })
 }
 
-pub(super) async fn delete_zone(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete_zone(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     let id = req.id.clone();
     if req.prior.get("force_destroy").and_then(Value::as_bool) == Some(true) {
-        let apex = req.prior.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let apex = req
+            .prior
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let sets = match list_zone(aws, c, &id, None).await {
             Ok(s) => s,
             Err(ZoneGone) => return Ok(()),
         }?;
         let doomed: Vec<ResourceRecordSet> = sets
             .into_iter()
-            .filter(|s| !(norm_name(s.name()) == apex && matches!(s.r#type(), RrType::Soa | RrType::Ns)))
+            .filter(|s| {
+                !(norm_name(s.name()) == apex && matches!(s.r#type(), RrType::Soa | RrType::Ns))
+            })
             .collect();
         for chunk in doomed.chunks(MAX_CHANGES) {
             let changes = chunk
                 .iter()
-                .map(|s| Change::builder().action(ChangeAction::Delete).resource_record_set(s.clone()).build())
+                .map(|s| {
+                    Change::builder()
+                        .action(ChangeAction::Delete)
+                        .resource_record_set(s.clone())
+                        .build()
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ProviderError::Failed(e.to_string()))?;
             submit(aws, c, &id, changes).await?;
@@ -271,7 +389,12 @@ pub(super) async fn delete_zone(aws: &Aws, c: &Clients, req: &DeleteRequest) -> 
 struct ZoneGone;
 
 /// Every record set of a zone (or, with `start`, at most one page from that name/type).
-async fn list_zone(aws: &Aws, c: &Clients, zone: &str, start: Option<(&str, &str)>) -> Result<Result<Vec<ResourceRecordSet>, ProviderError>, ZoneGone> {
+async fn list_zone(
+    aws: &Aws,
+    c: &Clients,
+    zone: &str,
+    start: Option<(&str, &str)>,
+) -> Result<Result<Vec<ResourceRecordSet>, ProviderError>, ZoneGone> {
     let mut out = Vec::new();
     let mut next: Option<(String, RrType)> = start.map(|(n, t)| (n.to_string(), RrType::from(t)));
     loop {
@@ -284,7 +407,12 @@ async fn list_zone(aws: &Aws, c: &Clients, zone: &str, start: Option<(&str, &str
         call = call.max_items(if start.is_some() { 1 } else { PAGE });
         let page = match call.send().await {
             Ok(p) => p,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) => return Err(ZoneGone),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_hosted_zone()) =>
+            {
+                return Err(ZoneGone)
+            }
             Err(e) => return Ok(Err(classify("route53 ListResourceRecordSets", e))),
         };
         out.extend(page.resource_record_sets().iter().cloned());
@@ -330,8 +458,17 @@ fn record_attrs(zone: &str, s: &ResourceRecordSet, prior: &Attrs) -> Attrs {
         if let Some(ttl) = s.ttl() {
             a.insert("ttl".into(), json!(ttl));
         }
-        let values: Vec<String> =
-            s.resource_records().iter().map(|r| if rtype == "TXT" { unquote(r.value()) } else { r.value().to_string() }).collect();
+        let values: Vec<String> = s
+            .resource_records()
+            .iter()
+            .map(|r| {
+                if rtype == "TXT" {
+                    unquote(r.value())
+                } else {
+                    r.value().to_string()
+                }
+            })
+            .collect();
         a.insert("records".into(), json!(values));
     }
     a.insert("fqdn".into(), json!(norm_name(s.name())));
@@ -340,16 +477,47 @@ fn record_attrs(zone: &str, s: &ResourceRecordSet, prior: &Attrs) -> Attrs {
 }
 
 /// Reads records, listing each zone once when several of its records are asked for.
-pub(super) async fn read_records(aws: &Aws, c: &Clients, reqs: &[ReadRequest]) -> Vec<Result<Option<Attrs>, ProviderError>> {
+pub(super) async fn read_records(
+    aws: &Aws,
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Vec<Result<Option<Attrs>, ProviderError>> {
     let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in reqs.iter().enumerate() {
-        by_zone.entry(r.prior.get("zone_id").and_then(Value::as_str).unwrap_or_default().to_string()).or_default().push(i);
+        by_zone
+            .entry(
+                r.prior
+                    .get("zone_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default()
+            .push(i);
     }
-    let mut out: Vec<Result<Option<Attrs>, ProviderError>> = reqs.iter().map(|_| Ok(None)).collect();
+    let mut out: Vec<Result<Option<Attrs>, ProviderError>> =
+        reqs.iter().map(|_| Ok(None)).collect();
     for (zone, idx) in by_zone {
-        let key = |a: &Attrs| (a.get("name").and_then(Value::as_str).unwrap_or_default().to_string(), a.get("type").and_then(Value::as_str).unwrap_or_default().to_string());
+        let key = |a: &Attrs| {
+            (
+                a.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                a.get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        };
         let start = (idx.len() == 1).then(|| key(&reqs[idx[0]].prior));
-        let listed = list_zone(aws, c, &zone, start.as_ref().map(|(n, t)| (n.as_str(), t.as_str()))).await;
+        let listed = list_zone(
+            aws,
+            c,
+            &zone,
+            start.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+        )
+        .await;
         let sets = match listed {
             Err(ZoneGone) => continue,
             Ok(Err(e)) => {
@@ -360,7 +528,10 @@ pub(super) async fn read_records(aws: &Aws, c: &Clients, reqs: &[ReadRequest]) -
             }
             Ok(Ok(s)) => s,
         };
-        let map: HashMap<(String, String), &ResourceRecordSet> = sets.iter().map(|s| ((norm_name(s.name()), s.r#type().as_str().to_string()), s)).collect();
+        let map: HashMap<(String, String), &ResourceRecordSet> = sets
+            .iter()
+            .map(|s| ((norm_name(s.name()), s.r#type().as_str().to_string()), s))
+            .collect();
         for i in idx {
             let prior = &reqs[i].prior;
             out[i] = Ok(map.get(&key(prior)).map(|s| record_attrs(&zone, s, prior)));
@@ -373,22 +544,46 @@ fn record_set(c: &Attrs) -> Result<ResourceRecordSet, ProviderError> {
     let name = req_str(c, "name")?;
     let rtype = req_str(c, "type")?;
     let bad = |e: aws_sdk_route53::error::BuildError| ProviderError::Invalid(e.to_string());
-    let mut b = ResourceRecordSet::builder().name(name).r#type(RrType::from(rtype));
+    let mut b = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::from(rtype));
     if let Some(alias) = c.get("alias").and_then(Value::as_object) {
-        let s = |k: &str| alias.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            alias
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let target = AliasTarget::builder()
             .dns_name(s("name"))
             .hosted_zone_id(s("zone_id"))
-            .evaluate_target_health(alias.get("evaluate_target_health").and_then(Value::as_bool).unwrap_or(false))
+            .evaluate_target_health(
+                alias
+                    .get("evaluate_target_health")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            )
             .build()
             .map_err(bad)?;
         b = b.alias_target(target);
     } else {
-        let values = c.get("records").and_then(Value::as_array).ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
+        let values = c
+            .get("records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
         b = b.ttl(opt_u64(c, "ttl")?.unwrap_or(300) as i64);
         for v in values {
-            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            b = b.resource_records(ResourceRecord::builder().value(quote(rtype, &text)).build().map_err(bad)?);
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            b = b.resource_records(
+                ResourceRecord::builder()
+                    .value(quote(rtype, &text))
+                    .build()
+                    .map_err(bad)?,
+            );
         }
     }
     b.build().map_err(bad)
@@ -404,9 +599,17 @@ fn planned_attrs(c: &Attrs) -> Attrs {
     a
 }
 
-async fn submit(aws: &Aws, c: &Clients, zone: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
+async fn submit(
+    aws: &Aws,
+    c: &Clients,
+    zone: &str,
+    changes: Vec<Change>,
+) -> Result<(), ProviderError> {
     aws.count("route53", "ChangeResourceRecordSets");
-    let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(|e| ProviderError::Failed(e.to_string()))?;
+    let batch = ChangeBatch::builder()
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| ProviderError::Failed(e.to_string()))?;
     c.route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -419,18 +622,34 @@ async fn submit(aws: &Aws, c: &Clients, zone: &str, changes: Vec<Change>) -> Res
 
 fn weight(action: &ChangeAction, s: &ResourceRecordSet) -> (usize, usize) {
     let chars: usize = s.resource_records().iter().map(|r| r.value().len()).sum();
-    let n = if *action == ChangeAction::Upsert { 2 } else { 1 };
+    let n = if *action == ChangeAction::Upsert {
+        2
+    } else {
+        1
+    };
     (n, chars * n)
 }
 
 /// Creates (CREATE) and updates (UPSERT) records, batched per zone within the limits.
-pub(super) async fn apply_records(aws: &Aws, c: &Clients, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
+pub(super) async fn apply_records(
+    aws: &Aws,
+    c: &Clients,
+    reqs: &[ApplyRequest],
+) -> Vec<Result<ApplyResponse, ProviderError>> {
     let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> = vec![None; reqs.len()];
     let mut by_zone: BTreeMap<String, Vec<(usize, Change)>> = BTreeMap::new();
     for (i, r) in reqs.iter().enumerate() {
-        let action = if r.prior.is_some() { ChangeAction::Upsert } else { ChangeAction::Create };
+        let action = if r.prior.is_some() {
+            ChangeAction::Upsert
+        } else {
+            ChangeAction::Create
+        };
         let change = record_set(&r.config).and_then(|s| {
-            Change::builder().action(action).resource_record_set(s).build().map_err(|e| ProviderError::Invalid(e.to_string()))
+            Change::builder()
+                .action(action)
+                .resource_record_set(s)
+                .build()
+                .map_err(|e| ProviderError::Invalid(e.to_string()))
         });
         match (change, req_str(&r.config, "zone_id")) {
             (Ok(ch), Ok(z)) => by_zone.entry(z.to_string()).or_default().push((i, ch)),
@@ -441,7 +660,10 @@ pub(super) async fn apply_records(aws: &Aws, c: &Clients, reqs: &[ApplyRequest])
         let mut batches: Vec<Vec<(usize, Change)>> = vec![vec![]];
         let (mut n, mut chars) = (0, 0);
         for (i, ch) in items {
-            let (dn, dc) = ch.resource_record_set().map(|s| weight(ch.action(), s)).unwrap_or((1, 0));
+            let (dn, dc) = ch
+                .resource_record_set()
+                .map(|s| weight(ch.action(), s))
+                .unwrap_or((1, 0));
             if n + dn > MAX_CHANGES || chars + dc > MAX_CHARS {
                 batches.push(vec![]);
                 (n, chars) = (0, 0);
@@ -456,7 +678,10 @@ pub(super) async fn apply_records(aws: &Aws, c: &Clients, reqs: &[ApplyRequest])
                 Ok(()) => {
                     for (i, _) in &batch {
                         let attrs = planned_attrs(&reqs[*i].config);
-                        out[*i] = Some(Ok(ApplyResponse { id: record_id(&attrs), attributes: attrs }));
+                        out[*i] = Some(Ok(ApplyResponse {
+                            id: record_id(&attrs),
+                            attributes: attrs,
+                        }));
                     }
                 }
                 // A batch is all-or-nothing: on a fatal error, try each record alone so
@@ -466,7 +691,10 @@ pub(super) async fn apply_records(aws: &Aws, c: &Clients, reqs: &[ApplyRequest])
                         out[i] = Some(match submit(aws, c, &zone, vec![ch]).await {
                             Ok(()) => {
                                 let attrs = planned_attrs(&reqs[i].config);
-                                Ok(ApplyResponse { id: record_id(&attrs), attributes: attrs })
+                                Ok(ApplyResponse {
+                                    id: record_id(&attrs),
+                                    attributes: attrs,
+                                })
                             }
                             Err(e) => Err(e),
                         });
@@ -480,13 +708,29 @@ pub(super) async fn apply_records(aws: &Aws, c: &Clients, reqs: &[ApplyRequest])
             }
         }
     }
-    out.into_iter().map(|o| o.unwrap_or_else(|| Err(ProviderError::Failed("record was not submitted".into())))).collect()
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(ProviderError::Failed("record was not submitted".into()))))
+        .collect()
 }
 
-pub(super) async fn delete_record(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete_record(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     // Delete what is live (a DELETE must match the current values exactly).
-    let rr = ReadRequest { address: req.address.clone(), id: req.id.clone(), prior: req.prior.clone() };
-    let Some(current) = read_records(aws, c, &[rr]).await.pop().unwrap_or(Ok(None))? else { return Ok(()) };
+    let rr = ReadRequest {
+        address: req.address.clone(),
+        id: req.id.clone(),
+        prior: req.prior.clone(),
+    };
+    let Some(current) = read_records(aws, c, &[rr])
+        .await
+        .pop()
+        .unwrap_or(Ok(None))?
+    else {
+        return Ok(());
+    };
     let zone = req_str(&current, "zone_id")?.to_string();
     let change = Change::builder()
         .action(ChangeAction::Delete)
@@ -494,7 +738,11 @@ pub(super) async fn delete_record(aws: &Aws, c: &Clients, req: &DeleteRequest) -
         .build()
         .map_err(|e| ProviderError::Failed(e.to_string()))?;
     match submit(aws, c, &zone, vec![change]).await {
-        Err(ProviderError::Failed(m)) if m.contains("not found") || m.contains("NoSuchHostedZone") => Ok(()),
+        Err(ProviderError::Failed(m))
+            if m.contains("not found") || m.contains("NoSuchHostedZone") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }

@@ -1,16 +1,20 @@
 //! `aws_s3_bucket`: tags, versioning, default encryption, public-access block.
 
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
+    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, VersioningConfiguration,
 };
 use serde_json::{json, Value};
 
 use super::error::{classify, code};
 use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::builtin::{opt_bool, req_str};
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest, ResourceSchema};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
+    ResourceSchema,
+};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn bucket_schema() -> ResourceSchema {
@@ -32,11 +36,19 @@ pub(super) fn bucket_schema() -> ResourceSchema {
 
 /// S3 bucket naming rules (general purpose buckets).
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
-    let Some(name) = c.get("bucket").and_then(Value::as_str).filter(|s| *s != UNKNOWN) else { return Ok(()) };
+    let Some(name) = c
+        .get("bucket")
+        .and_then(Value::as_str)
+        .filter(|s| *s != UNKNOWN)
+    else {
+        return Ok(());
+    };
     let bytes = name.as_bytes();
     let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
     let ok = (3..=63).contains(&name.len())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
         && !name.contains("..")
@@ -51,21 +63,35 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     if let Some(sse) = c.get("server_side_encryption").filter(|v| !v.is_null()) {
         match sse.get("sse_algorithm").and_then(Value::as_str) {
             Some("AES256" | "aws:kms" | "aws:kms:dsse") | Some(UNKNOWN) => {}
-            other => return Err(ProviderError::Invalid(format!("`server_side_encryption.sse_algorithm` must be AES256 or aws:kms, got {other:?}"))),
+            other => {
+                return Err(ProviderError::Invalid(format!(
+                "`server_side_encryption.sse_algorithm` must be AES256 or aws:kms, got {other:?}"
+            )))
+            }
         }
     }
     Ok(())
 }
 
-fn service_code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+fn service_code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
     code(e).unwrap_or_default().to_string()
 }
 
 /// All tags of a bucket (empty when it has none).
-async fn all_tags(aws: &Aws, c: &Clients, bucket: &str) -> Result<Vec<(String, String)>, ProviderError> {
+async fn all_tags(
+    aws: &Aws,
+    c: &Clients,
+    bucket: &str,
+) -> Result<Vec<(String, String)>, ProviderError> {
     aws.count("s3", "GetBucketTagging");
     match c.s3.get_bucket_tagging().bucket(bucket).send().await {
-        Ok(o) => Ok(o.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()),
+        Ok(o) => Ok(o
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()),
         Err(e) if service_code(&e) == "NoSuchTagSet" => Ok(vec![]),
         Err(e) => Err(classify("s3 GetBucketTagging", e)),
     }
@@ -75,12 +101,21 @@ async fn exists(aws: &Aws, c: &Clients, bucket: &str) -> Result<bool, ProviderEr
     aws.count("s3", "HeadBucket");
     match c.s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) || super::error::status(&e) == Some(404) => Ok(false),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| s.is_not_found())
+                || super::error::status(&e) == Some(404) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(classify("s3 HeadBucket", e)),
     }
 }
 
-pub(super) async fn read(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+pub(super) async fn read(
+    aws: &Aws,
+    c: &Clients,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
     let bucket = req_str(prior, "bucket")?;
     if !exists(aws, c, bucket).await? {
         return Ok(None);
@@ -89,8 +124,16 @@ pub(super) async fn read(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option
     a.insert("bucket".into(), json!(bucket));
     a.insert("tags".into(), user_tags(all_tags(aws, c, bucket).await?));
     aws.count("s3", "GetBucketVersioning");
-    let v = c.s3.get_bucket_versioning().bucket(bucket).send().await.map_err(|e| classify("s3 GetBucketVersioning", e))?;
-    a.insert("versioning".into(), json!(v.status() == Some(&BucketVersioningStatus::Enabled)));
+    let v =
+        c.s3.get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("s3 GetBucketVersioning", e))?;
+    a.insert(
+        "versioning".into(),
+        json!(v.status() == Some(&BucketVersioningStatus::Enabled)),
+    );
     aws.count("s3", "GetBucketEncryption");
     let sse = match c.s3.get_bucket_encryption().bucket(bucket).send().await {
         Ok(o) => o
@@ -105,7 +148,9 @@ pub(super) async fn read(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option
                 m
             })
             .unwrap_or(Value::Null),
-        Err(e) if service_code(&e) == "ServerSideEncryptionConfigurationNotFoundError" => Value::Null,
+        Err(e) if service_code(&e) == "ServerSideEncryptionConfigurationNotFoundError" => {
+            Value::Null
+        }
         Err(e) => return Err(classify("s3 GetBucketEncryption", e)),
     };
     a.insert("server_side_encryption".into(), sse);
@@ -122,34 +167,57 @@ pub(super) async fn read(aws: &Aws, c: &Clients, prior: &Attrs) -> Result<Option
     };
     a.insert("block_public_access".into(), json!(pab));
     a.insert("arn".into(), json!(format!("arn:aws:s3:::{bucket}")));
-    a.insert("bucket_regional_domain_name".into(), json!(format!("{bucket}.s3.{}.amazonaws.com", c.region)));
+    a.insert(
+        "bucket_regional_domain_name".into(),
+        json!(format!("{bucket}.s3.{}.amazonaws.com", c.region)),
+    );
     keep_config(&mut a, prior, &["force_destroy", "region"]);
     Ok(Some(a))
 }
 
 /// Whether an existing bucket of our account may be taken as ours: it carries our address
 /// tag, or no tag at all (a create interrupted before its tagging call).
-async fn claimable(aws: &Aws, c: &Clients, bucket: &str, addr: &str) -> Result<Result<(), String>, ProviderError> {
+async fn claimable(
+    aws: &Aws,
+    c: &Clients,
+    bucket: &str,
+    addr: &str,
+) -> Result<Result<(), String>, ProviderError> {
     let tags = all_tags(aws, c, bucket).await?;
     match tags.iter().find(|(k, _)| k == ADDRESS_TAG) {
         Some((_, v)) if v == addr => Ok(Ok(())),
-        Some((_, v)) => Ok(Err(format!("bucket `{bucket}` already exists and is managed as `{v}`"))),
+        Some((_, v)) => Ok(Err(format!(
+            "bucket `{bucket}` already exists and is managed as `{v}`"
+        ))),
         None if tags.is_empty() => Ok(Ok(())),
-        None => Ok(Err(format!("bucket `{bucket}` already exists in this account and was not created by landlord"))),
+        None => Ok(Err(format!(
+            "bucket `{bucket}` already exists in this account and was not created by landlord"
+        ))),
     }
 }
 
-async fn create(aws: &Aws, c: &Clients, req: &ApplyRequest, bucket: &str) -> Result<(), ProviderError> {
+async fn create(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+    bucket: &str,
+) -> Result<(), ProviderError> {
     aws.count("s3", "CreateBucket");
     let mut call = c.s3.create_bucket().bucket(bucket);
     if c.region != "us-east-1" {
         call = call.create_bucket_configuration(
-            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(c.region.as_str())).build(),
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(c.region.as_str()))
+                .build(),
         );
     }
     match call.send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) => {
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
             // Ours (same account) only if the tags say so; otherwise the name is taken.
             match claimable(aws, c, bucket, &req.address.to_string()).await {
                 Ok(Ok(())) => Ok(()),
@@ -164,7 +232,11 @@ async fn create(aws: &Aws, c: &Clients, req: &ApplyRequest, bucket: &str) -> Res
     }
 }
 
-pub(super) async fn apply(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn apply(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
     let cfg = &req.config;
     let bucket = req_str(cfg, "bucket")?;
     let prior = req.prior.as_ref();
@@ -181,7 +253,12 @@ pub(super) async fn apply(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<
     aws.count("s3", "PutBucketTagging");
     c.s3.put_bucket_tagging()
         .bucket(bucket)
-        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().map_err(bad)?)
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tags))
+                .build()
+                .map_err(bad)?,
+        )
         .send()
         .await
         .map_err(|e| classify("s3 PutBucketTagging", e))?;
@@ -189,7 +266,11 @@ pub(super) async fn apply(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<
     let was = |k: &str| prior.and_then(|p| p.get(k)).cloned().unwrap_or(Value::Null);
     match opt_bool(cfg, "versioning")? {
         Some(on) if on || was("versioning") == json!(true) || prior.is_some() => {
-            let status = if on { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
+            let status = if on {
+                BucketVersioningStatus::Enabled
+            } else {
+                BucketVersioningStatus::Suspended
+            };
             aws.count("s3", "PutBucketVersioning");
             c.s3.put_bucket_versioning()
                 .bucket(bucket)
@@ -203,23 +284,40 @@ pub(super) async fn apply(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<
 
     match cfg.get("server_side_encryption").filter(|v| !v.is_null()) {
         Some(sse) => {
-            let alg = sse.get("sse_algorithm").and_then(Value::as_str).unwrap_or("AES256");
-            let mut d = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(alg));
+            let alg = sse
+                .get("sse_algorithm")
+                .and_then(Value::as_str)
+                .unwrap_or("AES256");
+            let mut d = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::from(alg));
             if let Some(k) = sse.get("kms_master_key_id").and_then(Value::as_str) {
                 d = d.kms_master_key_id(k);
             }
-            let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(d.build().map_err(bad)?).build();
+            let rule = ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(d.build().map_err(bad)?)
+                .build();
             aws.count("s3", "PutBucketEncryption");
             c.s3.put_bucket_encryption()
                 .bucket(bucket)
-                .server_side_encryption_configuration(ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(bad)?)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .map_err(bad)?,
+                )
                 .send()
                 .await
                 .map_err(|e| classify("s3 PutBucketEncryption", e))?;
         }
-        None if cfg.contains_key("server_side_encryption") && !was("server_side_encryption").is_null() => {
+        None if cfg.contains_key("server_side_encryption")
+            && !was("server_side_encryption").is_null() =>
+        {
             aws.count("s3", "DeleteBucketEncryption");
-            c.s3.delete_bucket_encryption().bucket(bucket).send().await.map_err(|e| classify("s3 DeleteBucketEncryption", e))?;
+            c.s3.delete_bucket_encryption()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(|e| classify("s3 DeleteBucketEncryption", e))?;
         }
         None => {}
     }
@@ -242,45 +340,77 @@ pub(super) async fn apply(aws: &Aws, c: &Clients, req: &ApplyRequest) -> Result<
         }
         Some(false) if was("block_public_access") == json!(true) => {
             aws.count("s3", "DeletePublicAccessBlock");
-            c.s3.delete_public_access_block().bucket(bucket).send().await.map_err(|e| classify("s3 DeletePublicAccessBlock", e))?;
+            c.s3.delete_public_access_block()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(|e| classify("s3 DeletePublicAccessBlock", e))?;
         }
         _ => {}
     }
     let mut attrs = cfg.clone();
     attrs.insert("arn".into(), json!(format!("arn:aws:s3:::{bucket}")));
-    attrs.insert("bucket_regional_domain_name".into(), json!(format!("{bucket}.s3.{}.amazonaws.com", c.region)));
-    Ok(ApplyResponse { id: bucket.to_string(), attributes: attrs })
+    attrs.insert(
+        "bucket_regional_domain_name".into(),
+        json!(format!("{bucket}.s3.{}.amazonaws.com", c.region)),
+    );
+    Ok(ApplyResponse {
+        id: bucket.to_string(),
+        attributes: attrs,
+    })
 }
 
-pub(super) async fn recover(aws: &Aws, c: &Clients, req: &RecoverRequest) -> Result<Option<(String, Attrs)>, ProviderError> {
+pub(super) async fn recover(
+    aws: &Aws,
+    c: &Clients,
+    req: &RecoverRequest,
+) -> Result<Option<(String, Attrs)>, ProviderError> {
     let bucket = req_str(&req.config, "bucket")?;
-    if !exists(aws, c, bucket).await? || claimable(aws, c, bucket, &req.address.to_string()).await?.is_err() {
+    if !exists(aws, c, bucket).await?
+        || claimable(aws, c, bucket, &req.address.to_string())
+            .await?
+            .is_err()
+    {
         return Ok(None);
     }
-    Ok(read(aws, c, &req.config).await?.map(|a| (bucket.to_string(), a)))
+    Ok(read(aws, c, &req.config)
+        .await?
+        .map(|a| (bucket.to_string(), a)))
 }
 
 /// Every object version and delete marker of a bucket.
-async fn all_versions(aws: &Aws, c: &Clients, bucket: &str) -> Result<Vec<ObjectIdentifier>, ProviderError> {
+async fn all_versions(
+    aws: &Aws,
+    c: &Clients,
+    bucket: &str,
+) -> Result<Vec<ObjectIdentifier>, ProviderError> {
     let mut out = Vec::new();
     let (mut key, mut version): (Option<String>, Option<String>) = (None, None);
     loop {
         aws.count("s3", "ListObjectVersions");
-        let page = c
-            .s3
-            .list_object_versions()
-            .bucket(bucket)
-            .set_key_marker(key.clone())
-            .set_version_id_marker(version.clone())
-            .send()
-            .await
-            .map_err(|e| classify("s3 ListObjectVersions", e))?;
+        let page =
+            c.s3.list_object_versions()
+                .bucket(bucket)
+                .set_key_marker(key.clone())
+                .set_version_id_marker(version.clone())
+                .send()
+                .await
+                .map_err(|e| classify("s3 ListObjectVersions", e))?;
         let ids = page
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())))
-            .map(|(k, v)| ObjectIdentifier::builder().set_key(k.map(str::to_string)).set_version_id(v.map(str::to_string)).build())
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .set_key(k.map(str::to_string))
+                    .set_version_id(v.map(str::to_string))
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ProviderError::Failed(e.to_string()))?;
         out.extend(ids);
@@ -292,7 +422,11 @@ async fn all_versions(aws: &Aws, c: &Clients, bucket: &str) -> Result<Vec<Object
     }
 }
 
-pub(super) async fn delete(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
+pub(super) async fn delete(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
     let bucket = req_str(&req.prior, "bucket")?;
     if !exists(aws, c, bucket).await? {
         return Ok(());
@@ -307,8 +441,17 @@ pub(super) async fn delete(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Resul
         }
         for chunk in objects.chunks(1000) {
             aws.count("s3", "DeleteObjects");
-            let del = Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().map_err(|e| ProviderError::Failed(e.to_string()))?;
-            c.s3.delete_objects().bucket(bucket).delete(del).send().await.map_err(|e| classify("s3 DeleteObjects", e))?;
+            let del = Delete::builder()
+                .set_objects(Some(chunk.to_vec()))
+                .quiet(true)
+                .build()
+                .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            c.s3.delete_objects()
+                .bucket(bucket)
+                .delete(del)
+                .send()
+                .await
+                .map_err(|e| classify("s3 DeleteObjects", e))?;
         }
     }
     aws.count("s3", "DeleteBucket");
