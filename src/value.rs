@@ -33,6 +33,40 @@ pub struct Reference {
     pub name: String,
     /// Attribute name (the first path element).
     pub attr: String,
+    /// Keys and list indexes inside the attribute (`[0].name`), possibly empty.
+    pub path: Vec<PathSeg>,
+}
+
+/// One step into a structured attribute value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathSeg {
+    /// A mapping key.
+    Key(String),
+    /// A list index.
+    Index(usize),
+}
+
+impl Reference {
+    /// Walks `path` into an attribute value; `None` when a step is missing.
+    pub fn walk<'a>(&self, mut v: &'a Value) -> Option<&'a Value> {
+        for seg in &self.path {
+            v = match seg {
+                PathSeg::Key(k) => v.get(k)?,
+                PathSeg::Index(i) => v.get(*i)?,
+            };
+        }
+        Some(v)
+    }
+
+    fn path_text(&self) -> String {
+        self.path
+            .iter()
+            .map(|s| match s {
+                PathSeg::Key(k) => format!(".{k}"),
+                PathSeg::Index(i) => format!("[{i}]"),
+            })
+            .collect()
+    }
 }
 
 impl Reference {
@@ -45,10 +79,18 @@ impl Reference {
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.scope {
-            Some(Scope::Shared) => write!(f, "shared.{}.{}.{}", self.rtype, self.name, self.attr),
-            Some(s) => write!(f, "{s}/{}.{}.{}", self.rtype, self.name, self.attr),
-            None => write!(f, "{}.{}.{}", self.rtype, self.name, self.attr),
+            Some(Scope::Shared) => write!(f, "shared.")?,
+            Some(s) => write!(f, "{s}/")?,
+            None => {}
         }
+        write!(
+            f,
+            "{}.{}.{}{}",
+            self.rtype,
+            self.name,
+            self.attr,
+            self.path_text()
+        )
     }
 }
 
@@ -78,22 +120,41 @@ fn parse_ref(inner: &str) -> Result<Reference, RefSyntaxError> {
             None => (None, inner),
         },
     };
-    let parts: Vec<&str> = rest.split('.').collect();
-    if parts.len() != 3
-        || parts.iter().any(|p| {
-            p.is_empty()
-                || !p
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-        })
-    {
+    let ident = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    };
+    let (rtype, rest) = rest.split_once('.').ok_or_else(bad)?;
+    let (name, rest) = rest.split_once('.').ok_or_else(bad)?;
+    let attr_end = rest.find(['.', '[']).unwrap_or(rest.len());
+    let (attr, mut tail) = rest.split_at(attr_end);
+    if !ident(rtype) || !ident(name) || !ident(attr) {
         return Err(bad());
+    }
+    let mut path = Vec::new();
+    while !tail.is_empty() {
+        if let Some(t) = tail.strip_prefix('.') {
+            let end = t.find(['.', '[']).unwrap_or(t.len());
+            if !ident(&t[..end]) {
+                return Err(bad());
+            }
+            path.push(PathSeg::Key(t[..end].to_string()));
+            tail = &t[end..];
+        } else if let Some(t) = tail.strip_prefix('[') {
+            let end = t.find(']').ok_or_else(bad)?;
+            path.push(PathSeg::Index(t[..end].parse().map_err(|_| bad())?));
+            tail = &t[end + 1..];
+        } else {
+            return Err(bad());
+        }
     }
     Ok(Reference {
         scope,
-        rtype: parts[0].into(),
-        name: parts[1].into(),
-        attr: parts[2].into(),
+        rtype: rtype.into(),
+        name: name.into(),
+        attr: attr.into(),
+        path,
     })
 }
 
@@ -294,6 +355,23 @@ mod tests {
         assert_eq!(refs[1].scope, Some(Scope::Tenant("beta".into())));
         assert_eq!(refs[2].scope, Some(Scope::Shared));
         assert!(references(&json!("${a.b}")).is_err());
+        let r = &references(&json!(
+            "${aws_acm_certificate.site.domain_validation_options[0].resource_record_name}"
+        ))
+        .unwrap()[0];
+        assert_eq!(r.attr, "domain_validation_options");
+        assert_eq!(
+            r.path,
+            vec![
+                PathSeg::Index(0),
+                PathSeg::Key("resource_record_name".into())
+            ]
+        );
+        assert_eq!(
+            r.walk(&json!([{"resource_record_name": "_x.acme"}])),
+            Some(&json!("_x.acme"))
+        );
+        assert!(references(&json!("${a.b.c[x]}")).is_err());
         assert!(references(&json!("${a.b.c")).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::addr::{ResourceAddr, Scope};
 use crate::providers::ResourceSchema;
-use crate::value::{self, Attrs, Lookup, RefSyntaxError, Reference, UNKNOWN};
+use crate::value::{self, Attrs, Lookup, RefSyntaxError, Reference};
 
 use super::PlanError;
 
@@ -56,12 +56,18 @@ pub fn resolve_config<'a>(
             let Some(kn) = known(&t) else {
                 return Err(RefError(format!("reference `${{{r}}}`: `{t}` is not available (it failed or is not part of this run)")));
             };
-            match kn.attrs.get(&r.attr) {
-                Some(v) if v.as_str() != Some(UNKNOWN) => {
-                    Ok(Lookup::Known(v.clone(), kn.sensitive.contains(&r.attr)))
-                }
+            match kn
+                .attrs
+                .get(&r.attr)
+                .filter(|v| !value::is_unknown(v))
+                .map(|v| r.walk(v))
+            {
+                Some(Some(v)) => Ok(Lookup::Known(v.clone(), kn.sensitive.contains(&r.attr))),
                 _ if !kn.complete => Ok(Lookup::Unknown),
-                _ => Err(RefError(format!(
+                Some(None) => Err(RefError(format!(
+                    "reference `${{{r}}}`: `{t}` has no such element"
+                ))),
+                None => Err(RefError(format!(
                     "reference `${{{r}}}`: `{t}` has no attribute `{}`",
                     r.attr
                 ))),

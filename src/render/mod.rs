@@ -294,23 +294,29 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
+        // Providers validate what is known now; referenced values are unknown until apply.
         let known: Attrs = r
             .properties
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if v.to_string().contains("${") {
-                        Value::String(value::UNKNOWN.into())
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
+            .map(|(k, v)| (k.clone(), mask_references(v)))
             .collect();
         if let Err(e) = provider.validate(&r.address, &known) {
             self.at(r, e.to_string());
         }
+    }
+}
+
+/// The value with every string that holds a reference replaced by the unknown marker.
+fn mask_references(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("${") => Value::String(value::UNKNOWN.into()),
+        Value::Array(a) => Value::Array(a.iter().map(mask_references).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), mask_references(x)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

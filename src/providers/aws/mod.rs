@@ -3,8 +3,10 @@
 //!
 //! Settings: `[providers.aws]` with `region`, `profile`, `endpoint_url` (emulators) and
 //! `assume_role_arn`; credentials from the standard AWS chain. A resource may set
-//! `region`; one client set is built per region in use. SDK retries are disabled: the
-//! engine owns retries, so throttling and 5xx come back as retryable errors.
+//! `region`; one client set is built per region in use. The SDK retries single calls
+//! (standard mode, 3 attempts, backoff with jitter) so a throttled call does not restart a
+//! multi-call create; what still fails comes back as a retryable error and the engine
+//! retries the whole operation.
 //!
 //! Crash recovery finds objects again without state: hosted zones by a caller reference
 //! derived from the intent token, ACM certificates by idempotency token and address tag,
@@ -12,6 +14,7 @@
 //! at all in our own account: a create interrupted before tagging), records by name/type.
 
 mod acm;
+mod cdata;
 mod error;
 mod kms;
 mod route53;
@@ -137,6 +140,7 @@ impl Aws {
             route53::zone_schema(),
             route53::record_schema(),
             s3::bucket_schema(),
+            s3::object_schema(),
             acm::certificate_schema(),
             acm::validation_schema(),
             kms::key_schema(),
@@ -180,7 +184,11 @@ impl Aws {
         let loader = || {
             let mut l = aws_config::defaults(BehaviorVersion::latest())
                 .region(Region::new(region.to_string()))
-                .retry_config(aws_config::retry::RetryConfig::disabled());
+                .retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(std::time::Duration::from_millis(50)),
+                );
             if let Some(p) = &self.settings.profile {
                 l = l.profile_name(p);
             }
@@ -203,7 +211,11 @@ impl Aws {
             .force_path_style(self.settings.endpoint_url.is_some())
             .build();
         Clients {
-            route53: aws_sdk_route53::Client::new(&conf),
+            route53: aws_sdk_route53::Client::from_conf(
+                aws_sdk_route53::config::Builder::from(&conf)
+                    .http_client(cdata::CdataClient(https_client()))
+                    .build(),
+            ),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             acm: aws_sdk_acm::Client::new(&conf),
             kms: aws_sdk_kms::Client::new(&conf),
@@ -216,6 +228,7 @@ impl Aws {
         match req.address.rtype.as_str() {
             "aws_route53_zone" => route53::apply_zone(self, &c, req).await,
             "aws_s3_bucket" => s3::apply(self, &c, req).await,
+            "aws_s3_object" => s3::apply_object(self, &c, req).await,
             "aws_acm_certificate" => acm::apply_certificate(self, &c, req).await,
             "aws_acm_certificate_validation" => acm::apply_validation(self, &c, req).await,
             "aws_kms_key" => kms::apply_key(self, &c, req).await,
@@ -225,6 +238,16 @@ impl Aws {
             ))),
         }
     }
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc).
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https()
 }
 
 /// User tags of a configuration (`tags` mapping).
@@ -326,6 +349,7 @@ impl Provider for Aws {
                 .pop()
                 .unwrap_or(Ok(None))?,
             "aws_s3_bucket" => s3::read(self, &c, &req.prior).await?,
+            "aws_s3_object" => s3::read_object(self, &c, &req.prior).await?,
             "aws_acm_certificate" => acm::read_certificate(self, &c, &req.id, &req.prior).await?,
             "aws_acm_certificate_validation" => acm::read_validation(self, &c, &req.prior).await?,
             "aws_kms_key" => kms::read_key(self, &c, &req.id, &req.prior).await?,
@@ -393,6 +417,7 @@ impl Provider for Aws {
             "aws_route53_zone" => route53::delete_zone(self, &c, &req).await,
             "aws_route53_record" => route53::delete_record(self, &c, &req).await,
             "aws_s3_bucket" => s3::delete(self, &c, &req).await,
+            "aws_s3_object" => s3::delete_object(self, &c, &req).await,
             "aws_acm_certificate" => acm::delete_certificate(self, &c, &req).await,
             "aws_acm_certificate_validation" => Ok(()),
             "aws_kms_key" => kms::delete_key(self, &c, &req).await,
@@ -430,6 +455,9 @@ impl Provider for Aws {
                     .map(|a| (route53::record_id(&a), a))
             }
             "aws_s3_bucket" => s3::recover(self, &c, &req).await?,
+            "aws_s3_object" => s3::read_object(self, &c, &req.config)
+                .await?
+                .map(|a| (s3::object_id(&a), a)),
             "aws_acm_certificate" => acm::recover_certificate(self, &c, &req).await?,
             "aws_kms_key" => kms::recover_key(self, &c, &req).await?,
             "aws_kms_alias" => kms::read_alias(self, &c, &req.config)

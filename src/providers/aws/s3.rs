@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{classify, code};
 use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::builtin::{opt_bool, req_str};
+use crate::providers::builtin::{opt_bool, opt_str, req_str};
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
     ResourceSchema,
@@ -459,5 +459,114 @@ pub(super) async fn delete(
         Ok(_) => Ok(()),
         Err(e) if service_code(&e) == "NoSuchBucket" => Ok(()),
         Err(e) => Err(classify("s3 DeleteBucket", e)),
+    }
+}
+
+pub(super) fn object_schema() -> ResourceSchema {
+    ResourceSchema {
+        type_name: "aws_s3_object",
+        attributes: vec![
+            AttrSchema::required("bucket").force_new(),
+            AttrSchema::required("key").force_new(),
+            AttrSchema::required("content"),
+            AttrSchema::optional("content_type"),
+            AttrSchema::optional("region").force_new(),
+            AttrSchema::computed("etag"),
+        ],
+    }
+}
+
+pub(super) fn object_id(a: &Attrs) -> String {
+    format!(
+        "{}/{}",
+        a.get("bucket").and_then(Value::as_str).unwrap_or_default(),
+        a.get("key").and_then(Value::as_str).unwrap_or_default()
+    )
+}
+
+pub(super) async fn read_object(
+    aws: &Aws,
+    c: &Clients,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
+    let (bucket, key) = (req_str(prior, "bucket")?, req_str(prior, "key")?);
+    aws.count("s3", "GetObject");
+    let out = match c.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e)
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                || matches!(service_code(&e).as_str(), "NoSuchBucket" | "NoSuchKey") =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(classify("s3 GetObject", e)),
+    };
+    let etag = out
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    let content_type = out.content_type().map(str::to_string);
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| ProviderError::Transient(format!("s3 GetObject body: {e}")))?
+        .into_bytes();
+    let mut a = Attrs::new();
+    a.insert("bucket".into(), json!(bucket));
+    a.insert("key".into(), json!(key));
+    a.insert("content".into(), json!(String::from_utf8_lossy(&body)));
+    if prior.contains_key("content_type") {
+        a.insert("content_type".into(), json!(content_type));
+    }
+    a.insert("etag".into(), json!(etag));
+    keep_config(&mut a, prior, &["region"]);
+    Ok(Some(a))
+}
+
+pub(super) async fn apply_object(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
+    let cfg = &req.config;
+    let (bucket, key, content) = (
+        req_str(cfg, "bucket")?,
+        req_str(cfg, "key")?,
+        req_str(cfg, "content")?,
+    );
+    aws.count("s3", "PutObject");
+    let out =
+        c.s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(content.as_bytes().to_vec().into())
+            .set_content_type(opt_str(cfg, "content_type")?.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| classify("s3 PutObject", e))?;
+    let mut a = cfg.clone();
+    a.insert(
+        "etag".into(),
+        json!(out.e_tag().unwrap_or_default().trim_matches('"')),
+    );
+    Ok(ApplyResponse {
+        id: object_id(cfg),
+        attributes: a,
+    })
+}
+
+pub(super) async fn delete_object(
+    aws: &Aws,
+    c: &Clients,
+    req: &DeleteRequest,
+) -> Result<(), ProviderError> {
+    let (bucket, key) = (req_str(&req.prior, "bucket")?, req_str(&req.prior, "key")?);
+    aws.count("s3", "DeleteObject");
+    match c.s3.delete_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if service_code(&e) == "NoSuchBucket" => Ok(()),
+        Err(e) => Err(classify("s3 DeleteObject", e)),
     }
 }
