@@ -2,6 +2,8 @@
 
 mod support;
 
+/// The AWS provider against moto: inventory, batching, drift, crashes, faults, bad input.
+mod aws;
 /// Every class of bad input fails with a located message and leaves state untouched.
 mod bad_input;
 /// Saved plans, locking, secrets and crash safety.

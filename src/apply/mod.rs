@@ -21,7 +21,9 @@ use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
     ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, Registry,
 };
-use crate::state::{now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore};
+use crate::state::{
+    now_precise, now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore,
+};
 use crate::value::{is_unknown, Attrs};
 
 pub use recover::recover;
@@ -313,7 +315,7 @@ impl<'a> Run<'a> {
             sensitive: sensitive.clone(),
             dependencies: c.depends_on.clone(),
             lifecycle: c.lifecycle.clone(),
-            started_at: now_rfc3339(),
+            started_at: now_precise(),
         };
         let job = Job {
             change: ci,
@@ -615,7 +617,7 @@ async fn rollback(run: &mut Run<'_>) -> Result<(), ApplyError> {
             sensitive: rec.sensitive.clone(),
             dependencies: rec.dependencies.clone(),
             lifecycle: rec.lifecycle.clone(),
-            started_at: now_rfc3339(),
+            started_at: now_precise(),
         })?;
         let req = DeleteRequest {
             address: addr.clone(),

@@ -12,6 +12,25 @@ pub async fn recover(
     hook: &dyn Hook,
 ) -> Result<usize, ApplyError> {
     let intents = store.intents()?;
+    // Let requests the killed run sent finish on the server before looking for their result.
+    let settle_until = intents
+        .iter()
+        .filter_map(|i| {
+            let settle = registry.get(&i.address.rtype)?.0.recovery_settle();
+            let started = time::OffsetDateTime::parse(
+                &i.started_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()?;
+            Some(started + settle)
+        })
+        .max();
+    if let Some(until) = settle_until {
+        let wait = until - time::OffsetDateTime::now_utc();
+        if wait.is_positive() {
+            tokio::time::sleep(wait.unsigned_abs()).await;
+        }
+    }
     for intent in &intents {
         let addr = &intent.address;
         let err = |message: String| ApplyError::Recover {

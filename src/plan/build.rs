@@ -142,16 +142,18 @@ pub async fn build(
                 Some(p) => Some(&p.attributes),
                 None => None,
             };
-            let (action, reasons, attributes) = match (prior, current) {
+            let (action, reasons, attributes, changes_on_update) = match (prior, current) {
                 (None, _) => (
                     Action::Create,
                     vec!["new resource".to_string()],
                     create_diff(&config, &sensitive, schema),
+                    vec![],
                 ),
                 (Some(_), None) => (
                     Action::Create,
                     vec!["deleted out of band".to_string()],
                     create_diff(&config, &sensitive, schema),
+                    vec![],
                 ),
                 (Some(prior), Some(current)) => {
                     let mut diffs = Vec::new();
@@ -223,7 +225,7 @@ pub async fn build(
                     } else {
                         Action::NoOp
                     };
-                    (action, reasons, diffs)
+                    (action, reasons, diffs, pr.changes_on_update)
                 }
             };
             if action == Action::Replace && d.lifecycle.prevent_destroy {
@@ -240,11 +242,10 @@ pub async fn build(
                     complete: true,
                 },
                 (Action::Update, Some(cur)) => {
+                    // Computed values survive an update unless the provider says otherwise.
                     let mut a: Attrs = cur
                         .iter()
-                        .filter(|(k, _)| {
-                            schema.attr(k).is_none_or(|s| s.kind != AttrKind::Computed)
-                        })
+                        .filter(|(k, _)| !changes_on_update.contains(k))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
                     a.extend(config.clone());

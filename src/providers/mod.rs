@@ -177,6 +177,8 @@ pub struct PlanResponse {
     pub requires_replace: Vec<String>,
     /// Why a replace is needed even with equal configuration (e.g. `renewal due`).
     pub replace_reason: Option<String>,
+    /// Computed attributes an in-place update changes (unknown to dependents until apply).
+    pub changes_on_update: Vec<String>,
 }
 
 /// Create (no prior) or update a resource.
@@ -265,6 +267,12 @@ pub trait Provider: Send + Sync {
     /// Checks a known configuration before planning (no I/O beyond the local disk).
     fn validate(&self, _address: &ResourceAddr, _config: &Attrs) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// How long a request of a killed run may still be processed by the server after the
+    /// client died. Recovery of a younger intent waits that long before it looks.
+    fn recovery_settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
 
     /// How many creates/updates of `type_name` one `apply` call may carry. A batch shares

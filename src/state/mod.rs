@@ -81,7 +81,7 @@ pub struct Intent {
     /// Lifecycle settings.
     #[serde(default)]
     pub lifecycle: Lifecycle,
-    /// RFC 3339 time the intent was written.
+    /// RFC 3339 time (with fractions of a second) the intent was written.
     pub started_at: String,
 }
 
@@ -254,6 +254,13 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Now, as RFC 3339 with nanoseconds (for intents, whose age matters to recovery).
+pub fn now_precise() -> String {
+    time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -41,6 +44,7 @@ impl Run {
 /// A copy of an example workspace in a temporary directory.
 pub struct Ws {
     dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -70,7 +74,13 @@ impl Ws {
                 .join(name),
             dir.path(),
         );
-        Ws { dir }
+        Ws { dir, env: vec![] }
+    }
+
+    /// The same workspace with extra environment for every run.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Ws {
+        self.env.extend(env);
+        self
     }
 
     /// The workspace directory.
@@ -111,6 +121,7 @@ impl Ws {
             .env("LANDLORD_MASTER_KEY", MASTER_KEY)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

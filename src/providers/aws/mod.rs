@@ -333,6 +333,12 @@ impl Provider for Aws {
         }
     }
 
+    /// A request sent just before a kill may still be executing (an emulator's first call
+    /// to a service takes hundreds of milliseconds): give it time to land before looking.
+    fn recovery_settle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(2)
+    }
+
     fn max_batch(&self, type_name: &str) -> usize {
         match type_name {
             "aws_route53_record" => route53::MAX_CHANGES,
@@ -439,6 +445,21 @@ impl Provider for Aws {
             };
             self.delete(del).await?;
             return Ok(Recovery::Gone);
+        }
+        // An interrupted update: the object is known by its id; read what it is now.
+        if let (super::IntentOp::Update, Some(id), Some(prior)) = (req.op, &req.id, &req.prior) {
+            let read = ReadRequest {
+                address: req.address.clone(),
+                id: id.clone(),
+                prior: prior.clone(),
+            };
+            return Ok(match self.read(read).await?.current {
+                Some(attributes) => Recovery::Adopt(ApplyResponse {
+                    id: id.clone(),
+                    attributes,
+                }),
+                None => Recovery::Gone,
+            });
         }
         let found = match req.address.rtype.as_str() {
             "aws_route53_zone" => route53::recover_zone(self, &c, &req).await?,

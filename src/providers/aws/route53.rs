@@ -696,9 +696,13 @@ pub(super) async fn apply_records(
                                     attributes: attrs,
                                 })
                             }
-                            Err(e) => Err(e),
+                            Err(e) => identical(aws, c, &reqs[i], e).await,
                         });
                     }
+                }
+                Err(e) if batch.len() == 1 => {
+                    let i = batch[0].0;
+                    out[i] = Some(identical(aws, c, &reqs[i], e).await);
                 }
                 Err(e) => {
                     for (i, _) in &batch {
@@ -711,6 +715,54 @@ pub(super) async fn apply_records(
     out.into_iter()
         .map(|o| o.unwrap_or_else(|| Err(ProviderError::Failed("record was not submitted".into()))))
         .collect()
+}
+
+/// A CREATE refused because the record "already exists": when the live record is exactly
+/// the planned one (a retried request that had landed) it is ours; when no such record is
+/// listed at all (an emulator keeps ghosts of deleted records) an UPSERT creates it;
+/// otherwise someone else's record is in the way and the error stands.
+async fn identical(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+    err: ProviderError,
+) -> Result<ApplyResponse, ProviderError> {
+    if req.prior.is_some() || !err.to_string().contains("already exists") {
+        return Err(err);
+    }
+    let planned = planned_attrs(&req.config);
+    let ok = || {
+        Ok(ApplyResponse {
+            id: record_id(&planned),
+            attributes: planned.clone(),
+        })
+    };
+    let rr = ReadRequest {
+        address: req.address.clone(),
+        id: String::new(),
+        prior: req.config.clone(),
+    };
+    match read_records(aws, c, &[rr]).await.pop() {
+        Some(Ok(Some(live)))
+            if ["records", "ttl", "alias"]
+                .iter()
+                .all(|k| live.get(*k) == planned.get(*k)) =>
+        {
+            ok()
+        }
+        Some(Ok(None)) => {
+            let change = Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(record_set(&req.config)?)
+                .build()
+                .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            submit(aws, c, req_str(&req.config, "zone_id")?, vec![change]).await?;
+            ok()
+        }
+        _ => Err(ProviderError::Conflict(format!(
+            "{err}; the live record differs, so it was not created by landlord"
+        ))),
+    }
 }
 
 pub(super) async fn delete_record(

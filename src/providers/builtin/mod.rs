@@ -194,6 +194,10 @@ impl Provider for Builtin {
     async fn plan(&self, req: super::PlanRequest) -> Result<super::PlanResponse, ProviderError> {
         match (req.address.rtype.as_str(), &req.prior) {
             ("tls_self_signed_cert", Some(prior)) => Ok(tls::plan_renewal(&req.config, prior)),
+            ("local_file", Some(_)) => Ok(super::PlanResponse {
+                changes_on_update: vec!["content_sha256".into()],
+                ..Default::default()
+            }),
             _ => Ok(super::PlanResponse::default()),
         }
     }

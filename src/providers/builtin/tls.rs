@@ -205,6 +205,7 @@ pub(super) fn plan_renewal(config: &Attrs, prior: &Attrs) -> PlanResponse {
             PlanResponse {
                 requires_replace: vec!["not_after".into()],
                 replace_reason: Some(format!("renewal due: certificate expires {}", rfc3339(t))),
+                ..Default::default()
             }
         }
         _ => PlanResponse::default(),

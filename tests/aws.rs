@@ -1,0 +1,561 @@
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::faulty::FaultyProxy;
+use crate::support::moto::{env_for, Inventory, Moto, Sdk};
+use crate::support::Ws;
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// What examples/aws creates.
+fn expected_example(inv: &Inventory) {
+    assert_eq!(inv.zones, strings(&["saas.example.test"]));
+    let names: Vec<String> = inv
+        .records
+        .iter()
+        .map(|r| r.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let validation = names
+        .iter()
+        .filter(|n| n.ends_with(".acme.saas.example.test CNAME"))
+        .count();
+    assert_eq!(validation, 1, "one ACM validation record: {names:?}");
+    for r in [
+        "acme.saas.example.test CNAME",
+        "edge.saas.example.test A",
+        "globex.saas.example.test CNAME",
+        "initech.saas.example.test CNAME",
+    ] {
+        assert!(names.contains(&r.to_string()), "{r} missing: {names:?}");
+    }
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(
+        inv.buckets,
+        strings(&[
+            "awsdemo-acme-assets",
+            "awsdemo-globex-assets",
+            "awsdemo-shared"
+        ])
+    );
+    assert_eq!(
+        inv.objects,
+        strings(&["awsdemo-shared/tenants/initech/.landlord"])
+    );
+    assert_eq!(inv.certificates, strings(&["acme.saas.example.test"]));
+    assert_eq!(inv.keys.len(), 1);
+    assert!(
+        inv.keys[0].starts_with("eu-west-1/"),
+        "acme's key lives in its region: {:?}",
+        inv.keys
+    );
+    assert_eq!(inv.aliases, strings(&["alias/awsdemo-acme"]));
+}
+
+fn api_calls(json: &Value, op: &str) -> u64 {
+    json["api_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["operation"] == op)
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn example_applies_the_expected_inventory_then_plans_clean_and_destroys_everything() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["created"], 14, "{}", r.all());
+    let sdk = Sdk::new(&moto.endpoint);
+    expected_example(&sdk.inventory());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["destroy", "--all", "--auto-approve"], 0);
+    let inv = sdk.inventory();
+    assert_eq!(
+        inv,
+        Inventory::default(),
+        "destroy leaves no managed resource"
+    );
+    assert_eq!(ws.ok(&["state", "list"], 0).stdout, "");
+}
+
+#[test]
+fn a_thousand_records_in_one_zone_take_two_change_calls_and_refresh_lists_the_zone() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    ws.write(
+        "plans/records.yaml",
+        "modules:\n  - use: aws/subdomain-record\n",
+    );
+    for i in 0..1000 {
+        ws.write(
+            &format!("tenants/t{i:04}.yaml"),
+            &format!("id: t{i:04}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:04} }}\n"),
+        );
+    }
+    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["created"], 1003);
+    let changes = api_calls(&report, "route53.ChangeResourceRecordSets");
+    assert!(
+        changes <= 2,
+        "1,000 tenant records (and the edge record) in {changes} ChangeResourceRecordSets calls"
+    );
+    let plan: Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let lists = api_calls(&plan, "route53.ListResourceRecordSets");
+    assert!(
+        lists <= 5,
+        "refresh of 1,001 records took {lists} ListResourceRecordSets calls"
+    );
+    assert_eq!(Sdk::new(&moto.endpoint).inventory().records.len(), 1001);
+}
+
+#[test]
+fn drift_matrix_is_reported_per_attribute_and_repaired() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let sdk = Sdk::new(&moto.endpoint);
+    let (s3, r53) = (sdk.s3(), sdk.route53());
+    let zone = sdk.zone_id("saas.example.test");
+    let rrs = |name: &str, value: &str| {
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::Cname)
+            .ttl(300)
+            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let change = |action: ChangeAction, set: ResourceRecordSet| {
+        let batch = ChangeBatch::builder()
+            .changes(
+                Change::builder()
+                    .action(action)
+                    .resource_record_set(set)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        sdk.run(
+            r53.change_resource_record_sets()
+                .hosted_zone_id(&zone)
+                .change_batch(batch)
+                .send(),
+        )
+        .unwrap();
+    };
+    // 1. a tag changed, 2. versioning suspended
+    let tags = Tagging::builder()
+        .tag_set(
+            Tag::builder()
+                .key("tenant")
+                .value("someone-else")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    sdk.run(
+        s3.put_bucket_tagging()
+            .bucket("awsdemo-globex-assets")
+            .tagging(tags)
+            .send(),
+    )
+    .unwrap();
+    let suspended = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Suspended)
+        .build();
+    sdk.run(
+        s3.put_bucket_versioning()
+            .bucket("awsdemo-globex-assets")
+            .versioning_configuration(suspended)
+            .send(),
+    )
+    .unwrap();
+    // 3. encryption removed
+    sdk.run(
+        s3.delete_bucket_encryption()
+            .bucket("awsdemo-shared")
+            .send(),
+    )
+    .unwrap();
+    // 4. a record value changed, 5. a record deleted
+    change(
+        ChangeAction::Upsert,
+        rrs("initech.saas.example.test", "evil.example.net"),
+    );
+    change(
+        ChangeAction::Delete,
+        rrs("globex.saas.example.test", "edge.saas.example.test"),
+    );
+    // 6. a bucket deleted
+    sdk.run(s3.delete_bucket().bucket("awsdemo-acme-assets").send())
+        .unwrap();
+    // 7. key rotation disabled
+    let key = sdk.inventory().keys[0]
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    sdk.run(
+        sdk.kms("eu-west-1")
+            .disable_key_rotation()
+            .key_id(&key)
+            .send(),
+    )
+    .unwrap();
+
+    let r = ws.ok(&["drift"], 2);
+    for (addr, what) in [
+        ("globex/aws_s3_bucket.assets", "tags = "),
+        ("globex/aws_s3_bucket.assets", "versioning = true -> false"),
+        ("_shared/aws_s3_bucket.shared", "server_side_encryption"),
+        (
+            "initech/aws_route53_record.site",
+            "records = [\"edge.saas.example.test\"] -> [\"evil.example.net\"]",
+        ),
+        (
+            "acme/aws_kms_key.storage",
+            "enable_key_rotation = true -> false",
+        ),
+    ] {
+        let block = r
+            .stdout
+            .split("\n~ ")
+            .find(|b| b.starts_with(addr) || b.starts_with(&format!("~ {addr}")))
+            .unwrap_or_else(|| panic!("{addr} not reported:\n{}", r.stdout));
+        assert!(
+            block.contains(what),
+            "{addr} should name {what:?}:\n{block}"
+        );
+    }
+    assert!(
+        r.stdout
+            .contains("- globex/aws_route53_record.site: deleted out of band"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("- acme/aws_s3_bucket.assets: deleted out of band"),
+        "{}",
+        r.stdout
+    );
+    let j: Value = serde_json::from_str(&ws.ok(&["drift", "--json"], 2).stdout).unwrap();
+    assert_eq!(j["drifted"], 6, "{j}");
+    let changes: usize = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["attributes"].as_array().unwrap().len().max(1))
+        .sum();
+    assert_eq!(changes, 7, "seven out-of-band changes: {j}");
+
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["drift"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    expected_example(&sdk.inventory());
+}
+
+fn tenants_20(ws: &Ws) {
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    for i in 0..20 {
+        let (plan, region) = match i % 5 {
+            0 => ("enterprise", "eu-west-1"),
+            1 | 2 => ("professional", "us-east-2"),
+            _ => ("basic", "eu-central-1"),
+        };
+        ws.write(&format!("tenants/t{i:02}.yaml"), &format!("id: t{i:02}\nplan: {plan}\nregion: {region}\ndomain: {{ kind: subdomain, name: t{i:02} }}\n"));
+    }
+}
+
+/// The inventory must equal what state records.
+fn inventory_matches_state(ws: &Ws, sdk: &Sdk) {
+    let out: Value = serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
+    let recorded = |ty: &str, attr: &str| -> BTreeSet<String> {
+        out.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a.contains(&format!("/{ty}.")))
+            .map(|(_, v)| v[attr].as_str().unwrap().to_string())
+            .collect()
+    };
+    let inv = sdk.inventory();
+    let r53 = sdk.route53();
+    let refs: Vec<String> = sdk
+        .run(r53.list_hosted_zones().send())
+        .unwrap()
+        .hosted_zones()
+        .iter()
+        .map(|z| format!("{} {}", z.id(), z.caller_reference()))
+        .collect();
+    assert_eq!(
+        inv.zones,
+        strings(&["saas.example.test"]),
+        "no duplicate zone: {refs:?}\n{}",
+        ws.ok(&["state", "history"], 0).stdout
+    );
+    assert_eq!(
+        inv.buckets.iter().cloned().collect::<BTreeSet<_>>(),
+        recorded("aws_s3_bucket", "bucket"),
+        "no orphan bucket"
+    );
+    let keys: BTreeSet<String> = inv
+        .keys
+        .iter()
+        .map(|k| k.split('/').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(keys, recorded("aws_kms_key", "key_id"), "no orphan key");
+    let names: BTreeSet<String> = inv
+        .records
+        .iter()
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), inv.records.len(), "no duplicate record");
+    assert_eq!(
+        names,
+        recorded("aws_route53_record", "name"),
+        "no orphan record"
+    );
+    assert_eq!(
+        inv.certificates.len(),
+        recorded("aws_acm_certificate", "arn").len(),
+        "no orphan certificate"
+    );
+    assert_eq!(inv.objects.len(), recorded("aws_s3_object", "key").len());
+}
+
+#[test]
+fn killed_applies_leave_moto_equal_to_state() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    tenants_20(&ws);
+    let thresholds = [0usize, 1, 2, 3, 5, 8];
+    let mut kills = 0;
+    for i in 0..14 {
+        let mut child = ws
+            .cmd(&["apply", "--auto-approve", "--parallelism", "6"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let target = thresholds[i % thresholds.len()];
+        if target == 0 {
+            std::thread::sleep(Duration::from_millis(150 + 40 * i as u64));
+        } else {
+            let mut seen = 0;
+            for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+                let Ok(line) = line else { break };
+                if line.ends_with("s]") {
+                    seen += 1;
+                    if seen >= target {
+                        break;
+                    }
+                }
+            }
+        }
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(kills >= 10, "only {kills} runs were killed mid-way");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    inventory_matches_state(&ws, &Sdk::new(&moto.endpoint));
+}
+
+#[test]
+fn throttling_and_503s_are_retried_until_the_inventory_converges() {
+    let moto = Moto::start();
+    let proxy = FaultyProxy::start(moto.endpoint.trim_start_matches("http://"), 4);
+    let ws = Ws::example("aws").with_env(env_for(&proxy.endpoint));
+    ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        proxy.faults() >= 5,
+        "the proxy injected only {} faults",
+        proxy.faults()
+    );
+    expected_example(&Sdk::new(&moto.endpoint).inventory());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn destroying_a_non_empty_bucket_is_refused_with_the_object_count() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let sdk = Sdk::new(&moto.endpoint);
+    let s3 = sdk.s3();
+    for k in ["a", "b", "c"] {
+        sdk.run(
+            s3.put_object()
+                .bucket("awsdemo-globex-assets")
+                .key(k)
+                .body(b"x".to_vec().into())
+                .send(),
+        )
+        .unwrap();
+    }
+    let r = ws.run(&["destroy", "--tenant", "globex", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("bucket `awsdemo-globex-assets` holds 3 objects")
+            && r.stdout.contains("force_destroy"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        ws.ok(&["state", "list"], 0)
+            .stdout
+            .contains("globex/aws_s3_bucket.assets"),
+        "the bucket stays recorded"
+    );
+    assert!(sdk
+        .inventory()
+        .buckets
+        .contains(&"awsdemo-globex-assets".to_string()));
+}
+
+#[test]
+fn a_bucket_managed_under_another_address_is_a_conflict() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let moto = Moto::start();
+    let sdk = Sdk::new(&moto.endpoint);
+    let s3 = sdk.s3();
+    sdk.run(s3.create_bucket().bucket("awsdemo-globex-assets").send())
+        .unwrap();
+    let tags = Tagging::builder()
+        .tag_set(
+            Tag::builder()
+                .key("landlord:address")
+                .value("other/aws_s3_bucket.x")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    sdk.run(
+        s3.put_bucket_tagging()
+            .bucket("awsdemo-globex-assets")
+            .tagging(tags)
+            .send(),
+    )
+    .unwrap();
+    let ws = Ws::example("aws").with_env(moto.env());
+    let r = ws.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.stdout.contains("globex/aws_s3_bucket.assets: FAILED")
+            && r.stdout.contains("managed as `other/aws_s3_bucket.x`"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout
+            .contains("initech/aws_route53_record.site: created"),
+        "other tenants go on: {}",
+        r.all()
+    );
+}
+
+fn bad(setup: impl Fn(&Ws), expect: &[&str]) {
+    let ws = Ws::example("aws").with_env(env_for("http://127.0.0.1:9"));
+    let before = ws.export();
+    setup(&ws);
+    for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
+        let r = ws.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.all());
+        for e in expect {
+            assert!(
+                r.stderr.contains(e),
+                "{args:?}: expected {e:?}\n{}",
+                r.all()
+            );
+        }
+    }
+    assert_eq!(ws.export(), before);
+}
+
+#[test]
+fn unknown_region_is_refused() {
+    bad(
+        |ws| {
+            ws.edit(
+                "landlord.toml",
+                "region = \"us-east-1\"",
+                "region = \"us-east-7\"",
+            )
+        },
+        &["[providers.aws]", "unknown region `us-east-7`"],
+    );
+    bad(
+        |ws| {
+            ws.edit(
+                "tenants/globex.yaml",
+                "region: us-east-2",
+                "region: us-middle-1",
+            )
+        },
+        &[
+            "tenant `globex`",
+            "resource `aws_s3_bucket.assets`",
+            "unknown region `us-middle-1`",
+        ],
+    );
+}
+
+#[test]
+fn malformed_record_type_is_refused() {
+    bad(
+        |ws| {
+            ws.write("modules/test/rec/module.yaml", "description: test\n");
+            ws.write("modules/test/rec/r.yaml.tera", "- type: aws_route53_record\n  name: x\n  properties: { zone_id: Z1, name: x.saas.example.test, type: AAAAA, records: [\"::1\"] }\n");
+            ws.write(
+                "plans/basic.yaml",
+                "modules:
+  - use: test/rec
+  - use: aws/subdomain-record
+",
+            );
+        },
+        &[
+            "modules/test/rec/r.yaml.tera",
+            "tenant `initech`",
+            "resource `aws_route53_record.x`",
+            "unsupported record type `AAAAA`",
+        ],
+    );
+}
+
+#[test]
+fn invalid_bucket_name_is_refused() {
+    bad(
+        |ws| ws.edit("landlord.toml", "name = \"awsdemo\"", "name = \"AWS_Demo\""),
+        &[
+            "resource `aws_s3_bucket.shared`",
+            "invalid bucket name `AWS_Demo-shared`",
+        ],
+    );
+}

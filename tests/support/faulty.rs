@@ -1,0 +1,165 @@
+//! A loopback HTTP proxy in front of moto that answers a share of requests with
+//! throttling errors or 503s, in the wire format of each AWS protocol.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A running proxy.
+pub struct FaultyProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    faults: Arc<AtomicUsize>,
+}
+
+impl FaultyProxy {
+    /// Forwards to `upstream` (`host:port`), failing every `every`-th request.
+    pub fn start(upstream: &str, every: usize) -> FaultyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let faults = Arc::new(AtomicUsize::new(0));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (up, f) = (upstream.to_string(), faults.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (up, f, count) = (up.clone(), f.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &up, &f, &count, every);
+                });
+            }
+        });
+        FaultyProxy { endpoint, faults }
+    }
+
+    /// How many requests were answered with a fault.
+    pub fn faults(&self) -> usize {
+        self.faults.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request: head lines and raw body bytes (content-length or chunked).
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_string());
+    }
+    let header = |name: &str| {
+        head.iter().find_map(|h| {
+            h.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            body.extend_from_slice(size.as_bytes());
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if n == 0 {
+                loop {
+                    let mut t = String::new();
+                    r.read_line(&mut t)?;
+                    body.extend_from_slice(t.as_bytes());
+                    if t == "\r\n" || t.is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk)?;
+            body.extend(chunk);
+        }
+    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    }
+    Ok(Some((head, body)))
+}
+
+fn fault(head: &[String], n: usize) -> String {
+    let has = |name: &str| {
+        head.iter()
+            .any(|h| h.to_ascii_lowercase().starts_with(name))
+    };
+    let (status, ctype, body) = if n % 2 == 1 {
+        ("503 Service Unavailable", "text/plain", String::new())
+    } else if has("x-amz-target:") {
+        (
+            "400 Bad Request",
+            "application/x-amz-json-1.1",
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string(),
+        )
+    } else if head.first().is_some_and(|l| l.contains(" /2013-04-01/")) {
+        (
+            "400 Bad Request",
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>".to_string(),
+        )
+    } else {
+        ("503 Slow Down", "application/xml", "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>".to_string())
+    };
+    format!("HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+}
+
+fn serve(
+    conn: TcpStream,
+    upstream: &str,
+    faults: &AtomicUsize,
+    count: &AtomicUsize,
+    every: usize,
+) -> std::io::Result<()> {
+    let mut out = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    let Some((head, body)) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    if n % every == 0 {
+        let k = faults.fetch_add(1, Ordering::SeqCst);
+        out.write_all(fault(&head, k).as_bytes())?;
+        return Ok(());
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    let mut req = String::new();
+    for h in &head {
+        if !h.to_ascii_lowercase().starts_with("connection:") {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+    }
+    req.push_str("connection: close\r\n\r\n");
+    up.write_all(req.as_bytes())?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    // Tell the client the connection ends with this response.
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(resp.len());
+    let head_text = String::from_utf8_lossy(&resp[..split]).to_string();
+    let mut new_head = String::new();
+    for l in head_text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !l.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(l);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("connection: close\r\n\r\n");
+    out.write_all(new_head.as_bytes())?;
+    out.write_all(&resp[split..])?;
+    out.flush()
+}
