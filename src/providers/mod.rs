@@ -5,8 +5,10 @@
 //! The engine, not the provider, owns retries, timeouts, concurrency and state writes.
 //! Providers must not import workspace, render, plan or apply.
 
+pub mod acme;
 pub mod aws;
 pub mod builtin;
+pub mod dns;
 #[cfg(test)]
 pub mod fake;
 mod stats;

@@ -1,0 +1,342 @@
+//! The `acme` provider (instant-acme): `acme_registration` (the account, created once per
+//! directory, credentials kept encrypted in state) and `acme_certificate`, issued with
+//! DNS-01 challenges written through a `[providers.dns.<name>]` server. Challenge records
+//! are checked live before the challenge is answered and removed afterwards, also on
+//! failure. A certificate inside `renew_before_days` of expiry plans a replace.
+//!
+//! Settings: `[providers.acme]` with `directory`, `contact` (list), `ca_bundle` (a PEM
+//! file, relative to the workspace, to trust a private ACME server such as Pebble) and
+//! optional `eab_kid` / `eab_hmac_env` (external account binding).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::builtin::{opt_str, opt_u64, req_str};
+use super::dns::{RrSet, Servers};
+use super::{
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, PlanRequest, PlanResponse, Provider, ProviderError,
+    ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
+};
+use crate::value::Attrs;
+
+const NAME: &str = "acme";
+
+#[derive(Debug, Clone, Default)]
+struct AcmeSettings {
+    directory: Option<String>,
+    contact: Vec<String>,
+    ca_bundle: Option<PathBuf>,
+    eab: Option<(String, Vec<u8>)>,
+}
+
+/// The ACME provider.
+pub struct Acme {
+    settings: AcmeSettings,
+    servers: Arc<Servers>,
+    schemas: Vec<ResourceSchema>,
+    stats: Arc<ApiStats>,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> ProviderError {
+    let msg = format!("{what}: {e}");
+    if msg.contains("rateLimited") || msg.contains("serverInternal") || msg.contains("badNonce") || msg.contains("connection") {
+        ProviderError::Transient(msg)
+    } else {
+        ProviderError::Failed(msg)
+    }
+}
+
+impl Acme {
+    /// Builds the provider from `[providers.acme]` and the DNS servers it solves challenges with.
+    pub fn new(settings: &Settings, servers: Arc<Servers>, stats: Arc<ApiStats>) -> Result<Acme, SettingsError> {
+        let mut s = AcmeSettings::default();
+        if let Some(t) = settings.tables.get("acme") {
+            let bad = |m: String| SettingsError { provider: "acme".into(), message: m };
+            for (k, v) in t {
+                match k.as_str() {
+                    "directory" => s.directory = v.as_str().map(str::to_string),
+                    "ca_bundle" => s.ca_bundle = v.as_str().map(|p| settings.root.join(p)),
+                    "contact" => {
+                        s.contact = v
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                            .or_else(|| v.as_str().map(|x| vec![x.to_string()]))
+                            .ok_or_else(|| bad("`contact` must be a list of mailto: URIs".into()))?
+                    }
+                    "eab_kid" | "eab_hmac_env" => {}
+                    other => return Err(bad(format!("unknown setting `{other}` (directory, contact, ca_bundle, eab_kid, eab_hmac_env)"))),
+                }
+            }
+            if let (Some(kid), Some(env)) = (t.get("eab_kid").and_then(|v| v.as_str()), t.get("eab_hmac_env").and_then(|v| v.as_str())) {
+                let key = std::env::var(env).map_err(|_| bad(format!("environment variable `{env}` (eab_hmac_env) is not set")))?;
+                use base64::Engine;
+                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(key.trim().trim_end_matches('='))
+                    .map_err(|e| bad(format!("EAB HMAC key is not base64url: {e}")))?;
+                s.eab = Some((kid.to_string(), key));
+            }
+        }
+        let schemas = vec![
+            ResourceSchema {
+                type_name: "acme_registration",
+                attributes: vec![AttrSchema::optional("email_address").force_new(), AttrSchema::computed("account_url"), AttrSchema::computed("credentials").sensitive()],
+            },
+            ResourceSchema {
+                type_name: "acme_certificate",
+                attributes: vec![
+                    AttrSchema::required("account_credentials").force_new(),
+                    AttrSchema::required("common_name").force_new(),
+                    AttrSchema::optional("dns_names").force_new(),
+                    AttrSchema::optional("key_type").force_new(),
+                    AttrSchema::required("dns_challenge_provider"),
+                    AttrSchema::optional("renew_before_days"),
+                    AttrSchema::computed("certificate_pem"),
+                    AttrSchema::computed("issuer_pem"),
+                    AttrSchema::computed("private_key_pem").sensitive(),
+                    AttrSchema::computed("not_after"),
+                    AttrSchema::computed("serial"),
+                ],
+            },
+        ];
+        Ok(Acme { settings: s, servers, schemas, stats })
+    }
+
+    fn directory(&self) -> Result<String, ProviderError> {
+        self.settings.directory.clone().ok_or_else(|| ProviderError::Invalid("[providers.acme] `directory` is not set in landlord.toml".into()))
+    }
+
+    fn builder(&self) -> Result<instant_acme::AccountBuilder, ProviderError> {
+        match &self.settings.ca_bundle {
+            Some(p) => Account::builder_with_root(p).map_err(|e| ProviderError::Invalid(format!("[providers.acme] ca_bundle `{}`: {e}", p.display()))),
+            None => Account::builder().map_err(|e| failed("acme client", e)),
+        }
+    }
+
+    async fn register(&self, c: &Attrs) -> Result<ApplyResponse, ProviderError> {
+        self.stats.record(NAME, "NewAccount");
+        let mut contact: Vec<String> = self.settings.contact.clone();
+        if let Some(e) = opt_str(c, "email_address")? {
+            contact.push(format!("mailto:{e}"));
+        }
+        let refs: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let eab = self.settings.eab.as_ref().map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+        let (account, creds) = self
+            .builder()?
+            .create(&NewAccount { contact: &refs, terms_of_service_agreed: true, only_return_existing: false }, self.directory()?, eab.as_ref())
+            .await
+            .map_err(|e| failed("acme account registration", e))?;
+        let mut a = c.clone();
+        a.insert("account_url".into(), json!(account.id()));
+        a.insert("credentials".into(), json!(serde_json::to_string(&creds).map_err(|e| ProviderError::Failed(e.to_string()))?));
+        Ok(ApplyResponse { id: account.id().to_string(), attributes: a })
+    }
+
+    async fn issue(&self, c: &Attrs) -> Result<ApplyResponse, ProviderError> {
+        let creds: AccountCredentials = serde_json::from_str(req_str(c, "account_credentials")?)
+            .map_err(|e| ProviderError::Invalid(format!("`account_credentials` are not ACME account credentials: {e}")))?;
+        let provider = req_str(c, "dns_challenge_provider")?;
+        let server = self
+            .servers
+            .named(provider)
+            .ok_or_else(|| ProviderError::Invalid(format!("`dns_challenge_provider` `{provider}` is not a [providers.dns.<name>] of landlord.toml")))?
+            .clone();
+        let cn = req_str(c, "common_name")?.to_string();
+        let mut names = vec![cn.clone()];
+        for n in c.get("dns_names").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            if !names.iter().any(|x| x == n) {
+                names.push(n.to_string());
+            }
+        }
+        self.stats.record(NAME, "Account");
+        let account = self.builder()?.from_credentials(creds).await.map_err(|e| failed("acme account", e))?;
+        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        self.stats.record(NAME, "NewOrder");
+        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| failed("acme order", e))?;
+
+        // Challenge records are removed whatever happens next.
+        let mut written: Vec<RrSet> = Vec::new();
+        let outcome = async {
+            let mut authzs = order.authorizations();
+            while let Some(a) = authzs.next().await {
+                let mut authz = a.map_err(|e| failed("acme authorization", e))?;
+                if authz.status == AuthorizationStatus::Valid {
+                    continue;
+                }
+                let mut ch = authz.challenge(ChallengeType::Dns01).ok_or_else(|| ProviderError::Failed("the ACME server offers no dns-01 challenge".into()))?;
+                let Identifier::Dns(domain) = ch.identifier().identifier.clone() else {
+                    return Err(ProviderError::Failed("unexpected ACME identifier".into()));
+                };
+                let rr = RrSet {
+                    name: format!("_acme-challenge.{}", domain.trim_start_matches("*.")).to_ascii_lowercase(),
+                    rtype: "TXT".into(),
+                    ttl: 60,
+                    values: vec![ch.key_authorization().dns_value()],
+                };
+                if !server.serves(&rr.name) {
+                    return Err(ProviderError::Invalid(format!("dns provider `{provider}` (zone `{}`) cannot publish `{}`", server.zone, rr.name)));
+                }
+                server.append(&rr).await?;
+                written.push(rr.clone());
+                wait_contains(&server, &rr).await?;
+                self.stats.record(NAME, "ChallengeReady");
+                ch.set_ready().await.map_err(|e| failed("acme challenge", e))?;
+            }
+            let retry = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90));
+            self.stats.record(NAME, "PollOrder");
+            let status = order.poll_ready(&retry).await.map_err(|e| failed("acme order", e))?;
+            if status != OrderStatus::Ready {
+                return Err(ProviderError::Failed(format!(
+                    "the ACME server did not validate the DNS-01 challenges for {} (order {status:?}): check that `{provider}` is authoritative for these names and reachable by the CA",
+                    names.join(", ")
+                )));
+            }
+            let key = key_pair(opt_str(c, "key_type")?.unwrap_or("ecdsa-p256"))?;
+            let mut params = rcgen::CertificateParams::new(names.clone()).map_err(|e| ProviderError::Invalid(format!("invalid names: {e}")))?;
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            let csr = params.serialize_request(&key).map_err(|e| ProviderError::Failed(format!("csr: {e}")))?;
+            self.stats.record(NAME, "Finalize");
+            order.finalize_csr(csr.der()).await.map_err(|e| failed("acme finalize", e))?;
+            let chain = order.poll_certificate(&retry).await.map_err(|e| failed("acme certificate", e))?;
+            Ok((chain, key.serialize_pem()))
+        }
+        .await;
+        let mut cleanup_error = None;
+        for rr in &written {
+            if let Err(e) = server.delete_values(rr).await {
+                cleanup_error = Some(e);
+            }
+        }
+        let (chain, key_pem) = outcome?;
+        if let Some(e) = cleanup_error {
+            return Err(ProviderError::Transient(format!("certificate issued but a challenge record could not be removed: {e}")));
+        }
+        let (leaf, issuer) = split_chain(&chain);
+        let (not_after, serial) = leaf_facts(&leaf)?;
+        let mut a = c.clone();
+        a.insert("certificate_pem".into(), json!(leaf));
+        a.insert("issuer_pem".into(), json!(issuer));
+        a.insert("private_key_pem".into(), json!(key_pem));
+        a.insert("not_after".into(), json!(not_after));
+        a.insert("serial".into(), json!(serial.clone()));
+        Ok(ApplyResponse { id: serial, attributes: a })
+    }
+}
+
+/// Waits until the served TXT set contains the challenge value.
+async fn wait_contains(server: &super::dns::DnsServer, rr: &RrSet) -> Result<(), ProviderError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let served = server.resolve(&rr.name, "TXT").await?;
+        if rr.values.iter().all(|v| served.contains(v)) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProviderError::Transient(format!("challenge record `{}` is not served after 30s", rr.name)));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn key_pair(kind: &str) -> Result<rcgen::KeyPair, ProviderError> {
+    let alg = match kind {
+        "ecdsa-p256" => &rcgen::PKCS_ECDSA_P256_SHA256,
+        "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
+        "rsa-2048" => &rcgen::PKCS_RSA_SHA256,
+        other => return Err(ProviderError::Invalid(format!("unsupported `key_type` `{other}`: ecdsa-p256, ecdsa-p384 or rsa-2048"))),
+    };
+    rcgen::KeyPair::generate_for(alg).map_err(|e| ProviderError::Failed(format!("key generation: {e}")))
+}
+
+/// The leaf certificate and the rest of the chain.
+fn split_chain(chain: &str) -> (String, String) {
+    let end = "-----END CERTIFICATE-----";
+    match chain.find(end) {
+        Some(i) => {
+            let cut = i + end.len();
+            (format!("{}\n", chain[..cut].trim()), chain[cut..].trim_start().to_string())
+        }
+        None => (chain.to_string(), String::new()),
+    }
+}
+
+/// `not_after` (RFC 3339) and serial (hex) of a PEM certificate.
+fn leaf_facts(pem: &str) -> Result<(String, String), ProviderError> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| ProviderError::Failed(format!("issued certificate is not PEM: {e}")))?;
+    let cert = p.parse_x509().map_err(|e| ProviderError::Failed(format!("issued certificate cannot be parsed: {e}")))?;
+    let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    Ok((not_after, cert.raw_serial_as_string().replace(':', "")))
+}
+
+#[async_trait]
+impl Provider for Acme {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn schemas(&self) -> &[ResourceSchema] {
+        &self.schemas
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        // Certificates and accounts live in state; expiry is handled by `plan`.
+        Ok(ReadResponse { current: Some(req.prior) })
+    }
+
+    async fn plan(&self, req: PlanRequest) -> Result<PlanResponse, ProviderError> {
+        let Some(prior) = req.prior.as_ref().filter(|_| req.address.rtype == "acme_certificate") else { return Ok(PlanResponse::default()) };
+        let days = opt_u64(&req.config, "renew_before_days")?.unwrap_or(30);
+        let not_after = prior.get("not_after").and_then(Value::as_str).and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+        Ok(match not_after {
+            Some(t) if t - time::Duration::days(days as i64) <= OffsetDateTime::now_utc() => PlanResponse {
+                requires_replace: vec!["not_after".into()],
+                replace_reason: Some(format!("renewal due: certificate expires {}", t.format(&Rfc3339).unwrap_or_default())),
+                ..Default::default()
+            },
+            _ => PlanResponse::default(),
+        })
+    }
+
+    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in &reqs {
+            out.push(match (r.address.rtype.as_str(), &r.prior) {
+                // In-place updates touch only local settings (renewal window, challenge provider).
+                (_, Some(prior)) => {
+                    let mut a = prior.clone();
+                    a.extend(r.config.clone());
+                    Ok(ApplyResponse { id: String::new(), attributes: a })
+                }
+                ("acme_registration", None) => self.register(&r.config).await,
+                ("acme_certificate", None) => self.issue(&r.config).await,
+                (other, _) => Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+            });
+        }
+        out
+    }
+
+    async fn delete(&self, _req: DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
+        // Nothing external is left half-done that state needs: an unrecorded order is
+        // simply issued again; its challenge records were removed or expire.
+        Ok(match (req.op, req.prior, req.id) {
+            (IntentOp::Update, Some(prior), Some(id)) => Recovery::Adopt(ApplyResponse { id, attributes: prior }),
+            _ => Recovery::Gone,
+        })
+    }
+}
