@@ -10,6 +10,7 @@
 //! `propagation_timeout_seconds` (default 30).
 
 pub mod server;
+pub mod verification;
 
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
@@ -31,16 +32,30 @@ use crate::value::{Attrs, UNKNOWN};
 
 const TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA", "SRV"];
 
-/// The configured DNS servers, by name.
+/// The configured DNS servers, by name, and the resolvers used for domain verification.
 #[derive(Debug, Clone, Default)]
 pub struct Servers {
     servers: BTreeMap<String, (DnsServer, Duration)>,
+    verification_nameservers: Vec<std::net::SocketAddr>,
 }
 
 impl Servers {
     /// Parses `[providers.dns.*]`.
     pub fn parse(settings: &Settings, stats: Arc<ApiStats>) -> Result<Servers, SettingsError> {
         let mut out = Servers::default();
+        if let Some(t) = settings.tables.get("dns_verification") {
+            let bad = |m: String| SettingsError { provider: "dns_verification".into(), message: m };
+            for (k, v) in t {
+                if k != "nameservers" {
+                    return Err(bad(format!("unknown setting `{k}` (nameservers)")));
+                }
+                for ns in v.as_array().ok_or_else(|| bad("`nameservers` must be a list of host:port".into()))? {
+                    let text = ns.as_str().unwrap_or_default();
+                    let addr = text.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| bad(format!("`{text}` is not a host:port")))?;
+                    out.verification_nameservers.push(addr);
+                }
+            }
+        }
         let Some(table) = settings.tables.get("dns") else { return Ok(out) };
         for (name, v) in table {
             let bad = |m: String| SettingsError { provider: format!("dns.{name}"), message: m };
@@ -88,12 +103,13 @@ impl Servers {
 pub struct Dns {
     servers: Arc<Servers>,
     schemas: Vec<ResourceSchema>,
+    stats: Arc<ApiStats>,
 }
 
 impl Dns {
     /// A provider over the configured servers.
-    pub fn new(servers: Arc<Servers>) -> Dns {
-        let schemas = vec![ResourceSchema {
+    pub fn new(servers: Arc<Servers>, stats: Arc<ApiStats>) -> Dns {
+        let schemas = vec![verification::schema(), ResourceSchema {
             type_name: "dns_record",
             attributes: vec![
                 AttrSchema::required("zone").force_new(),
@@ -104,7 +120,7 @@ impl Dns {
                 AttrSchema::computed("fqdn"),
             ],
         }];
-        Dns { servers, schemas }
+        Dns { servers, schemas, stats }
     }
 
     fn server(&self, c: &Attrs) -> Result<(&DnsServer, Duration), ProviderError> {
@@ -170,7 +186,10 @@ impl Provider for Dns {
         &self.schemas
     }
 
-    fn validate(&self, _address: &ResourceAddr, c: &Attrs) -> Result<(), ProviderError> {
+    fn validate(&self, address: &ResourceAddr, c: &Attrs) -> Result<(), ProviderError> {
+        if address.rtype == "domain_verification" {
+            return Ok(());
+        }
         if let Some(t) = c.get("type").and_then(Value::as_str).filter(|t| *t != UNKNOWN) {
             if !TYPES.contains(&t) {
                 return Err(ProviderError::Invalid(format!("unsupported record type `{t}`: expected one of {}", TYPES.join(", "))));
@@ -188,6 +207,10 @@ impl Provider for Dns {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        if req.address.rtype == "domain_verification" {
+            // Verification is a one-time gate: once passed it stays passed.
+            return Ok(ReadResponse { current: Some(req.prior) });
+        }
         let (server, _) = self.server(&req.prior)?;
         let want = desired(&req.prior)?;
         Ok(ReadResponse { current: server.query(&want.name, &want.rtype).await?.map(|l| attrs_of(&l, &req.prior)) })
@@ -196,7 +219,7 @@ impl Provider for Dns {
     async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
         // Zones with several records are transferred once; single records are queried.
         let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate() {
+        for (i, r) in reqs.iter().enumerate().filter(|(_, r)| r.address.rtype == "dns_record") {
             by_zone.entry(r.prior.get("zone").and_then(Value::as_str).unwrap_or_default().to_string()).or_default().push(i);
         }
         let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> = vec![None; reqs.len()];
@@ -230,6 +253,9 @@ impl Provider for Dns {
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
+        if req.address.rtype == "domain_verification" {
+            return Ok(());
+        }
         let (server, _) = self.server(&req.prior)?;
         let want = desired(&req.prior)?;
         if server.query(&want.name, &want.rtype).await?.is_none() {
@@ -242,6 +268,9 @@ impl Provider for Dns {
         let source = req.prior.as_ref().unwrap_or(&req.config);
         if req.op == IntentOp::Delete {
             self.delete(DeleteRequest { address: req.address.clone(), id: String::new(), prior: source.clone() }).await?;
+            return Ok(Recovery::Gone);
+        }
+        if req.address.rtype == "domain_verification" {
             return Ok(Recovery::Gone);
         }
         let (server, _) = self.server(source)?;
@@ -258,6 +287,9 @@ impl Provider for Dns {
 
 impl Dns {
     async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        if r.address.rtype == "domain_verification" {
+            return verification::verify(&r.address, &r.config, &self.servers.verification_nameservers, &self.stats).await;
+        }
         let (server, timeout) = self.server(&r.config)?;
         let want = desired(&r.config)?;
         let live = server.query(&want.name, &want.rtype).await?;
