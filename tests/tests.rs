@@ -6,6 +6,8 @@ mod support;
 mod aws;
 /// Every class of bad input fails with a located message and leaves state untouched.
 mod bad_input;
+/// RFC 2136 records on BIND, domain verification and ACME certificates from Pebble.
+mod dns;
 /// Saved plans, locking, secrets and crash safety.
 mod safety;
 /// Snapshots of the three plan renderings.

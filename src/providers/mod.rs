@@ -342,8 +342,16 @@ impl Registry {
         let stats = Arc::new(ApiStats::default());
         let builtin = builtin::Builtin::new(settings, stats.clone())?;
         let aws = aws::Aws::new(settings, stats.clone())?;
+        let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
+        let acme = acme::Acme::new(settings, servers.clone(), stats.clone())?;
+        let dns = dns::Dns::new(servers, stats.clone());
         Ok(Self::with_providers(
-            vec![Arc::new(builtin), Arc::new(aws)],
+            vec![
+                Arc::new(builtin),
+                Arc::new(aws),
+                Arc::new(dns),
+                Arc::new(acme),
+            ],
             stats,
         ))
     }

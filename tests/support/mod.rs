@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod bind;
 pub mod faulty;
 pub mod moto;
+pub mod pebble;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

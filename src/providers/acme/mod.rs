@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus,
-    RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -24,8 +24,9 @@ use time::OffsetDateTime;
 use super::builtin::{opt_str, opt_u64, req_str};
 use super::dns::{RrSet, Servers};
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, PlanRequest, PlanResponse, Provider, ProviderError,
-    ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, PlanRequest,
+    PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
+    ResourceSchema, Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -49,7 +50,11 @@ pub struct Acme {
 
 fn failed(what: &str, e: impl std::fmt::Display) -> ProviderError {
     let msg = format!("{what}: {e}");
-    if msg.contains("rateLimited") || msg.contains("serverInternal") || msg.contains("badNonce") || msg.contains("connection") {
+    if msg.contains("rateLimited")
+        || msg.contains("serverInternal")
+        || msg.contains("badNonce")
+        || msg.contains("connection")
+    {
         ProviderError::Transient(msg)
     } else {
         ProviderError::Failed(msg)
@@ -58,10 +63,17 @@ fn failed(what: &str, e: impl std::fmt::Display) -> ProviderError {
 
 impl Acme {
     /// Builds the provider from `[providers.acme]` and the DNS servers it solves challenges with.
-    pub fn new(settings: &Settings, servers: Arc<Servers>, stats: Arc<ApiStats>) -> Result<Acme, SettingsError> {
+    pub fn new(
+        settings: &Settings,
+        servers: Arc<Servers>,
+        stats: Arc<ApiStats>,
+    ) -> Result<Acme, SettingsError> {
         let mut s = AcmeSettings::default();
         if let Some(t) = settings.tables.get("acme") {
-            let bad = |m: String| SettingsError { provider: "acme".into(), message: m };
+            let bad = |m: String| SettingsError {
+                provider: "acme".into(),
+                message: m,
+            };
             for (k, v) in t {
                 match k.as_str() {
                     "directory" => s.directory = v.as_str().map(str::to_string),
@@ -77,8 +89,15 @@ impl Acme {
                     other => return Err(bad(format!("unknown setting `{other}` (directory, contact, ca_bundle, eab_kid, eab_hmac_env)"))),
                 }
             }
-            if let (Some(kid), Some(env)) = (t.get("eab_kid").and_then(|v| v.as_str()), t.get("eab_hmac_env").and_then(|v| v.as_str())) {
-                let key = std::env::var(env).map_err(|_| bad(format!("environment variable `{env}` (eab_hmac_env) is not set")))?;
+            if let (Some(kid), Some(env)) = (
+                t.get("eab_kid").and_then(|v| v.as_str()),
+                t.get("eab_hmac_env").and_then(|v| v.as_str()),
+            ) {
+                let key = std::env::var(env).map_err(|_| {
+                    bad(format!(
+                        "environment variable `{env}` (eab_hmac_env) is not set"
+                    ))
+                })?;
                 use base64::Engine;
                 let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(key.trim().trim_end_matches('='))
@@ -89,7 +108,11 @@ impl Acme {
         let schemas = vec![
             ResourceSchema {
                 type_name: "acme_registration",
-                attributes: vec![AttrSchema::optional("email_address").force_new(), AttrSchema::computed("account_url"), AttrSchema::computed("credentials").sensitive()],
+                attributes: vec![
+                    AttrSchema::optional("email_address").force_new(),
+                    AttrSchema::computed("account_url"),
+                    AttrSchema::computed("credentials").sensitive(),
+                ],
             },
             ResourceSchema {
                 type_name: "acme_certificate",
@@ -108,16 +131,27 @@ impl Acme {
                 ],
             },
         ];
-        Ok(Acme { settings: s, servers, schemas, stats })
+        Ok(Acme {
+            settings: s,
+            servers,
+            schemas,
+            stats,
+        })
     }
 
     fn directory(&self) -> Result<String, ProviderError> {
-        self.settings.directory.clone().ok_or_else(|| ProviderError::Invalid("[providers.acme] `directory` is not set in landlord.toml".into()))
+        self.settings.directory.clone().ok_or_else(|| {
+            ProviderError::Invalid(
+                "[providers.acme] `directory` is not set in landlord.toml".into(),
+            )
+        })
     }
 
     fn builder(&self) -> Result<instant_acme::AccountBuilder, ProviderError> {
         match &self.settings.ca_bundle {
-            Some(p) => Account::builder_with_root(p).map_err(|e| ProviderError::Invalid(format!("[providers.acme] ca_bundle `{}`: {e}", p.display()))),
+            Some(p) => Account::builder_with_root(p).map_err(|e| {
+                ProviderError::Invalid(format!("[providers.acme] ca_bundle `{}`: {e}", p.display()))
+            }),
             None => Account::builder().map_err(|e| failed("acme client", e)),
         }
     }
@@ -129,21 +163,43 @@ impl Acme {
             contact.push(format!("mailto:{e}"));
         }
         let refs: Vec<&str> = contact.iter().map(String::as_str).collect();
-        let eab = self.settings.eab.as_ref().map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+        let eab = self
+            .settings
+            .eab
+            .as_ref()
+            .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
         let (account, creds) = self
             .builder()?
-            .create(&NewAccount { contact: &refs, terms_of_service_agreed: true, only_return_existing: false }, self.directory()?, eab.as_ref())
+            .create(
+                &NewAccount {
+                    contact: &refs,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                self.directory()?,
+                eab.as_ref(),
+            )
             .await
             .map_err(|e| failed("acme account registration", e))?;
         let mut a = c.clone();
         a.insert("account_url".into(), json!(account.id()));
-        a.insert("credentials".into(), json!(serde_json::to_string(&creds).map_err(|e| ProviderError::Failed(e.to_string()))?));
-        Ok(ApplyResponse { id: account.id().to_string(), attributes: a })
+        a.insert(
+            "credentials".into(),
+            json!(serde_json::to_string(&creds).map_err(|e| ProviderError::Failed(e.to_string()))?),
+        );
+        Ok(ApplyResponse {
+            id: account.id().to_string(),
+            attributes: a,
+        })
     }
 
     async fn issue(&self, c: &Attrs) -> Result<ApplyResponse, ProviderError> {
         let creds: AccountCredentials = serde_json::from_str(req_str(c, "account_credentials")?)
-            .map_err(|e| ProviderError::Invalid(format!("`account_credentials` are not ACME account credentials: {e}")))?;
+            .map_err(|e| {
+                ProviderError::Invalid(format!(
+                    "`account_credentials` are not ACME account credentials: {e}"
+                ))
+            })?;
         let provider = req_str(c, "dns_challenge_provider")?;
         let server = self
             .servers
@@ -152,16 +208,29 @@ impl Acme {
             .clone();
         let cn = req_str(c, "common_name")?.to_string();
         let mut names = vec![cn.clone()];
-        for n in c.get("dns_names").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for n in c
+            .get("dns_names")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if !names.iter().any(|x| x == n) {
                 names.push(n.to_string());
             }
         }
         self.stats.record(NAME, "Account");
-        let account = self.builder()?.from_credentials(creds).await.map_err(|e| failed("acme account", e))?;
+        let account = self
+            .builder()?
+            .from_credentials(creds)
+            .await
+            .map_err(|e| failed("acme account", e))?;
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         self.stats.record(NAME, "NewOrder");
-        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| failed("acme order", e))?;
+        let mut order = account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(|e| failed("acme order", e))?;
 
         // Challenge records are removed whatever happens next.
         let mut written: Vec<RrSet> = Vec::new();
@@ -218,7 +287,9 @@ impl Acme {
         }
         let (chain, key_pem) = outcome?;
         if let Some(e) = cleanup_error {
-            return Err(ProviderError::Transient(format!("certificate issued but a challenge record could not be removed: {e}")));
+            return Err(ProviderError::Transient(format!(
+                "certificate issued but a challenge record could not be removed: {e}"
+            )));
         }
         let (leaf, issuer) = split_chain(&chain);
         let (not_after, serial) = leaf_facts(&leaf)?;
@@ -228,7 +299,10 @@ impl Acme {
         a.insert("private_key_pem".into(), json!(key_pem));
         a.insert("not_after".into(), json!(not_after));
         a.insert("serial".into(), json!(serial.clone()));
-        Ok(ApplyResponse { id: serial, attributes: a })
+        Ok(ApplyResponse {
+            id: serial,
+            attributes: a,
+        })
     }
 }
 
@@ -241,7 +315,10 @@ async fn wait_contains(server: &super::dns::DnsServer, rr: &RrSet) -> Result<(),
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::Transient(format!("challenge record `{}` is not served after 30s", rr.name)));
+            return Err(ProviderError::Transient(format!(
+                "challenge record `{}` is not served after 30s",
+                rr.name
+            )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -252,9 +329,14 @@ fn key_pair(kind: &str) -> Result<rcgen::KeyPair, ProviderError> {
         "ecdsa-p256" => &rcgen::PKCS_ECDSA_P256_SHA256,
         "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
         "rsa-2048" => &rcgen::PKCS_RSA_SHA256,
-        other => return Err(ProviderError::Invalid(format!("unsupported `key_type` `{other}`: ecdsa-p256, ecdsa-p384 or rsa-2048"))),
+        other => {
+            return Err(ProviderError::Invalid(format!(
+                "unsupported `key_type` `{other}`: ecdsa-p256, ecdsa-p384 or rsa-2048"
+            )))
+        }
     };
-    rcgen::KeyPair::generate_for(alg).map_err(|e| ProviderError::Failed(format!("key generation: {e}")))
+    rcgen::KeyPair::generate_for(alg)
+        .map_err(|e| ProviderError::Failed(format!("key generation: {e}")))
 }
 
 /// The leaf certificate and the rest of the chain.
@@ -263,7 +345,10 @@ fn split_chain(chain: &str) -> (String, String) {
     match chain.find(end) {
         Some(i) => {
             let cut = i + end.len();
-            (format!("{}\n", chain[..cut].trim()), chain[cut..].trim_start().to_string())
+            (
+                format!("{}\n", chain[..cut].trim()),
+                chain[cut..].trim_start().to_string(),
+            )
         }
         None => (chain.to_string(), String::new()),
     }
@@ -271,8 +356,11 @@ fn split_chain(chain: &str) -> (String, String) {
 
 /// `not_after` (RFC 3339) and serial (hex) of a PEM certificate.
 fn leaf_facts(pem: &str) -> Result<(String, String), ProviderError> {
-    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| ProviderError::Failed(format!("issued certificate is not PEM: {e}")))?;
-    let cert = p.parse_x509().map_err(|e| ProviderError::Failed(format!("issued certificate cannot be parsed: {e}")))?;
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| ProviderError::Failed(format!("issued certificate is not PEM: {e}")))?;
+    let cert = p
+        .parse_x509()
+        .map_err(|e| ProviderError::Failed(format!("issued certificate cannot be parsed: {e}")))?;
     let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -292,19 +380,35 @@ impl Provider for Acme {
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         // Certificates and accounts live in state; expiry is handled by `plan`.
-        Ok(ReadResponse { current: Some(req.prior) })
+        Ok(ReadResponse {
+            current: Some(req.prior),
+        })
     }
 
     async fn plan(&self, req: PlanRequest) -> Result<PlanResponse, ProviderError> {
-        let Some(prior) = req.prior.as_ref().filter(|_| req.address.rtype == "acme_certificate") else { return Ok(PlanResponse::default()) };
+        let Some(prior) = req
+            .prior
+            .as_ref()
+            .filter(|_| req.address.rtype == "acme_certificate")
+        else {
+            return Ok(PlanResponse::default());
+        };
         let days = opt_u64(&req.config, "renew_before_days")?.unwrap_or(30);
-        let not_after = prior.get("not_after").and_then(Value::as_str).and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+        let not_after = prior
+            .get("not_after")
+            .and_then(Value::as_str)
+            .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
         Ok(match not_after {
-            Some(t) if t - time::Duration::days(days as i64) <= OffsetDateTime::now_utc() => PlanResponse {
-                requires_replace: vec!["not_after".into()],
-                replace_reason: Some(format!("renewal due: certificate expires {}", t.format(&Rfc3339).unwrap_or_default())),
-                ..Default::default()
-            },
+            Some(t) if t - time::Duration::days(days as i64) <= OffsetDateTime::now_utc() => {
+                PlanResponse {
+                    requires_replace: vec!["not_after".into()],
+                    replace_reason: Some(format!(
+                        "renewal due: certificate expires {}",
+                        t.format(&Rfc3339).unwrap_or_default()
+                    )),
+                    ..Default::default()
+                }
+            }
             _ => PlanResponse::default(),
         })
     }
@@ -317,11 +421,16 @@ impl Provider for Acme {
                 (_, Some(prior)) => {
                     let mut a = prior.clone();
                     a.extend(r.config.clone());
-                    Ok(ApplyResponse { id: String::new(), attributes: a })
+                    Ok(ApplyResponse {
+                        id: String::new(),
+                        attributes: a,
+                    })
                 }
                 ("acme_registration", None) => self.register(&r.config).await,
                 ("acme_certificate", None) => self.issue(&r.config).await,
-                (other, _) => Err(ProviderError::Invalid(format!("unknown resource type `{other}`"))),
+                (other, _) => Err(ProviderError::Invalid(format!(
+                    "unknown resource type `{other}`"
+                ))),
             });
         }
         out
@@ -335,7 +444,10 @@ impl Provider for Acme {
         // Nothing external is left half-done that state needs: an unrecorded order is
         // simply issued again; its challenge records were removed or expire.
         Ok(match (req.op, req.prior, req.id) {
-            (IntentOp::Update, Some(prior), Some(id)) => Recovery::Adopt(ApplyResponse { id, attributes: prior }),
+            (IntentOp::Update, Some(prior), Some(id)) => Recovery::Adopt(ApplyResponse {
+                id,
+                attributes: prior,
+            }),
             _ => Recovery::Gone,
         })
     }

@@ -24,8 +24,9 @@ pub use server::{DnsServer, RrSet};
 
 use super::builtin::{opt_u64, req_str};
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, Provider, ProviderError, ReadRequest, ReadResponse,
-    RecoverRequest, Recovery, ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, Provider,
+    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,
+    SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::{Attrs, UNKNOWN};
@@ -44,29 +45,54 @@ impl Servers {
     pub fn parse(settings: &Settings, stats: Arc<ApiStats>) -> Result<Servers, SettingsError> {
         let mut out = Servers::default();
         if let Some(t) = settings.tables.get("dns_verification") {
-            let bad = |m: String| SettingsError { provider: "dns_verification".into(), message: m };
+            let bad = |m: String| SettingsError {
+                provider: "dns_verification".into(),
+                message: m,
+            };
             for (k, v) in t {
                 if k != "nameservers" {
                     return Err(bad(format!("unknown setting `{k}` (nameservers)")));
                 }
-                for ns in v.as_array().ok_or_else(|| bad("`nameservers` must be a list of host:port".into()))? {
+                for ns in v
+                    .as_array()
+                    .ok_or_else(|| bad("`nameservers` must be a list of host:port".into()))?
+                {
                     let text = ns.as_str().unwrap_or_default();
-                    let addr = text.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| bad(format!("`{text}` is not a host:port")))?;
+                    let addr = text
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| bad(format!("`{text}` is not a host:port")))?;
                     out.verification_nameservers.push(addr);
                 }
             }
         }
-        let Some(table) = settings.tables.get("dns") else { return Ok(out) };
+        let Some(table) = settings.tables.get("dns") else {
+            return Ok(out);
+        };
         for (name, v) in table {
-            let bad = |m: String| SettingsError { provider: format!("dns.{name}"), message: m };
+            let bad = |m: String| SettingsError {
+                provider: format!("dns.{name}"),
+                message: m,
+            };
             let t = v.as_table().ok_or_else(|| bad("expected a table".into()))?;
             let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
             for k in t.keys() {
-                if !["server", "zone", "tsig_key_name", "tsig_algorithm", "tsig_secret_env", "propagation_timeout_seconds"].contains(&k.as_str()) {
+                if ![
+                    "server",
+                    "zone",
+                    "tsig_key_name",
+                    "tsig_algorithm",
+                    "tsig_secret_env",
+                    "propagation_timeout_seconds",
+                ]
+                .contains(&k.as_str())
+                {
                     return Err(bad(format!("unknown setting `{k}`")));
                 }
             }
-            let server = s("server").ok_or_else(|| bad("`server` (host:port) is required".into()))?;
+            let server =
+                s("server").ok_or_else(|| bad("`server` (host:port) is required".into()))?;
             let addr = server
                 .to_socket_addrs()
                 .ok()
@@ -75,14 +101,40 @@ impl Servers {
             let zone = s("zone").ok_or_else(|| bad("`zone` is required".into()))?;
             let secret = match (s("tsig_key_name"), s("tsig_secret_env")) {
                 (Some(key), Some(env)) => {
-                    let secret = std::env::var(&env).map_err(|_| bad(format!("environment variable `{env}` (tsig_secret_env) is not set")))?;
-                    Some((key, s("tsig_algorithm").unwrap_or_else(|| "hmac-sha256".into()), secret))
+                    let secret = std::env::var(&env).map_err(|_| {
+                        bad(format!(
+                            "environment variable `{env}` (tsig_secret_env) is not set"
+                        ))
+                    })?;
+                    Some((
+                        key,
+                        s("tsig_algorithm").unwrap_or_else(|| "hmac-sha256".into()),
+                        secret,
+                    ))
                 }
                 (None, None) => None,
-                _ => return Err(bad("set both `tsig_key_name` and `tsig_secret_env`, or neither".into())),
+                _ => {
+                    return Err(bad(
+                        "set both `tsig_key_name` and `tsig_secret_env`, or neither".into(),
+                    ))
+                }
             };
-            let timeout = Duration::from_secs(t.get("propagation_timeout_seconds").and_then(|v| v.as_integer()).unwrap_or(30).max(0) as u64);
-            let srv = DnsServer::new(name, addr, &zone, secret.as_ref().map(|(k, a, s)| (k.as_str(), a.as_str(), s.as_str())), stats.clone()).map_err(bad)?;
+            let timeout = Duration::from_secs(
+                t.get("propagation_timeout_seconds")
+                    .and_then(|v| v.as_integer())
+                    .unwrap_or(30)
+                    .max(0) as u64,
+            );
+            let srv = DnsServer::new(
+                name,
+                addr,
+                &zone,
+                secret
+                    .as_ref()
+                    .map(|(k, a, s)| (k.as_str(), a.as_str(), s.as_str())),
+                stats.clone(),
+            )
+            .map_err(bad)?;
             out.servers.insert(name.clone(), (srv, timeout));
         }
         Ok(out)
@@ -95,7 +147,11 @@ impl Servers {
 
     /// The server whose zone holds `fqdn` (the longest zone wins).
     pub fn for_name(&self, fqdn: &str) -> Option<(&DnsServer, Duration)> {
-        self.servers.values().filter(|(s, _)| s.serves(fqdn)).max_by_key(|(s, _)| s.zone.len()).map(|(s, t)| (s, *t))
+        self.servers
+            .values()
+            .filter(|(s, _)| s.serves(fqdn))
+            .max_by_key(|(s, _)| s.zone.len())
+            .map(|(s, t)| (s, *t))
     }
 }
 
@@ -109,18 +165,25 @@ pub struct Dns {
 impl Dns {
     /// A provider over the configured servers.
     pub fn new(servers: Arc<Servers>, stats: Arc<ApiStats>) -> Dns {
-        let schemas = vec![verification::schema(), ResourceSchema {
-            type_name: "dns_record",
-            attributes: vec![
-                AttrSchema::required("zone").force_new(),
-                AttrSchema::required("name").force_new(),
-                AttrSchema::required("type").force_new(),
-                AttrSchema::optional("ttl"),
-                AttrSchema::required("records"),
-                AttrSchema::computed("fqdn"),
-            ],
-        }];
-        Dns { servers, schemas, stats }
+        let schemas = vec![
+            verification::schema(),
+            ResourceSchema {
+                type_name: "dns_record",
+                attributes: vec![
+                    AttrSchema::required("zone").force_new(),
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("type").force_new(),
+                    AttrSchema::optional("ttl"),
+                    AttrSchema::required("records"),
+                    AttrSchema::computed("fqdn"),
+                ],
+            },
+        ];
+        Dns {
+            servers,
+            schemas,
+            stats,
+        }
     }
 
     fn server(&self, c: &Attrs) -> Result<(&DnsServer, Duration), ProviderError> {
@@ -128,17 +191,33 @@ impl Dns {
         self.servers
             .for_name(zone)
             .filter(|(s, _)| s.zone == zone.trim_end_matches('.').to_ascii_lowercase())
-            .ok_or_else(|| ProviderError::Invalid(format!("no [providers.dns.<name>] in landlord.toml serves zone `{zone}`")))
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!(
+                    "no [providers.dns.<name>] in landlord.toml serves zone `{zone}`"
+                ))
+            })
     }
 }
 
 /// The desired rrset of a configuration.
 fn desired(c: &Attrs) -> Result<RrSet, ProviderError> {
-    let values = c.get("records").and_then(Value::as_array).ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
-    let mut values: Vec<String> = values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+    let values = c
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
+    let mut values: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect();
     values.sort();
     Ok(RrSet {
-        name: req_str(c, "name")?.trim_end_matches('.').to_ascii_lowercase(),
+        name: req_str(c, "name")?
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
         rtype: req_str(c, "type")?.to_string(),
         ttl: opt_u64(c, "ttl")?.unwrap_or(300) as u32,
         values,
@@ -149,14 +228,23 @@ fn desired(c: &Attrs) -> Result<RrSet, ProviderError> {
 fn attrs_of(live: &RrSet, prior: &Attrs) -> Attrs {
     let mut values = live.values.clone();
     if let Some(p) = prior.get("records").and_then(Value::as_array) {
-        let mut sorted: Vec<String> = p.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let mut sorted: Vec<String> = p
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
         sorted.sort();
         if sorted == live.values {
-            values = p.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            values = p
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
         }
     }
     let mut a = Attrs::new();
-    a.insert("zone".into(), prior.get("zone").cloned().unwrap_or(Value::Null));
+    a.insert(
+        "zone".into(),
+        prior.get("zone").cloned().unwrap_or(Value::Null),
+    );
     a.insert("name".into(), json!(live.name));
     a.insert("type".into(), json!(live.rtype));
     a.insert("ttl".into(), json!(live.ttl));
@@ -168,12 +256,22 @@ fn attrs_of(live: &RrSet, prior: &Attrs) -> Attrs {
 fn planned(c: &Attrs) -> Attrs {
     let mut a = c.clone();
     a.entry("ttl").or_insert(json!(300));
-    a.insert("fqdn".into(), json!(req_str(c, "name").unwrap_or_default().trim_end_matches('.').to_ascii_lowercase()));
+    a.insert(
+        "fqdn".into(),
+        json!(req_str(c, "name")
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()),
+    );
     a
 }
 
 fn id(c: &Attrs) -> String {
-    format!("{}/{}", c.get("name").and_then(Value::as_str).unwrap_or_default(), c.get("type").and_then(Value::as_str).unwrap_or_default())
+    format!(
+        "{}/{}",
+        c.get("name").and_then(Value::as_str).unwrap_or_default(),
+        c.get("type").and_then(Value::as_str).unwrap_or_default()
+    )
 }
 
 #[async_trait]
@@ -190,16 +288,33 @@ impl Provider for Dns {
         if address.rtype == "domain_verification" {
             return Ok(());
         }
-        if let Some(t) = c.get("type").and_then(Value::as_str).filter(|t| *t != UNKNOWN) {
+        if let Some(t) = c
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| *t != UNKNOWN)
+        {
             if !TYPES.contains(&t) {
-                return Err(ProviderError::Invalid(format!("unsupported record type `{t}`: expected one of {}", TYPES.join(", "))));
+                return Err(ProviderError::Invalid(format!(
+                    "unsupported record type `{t}`: expected one of {}",
+                    TYPES.join(", ")
+                )));
             }
         }
-        if c.get("zone").and_then(Value::as_str).is_some_and(|z| z != UNKNOWN) {
+        if c.get("zone")
+            .and_then(Value::as_str)
+            .is_some_and(|z| z != UNKNOWN)
+        {
             let (server, _) = self.server(c)?;
-            if let Some(n) = c.get("name").and_then(Value::as_str).filter(|n| *n != UNKNOWN) {
+            if let Some(n) = c
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| *n != UNKNOWN)
+            {
                 if !server.serves(n) {
-                    return Err(ProviderError::Invalid(format!("`{n}` is not inside zone `{}`", server.zone)));
+                    return Err(ProviderError::Invalid(format!(
+                        "`{n}` is not inside zone `{}`",
+                        server.zone
+                    )));
                 }
             }
         }
@@ -209,28 +324,57 @@ impl Provider for Dns {
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         if req.address.rtype == "domain_verification" {
             // Verification is a one-time gate: once passed it stays passed.
-            return Ok(ReadResponse { current: Some(req.prior) });
+            return Ok(ReadResponse {
+                current: Some(req.prior),
+            });
         }
         let (server, _) = self.server(&req.prior)?;
         let want = desired(&req.prior)?;
-        Ok(ReadResponse { current: server.query(&want.name, &want.rtype).await?.map(|l| attrs_of(&l, &req.prior)) })
+        Ok(ReadResponse {
+            current: server
+                .query(&want.name, &want.rtype)
+                .await?
+                .map(|l| attrs_of(&l, &req.prior)),
+        })
     }
 
     async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
         // Zones with several records are transferred once; single records are queried.
         let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate().filter(|(_, r)| r.address.rtype == "dns_record") {
-            by_zone.entry(r.prior.get("zone").and_then(Value::as_str).unwrap_or_default().to_string()).or_default().push(i);
+        for (i, r) in reqs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.address.rtype == "dns_record")
+        {
+            by_zone
+                .entry(
+                    r.prior
+                        .get("zone")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+                .or_default()
+                .push(i);
         }
         let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> = vec![None; reqs.len()];
         for idx in by_zone.values().filter(|i| i.len() > 1) {
-            let Ok((server, _)) = self.server(&reqs[idx[0]].prior) else { continue };
+            let Ok((server, _)) = self.server(&reqs[idx[0]].prior) else {
+                continue;
+            };
             // A server that refuses transfers is read record by record below.
-            let Ok(sets) = server.transfer().await else { continue };
+            let Ok(sets) = server.transfer().await else {
+                continue;
+            };
             for &i in idx {
                 let r = &reqs[i];
-                out[i] = Some(desired(&r.prior).map(|want| ReadResponse {
-                    current: sets.iter().find(|s| s.name == want.name && s.rtype == want.rtype).map(|l| attrs_of(l, &r.prior)),
+                out[i] = Some(desired(&r.prior).map(|want| {
+                    ReadResponse {
+                        current: sets
+                            .iter()
+                            .find(|s| s.name == want.name && s.rtype == want.rtype)
+                            .map(|l| attrs_of(l, &r.prior)),
+                    }
                 }));
             }
         }
@@ -267,7 +411,12 @@ impl Provider for Dns {
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let source = req.prior.as_ref().unwrap_or(&req.config);
         if req.op == IntentOp::Delete {
-            self.delete(DeleteRequest { address: req.address.clone(), id: String::new(), prior: source.clone() }).await?;
+            self.delete(DeleteRequest {
+                address: req.address.clone(),
+                id: String::new(),
+                prior: source.clone(),
+            })
+            .await?;
             return Ok(Recovery::Gone);
         }
         if req.address.rtype == "domain_verification" {
@@ -278,7 +427,10 @@ impl Provider for Dns {
         Ok(match server.query(&want.name, &want.rtype).await? {
             Some(live) => {
                 let a = attrs_of(&live, &req.config);
-                Recovery::Adopt(ApplyResponse { id: id(&a), attributes: a })
+                Recovery::Adopt(ApplyResponse {
+                    id: id(&a),
+                    attributes: a,
+                })
             }
             None => Recovery::Gone,
         })
@@ -288,7 +440,13 @@ impl Provider for Dns {
 impl Dns {
     async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         if r.address.rtype == "domain_verification" {
-            return verification::verify(&r.address, &r.config, &self.servers.verification_nameservers, &self.stats).await;
+            return verification::verify(
+                &r.address,
+                &r.config,
+                &self.servers.verification_nameservers,
+                &self.stats,
+            )
+            .await;
         }
         let (server, timeout) = self.server(&r.config)?;
         let want = desired(&r.config)?;
@@ -308,8 +466,13 @@ impl Dns {
             // read and the update is refused by the server.
             (Some(_), Some(live)) => server.swap(&live, &want).await?,
         }
-        server.wait_served(&want.name, &want.rtype, &want.values, timeout).await?;
+        server
+            .wait_served(&want.name, &want.rtype, &want.values, timeout)
+            .await?;
         let a = planned(&r.config);
-        Ok(ApplyResponse { id: id(&a), attributes: a })
+        Ok(ApplyResponse {
+            id: id(&a),
+            attributes: a,
+        })
     }
 }

@@ -54,13 +54,19 @@ impl std::fmt::Debug for DnsServer {
 const STATS: &str = "dns";
 
 fn fqdn(name: &str) -> Result<Name, ProviderError> {
-    Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).map_err(|e| ProviderError::Invalid(format!("invalid DNS name `{name}`: {e}")))
+    Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+        .map_err(|e| ProviderError::Invalid(format!("invalid DNS name `{name}`: {e}")))
 }
 
 /// Presentation text of an rdata as landlord records it (TXT strings unquoted and joined).
 pub fn value_text(r: &RData) -> String {
     match r {
-        RData::TXT(t) => t.txt_data.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect::<Vec<_>>().join(""),
+        RData::TXT(t) => t
+            .txt_data
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect::<Vec<_>>()
+            .join(""),
         other => other.to_string(),
     }
 }
@@ -68,29 +74,50 @@ pub fn value_text(r: &RData) -> String {
 /// Parses a value given in a template into rdata of `rtype`.
 pub fn parse_value(rtype: RecordType, v: &str) -> Result<RData, ProviderError> {
     if rtype == RecordType::TXT {
-        return Ok(RData::TXT(hickory_proto::rr::rdata::TXT::new(vec![v.to_string()])));
+        return Ok(RData::TXT(hickory_proto::rr::rdata::TXT::new(vec![
+            v.to_string()
+        ])));
     }
-    RData::try_from_str(rtype, v).map_err(|e| ProviderError::Invalid(format!("invalid {rtype} value `{v}`: {e}")))
+    RData::try_from_str(rtype, v)
+        .map_err(|e| ProviderError::Invalid(format!("invalid {rtype} value `{v}`: {e}")))
 }
 
 impl DnsServer {
     /// A server; `secret` is the base64 TSIG secret.
-    pub fn new(name: &str, addr: SocketAddr, zone: &str, tsig: Option<(&str, &str, &str)>, stats: Arc<ApiStats>) -> Result<DnsServer, String> {
+    pub fn new(
+        name: &str,
+        addr: SocketAddr,
+        zone: &str,
+        tsig: Option<(&str, &str, &str)>,
+        stats: Arc<ApiStats>,
+    ) -> Result<DnsServer, String> {
         let signer = match tsig {
             Some((key_name, algorithm, secret)) => {
-                let key = base64::engine::general_purpose::STANDARD.decode(secret.trim()).map_err(|e| format!("TSIG secret is not base64: {e}"))?;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(secret.trim())
+                    .map_err(|e| format!("TSIG secret is not base64: {e}"))?;
                 let alg = match algorithm {
                     "hmac-sha256" => TsigAlgorithm::HmacSha256,
                     "hmac-sha384" => TsigAlgorithm::HmacSha384,
                     "hmac-sha512" => TsigAlgorithm::HmacSha512,
                     other => return Err(format!("unsupported tsig_algorithm `{other}` (hmac-sha256, hmac-sha384, hmac-sha512)")),
                 };
-                let key_name = Name::from_ascii(key_name).map_err(|e| format!("invalid tsig_key_name: {e}"))?;
-                Some(TSigner::new(key, alg, key_name, 300).map_err(|e| format!("invalid TSIG key: {e}"))?)
+                let key_name = Name::from_ascii(key_name)
+                    .map_err(|e| format!("invalid tsig_key_name: {e}"))?;
+                Some(
+                    TSigner::new(key, alg, key_name, 300)
+                        .map_err(|e| format!("invalid TSIG key: {e}"))?,
+                )
             }
             None => None,
         };
-        Ok(DnsServer { name: name.into(), addr, zone: zone.trim_end_matches('.').to_ascii_lowercase(), signer, stats })
+        Ok(DnsServer {
+            name: name.into(),
+            addr,
+            zone: zone.trim_end_matches('.').to_ascii_lowercase(),
+            signer,
+            stats,
+        })
     }
 
     /// Whether `name` lies in this server's zone.
@@ -110,8 +137,15 @@ impl DnsServer {
     }
 
     async fn tcp(&self) -> Result<Client<TokioRuntimeProvider>, ProviderError> {
-        let (fut, handle) = TcpClientStream::new(self.addr, None, Some(Duration::from_secs(5)), TokioRuntimeProvider::default());
-        let stream = fut.await.map_err(|e| self.net_error("connect", &e.to_string()))?;
+        let (fut, handle) = TcpClientStream::new(
+            self.addr,
+            None,
+            Some(Duration::from_secs(5)),
+            TokioRuntimeProvider::default(),
+        );
+        let stream = fut
+            .await
+            .map_err(|e| self.net_error("connect", &e.to_string()))?;
         let mut mux = DnsMultiplexer::new(stream, handle).with_timeout(Duration::from_secs(10));
         if let Some(s) = &self.signer {
             mux = mux.with_signer(s.clone());
@@ -123,13 +157,20 @@ impl DnsServer {
 
     fn net_error(&self, op: &str, msg: &str) -> ProviderError {
         // hickory reports a refused TSIG signature as a HMAC/truncation protocol error.
-        if msg.contains("HMAC") || msg.contains("hmac") || msg.contains("TSIG") || msg.contains("tsig") {
+        if msg.contains("HMAC")
+            || msg.contains("hmac")
+            || msg.contains("TSIG")
+            || msg.contains("tsig")
+        {
             ProviderError::Auth(format!(
                 "dns server `{}` ({}) rejected the TSIG signature of {op}: check the key name and secret",
                 self.name, self.addr
             ))
         } else {
-            ProviderError::Transient(format!("dns server `{}` ({}): {op}: {msg}", self.name, self.addr))
+            ProviderError::Transient(format!(
+                "dns server `{}` ({}): {op}: {msg}",
+                self.name, self.addr
+            ))
         }
     }
 
@@ -163,7 +204,10 @@ impl DnsServer {
     pub async fn create(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
         let mut c = self.udp();
-        let resp = c.create(self.rrset(s)?, fqdn(&self.zone)?).await.map_err(|e| self.net_error("update", &e.to_string()))?;
+        let resp = c
+            .create(self.rrset(s)?, fqdn(&self.zone)?)
+            .await
+            .map_err(|e| self.net_error("update", &e.to_string()))?;
         self.check("create", resp.metadata.response_code)
     }
 
@@ -171,7 +215,10 @@ impl DnsServer {
     pub async fn swap(&self, current: &RrSet, new: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
         let mut c = self.udp();
-        let resp = c.compare_and_swap(self.rrset(current)?, self.rrset(new)?, fqdn(&self.zone)?).await.map_err(|e| self.net_error("update", &e.to_string()))?;
+        let resp = c
+            .compare_and_swap(self.rrset(current)?, self.rrset(new)?, fqdn(&self.zone)?)
+            .await
+            .map_err(|e| self.net_error("update", &e.to_string()))?;
         self.check("compare-and-swap", resp.metadata.response_code)
     }
 
@@ -179,7 +226,10 @@ impl DnsServer {
     pub async fn append(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
         let mut c = self.udp();
-        let resp = c.append(self.rrset(s)?, fqdn(&self.zone)?, false).await.map_err(|e| self.net_error("update", &e.to_string()))?;
+        let resp = c
+            .append(self.rrset(s)?, fqdn(&self.zone)?, false)
+            .await
+            .map_err(|e| self.net_error("update", &e.to_string()))?;
         self.check("append", resp.metadata.response_code)
     }
 
@@ -187,7 +237,10 @@ impl DnsServer {
     pub async fn delete_values(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
         let mut c = self.udp();
-        let resp = c.delete_by_rdata(self.rrset(s)?, fqdn(&self.zone)?).await.map_err(|e| self.net_error("update", &e.to_string()))?;
+        let resp = c
+            .delete_by_rdata(self.rrset(s)?, fqdn(&self.zone)?)
+            .await
+            .map_err(|e| self.net_error("update", &e.to_string()))?;
         self.check("delete", resp.metadata.response_code)
     }
 
@@ -203,7 +256,10 @@ impl DnsServer {
         };
         let rec = Record::from_rdata(fqdn(name)?, 0, placeholder);
         let mut c = self.udp();
-        let resp = c.delete_rrset(rec, fqdn(&self.zone)?).await.map_err(|e| self.net_error("update", &e.to_string()))?;
+        let resp = c
+            .delete_rrset(rec, fqdn(&self.zone)?)
+            .await
+            .map_err(|e| self.net_error("update", &e.to_string()))?;
         self.check("delete", resp.metadata.response_code)
     }
 
@@ -212,12 +268,19 @@ impl DnsServer {
         self.stats.record(STATS, "Query");
         let rt = RecordType::from_str_ok(rtype)?;
         let mut c = self.udp();
-        let resp = c.query(fqdn(name)?, DNSClass::IN, rt).await.map_err(|e| self.net_error("query", &e.to_string()))?;
+        let resp = c
+            .query(fqdn(name)?, DNSClass::IN, rt)
+            .await
+            .map_err(|e| self.net_error("query", &e.to_string()))?;
         match resp.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             rc => self.check("query", rc)?,
         }
-        Ok(collect(resp.answers.iter().filter(|r| r.record_type() == rt)).into_iter().next())
+        Ok(
+            collect(resp.answers.iter().filter(|r| r.record_type() == rt))
+                .into_iter()
+                .next(),
+        )
     }
 
     /// Every rrset of the zone, by one (signed) zone transfer.
@@ -229,7 +292,12 @@ impl DnsServer {
         while let Some(resp) = stream.next().await {
             let resp = resp.map_err(|e| self.net_error("zone transfer", &e.to_string()))?;
             self.check("zone transfer", resp.metadata.response_code)?;
-            records.extend(resp.answers.iter().filter(|r| r.record_type() != RecordType::SOA).cloned());
+            records.extend(
+                resp.answers
+                    .iter()
+                    .filter(|r| r.record_type() != RecordType::SOA)
+                    .cloned(),
+            );
         }
         Ok(collect(records.iter()))
     }
@@ -244,7 +312,12 @@ fn collect<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<RrSet> {
         let v = value_text(&r.data);
         match sets.iter_mut().find(|s| s.name == name && s.rtype == rtype) {
             Some(s) => s.values.push(v),
-            None => sets.push(RrSet { name, rtype, ttl: r.ttl, values: vec![v] }),
+            None => sets.push(RrSet {
+                name,
+                rtype,
+                ttl: r.ttl,
+                values: vec![v],
+            }),
         }
     }
     for s in &mut sets {
@@ -259,7 +332,8 @@ trait FromStrOk {
 
 impl FromStrOk for RecordType {
     fn from_str_ok(s: &str) -> Result<RecordType, ProviderError> {
-        s.parse::<RecordType>().map_err(|_| ProviderError::Invalid(format!("unknown record type `{s}`")))
+        s.parse::<RecordType>()
+            .map_err(|_| ProviderError::Invalid(format!("unknown record type `{s}`")))
     }
 }
 
@@ -275,22 +349,41 @@ impl DnsServer {
         for c in ns.connections.iter_mut() {
             c.port = self.addr.port();
         }
-        let mut builder = hickory_resolver::Resolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), ResolverRuntime::default());
+        let mut builder = hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![ns]),
+            ResolverRuntime::default(),
+        );
         builder.options_mut().cache_size = 0;
-        let resolver = builder.build().map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
+        let resolver = builder
+            .build()
+            .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
         match resolver.lookup(fqdn(name)?, rt).await {
             Ok(l) => {
-                let mut v: Vec<String> = l.answers().iter().filter(|r| r.record_type() == rt).map(|r| value_text(&r.data)).collect();
+                let mut v: Vec<String> = l
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rt)
+                    .map(|r| value_text(&r.data))
+                    .collect();
                 v.sort();
                 Ok(v)
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
-            Err(e) => Err(ProviderError::Transient(format!("resolving `{name}` {rtype} at {}: {e}", self.addr))),
+            Err(e) => Err(ProviderError::Transient(format!(
+                "resolving `{name}` {rtype} at {}: {e}",
+                self.addr
+            ))),
         }
     }
 
     /// Waits until the served answer equals `want` (sorted), or `timeout` passes.
-    pub async fn wait_served(&self, name: &str, rtype: &str, want: &[String], timeout: Duration) -> Result<(), ProviderError> {
+    pub async fn wait_served(
+        &self,
+        name: &str,
+        rtype: &str,
+        want: &[String],
+        timeout: Duration,
+    ) -> Result<(), ProviderError> {
         let mut want = want.to_vec();
         want.sort();
         let deadline = tokio::time::Instant::now() + timeout;

@@ -35,7 +35,10 @@ pub fn token(address: &ResourceAddr, domain: &str) -> String {
 
 /// Where the token goes.
 pub fn record_name(domain: &str) -> String {
-    format!("_landlord-verification.{}", domain.trim_end_matches('.').to_ascii_lowercase())
+    format!(
+        "_landlord-verification.{}",
+        domain.trim_end_matches('.').to_ascii_lowercase()
+    )
 }
 
 /// Resolves TXT values of `name` through `nameservers` (system resolver when empty).
@@ -43,7 +46,8 @@ async fn txt(nameservers: &[SocketAddr], name: &str) -> Result<Vec<String>, Prov
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
     let mut builder = if nameservers.is_empty() {
-        hickory_resolver::TokioResolver::builder_tokio().map_err(|e| ProviderError::Failed(format!("system resolver: {e}")))?
+        hickory_resolver::TokioResolver::builder_tokio()
+            .map_err(|e| ProviderError::Failed(format!("system resolver: {e}")))?
     } else {
         let servers = nameservers
             .iter()
@@ -55,19 +59,33 @@ async fn txt(nameservers: &[SocketAddr], name: &str) -> Result<Vec<String>, Prov
                 ns
             })
             .collect();
-        hickory_resolver::Resolver::builder_with_config(ResolverConfig::from_name_servers(servers), TokioRuntimeProvider::default())
+        hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
     };
     builder.options_mut().cache_size = 0;
-    let resolver = builder.build().map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
+    let resolver = builder
+        .build()
+        .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
     match resolver.txt_lookup(format!("{name}.")).await {
-        Ok(l) => Ok(l.answers().iter().map(|r| super::server::value_text(&r.data)).collect()),
+        Ok(l) => Ok(l
+            .answers()
+            .iter()
+            .map(|r| super::server::value_text(&r.data))
+            .collect()),
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
         Err(e) => Err(ProviderError::Transient(format!("resolving `{name}`: {e}"))),
     }
 }
 
 /// Waits until the token is published, or fails with what to publish.
-pub(super) async fn verify(address: &ResourceAddr, c: &Attrs, nameservers: &[SocketAddr], stats: &ApiStats) -> Result<ApplyResponse, ProviderError> {
+pub(super) async fn verify(
+    address: &ResourceAddr,
+    c: &Attrs,
+    nameservers: &[SocketAddr],
+    stats: &ApiStats,
+) -> Result<ApplyResponse, ProviderError> {
     let domain = req_str(c, "domain")?;
     let (tok, name) = (token(address, domain), record_name(domain));
     let timeout = Duration::from_secs(opt_u64(c, "timeout_seconds")?.unwrap_or(60));
@@ -78,10 +96,15 @@ pub(super) async fn verify(address: &ResourceAddr, c: &Attrs, nameservers: &[Soc
             let mut a = c.clone();
             a.insert("token".into(), json!(tok));
             a.insert("record_name".into(), json!(name));
-            return Ok(ApplyResponse { id: name, attributes: a });
+            return Ok(ApplyResponse {
+                id: name,
+                attributes: a,
+            });
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::Transient(format!(
+            // Waiting longer inside one run does not help the tenant: fail this resource
+            // (only its dependents stop) with what to publish, and let the next run retry.
+            return Err(ProviderError::Failed(format!(
                 "domain `{domain}` is not verified yet: publish TXT `{name}` = \"{tok}\" in the domain's DNS, then run apply again"
             )));
         }
