@@ -1,13 +1,10 @@
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::faulty::FaultyProxy;
 use crate::support::moto::{env_for, Inventory, Moto, Sdk};
-use crate::support::Ws;
+use crate::support::{kill_applies, Ws};
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -350,36 +347,8 @@ fn killed_applies_leave_moto_equal_to_state() {
     let moto = Moto::start();
     let ws = Ws::example("aws").with_env(moto.env());
     tenants_20(&ws);
-    let thresholds = [0usize, 1, 2, 3, 5, 8];
-    let mut kills = 0;
-    for i in 0..14 {
-        let mut child = ws
-            .cmd(&["apply", "--auto-approve", "--parallelism", "6"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let target = thresholds[i % thresholds.len()];
-        if target == 0 {
-            std::thread::sleep(Duration::from_millis(150 + 40 * i as u64));
-        } else {
-            let mut seen = 0;
-            for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-                let Ok(line) = line else { break };
-                if line.ends_with("s]") {
-                    seen += 1;
-                    if seen >= target {
-                        break;
-                    }
-                }
-            }
-        }
-        if child.try_wait().unwrap().is_none() {
-            kills += 1;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    let args = ["apply", "--auto-approve", "--parallelism", "6"];
+    let kills = kill_applies(&ws, &args, 14, &[0, 1, 2, 3, 5, 8], (150, 40));
     assert!(kills >= 10, "only {kills} runs were killed mid-way");
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);

@@ -1,11 +1,10 @@
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{tenant_yaml, walk, Ws};
+use crate::support::{kill_applies, tenant_yaml, walk, Ws};
 
 #[test]
 fn saved_plan_applies_exactly_what_was_shown_and_stale_plans_are_refused() {
@@ -219,10 +218,6 @@ fn secrets_never_appear_in_output_logs_or_state_files() {
     );
 }
 
-fn progress_lines(line: &str) -> bool {
-    line.ends_with("s]")
-}
-
 /// Records of local files in state: filename → content_sha256.
 fn recorded_files(ws: &Ws) -> BTreeMap<String, String> {
     let out: Value = serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
@@ -253,37 +248,8 @@ fn killed_applies_leave_no_orphan_and_no_duplicate() {
             &tenant_yaml(&format!("t{i:02}"), plan),
         );
     }
-    let thresholds = [0usize, 1, 2, 3, 5, 8, 12];
-    let mut kills = 0;
-    for i in 0..24 {
-        let mut child = ws
-            .cmd(&["apply", "--auto-approve", "--parallelism", "8"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let target = thresholds[i % thresholds.len()];
-        if target == 0 {
-            std::thread::sleep(Duration::from_millis(5 * i as u64));
-        } else {
-            let stdout = child.stdout.take().unwrap();
-            let mut seen = 0;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if progress_lines(&line) {
-                    seen += 1;
-                    if seen >= target {
-                        break;
-                    }
-                }
-            }
-        }
-        if child.try_wait().unwrap().is_none() {
-            kills += 1;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    let args = ["apply", "--auto-approve", "--parallelism", "8"];
+    let kills = kill_applies(&ws, &args, 24, &[0, 1, 2, 3, 5, 8, 12], (0, 5));
     assert!(kills >= 20, "only {kills} runs were killed mid-way");
     let r = ws.ok(&["apply", "--auto-approve"], 0);
     assert!(

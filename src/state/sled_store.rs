@@ -51,6 +51,14 @@ fn pid_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A random lineage id for a new state.
+fn lineage() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
 /// The name of this machine.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -162,10 +170,7 @@ impl SledStore {
                     .insert("version", FORMAT_VERSION.to_string().as_bytes())
                     .map_err(|e| self.err(e))?;
                 self.meta
-                    .insert(
-                        "lineage",
-                        hex::encode(Key::generate().seal(b"", b"")[..12].to_vec()).as_bytes(),
-                    )
+                    .insert("lineage", lineage().as_bytes())
                     .map_err(|e| self.err(e))?;
                 self.meta
                     .insert("serial", &0u64.to_be_bytes())
@@ -531,29 +536,19 @@ impl StateStore for SledStore {
                 .insert(scope.as_bytes(), bytes)
                 .map_err(|e| self.err(e))?;
         }
+        let put = |tree: &sled::Tree, key: &str, v: &dyn erased::Json| -> Result<(), StateError> {
+            tree.insert(key.as_bytes(), v.bytes().map_err(|e| self.err(e))?)
+                .map(|_| ())
+                .map_err(|e| self.err(e))
+        };
         for r in &ex.resources {
-            self.resources
-                .insert(
-                    key_of(r, "address")?.as_bytes(),
-                    serde_json::to_vec(r).map_err(|e| self.err(e))?,
-                )
-                .map_err(|e| self.err(e))?;
+            put(&self.resources, &key_of(r, "address")?, r)?;
         }
         for i in &ex.intents {
-            self.intents
-                .insert(
-                    key_of(i, "token")?.as_bytes(),
-                    serde_json::to_vec(i).map_err(|e| self.err(e))?,
-                )
-                .map_err(|e| self.err(e))?;
+            put(&self.intents, &key_of(i, "token")?, i)?;
         }
         for h in &ex.history {
-            self.history
-                .insert(
-                    h.id.as_bytes(),
-                    serde_json::to_vec(h).map_err(|e| self.err(e))?,
-                )
-                .map_err(|e| self.err(e))?;
+            put(&self.history, &h.id, h)?;
         }
         self.meta
             .insert("lineage", ex.lineage.as_bytes())
@@ -565,6 +560,19 @@ impl StateStore for SledStore {
         // Every record must be readable with this master key.
         self.resources()?;
         Ok(())
+    }
+}
+
+/// Serializing values of different types through one helper.
+mod erased {
+    /// A value that serializes to JSON bytes.
+    pub trait Json {
+        fn bytes(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn bytes(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec(self)
+        }
     }
 }
 

@@ -175,7 +175,7 @@ impl Loader {
         }
         if templates.is_empty() {
             return Err(WorkspaceError::policy(
-                format!("{origin}"),
+                origin.clone(),
                 "module has no `*.tera` template",
             ));
         }

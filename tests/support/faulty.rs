@@ -126,7 +126,7 @@ fn serve(
         return Ok(());
     };
     let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-    if n % every == 0 {
+    if n.is_multiple_of(every) {
         let k = faults.fetch_add(1, Ordering::SeqCst);
         out.write_all(fault(&head, k).as_bytes())?;
         return Ok(());

@@ -184,3 +184,48 @@ pub fn walk(p: &Path, out: &mut Vec<PathBuf>) {
 pub fn tenant_yaml(id: &str, plan: &str) -> String {
     format!("id: {id}\nplan: {plan}\nstatus: active\nregion: eu-west-1\ndomain: {{ kind: subdomain, name: {id} }}\n")
 }
+
+/// Runs `landlord apply` `runs` times, killing each run (SIGKILL) after it printed
+/// `thresholds[i]` progress lines (0: after a short sleep); returns how many runs were
+/// still working when killed.
+pub fn kill_applies(
+    ws: &Ws,
+    args: &[&str],
+    runs: usize,
+    thresholds: &[usize],
+    sleep_ms: (u64, u64),
+) -> usize {
+    use std::io::{BufRead, BufReader};
+    let mut kills = 0;
+    for i in 0..runs {
+        let mut child = ws
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let target = thresholds[i % thresholds.len()];
+        if target == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(
+                sleep_ms.0 + sleep_ms.1 * i as u64,
+            ));
+        } else {
+            let mut seen = 0;
+            for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+                let Ok(line) = line else { break };
+                if line.ends_with("s]") {
+                    seen += 1;
+                    if seen >= target {
+                        break;
+                    }
+                }
+            }
+        }
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    kills
+}

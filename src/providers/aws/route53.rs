@@ -670,7 +670,9 @@ pub(super) async fn apply_records(
             }
             n += dn;
             chars += dc;
-            batches.last_mut().map(|b| b.push((i, ch)));
+            if let Some(b) = batches.last_mut() {
+                b.push((i, ch));
+            }
         }
         for batch in batches.into_iter().filter(|b| !b.is_empty()) {
             let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
