@@ -337,3 +337,29 @@ fn fifty_records_refresh_with_one_zone_transfer() {
     assert_eq!(count("Query"), 0, "{plan}");
     assert_eq!(plan["summary"]["unchanged"], 50);
 }
+
+#[test]
+fn validate_needs_no_secret_and_apply_names_the_missing_variable() {
+    let bind = Bind::start(&["example.test", "acme.test"]);
+    let ws = records_only(&bind, 1);
+    let run = |args: &[&str]| {
+        let out = ws
+            .cmd(args)
+            .env_remove("LANDLORD_TSIG_SECRET")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, _) = run(&["validate"]);
+    assert_eq!(code, Some(0), "validate works without secrets");
+    let (code, out) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("environment variable `LANDLORD_TSIG_SECRET` (tsig_secret_env) is not set"),
+        "{out}"
+    );
+}

@@ -99,19 +99,23 @@ impl Servers {
                 .and_then(|mut a| a.next())
                 .ok_or_else(|| bad(format!("`server` `{server}` is not a host:port")))?;
             let zone = s("zone").ok_or_else(|| bad("`zone` is required".into()))?;
+            // A missing secret is reported when the server is first used, so `validate`
+            // and reviews of a plan without refresh need no secrets.
+            let mut unavailable = None;
             let secret = match (s("tsig_key_name"), s("tsig_secret_env")) {
-                (Some(key), Some(env)) => {
-                    let secret = std::env::var(&env).map_err(|_| {
-                        bad(format!(
-                            "environment variable `{env}` (tsig_secret_env) is not set"
-                        ))
-                    })?;
-                    Some((
+                (Some(key), Some(env)) => match std::env::var(&env) {
+                    Ok(secret) => Some((
                         key,
                         s("tsig_algorithm").unwrap_or_else(|| "hmac-sha256".into()),
                         secret,
-                    ))
-                }
+                    )),
+                    Err(_) => {
+                        unavailable = Some(format!(
+                            "[providers.dns.{name}]: environment variable `{env}` (tsig_secret_env) is not set"
+                        ));
+                        None
+                    }
+                },
                 (None, None) => None,
                 _ => {
                     return Err(bad(
@@ -134,7 +138,8 @@ impl Servers {
                     .map(|(k, a, s)| (k.as_str(), a.as_str(), s.as_str())),
                 stats.clone(),
             )
-            .map_err(bad)?;
+            .map_err(bad)?
+            .unavailable(unavailable);
             out.servers.insert(name.clone(), (srv, timeout));
         }
         Ok(out)

@@ -42,6 +42,7 @@ pub struct DnsServer {
     /// Zone apex without the trailing dot.
     pub zone: String,
     signer: Option<TSigner>,
+    unavailable: Option<String>,
     stats: Arc<ApiStats>,
 }
 
@@ -116,6 +117,7 @@ impl DnsServer {
             addr,
             zone: zone.trim_end_matches('.').to_ascii_lowercase(),
             signer,
+            unavailable: None,
             stats,
         })
     }
@@ -126,17 +128,32 @@ impl DnsServer {
         n == self.zone || n.ends_with(&format!(".{}", self.zone))
     }
 
-    fn udp(&self) -> Client<TokioRuntimeProvider> {
+    /// Marks the server unusable (a missing secret), with the reason.
+    pub fn unavailable(mut self, why: Option<String>) -> Self {
+        self.unavailable = why;
+        self
+    }
+
+    fn usable(&self) -> Result<(), ProviderError> {
+        match &self.unavailable {
+            Some(why) => Err(ProviderError::Auth(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn udp(&self) -> Result<Client<TokioRuntimeProvider>, ProviderError> {
+        self.usable()?;
         let stream = UdpClientStream::builder(self.addr, TokioRuntimeProvider::default())
             .with_timeout(Some(Duration::from_secs(5)))
             .with_signer(self.signer.clone())
             .build();
         let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
         tokio::spawn(bg);
-        client
+        Ok(client)
     }
 
     async fn tcp(&self) -> Result<Client<TokioRuntimeProvider>, ProviderError> {
+        self.usable()?;
         let (fut, handle) = TcpClientStream::new(
             self.addr,
             None,
@@ -203,7 +220,7 @@ impl DnsServer {
     /// Creates an rrset; refused (conflict) when one already exists.
     pub async fn create(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .create(self.rrset(s)?, fqdn(&self.zone)?)
             .await
@@ -214,7 +231,7 @@ impl DnsServer {
     /// Replaces `current` with `new`; refused (conflict) when the live set is not `current`.
     pub async fn swap(&self, current: &RrSet, new: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .compare_and_swap(self.rrset(current)?, self.rrset(new)?, fqdn(&self.zone)?)
             .await
@@ -225,7 +242,7 @@ impl DnsServer {
     /// Adds one value to an rrset (creating it).
     pub async fn append(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .append(self.rrset(s)?, fqdn(&self.zone)?, false)
             .await
@@ -236,7 +253,7 @@ impl DnsServer {
     /// Deletes exactly these values.
     pub async fn delete_values(&self, s: &RrSet) -> Result<(), ProviderError> {
         self.stats.record(STATS, "Update");
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .delete_by_rdata(self.rrset(s)?, fqdn(&self.zone)?)
             .await
@@ -255,7 +272,7 @@ impl DnsServer {
             _ => RData::Update0(rtype),
         };
         let rec = Record::from_rdata(fqdn(name)?, 0, placeholder);
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .delete_rrset(rec, fqdn(&self.zone)?)
             .await
@@ -267,7 +284,7 @@ impl DnsServer {
     pub async fn query(&self, name: &str, rtype: &str) -> Result<Option<RrSet>, ProviderError> {
         self.stats.record(STATS, "Query");
         let rt = RecordType::from_str_ok(rtype)?;
-        let mut c = self.udp();
+        let mut c = self.udp()?;
         let resp = c
             .query(fqdn(name)?, DNSClass::IN, rt)
             .await
