@@ -363,3 +363,45 @@ fn validate_needs_no_secret_and_apply_names_the_missing_variable() {
         "{out}"
     );
 }
+
+#[test]
+fn a_lagging_nameserver_is_reported_as_served_value_differs() {
+    let bind = Bind::start(&["example.test", "acme.test"]);
+    let secondary = Bind::start_secondary(&bind, &["example.test"]);
+    let ws = records_only(&bind, 1);
+    ws.edit(
+        "landlord.toml",
+        "zone = \"example.test\"\n",
+        &format!(
+            "zone = \"example.test\"\nnameservers = [\"{}\", \"{}\"]\n",
+            bind.addr(),
+            secondary.addr()
+        ),
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        bind.dig("globex.example.test", "A"),
+        ["192.0.2.10", "192.0.2.11"]
+    );
+    assert!(
+        secondary.dig("globex.example.test", "A").is_empty(),
+        "the secondary lags"
+    );
+    let r = ws.ok(&["drift"], 2);
+    let line = format!(
+        "? globex/dns_record.site: served value differs at {}",
+        secondary.addr()
+    );
+    assert!(r.stdout.contains(&line), "{}", r.all());
+    assert!(
+        !r.stdout.contains("changed out of band"),
+        "the API value is as recorded: {}",
+        r.all()
+    );
+    let j: Value = serde_json::from_str(&ws.ok(&["drift", "--json"], 2).stdout).unwrap();
+    assert_eq!(j["items"][0]["kind"]["served-differs"], secondary.addr());
+    assert_eq!(
+        j["items"][0]["attributes"][0]["after"],
+        serde_json::json!([])
+    );
+}

@@ -10,7 +10,7 @@ use crate::addr::ResourceAddr;
 use crate::plan::refresh::refresh;
 use crate::plan::show::attr_lines;
 use crate::plan::{AttrChange, PlanError};
-use crate::providers::{AttrKind, PlanRequest, Registry};
+use crate::providers::{AttrKind, PlanRequest, ReadRequest, Registry};
 use crate::state::ResourceRecord;
 use crate::value::SENSITIVE_TEXT;
 
@@ -24,6 +24,8 @@ pub enum DriftKind {
     Deleted,
     /// A certificate is inside its renewal window.
     RenewalDue(String),
+    /// A nameserver serves something other than what the API holds (named here).
+    ServedDiffers(String),
 }
 
 /// One drifted resource.
@@ -129,6 +131,36 @@ pub async fn detect(
                         attributes: vec![],
                     });
                 }
+                // What resolvers get, apart from what the API holds.
+                let read = ReadRequest {
+                    address: rec.address.clone(),
+                    id: rec.id.clone(),
+                    prior: rec.attributes.clone(),
+                };
+                let served = provider.served_differences(read, cur).await.map_err(|e| {
+                    PlanError::Provider {
+                        address: rec.address.clone(),
+                        message: format!("served-answer check failed: {e}"),
+                    }
+                })?;
+                for (nameserver, got) in served {
+                    let attributes = ["records", "ttl"]
+                        .iter()
+                        .filter(|k| cur.get(**k) != got.get(**k))
+                        .map(|k| AttrChange {
+                            name: k.to_string(),
+                            before: cur.get(*k).cloned(),
+                            after: got.get(*k).cloned(),
+                            sensitive: false,
+                            forces_replace: false,
+                        })
+                        .collect();
+                    items.push(DriftItem {
+                        address: rec.address.clone(),
+                        kind: DriftKind::ServedDiffers(nameserver),
+                        attributes,
+                    });
+                }
             }
         }
     }
@@ -143,6 +175,10 @@ fn line(item: &DriftItem) -> Vec<String> {
         DriftKind::Changed => format!("~ {}: changed out of band", item.address),
         DriftKind::Deleted => format!("- {}: deleted out of band", item.address),
         DriftKind::RenewalDue(r) => format!("! {}: {r}", item.address),
+        DriftKind::ServedDiffers(ns) => format!(
+            "? {}: served value differs at {ns} (the API value is as recorded)",
+            item.address
+        ),
     }];
     for a in &item.attributes {
         out.extend(attr_lines(a).into_iter().map(|l| format!("    {l}")));
@@ -200,6 +236,7 @@ pub fn markdown(r: &Report) -> String {
             DriftKind::Changed => "changed out of band".to_string(),
             DriftKind::Deleted => "deleted out of band".to_string(),
             DriftKind::RenewalDue(r) => r.clone(),
+            DriftKind::ServedDiffers(ns) => format!("served value differs at {ns}"),
         };
         let attrs: Vec<String> = i
             .attributes

@@ -308,6 +308,17 @@ pub trait Provider: Send + Sync {
 
     /// Reconciles an intent left by a killed run.
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError>;
+
+    /// What clients are served for a DNS record, where that can differ from what the
+    /// API holds (secondaries, propagation): `(nameserver, attributes)` for each server
+    /// whose answer differs from `api`. Empty when the provider serves nothing or all agree.
+    async fn served_differences(
+        &self,
+        _req: ReadRequest,
+        _api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        Ok(vec![])
+    }
 }
 
 /// Provider settings taken from the workspace.

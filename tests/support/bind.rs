@@ -37,8 +37,18 @@ fn free_udp_tcp_port() -> u16 {
 }
 
 impl Bind {
-    /// Starts named serving `zones`; fails loudly when BIND is not installed.
+    /// Starts named as the primary of `zones`; fails loudly when BIND is not installed.
     pub fn start(zones: &[&str]) -> Bind {
+        Self::launch(zones, None)
+    }
+
+    /// Starts named as a secondary of `zones`, transferring from `primary` at start and
+    /// then only on its SOA refresh (the primary sends no NOTIFY): a lagging server.
+    pub fn start_secondary(primary: &Bind, zones: &[&str]) -> Bind {
+        Self::launch(zones, Some(primary.port))
+    }
+
+    fn launch(zones: &[&str], primary: Option<u16>) -> Bind {
         let bin = named();
         assert!(bin.exists(), "BIND9 `named` not found at {}: run scripts/install-test-deps (Debian bind9) or set LANDLORD_NAMED", bin.display());
         let dir = tempfile::tempdir().unwrap();
@@ -59,6 +69,13 @@ impl Bind {
             dir = d.display()
         );
         for z in zones {
+            if let Some(p) = primary {
+                conf.push_str(&format!(
+                    "zone \"{z}\" {{ type secondary; file \"{dir}/{z}.db\"; primaries {{ 127.0.0.1 port {p}; }}; }};\n",
+                    dir = d.display()
+                ));
+                continue;
+            }
             std::fs::write(
                 d.join(format!("{z}.zone")),
                 format!("$ORIGIN {z}.\n$TTL 60\n@ IN SOA ns1.{z}. hostmaster.{z}. ( 1 60 60 3600 60 )\n  IN NS ns1.{z}.\nns1 IN A 127.0.0.1\n"),

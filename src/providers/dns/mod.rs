@@ -85,6 +85,7 @@ impl Servers {
                     "tsig_algorithm",
                     "tsig_secret_env",
                     "propagation_timeout_seconds",
+                    "nameservers",
                 ]
                 .contains(&k.as_str())
                 {
@@ -140,6 +141,22 @@ impl Servers {
             )
             .map_err(bad)?
             .unavailable(unavailable);
+            let mut srv = srv;
+            if let Some(list) = t.get("nameservers") {
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| bad("`nameservers` must be a list of host:port".into()))?;
+                srv.nameservers = list
+                    .iter()
+                    .map(|v| {
+                        let text = v.as_str().unwrap_or_default();
+                        text.to_socket_addrs()
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .ok_or_else(|| bad(format!("nameserver `{text}` is not a host:port")))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             out.servers.insert(name.clone(), (srv, timeout));
         }
         Ok(out)
@@ -413,6 +430,14 @@ impl Provider for Dns {
         server.delete_rrset(&want.name, &want.rtype).await
     }
 
+    async fn served_differences(
+        &self,
+        req: ReadRequest,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        self.served(&req, api).await
+    }
+
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let source = req.prior.as_ref().unwrap_or(&req.config);
         if req.op == IntentOp::Delete {
@@ -443,6 +468,31 @@ impl Provider for Dns {
 }
 
 impl Dns {
+    /// Nameservers whose answer for the record differs from what the server's API holds.
+    async fn served(
+        &self,
+        req: &ReadRequest,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        if req.address.rtype != "dns_record" {
+            return Ok(vec![]);
+        }
+        let (server, _) = self.server(&req.prior)?;
+        let want = desired(api)?;
+        let mut out = Vec::new();
+        for ns in &server.nameservers {
+            let values = server.resolve_at(*ns, &want.name, &want.rtype).await?;
+            if values != want.values {
+                let live = RrSet {
+                    values,
+                    ..want.clone()
+                };
+                out.push((ns.to_string(), attrs_of(&live, api)));
+            }
+        }
+        Ok(out)
+    }
+
     async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         if r.address.rtype == "domain_verification" {
             return verification::verify(

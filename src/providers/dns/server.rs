@@ -43,6 +43,8 @@ pub struct DnsServer {
     pub zone: String,
     signer: Option<TSigner>,
     unavailable: Option<String>,
+    /// The zone's authoritative nameservers, checked for what they serve (default: `addr`).
+    pub nameservers: Vec<SocketAddr>,
     stats: Arc<ApiStats>,
 }
 
@@ -118,6 +120,7 @@ impl DnsServer {
             zone: zone.trim_end_matches('.').to_ascii_lowercase(),
             signer,
             unavailable: None,
+            nameservers: vec![addr],
             stats,
         })
     }
@@ -358,13 +361,23 @@ impl DnsServer {
     /// What a resolver asking this server gets for `name`/`rtype` (values, sorted): the
     /// served answer, as opposed to what the update API accepted.
     pub async fn resolve(&self, name: &str, rtype: &str) -> Result<Vec<String>, ProviderError> {
+        self.resolve_at(self.addr, name, rtype).await
+    }
+
+    /// What the nameserver at `at` answers for `name`/`rtype` (values, sorted).
+    pub async fn resolve_at(
+        &self,
+        at: SocketAddr,
+        name: &str,
+        rtype: &str,
+    ) -> Result<Vec<String>, ProviderError> {
         use hickory_resolver::config::{NameServerConfig, ResolverConfig};
         use hickory_resolver::net::runtime::TokioRuntimeProvider as ResolverRuntime;
         self.stats.record(STATS, "Resolve");
         let rt = RecordType::from_str_ok(rtype)?;
-        let mut ns = NameServerConfig::udp_and_tcp(self.addr.ip());
+        let mut ns = NameServerConfig::udp_and_tcp(at.ip());
         for c in ns.connections.iter_mut() {
-            c.port = self.addr.port();
+            c.port = at.port();
         }
         let mut builder = hickory_resolver::Resolver::builder_with_config(
             ResolverConfig::from_name_servers(vec![ns]),
@@ -387,8 +400,7 @@ impl DnsServer {
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
             Err(e) => Err(ProviderError::Transient(format!(
-                "resolving `{name}` {rtype} at {}: {e}",
-                self.addr
+                "resolving `{name}` {rtype} at {at}: {e}"
             ))),
         }
     }
