@@ -124,7 +124,7 @@ fn drift_matrix_is_reported_per_attribute_and_repaired() {
     use aws_sdk_route53::types::{
         Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
     };
-    use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
     let moto = Moto::start();
     let ws = Ws::example("aws").with_env(moto.env());
     ws.ok(&["apply", "--auto-approve"], 0);
@@ -160,23 +160,7 @@ fn drift_matrix_is_reported_per_attribute_and_repaired() {
         .unwrap();
     };
     // 1. a tag changed, 2. versioning suspended
-    let tags = Tagging::builder()
-        .tag_set(
-            Tag::builder()
-                .key("tenant")
-                .value("someone-else")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    sdk.run(
-        s3.put_bucket_tagging()
-            .bucket("awsdemo-globex-assets")
-            .tagging(tags)
-            .send(),
-    )
-    .unwrap();
+    sdk.tag_bucket("awsdemo-globex-assets", "tenant", "someone-else");
     let suspended = VersioningConfiguration::builder()
         .status(BucketVersioningStatus::Suspended)
         .build();
@@ -410,29 +394,16 @@ fn destroying_a_non_empty_bucket_is_refused_with_the_object_count() {
 
 #[test]
 fn a_bucket_managed_under_another_address_is_a_conflict() {
-    use aws_sdk_s3::types::{Tag, Tagging};
     let moto = Moto::start();
     let sdk = Sdk::new(&moto.endpoint);
     let s3 = sdk.s3();
     sdk.run(s3.create_bucket().bucket("awsdemo-globex-assets").send())
         .unwrap();
-    let tags = Tagging::builder()
-        .tag_set(
-            Tag::builder()
-                .key("landlord:address")
-                .value("other/aws_s3_bucket.x")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    sdk.run(
-        s3.put_bucket_tagging()
-            .bucket("awsdemo-globex-assets")
-            .tagging(tags)
-            .send(),
-    )
-    .unwrap();
+    sdk.tag_bucket(
+        "awsdemo-globex-assets",
+        "landlord:address",
+        "other/aws_s3_bucket.x",
+    );
     let ws = Ws::example("aws").with_env(moto.env());
     let r = ws.ok(&["apply", "--auto-approve"], 1);
     assert!(

@@ -181,6 +181,20 @@ impl SledStore {
         Ok(())
     }
 
+    /// Every value of a tree, decoded from JSON; `what` names a row in errors.
+    fn rows<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &sled::Tree,
+        what: &str,
+    ) -> Result<Vec<T>, StateError> {
+        tree.iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("{what}: {e}")))
+            })
+            .collect()
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
@@ -448,13 +462,7 @@ impl StateStore for SledStore {
     }
 
     fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
-        self.locks
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("lock record: {e}")))
-            })
-            .collect()
+        self.rows(&self.locks, "lock record")
     }
 
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
@@ -468,24 +476,10 @@ impl StateStore for SledStore {
     }
 
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
-        self.history
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("history row: {e}")))
-            })
-            .collect()
+        self.rows(&self.history, "history row")
     }
 
     fn export(&self) -> Result<Export, StateError> {
-        let raw = |t: &sled::Tree| -> Result<Vec<Value>, StateError> {
-            t.iter()
-                .map(|kv| {
-                    let (_, v) = kv.map_err(|e| self.err(e))?;
-                    serde_json::from_slice(&v).map_err(|e| self.corrupt(e))
-                })
-                .collect()
-        };
         let mut keys = BTreeMap::new();
         for kv in self.keys.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -496,8 +490,8 @@ impl StateStore for SledStore {
             version: FORMAT_VERSION,
             lineage: self.meta_str("lineage")?,
             serial: self.serial()?,
-            resources: raw(&self.resources)?,
-            intents: raw(&self.intents)?,
+            resources: self.rows::<Value>(&self.resources, "resource record")?,
+            intents: self.rows::<Value>(&self.intents, "intent")?,
             keys,
             history: self.history()?,
         })

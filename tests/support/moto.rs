@@ -170,6 +170,23 @@ impl Sdk {
         aws_sdk_acm::Client::new(&self.run(conf(&self.endpoint, "us-east-1")))
     }
 
+    /// Replaces the tags of a bucket with one tag.
+    pub fn tag_bucket(&self, bucket: &str, key: &str, value: &str) {
+        use aws_sdk_s3::types::{Tag, Tagging};
+        let tags = Tagging::builder()
+            .tag_set(Tag::builder().key(key).value(value).build().unwrap())
+            .build()
+            .unwrap();
+        self.run(
+            self.s3()
+                .put_bucket_tagging()
+                .bucket(bucket)
+                .tagging(tags)
+                .send(),
+        )
+        .unwrap();
+    }
+
     /// The id of a zone by name.
     pub fn zone_id(&self, name: &str) -> String {
         let r53 = self.route53();
