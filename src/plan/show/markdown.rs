@@ -31,7 +31,12 @@ pub fn markdown(plan: &Plan) -> String {
             .push(c);
     }
     out.push_str("| Tenant | Add | Change | Replace | Destroy |\n|---|---:|---:|---:|---:|\n");
+    // The table gets at most half the budget; the rest of the tenants are summed up.
+    let mut listed = 0;
     for (t, cs) in &by_tenant {
+        if out.len() > COMMENT_BUDGET / 2 {
+            break;
+        }
         let n = |a: Action| cs.iter().filter(|c| c.action == a).count();
         let _ = writeln!(
             out,
@@ -40,6 +45,14 @@ pub fn markdown(plan: &Plan) -> String {
             n(Action::Update),
             n(Action::Replace),
             n(Action::Delete)
+        );
+        listed += 1;
+    }
+    if listed < by_tenant.len() {
+        let _ = writeln!(
+            out,
+            "| _{} more tenants_ | | | | |",
+            by_tenant.len() - listed
         );
     }
     out.push('\n');
@@ -83,7 +96,68 @@ pub fn markdown(plan: &Plan) -> String {
         }
     }
     if !omitted.is_empty() {
-        let _ = writeln!(out, "_Details of {} tenants omitted to fit the comment size limit: {}. Run `landlord plan --tenant T` for them._", omitted.len(), omitted.join(", "));
+        let _ = writeln!(
+            out,
+            "_Details of {} tenants omitted to fit the comment size limit. Run `landlord plan --tenant T` (or `--json`) for them._",
+            omitted.len()
+        );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, AttrChange, Mode, Plan, ResourceChange, PLAN_FORMAT_VERSION};
+    use serde_json::json;
+
+    fn plan(tenants: usize) -> Plan {
+        let changes = (0..tenants)
+            .map(|i| ResourceChange {
+                address: format!("t{i:04}/local_file.site").parse().unwrap(),
+                action: Action::Create,
+                reasons: vec!["new resource".into()],
+                attributes: vec![AttrChange {
+                    name: "content".into(),
+                    before: None,
+                    after: Some(json!(
+                        "server {\n    listen 443 ssl;\n    server_name example;\n}\n"
+                    )),
+                    sensitive: false,
+                    forces_replace: false,
+                }],
+                properties: Default::default(),
+                depends_on: vec![],
+                lifecycle: Default::default(),
+            })
+            .collect();
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            mode: Mode::Normal,
+            state_serial: 0,
+            input_hash: String::new(),
+            tenants: vec![],
+            refreshed: false,
+            changes,
+            edges: vec![],
+            unchanged: 0,
+        }
+    }
+
+    #[test]
+    fn a_large_plan_fits_a_pull_request_comment() {
+        let md = markdown(&plan(2000));
+        assert!(md.len() < 65_536, "{} characters", md.len());
+        assert!(md.contains("**Plan: 2000 to add, 0 to change, 0 to replace, 0 to destroy.**"));
+        assert!(md.contains("_Details of "), "omitted tenants are named");
+        assert!(!md.contains("```mermaid"), "no graph for large plans");
+    }
+
+    #[test]
+    fn a_small_plan_has_a_section_per_tenant_and_a_graph() {
+        let md = markdown(&plan(3));
+        assert_eq!(md.matches("<details>").count(), 3);
+        assert!(md.contains("```mermaid"));
+        assert!(!md.contains("omitted"));
+    }
 }
