@@ -499,3 +499,28 @@ fn invalid_bucket_name_is_refused() {
         ],
     );
 }
+
+#[test]
+fn access_denied_is_fatal_and_names_resource_and_cause() {
+    use crate::support::faulty::Fault;
+    let moto = Moto::start();
+    let proxy =
+        FaultyProxy::start_with(moto.endpoint.trim_start_matches("http://"), 1, Fault::Deny);
+    let ws = Ws::example("aws").with_env(env_for(&proxy.endpoint));
+    let started = std::time::Instant::now();
+    let r = ws.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.stdout.contains("_shared/aws_s3_bucket.shared: FAILED to create: authentication failed: s3 CreateBucket: AccessDenied"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "access errors are not retried"
+    );
+    assert_eq!(
+        ws.ok(&["state", "list"], 0).stdout,
+        "",
+        "nothing is recorded"
+    );
+}

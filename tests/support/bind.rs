@@ -45,7 +45,19 @@ impl Bind {
     /// Starts named as a secondary of `zones`, transferring from `primary` at start and
     /// then only on its SOA refresh (the primary sends no NOTIFY): a lagging server.
     pub fn start_secondary(primary: &Bind, zones: &[&str]) -> Bind {
-        Self::launch(zones, Some(primary.port))
+        let b = Self::launch(zones, Some(primary.port));
+        // Wait for the initial transfer, so later changes on the primary are not in it.
+        let start = Instant::now();
+        for z in zones {
+            while b.dig(z, "SOA").is_empty() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the secondary never loaded {z}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        b
     }
 
     fn launch(zones: &[&str], primary: Option<u16>) -> Bind {

@@ -13,9 +13,23 @@ pub struct FaultyProxy {
     faults: Arc<AtomicUsize>,
 }
 
+/// What the proxy answers instead of forwarding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Throttling errors and 503s, alternating.
+    Throttle,
+    /// 403 AccessDenied.
+    Deny,
+}
+
 impl FaultyProxy {
-    /// Forwards to `upstream` (`host:port`), failing every `every`-th request.
+    /// Forwards to `upstream` (`host:port`), answering every `every`-th request with a fault.
     pub fn start(upstream: &str, every: usize) -> FaultyProxy {
+        Self::start_with(upstream, every, Fault::Throttle)
+    }
+
+    /// Like `start`, with the kind of fault.
+    pub fn start_with(upstream: &str, every: usize, kind: Fault) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let faults = Arc::new(AtomicUsize::new(0));
@@ -25,7 +39,7 @@ impl FaultyProxy {
             for conn in listener.incoming().flatten() {
                 let (up, f, count) = (up.clone(), f.clone(), count.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &up, &f, &count, every);
+                    let _ = serve(conn, &up, &f, &count, every, kind);
                 });
             }
         });
@@ -113,12 +127,31 @@ fn fault(head: &[String], n: usize) -> String {
     format!("HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
 }
 
+fn denied(head: &[String]) -> String {
+    let json = head
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("x-amz-target:"));
+    let (ctype, body) = if json {
+        (
+            "application/x-amz-json-1.1",
+            r#"{"__type":"AccessDeniedException","message":"User is not authorized"}"#.to_string(),
+        )
+    } else {
+        (
+            "application/xml",
+            "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".to_string(),
+        )
+    };
+    format!("HTTP/1.1 403 Forbidden\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+}
+
 fn serve(
     conn: TcpStream,
     upstream: &str,
     faults: &AtomicUsize,
     count: &AtomicUsize,
     every: usize,
+    kind: Fault,
 ) -> std::io::Result<()> {
     let mut out = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
@@ -128,7 +161,11 @@ fn serve(
     let n = count.fetch_add(1, Ordering::SeqCst) + 1;
     if n.is_multiple_of(every) {
         let k = faults.fetch_add(1, Ordering::SeqCst);
-        out.write_all(fault(&head, k).as_bytes())?;
+        let answer = match kind {
+            Fault::Throttle => fault(&head, k),
+            Fault::Deny => denied(&head),
+        };
+        out.write_all(answer.as_bytes())?;
         return Ok(());
     }
     let mut up = TcpStream::connect(upstream)?;
