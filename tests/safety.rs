@@ -286,3 +286,48 @@ fn killed_applies_leave_no_orphan_and_no_duplicate() {
     let zone = ws.read("out/zones/saas.example.test.zone");
     assert_eq!(zone.matches("IN CNAME edge").count(), 50);
 }
+
+#[test]
+fn a_saved_plan_is_refused_after_a_killed_run_left_operations_behind() {
+    let ws = Ws::example("quickstart");
+    for t in ["acme", "globex"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{t}.yaml"))).unwrap();
+    }
+    std::fs::remove_file(ws.join("shared.yaml")).unwrap();
+    ws.write(
+        "modules/test/slow/module.yaml",
+        "description: waits on create\n",
+    );
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
+    );
+    ws.write("plans/basic.yaml", "modules:\n  - use: test/slow\n");
+    let plan_file = ws.join("plan.bin");
+    ws.ok(&["plan", "--out", plan_file.to_str().unwrap()], 0);
+    // A run is killed while its only change is under way: nothing is committed.
+    let mut child = ws
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ws
+        .ok(&["state", "list"], 0)
+        .stderr
+        .contains("1 operations of an interrupted run are pending"));
+    let r = ws.run(&["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("initech/time_sleep.pause: interrupted create reconciled"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("saved plan is stale"), "{}", r.all());
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -313,7 +313,7 @@ async fn apply_cmd(
     let hook = progress::Progress::new(0, false, json);
     let p = match plan_file {
         Some(f) => {
-            let p = ops::saved_plan(&s, &st, &ops::out_path(dir, f))?;
+            let p = ops::saved_plan(&s, &st, &ops::out_path(dir, f), &hook).await?;
             if !json {
                 print!("{}", show::text(&p, color));
             }

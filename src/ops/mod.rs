@@ -212,8 +212,16 @@ pub async fn run_plan(
 }
 
 /// Loads a saved plan and refuses it when stale.
-pub fn saved_plan(s: &Session, st: &OpenState, path: &Path) -> Result<Plan, OpsError> {
+pub async fn saved_plan(
+    s: &Session,
+    st: &OpenState,
+    path: &Path,
+    hook: &dyn Hook,
+) -> Result<Plan, OpsError> {
     let plan = file::load(path)?;
+    // Operations a killed run left behind are reconciled first; if that changes state,
+    // the plan no longer describes it and is refused below.
+    apply::recover(&st.store, &s.registry, hook).await?;
     file::check_fresh(&plan, st.store.serial()?, &s.ws.input_hash)?;
     Ok(plan)
 }
