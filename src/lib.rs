@@ -29,6 +29,14 @@
 //! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
 //! - saved plan files (`plan --out`): [`plan::file`].
 //! - files managed by `local_file`: [`providers::builtin`].
+//!
+//! # Providers
+//!
+//! [`providers::builtin`] (offline: random values, keys, self-signed certificates, local
+//! files), [`providers::aws`] (Route 53, S3, ACM, KMS on aws-sdk-rust),
+//! [`providers::dns`] (RFC 2136 + TSIG, AXFR, served-answer checks, domain verification)
+//! and [`providers::acme`] (ACME certificates over DNS-01). The engine owns retries,
+//! timeouts, concurrency and state; providers answer request structs.
 #![deny(missing_docs)]
 
 pub mod addr;
