@@ -4,6 +4,8 @@ mod support;
 
 /// The AWS provider against moto: inventory, batching, drift, crashes, faults, bad input.
 mod aws;
+/// The Azure provider against the ARM contract server.
+mod azure;
 /// Every class of bad input fails with a located message and leaves state untouched.
 mod bad_input;
 /// RFC 2136 records on BIND, domain verification and ACME certificates from Pebble.

@@ -29,6 +29,9 @@ pub const EXIT_CHANGES: u8 = 2;
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> u8 {
+    // Two TLS stacks link rustls with different crypto back-ends (aws-lc-rs for AWS, ACME
+    // and DNS; ring through the Azure HTTP client): choose one for the whole process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Usage errors exit 1 like every other error: 2 means "changes" to CI scripts.
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod aws;
+pub mod azure;
 pub mod builtin;
 pub mod dns;
 #[cfg(test)]
@@ -356,12 +357,14 @@ impl Registry {
         let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
         let acme = acme::Acme::new(settings, servers.clone(), stats.clone())?;
         let dns = dns::Dns::new(servers, stats.clone());
+        let azure = azure::Azure::new(settings, stats.clone())?;
         Ok(Self::with_providers(
             vec![
                 Arc::new(builtin),
                 Arc::new(aws),
                 Arc::new(dns),
                 Arc::new(acme),
+                Arc::new(azure),
             ],
             stats,
         ))

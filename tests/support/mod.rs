@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod arm;
 pub mod bind;
 pub mod faulty;
 pub mod moto;
