@@ -123,3 +123,61 @@ fn invalid_resource_group_name_is_refused_before_any_call() {
         r.all()
     );
 }
+
+#[test]
+fn killed_applies_leave_the_inventory_equal_to_state() {
+    let arm = Arm::start();
+    let ws = workspace(&arm);
+    for t in ["contoso", "fabrikam"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{t}.yaml"))).unwrap();
+    }
+    for i in 0..16 {
+        ws.write(&format!("tenants/t{i:02}.yaml"), &format!("id: t{i:02}\nplan: standard\nregion: westeurope\ndomain: {{ kind: subdomain, name: t{i:02} }}\n"));
+    }
+    // Pace the run so kills land in the middle of it: each tenant also waits 150 ms.
+    ws.write("modules/test/pace/module.yaml", "description: pacing\n");
+    ws.write(
+        "modules/test/pace/p.yaml.tera",
+        "- type: time_sleep\n  name: pace\n  properties: { create_duration: 150ms }\n",
+    );
+    ws.edit(
+        "plans/standard.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/pace\n",
+    );
+    let args = ["apply", "--auto-approve", "--parallelism", "4"];
+    let kills = crate::support::kill_applies(&ws, &args, 12, &[0, 1, 1, 2, 3], (30, 15));
+    assert!(kills >= 10, "only {kills} runs were killed mid-way");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    let out: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
+    let mut recorded: Vec<String> = out
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(a, v)| {
+            if a.contains("time_sleep") {
+                String::new()
+            } else if a.contains("azure_dns_record_set") {
+                format!("{SUB}/resourceGroups/azdemo-platform/providers/Microsoft.Network/dnsZones/saas.example.test/CNAME/{}", v["name"].as_str().unwrap())
+            } else {
+                v["id"].as_str().unwrap().to_string()
+            }
+        })
+        .collect();
+    recorded.retain(|s| !s.is_empty());
+    recorded.sort_by_key(|s| s.to_ascii_lowercase());
+    let live: Vec<String> = arm.inventory();
+    assert_eq!(
+        live.iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect::<Vec<_>>(),
+        recorded
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect::<Vec<_>>(),
+        "no orphan, no duplicate"
+    );
+    assert_eq!(live.len(), 1 + 1 + 16 + 16);
+}
