@@ -133,11 +133,22 @@ fn check_tenants(
     tenants: &[String],
     st: Option<&dyn StateStore>,
 ) -> Result<(), OpsError> {
-    for t in tenants {
-        let in_state = st
-            .and_then(|s| s.resources().ok())
-            .is_some_and(|rs| rs.iter().any(|r| r.address.scope.as_str() == t));
-        if ws.tenant(t).is_none() && t != crate::addr::SHARED && !in_state {
+    let unknown: Vec<&String> = tenants
+        .iter()
+        .filter(|t| ws.tenant(t).is_none() && *t != crate::addr::SHARED)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    // Only tenants without a file need the state read (once) to be known.
+    let recorded: std::collections::BTreeSet<String> = st
+        .and_then(|s| s.resources().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.address.scope.to_string())
+        .collect();
+    for t in unknown {
+        if !recorded.contains(t) {
             return Err(OpsError::Usage(format!(
                 "unknown tenant `{t}`: no tenants/{t}.yaml and nothing recorded in state"
             )));

@@ -322,6 +322,15 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// Awaits futures one after another, in order (for providers that do not batch).
+pub(crate) async fn in_order<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}
+
 /// Provider settings taken from the workspace.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {

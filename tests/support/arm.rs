@@ -145,6 +145,18 @@ impl Arm {
     }
 }
 
+fn unsupported_api(out: &mut TcpStream, api: &str) -> std::io::Result<()> {
+    respond(
+        out,
+        400,
+        &[],
+        &error(
+            "InvalidApiVersionParameter",
+            &format!("api-version `{api}` is not supported"),
+        ),
+    )
+}
+
 fn valid_rg(name: &str) -> bool {
     (1..=90).contains(&name.len())
         && name
@@ -258,15 +270,7 @@ fn serve(
     {
         ["subscriptions", _, "resourcegroups", _] => {
             if api != "2021-04-01" {
-                return respond(
-                    &mut out,
-                    400,
-                    &[],
-                    &error(
-                        "InvalidApiVersionParameter",
-                        &format!("api-version `{api}` is not supported"),
-                    ),
-                );
+                return unsupported_api(&mut out, api);
             }
             let name = segs[3];
             match method.as_str() {
@@ -360,15 +364,7 @@ fn serve(
             if !rest.is_empty() =>
         {
             if api != "2018-05-01" {
-                return respond(
-                    &mut out,
-                    400,
-                    &[],
-                    &error(
-                        "InvalidApiVersionParameter",
-                        &format!("api-version `{api}` is not supported"),
-                    ),
-                );
+                return unsupported_api(&mut out, api);
             }
             let rg_key = format!("/subscriptions/{}/resourcegroups/{rg}", lower[1]);
             if !i.resources.contains_key(&rg_key) {

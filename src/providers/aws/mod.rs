@@ -410,11 +410,7 @@ impl Provider for Aws {
             };
             return route53::apply_records(self, &c, &reqs).await;
         }
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in &reqs {
-            out.push(self.apply_one(r).await);
-        }
-        out
+        super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {

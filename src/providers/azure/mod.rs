@@ -562,11 +562,7 @@ impl Provider for Azure {
     }
 
     async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in &reqs {
-            out.push(self.apply_one(r).await);
-        }
-        out
+        super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
