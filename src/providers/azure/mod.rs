@@ -1,33 +1,44 @@
-//! The `azure` provider on the azure_mgmt crates (management plane): resource groups, DNS
-//! zones and DNS record sets. ARM PUTs are idempotent on a deterministic resource id, so
-//! crash recovery re-reads by id and adopts only objects carrying our address tag (record
-//! sets, which have no tags, by name and type). Resource group deletion is a long-running
-//! operation: it is polled, bounded, until the group is gone.
+//! The `azure` provider: resource groups, DNS zones and record sets, storage accounts and
+//! key vaults on the azure_mgmt crates (management plane), and blob containers on
+//! azure_storage_blobs (data plane, with the account key read through ARM).
 //!
-//! Settings: `[providers.azure]` with `subscription_id`, `endpoint` (management endpoint;
-//! default the public cloud) and `token_env` (an environment variable holding a bearer
-//! token, for emulators and pipelines that fetch their own token).
+//! ARM PUTs are idempotent on a deterministic resource id, so crash recovery re-reads by
+//! id and adopts only objects carrying our address (a tag on ARM resources, metadata on
+//! record sets and containers). Long-running operations (a `202` with an operation URL)
+//! are polled, bounded, honouring `Retry-After` (see `lro`); throttled calls (`429`) are
+//! retried by azure_core's pipeline after the server's `Retry-After`.
+//!
+//! Settings, `[providers.azure]`: `subscription_id`, `tenant_id` (the default `tenant_id`
+//! of key vaults), `endpoint` (management endpoint; default the public cloud) and
+//! `token_env` (an environment variable holding a bearer token, for emulators and
+//! pipelines that fetch their own). Without `token_env` the standard Azure credential
+//! chain is used: environment (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
+//! workload identity), managed identity, then the Azure CLI.
+
+mod dns;
+mod group;
+mod key_vault;
+mod lro;
+mod storage;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::auth::{AccessToken, TokenCredential};
 use serde_json::{json, Value};
 
-use super::builtin::{opt_u64, req_str};
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, Provider,
-    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,
-    SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrKind, DeleteRequest, IntentOp, PlanRequest,
+    PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
+    ResourceSchema, Settings, SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
 const NAME: &str = "azure";
-/// Tag carrying the landlord address (ARM tag names may not contain `:`).
+/// Tag (or metadata key) carrying the landlord address (ARM tag names may not contain `:`).
 const ADDRESS_TAG: &str = "landlord-address";
-const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
+const SETTINGS: &[&str] = &["subscription_id", "tenant_id", "endpoint", "token_env"];
 
 /// A fixed bearer token.
 #[derive(Debug)]
@@ -46,34 +57,53 @@ impl TokenCredential for StaticToken {
     }
 }
 
+/// The clients and settings every resource type uses.
 struct Clients {
     resources: azure_mgmt_resources::Client,
     dns: azure_mgmt_dns::package_2018_05::Client,
+    storage: azure_mgmt_storage::Client,
+    vaults: azure_mgmt_keyvault::Client,
+    lro: lro::Poller,
     subscription: String,
+    tenant_id: Option<String>,
+    stats: Arc<ApiStats>,
+    /// Blob endpoint and key per storage account name, read through ARM once per run.
+    accounts: tokio::sync::Mutex<storage::Accounts>,
+}
+
+impl Clients {
+    fn count(&self, op: &str) {
+        self.stats.record(NAME, op);
+    }
+}
+
+/// A live object as read: the attributes landlord records and the address it carries.
+struct Live {
+    attrs: Attrs,
+    owner: Option<String>,
 }
 
 /// The Azure provider.
 pub struct Azure {
     clients: Result<Arc<Clients>, String>,
     schemas: Vec<ResourceSchema>,
-    stats: Arc<ApiStats>,
 }
 
+/// Maps an azure_core error to the engine's error classes.
 fn classify(what: &str, e: azure_core::Error) -> ProviderError {
     let status = e.as_http_error().map(|h| u16::from(h.status()));
     let code = e
         .as_http_error()
         .and_then(|h| h.error_code().map(str::to_string))
         .unwrap_or_default();
-    let text = format!(
-        "{what}: {}{}",
-        if code.is_empty() {
-            String::new()
-        } else {
-            format!("{code}: ")
-        },
-        e
-    );
+    let message = e
+        .as_http_error()
+        .and_then(|h| h.error_message().map(str::to_string))
+        .unwrap_or_else(|| e.to_string());
+    let text = match code.as_str() {
+        "" => format!("{what}: {message}"),
+        c => format!("{what}: {c}: {message}"),
+    };
     match status {
         Some(429) | Some(500..=599) | None => ProviderError::Transient(text),
         Some(401) | Some(403) => ProviderError::Auth(text),
@@ -83,299 +113,23 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
     }
 }
 
-fn not_found(e: &azure_core::Error) -> bool {
-    e.as_http_error()
-        .is_some_and(|h| u16::from(h.status()) == 404)
-}
-
-impl Azure {
-    /// Builds the provider; a missing `[providers.azure]` makes every call fail with a hint.
-    pub fn new(settings: &Settings, stats: Arc<ApiStats>) -> Result<Azure, SettingsError> {
-        let schemas = vec![
-            ResourceSchema {
-                type_name: "azure_resource_group",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("location").force_new(),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                ],
-            },
-            ResourceSchema {
-                type_name: "azure_dns_zone",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                    AttrSchema::computed("name_servers"),
-                ],
-            },
-            ResourceSchema {
-                type_name: "azure_dns_record_set",
-                attributes: vec![
-                    AttrSchema::required("zone_name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("type").force_new(),
-                    AttrSchema::optional("ttl"),
-                    AttrSchema::required("records"),
-                    AttrSchema::computed("fqdn"),
-                ],
-            },
-        ];
-        let clients = match settings.tables.get("azure") {
-            None => Err("no [providers.azure] in landlord.toml".to_string()),
-            Some(t) => {
-                let bad = |m: String| SettingsError {
-                    provider: "azure".into(),
-                    message: m,
-                };
-                for k in t.keys() {
-                    if !["subscription_id", "endpoint", "token_env"].contains(&k.as_str()) {
-                        return Err(bad(format!(
-                            "unknown setting `{k}` (subscription_id, endpoint, token_env)"
-                        )));
-                    }
-                }
-                let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
-                let subscription = s("subscription_id")
-                    .ok_or_else(|| bad("`subscription_id` is required".into()))?;
-                let endpoint = azure_core::Url::parse(
-                    &s("endpoint").unwrap_or_else(|| "https://management.azure.com".into()),
-                )
-                .map_err(|e| bad(format!("invalid `endpoint`: {e}")))?;
-                match s("token_env").map(|env| std::env::var(&env).map_err(|_| format!("[providers.azure]: environment variable `{env}` (token_env) is not set"))) {
-                    Some(Ok(token)) => {
-                        let cred: Arc<dyn TokenCredential> = Arc::new(StaticToken(token));
-                        let build = |e: azure_core::Error| bad(format!("cannot build the Azure client: {e}"));
-                        let resources = azure_mgmt_resources::Client::builder(cred.clone()).endpoint(endpoint.clone()).build().map_err(build)?;
-                        let dns = azure_mgmt_dns::package_2018_05::Client::builder(cred).endpoint(endpoint).build().map_err(build)?;
-                        Ok(Arc::new(Clients { resources, dns, subscription }))
-                    }
-                    Some(Err(m)) => Err(m),
-                    None => Err("[providers.azure]: set `token_env` (the credential chain is not supported yet)".into()),
-                }
-            }
-        };
-        Ok(Azure {
-            clients,
-            schemas,
-            stats,
-        })
-    }
-
-    fn clients(&self) -> Result<&Clients, ProviderError> {
-        self.clients
-            .as_deref()
-            .map_err(|m| ProviderError::Auth(m.clone()))
-    }
-
-    fn count(&self, op: &str) {
-        self.stats.record(NAME, op);
-    }
-
-    async fn read_rg(&self, c: &Attrs) -> Result<Option<Attrs>, ProviderError> {
-        let cl = self.clients()?;
-        let name = req_str(c, "name")?;
-        self.count("resourceGroups.get");
-        match cl
-            .resources
-            .resource_groups_client()
-            .get(name, &cl.subscription)
-            .await
-        {
-            Ok(rg) => {
-                let mut a = Attrs::new();
-                a.insert("name".into(), json!(name));
-                a.insert("location".into(), json!(rg.location));
-                a.insert("tags".into(), user_tags(rg.tags.as_ref()));
-                a.insert("id".into(), json!(rg.id));
-                Ok(Some(a))
-            }
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(classify("resource group get", e)),
-        }
-    }
-
-    async fn read_zone(&self, c: &Attrs) -> Result<Option<Attrs>, ProviderError> {
-        let cl = self.clients()?;
-        let (rg, name) = (req_str(c, "resource_group_name")?, req_str(c, "name")?);
-        self.count("dnsZones.get");
-        match cl.dns.zones_client().get(rg, name, &cl.subscription).await {
-            Ok(z) => {
-                let mut a = Attrs::new();
-                a.insert("name".into(), json!(name));
-                a.insert("resource_group_name".into(), json!(rg));
-                a.insert("tags".into(), user_tags(z.resource.tags.as_ref()));
-                a.insert("id".into(), json!(z.resource.id));
-                a.insert(
-                    "name_servers".into(),
-                    json!(z.properties.map(|p| p.name_servers).unwrap_or_default()),
-                );
-                Ok(Some(a))
-            }
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(classify("dns zone get", e)),
-        }
-    }
-
-    async fn read_record(&self, c: &Attrs) -> Result<Option<Attrs>, ProviderError> {
-        let cl = self.clients()?;
-        let (rg, zone, name, rtype) = (
-            req_str(c, "resource_group_name")?,
-            req_str(c, "zone_name")?,
-            req_str(c, "name")?,
-            req_str(c, "type")?,
-        );
-        self.count("recordSets.get");
-        match cl
-            .dns
-            .record_sets_client()
-            .get(rg, zone, name, rtype, &cl.subscription)
-            .await
-        {
-            Ok(rs) => {
-                let p = rs.properties.unwrap_or_default();
-                let mut values = record_values(rtype, &p);
-                let mut wanted: Vec<String> = strings(c.get("records"));
-                wanted.sort();
-                let mut sorted = values.clone();
-                sorted.sort();
-                if sorted == wanted {
-                    values = strings(c.get("records"));
-                }
-                let mut a = Attrs::new();
-                for k in ["zone_name", "resource_group_name", "name", "type"] {
-                    a.insert(k.into(), c.get(k).cloned().unwrap_or(Value::Null));
-                }
-                a.insert("ttl".into(), json!(p.ttl.unwrap_or(3600)));
-                a.insert("records".into(), json!(values));
-                a.insert(
-                    "fqdn".into(),
-                    json!(p.fqdn.unwrap_or_default().trim_end_matches('.')),
-                );
-                Ok(Some(a))
-            }
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(classify("dns record set get", e)),
-        }
-    }
-
-    async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let cl = self.clients()?;
-        let c = &r.config;
-        let addr = r.address.to_string();
-        match r.address.rtype.as_str() {
-            "azure_resource_group" => {
-                let mut rg = azure_mgmt_resources::models::ResourceGroup::new(
-                    req_str(c, "location")?.to_string(),
-                );
-                rg.tags = Some(tags(c, &addr)?);
-                self.count("resourceGroups.createOrUpdate");
-                cl.resources
-                    .resource_groups_client()
-                    .create_or_update(req_str(c, "name")?, rg, &cl.subscription)
-                    .await
-                    .map_err(|e| classify("resource group create", e))?;
-                self.done(c, self.read_rg(c).await?)
-            }
-            "azure_dns_zone" => {
-                use azure_mgmt_dns::package_2018_05::models::{Resource, Zone};
-                let mut tr = Resource::new("global".into());
-                tr.tags = Some(tags(c, &addr)?);
-                self.count("dnsZones.createOrUpdate");
-                cl.dns
-                    .zones_client()
-                    .create_or_update(
-                        req_str(c, "resource_group_name")?,
-                        req_str(c, "name")?,
-                        Zone::new(tr),
-                        &cl.subscription,
-                    )
-                    .await
-                    .map_err(|e| classify("dns zone create", e))?;
-                self.done(c, self.read_zone(c).await?)
-            }
-            "azure_dns_record_set" => {
-                let rtype = req_str(c, "type")?;
-                let mut p = azure_mgmt_dns::package_2018_05::models::RecordSetProperties::default();
-                p.ttl = Some(opt_u64(c, "ttl")?.unwrap_or(3600) as i64);
-                set_values(rtype, &mut p, &strings(c.get("records")))?;
-                let mut rs = azure_mgmt_dns::package_2018_05::models::RecordSet::new();
-                rs.properties = Some(p);
-                self.count("recordSets.createOrUpdate");
-                cl.dns
-                    .record_sets_client()
-                    .create_or_update(
-                        req_str(c, "resource_group_name")?,
-                        req_str(c, "zone_name")?,
-                        req_str(c, "name")?,
-                        rtype,
-                        rs,
-                        &cl.subscription,
-                    )
-                    .await
-                    .map_err(|e| classify("dns record set create", e))?;
-                self.done(c, self.read_record(c).await?)
-            }
-            other => Err(ProviderError::Invalid(format!(
-                "unknown resource type `{other}`"
-            ))),
-        }
-    }
-
-    /// The planned configuration with the computed values read back.
-    fn done(&self, c: &Attrs, live: Option<Attrs>) -> Result<ApplyResponse, ProviderError> {
-        let live = live
-            .ok_or_else(|| ProviderError::Transient("the resource is not readable yet".into()))?;
-        let mut a = c.clone();
-        for k in ["id", "name_servers", "fqdn"] {
-            if let Some(v) = live.get(k) {
-                a.insert(k.into(), v.clone());
-            }
-        }
-        if a.get("ttl").is_none() && c.contains_key("records") {
-            a.insert(
-                "ttl".into(),
-                live.get("ttl").cloned().unwrap_or(json!(3600)),
-            );
-        }
-        Ok(ApplyResponse {
-            id: live
-                .get("id")
-                .or(live.get("fqdn"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            attributes: a,
-        })
-    }
-
-    async fn read_any(&self, rtype: &str, c: &Attrs) -> Result<Option<Attrs>, ProviderError> {
-        match rtype {
-            "azure_resource_group" => self.read_rg(c).await,
-            "azure_dns_zone" => self.read_zone(c).await,
-            "azure_dns_record_set" => self.read_record(c).await,
-            other => Err(ProviderError::Invalid(format!(
-                "unknown resource type `{other}`"
-            ))),
-        }
+/// `Ok(None)` for a 404, the value otherwise.
+fn found<T>(what: &str, r: azure_core::Result<T>) -> Result<Option<T>, ProviderError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.as_http_error().is_some_and(|h| u16::from(h.status()) == 404) => Ok(None),
+        Err(e) => Err(classify(what, e)),
     }
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// An azure_mgmt model from its ARM JSON form.
+fn model<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, ProviderError> {
+    serde_json::from_value(v).map_err(|e| ProviderError::Invalid(format!("{what}: {e}")))
+}
+
+/// The ARM JSON form of an azure_mgmt model.
+fn arm_json<T: serde::Serialize>(m: &T) -> Value {
+    serde_json::to_value(m).unwrap_or(Value::Null)
 }
 
 /// Tags as landlord writes them: the user's plus the address tag.
@@ -393,129 +147,207 @@ fn tags(c: &Attrs, addr: &str) -> Result<Value, ProviderError> {
     Ok(Value::Object(t))
 }
 
-/// Tags as recorded: without landlord's own.
-fn user_tags(t: Option<&Value>) -> Value {
+/// Tags as recorded (without landlord's own) and the address they carry.
+fn split_tags(t: Option<&Value>) -> (Value, Option<String>) {
     let mut m = t.and_then(Value::as_object).cloned().unwrap_or_default();
-    m.remove(ADDRESS_TAG);
-    Value::Object(m)
+    let owner = m
+        .remove(ADDRESS_TAG)
+        .and_then(|v| v.as_str().map(str::to_string));
+    (Value::Object(m), owner)
 }
 
-fn address_tag(t: Option<&Value>) -> Option<String> {
-    t?.get(ADDRESS_TAG)?.as_str().map(str::to_string)
+/// A required string attribute.
+fn req<'a>(c: &'a Attrs, k: &str) -> Result<&'a str, ProviderError> {
+    super::builtin::req_str(c, k)
 }
 
-fn record_values(
-    rtype: &str,
-    p: &azure_mgmt_dns::package_2018_05::models::RecordSetProperties,
-) -> Vec<String> {
-    match rtype {
-        "A" => p
-            .a_records
-            .iter()
-            .filter_map(|r| r.ipv4_address.clone())
-            .collect(),
-        "AAAA" => p
-            .aaaa_records
-            .iter()
-            .filter_map(|r| r.ipv6_address.clone())
-            .collect(),
-        "CNAME" => p
-            .cname_record
-            .iter()
-            .filter_map(|r| r.cname.clone())
-            .collect(),
-        "TXT" => p.txt_records.iter().map(|r| r.value.join("")).collect(),
-        "MX" => p
-            .mx_records
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r.preference.unwrap_or(0),
-                    r.exchange.clone().unwrap_or_default()
-                )
-            })
-            .collect(),
-        "CAA" => p
-            .caa_records
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {} \"{}\"",
-                    r.flags.unwrap_or(0),
-                    r.tag.clone().unwrap_or_default(),
-                    r.value.clone().unwrap_or_default()
-                )
-            })
-            .collect(),
-        _ => vec![],
-    }
-}
-
-fn set_values(
-    rtype: &str,
-    p: &mut azure_mgmt_dns::package_2018_05::models::RecordSetProperties,
-    values: &[String],
+/// Checks a name against a rule; `None` for unknown (not yet computed) values.
+fn check_name(
+    c: &Attrs,
+    key: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+    rule: &str,
 ) -> Result<(), ProviderError> {
-    use azure_mgmt_dns::package_2018_05::models::{
-        ARecord, AaaaRecord, CnameRecord, MxRecord, TxtRecord,
-    };
-    let bad = |v: &str| ProviderError::Invalid(format!("invalid {rtype} value `{v}`"));
-    match rtype {
-        "A" => {
-            p.a_records = values
-                .iter()
-                .map(|v| ARecord {
-                    ipv4_address: Some(v.clone()),
-                })
-                .collect()
+    match c.get(key).and_then(Value::as_str) {
+        Some(n) if n != crate::value::UNKNOWN && !ok(n) => Err(ProviderError::Invalid(format!(
+            "invalid {what} `{n}`: {rule}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Azure {
+    /// Builds the provider; a missing `[providers.azure]` makes every call fail with a hint.
+    pub fn new(settings: &Settings, stats: Arc<ApiStats>) -> Result<Azure, SettingsError> {
+        let schemas = [
+            group::schemas(),
+            dns::schemas(),
+            storage::schemas(),
+            key_vault::schemas(),
+        ]
+        .concat();
+        let clients = match settings.tables.get(NAME) {
+            None => Err("no [providers.azure] in landlord.toml".to_string()),
+            Some(t) => Self::clients(t, stats).map_err(|message| SettingsError {
+                provider: NAME.into(),
+                message,
+            })?,
+        };
+        Ok(Azure { clients, schemas })
+    }
+
+    /// Clients from the settings table; the outer error is a bad setting, the inner one a
+    /// credential that is missing (reported when a resource needs it).
+    #[allow(clippy::type_complexity)]
+    fn clients(
+        t: &toml::Table,
+        stats: Arc<ApiStats>,
+    ) -> Result<Result<Arc<Clients>, String>, String> {
+        if let Some(k) = t.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
+            return Err(format!("unknown setting `{k}` ({})", SETTINGS.join(", ")));
         }
-        "AAAA" => {
-            p.aaaa_records = values
-                .iter()
-                .map(|v| AaaaRecord {
-                    ipv6_address: Some(v.clone()),
-                })
-                .collect()
-        }
-        "CNAME" => {
-            let [v] = values else {
-                return Err(ProviderError::Invalid(
-                    "a CNAME record set holds exactly one value".into(),
-                ));
-            };
-            p.cname_record = Some(CnameRecord {
-                cname: Some(v.clone()),
-            });
-        }
-        "TXT" => {
-            p.txt_records = values
-                .iter()
-                .map(|v| TxtRecord {
-                    value: vec![v.clone()],
-                })
-                .collect()
-        }
-        "MX" => {
-            p.mx_records = values
-                .iter()
-                .map(|v| {
-                    let (pref, host) = v.split_once(' ').ok_or_else(|| bad(v))?;
-                    Ok(MxRecord {
-                        preference: Some(pref.parse().map_err(|_| bad(v))?),
-                        exchange: Some(host.to_string()),
-                    })
-                })
-                .collect::<Result<_, ProviderError>>()?
-        }
-        other => {
-            return Err(ProviderError::Invalid(format!(
-                "unsupported record type `{other}`: expected one of {}",
-                RECORD_TYPES.join(", ")
-            )))
+        let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let subscription =
+            s("subscription_id").ok_or_else(|| "`subscription_id` is required".to_string())?;
+        let endpoint = azure_core::Url::parse(
+            &s("endpoint").unwrap_or_else(|| "https://management.azure.com".into()),
+        )
+        .map_err(|e| format!("invalid `endpoint`: {e}"))?;
+        let credential: Arc<dyn TokenCredential> = match s("token_env") {
+            Some(env) => match std::env::var(&env) {
+                Ok(token) => Arc::new(StaticToken(token)),
+                Err(_) => {
+                    return Ok(Err(format!(
+                        "[providers.azure]: environment variable `{env}` (token_env) is not set"
+                    )))
+                }
+            },
+            None => match azure_identity::create_default_credential() {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(format!("[providers.azure]: no Azure credential: {e}"))),
+            },
+        };
+        let build = |e: azure_core::Error| format!("cannot build the Azure client: {e}");
+        let scope = endpoint
+            .join(azure_core::auth::DEFAULT_SCOPE_SUFFIX)
+            .map_err(|e| format!("invalid `endpoint`: {e}"))?
+            .to_string();
+        let clients = Clients {
+            resources: azure_mgmt_resources::Client::builder(credential.clone())
+                .endpoint(endpoint.clone())
+                .build()
+                .map_err(build)?,
+            dns: azure_mgmt_dns::package_2018_05::Client::builder(credential.clone())
+                .endpoint(endpoint.clone())
+                .build()
+                .map_err(build)?,
+            storage: azure_mgmt_storage::Client::builder(credential.clone())
+                .endpoint(endpoint.clone())
+                .build()
+                .map_err(build)?,
+            vaults: azure_mgmt_keyvault::Client::builder(credential.clone())
+                .endpoint(endpoint)
+                .build()
+                .map_err(build)?,
+            lro: lro::Poller {
+                http: azure_core::new_http_client(),
+                credential,
+                scope,
+                stats: stats.clone(),
+            },
+            subscription,
+            tenant_id: s("tenant_id"),
+            stats,
+            accounts: Default::default(),
+        };
+        Ok(Ok(Arc::new(clients)))
+    }
+
+    fn cx(&self) -> Result<&Clients, ProviderError> {
+        self.clients
+            .as_deref()
+            .map_err(|m| ProviderError::Auth(m.clone()))
+    }
+
+    fn schema(&self, rtype: &str) -> Option<&ResourceSchema> {
+        self.schemas.iter().find(|s| s.type_name == rtype)
+    }
+
+    async fn read_live(&self, rtype: &str, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let cx = self.cx()?;
+        match rtype {
+            "azure_resource_group" => group::read(cx, c).await,
+            "azure_dns_zone" => dns::read_zone(cx, c).await,
+            "azure_dns_record_set" => dns::read_record(cx, c).await,
+            "azure_storage_account" => storage::read_account(cx, c).await,
+            "azure_storage_container" => storage::read_container(cx, c).await,
+            "azure_key_vault" => key_vault::read(cx, c).await,
+            other => Err(unknown(other)),
         }
     }
-    Ok(())
+
+    async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cx = self.cx()?;
+        let (c, addr) = (&r.config, r.address.to_string());
+        match r.address.rtype.as_str() {
+            "azure_resource_group" => group::apply(cx, c, &addr).await?,
+            "azure_dns_zone" => dns::apply_zone(cx, c, &addr).await?,
+            "azure_dns_record_set" => dns::apply_record(cx, c, &addr).await?,
+            "azure_storage_account" => storage::apply_account(cx, c, &addr).await?,
+            "azure_storage_container" => {
+                storage::apply_container(cx, c, r.prior.as_ref(), &addr).await?
+            }
+            "azure_key_vault" => key_vault::apply(cx, c, &addr).await?,
+            other => return Err(unknown(other)),
+        }
+        let live = self
+            .read_live(&r.address.rtype, c)
+            .await?
+            .ok_or_else(|| ProviderError::Transient("the resource is not readable yet".into()))?;
+        Ok(self.done(&r.address.rtype, c, live.attrs))
+    }
+
+    /// The planned configuration with the computed values read back.
+    fn done(&self, rtype: &str, c: &Attrs, live: Attrs) -> ApplyResponse {
+        let mut a = c.clone();
+        if let Some(s) = self.schema(rtype) {
+            for attr in s.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
+                if let Some(v) = live.get(attr.name) {
+                    a.insert(attr.name.into(), v.clone());
+                }
+            }
+        }
+        ApplyResponse {
+            id: object_id(&live),
+            attributes: a,
+        }
+    }
+
+    /// Live attributes limited to what the configuration sets (and computed values).
+    fn as_recorded(&self, rtype: &str, prior: &Attrs, mut a: Attrs) -> Attrs {
+        if let Some(s) = self.schema(rtype) {
+            for attr in &s.attributes {
+                if attr.kind == AttrKind::Optional && !prior.contains_key(attr.name) {
+                    a.remove(attr.name);
+                }
+            }
+        }
+        a
+    }
+}
+
+fn unknown(rtype: &str) -> ProviderError {
+    ProviderError::Invalid(format!("unknown resource type `{rtype}`"))
+}
+
+/// The provider-side id: the ARM id, or the fqdn / URL of objects without one.
+fn object_id(a: &Attrs) -> String {
+    a.get("id")
+        .or(a.get("fqdn"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[async_trait]
@@ -529,35 +361,29 @@ impl Provider for Azure {
     }
 
     fn validate(&self, address: &ResourceAddr, c: &Attrs) -> Result<(), ProviderError> {
-        let known = |k: &str| {
-            c.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| *s != crate::value::UNKNOWN)
-        };
         match address.rtype.as_str() {
-            "azure_resource_group" => match known("name") {
-                Some(n) if n.is_empty() || n.len() > 90 || n.ends_with('.') || !n.chars().all(|ch| ch.is_alphanumeric() || "-_.()".contains(ch)) => {
-                    Err(ProviderError::Invalid(format!("invalid resource group name `{n}`: 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`")))
-                }
-                _ => Ok(()),
-            },
-            "azure_dns_record_set" => match known("type") {
-                Some(t) if !RECORD_TYPES.contains(&t) => Err(ProviderError::Invalid(format!("unsupported record type `{t}`: expected one of {}", RECORD_TYPES.join(", ")))),
-                _ => Ok(()),
-            },
+            "azure_resource_group" => group::validate(c),
+            "azure_dns_record_set" => dns::validate(c),
+            "azure_storage_account" => storage::validate_account(c),
+            "azure_storage_container" => storage::validate_container(c),
+            "azure_key_vault" => key_vault::validate(c),
             _ => Ok(()),
         }
     }
 
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        let mut current = self.read_any(&req.address.rtype, &req.prior).await?;
-        if let Some(a) = current.as_mut() {
-            for k in ["ttl"] {
-                if !req.prior.contains_key(k) {
-                    a.remove(k);
-                }
-            }
+    async fn plan(&self, req: PlanRequest) -> Result<PlanResponse, ProviderError> {
+        match req.address.rtype.as_str() {
+            "azure_key_vault" => key_vault::plan(req.prior.as_ref(), &req.config),
+            _ => Ok(PlanResponse::default()),
         }
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        let rtype = req.address.rtype.as_str();
+        let current = self
+            .read_live(rtype, &req.prior)
+            .await?
+            .map(|l| self.as_recorded(rtype, &req.prior, l.attrs));
         Ok(ReadResponse { current })
     }
 
@@ -566,78 +392,16 @@ impl Provider for Azure {
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
-        let cl = self.clients()?;
+        let cx = self.cx()?;
         let c = &req.prior;
         match req.address.rtype.as_str() {
-            "azure_resource_group" => {
-                let name = req_str(c, "name")?;
-                self.count("resourceGroups.delete");
-                match cl
-                    .resources
-                    .resource_groups_client()
-                    .delete(name, &cl.subscription)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if not_found(&e) => return Ok(()),
-                    Err(e) => return Err(classify("resource group delete", e)),
-                }
-                // Deletion is long-running (202): poll, bounded, until the group is gone.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-                loop {
-                    if self.read_rg(c).await?.is_none() {
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(ProviderError::Transient(format!(
-                            "resource group `{name}` is still being deleted after 300s"
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-            "azure_dns_zone" => {
-                self.count("dnsZones.delete");
-                match cl
-                    .dns
-                    .zones_client()
-                    .delete(
-                        req_str(c, "resource_group_name")?,
-                        req_str(c, "name")?,
-                        &cl.subscription,
-                    )
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) if not_found(&e) => Ok(()),
-                    Err(e) => Err(classify("dns zone delete", e)),
-                }
-            }
-            "azure_dns_record_set" => {
-                self.count("recordSets.delete");
-                let r = cl
-                    .dns
-                    .record_sets_client()
-                    .delete(
-                        req_str(c, "resource_group_name")?,
-                        req_str(c, "zone_name")?,
-                        req_str(c, "name")?,
-                        req_str(c, "type")?,
-                        &cl.subscription,
-                    )
-                    .send()
-                    .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(e) if not_found(&e) => Ok(()),
-                    Err(e) => Err(classify("dns record set delete", e)),
-                }
-            }
-            other => Err(ProviderError::Invalid(format!(
-                "unknown resource type `{other}`"
-            ))),
+            "azure_resource_group" => group::delete(cx, c).await,
+            "azure_dns_zone" => dns::delete_zone(cx, c).await,
+            "azure_dns_record_set" => dns::delete_record(cx, c).await,
+            "azure_storage_account" => storage::delete_account(cx, c).await,
+            "azure_storage_container" => storage::delete_container(cx, c).await,
+            "azure_key_vault" => key_vault::delete(cx, c).await,
+            other => Err(unknown(other)),
         }
     }
 
@@ -652,46 +416,17 @@ impl Provider for Azure {
             .await?;
             return Ok(Recovery::Gone);
         }
-        // The id is deterministic: read it back; adopt what carries our address tag.
-        let tagged = match req.address.rtype.as_str() {
-            "azure_resource_group" => {
-                let cl = self.clients()?;
-                cl.resources
-                    .resource_groups_client()
-                    .get(req_str(&source, "name")?, &cl.subscription)
-                    .await
-                    .ok()
-                    .map(|rg| address_tag(rg.tags.as_ref()))
+        // The id is deterministic: read it back; adopt what carries our address.
+        let rtype = req.address.rtype.as_str();
+        Ok(match self.read_live(rtype, &source).await? {
+            Some(live) if live.owner.as_deref() == Some(req.address.to_string().as_str()) => {
+                let attrs = self.as_recorded(rtype, &source, live.attrs);
+                Recovery::Adopt(ApplyResponse {
+                    id: object_id(&attrs),
+                    attributes: attrs,
+                })
             }
-            "azure_dns_zone" => {
-                let cl = self.clients()?;
-                cl.dns
-                    .zones_client()
-                    .get(
-                        req_str(&source, "resource_group_name")?,
-                        req_str(&source, "name")?,
-                        &cl.subscription,
-                    )
-                    .await
-                    .ok()
-                    .map(|z| address_tag(z.resource.tags.as_ref()))
-            }
-            _ => Some(Some(req.address.to_string())),
-        };
-        let ours = matches!(tagged, Some(Some(ref a)) if *a == req.address.to_string());
-        Ok(
-            match (ours, self.read_any(&req.address.rtype, &source).await?) {
-                (true, Some(a)) => Recovery::Adopt(ApplyResponse {
-                    id: a
-                        .get("id")
-                        .or(a.get("fqdn"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    attributes: a,
-                }),
-                _ => Recovery::Gone,
-            },
-        )
+            _ => Recovery::Gone,
+        })
     }
 }

@@ -1,0 +1,351 @@
+//! `azure_dns_zone` and `azure_dns_record_set` on Microsoft.Network (api-version
+//! 2018-05-01). Record sets carry landlord's address in their metadata.
+
+use azure_mgmt_dns::package_2018_05::models::{
+    ARecord, AaaaRecord, CaaRecord, CnameRecord, MxRecord, RecordSet, RecordSetProperties,
+    Resource, TxtRecord, Zone,
+};
+use serde_json::{json, Value};
+
+use super::super::builtin::opt_u64;
+use super::super::{AttrSchema, ProviderError, ResourceSchema};
+use super::{classify, found, req, split_tags, tags, Clients, Live};
+use crate::value::Attrs;
+
+const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
+
+pub(super) fn schemas() -> Vec<ResourceSchema> {
+    vec![
+        ResourceSchema {
+            type_name: "azure_dns_zone",
+            attributes: vec![
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::optional("tags"),
+                AttrSchema::computed("id"),
+                AttrSchema::computed("name_servers"),
+            ],
+        },
+        ResourceSchema {
+            type_name: "azure_dns_record_set",
+            attributes: vec![
+                AttrSchema::required("zone_name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("type").force_new(),
+                AttrSchema::optional("ttl"),
+                AttrSchema::required("records"),
+                AttrSchema::computed("fqdn"),
+            ],
+        },
+    ]
+}
+
+pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
+    match c.get("type").and_then(Value::as_str) {
+        Some(t) if t != crate::value::UNKNOWN && !RECORD_TYPES.contains(&t) => {
+            Err(ProviderError::Invalid(format!(
+                "unsupported record type `{t}`: expected one of {}",
+                RECORD_TYPES.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) async fn read_zone(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+    let (rg, name) = (req(c, "resource_group_name")?, req(c, "name")?);
+    cx.count("dnsZones.get");
+    let z = found(
+        "dns zone get",
+        cx.dns.zones_client().get(rg, name, &cx.subscription).await,
+    )?;
+    Ok(z.map(|z| {
+        let (user, owner) = split_tags(z.resource.tags.as_ref());
+        let mut a = Attrs::new();
+        a.insert("name".into(), json!(name));
+        a.insert("resource_group_name".into(), json!(rg));
+        a.insert("tags".into(), user);
+        a.insert("id".into(), json!(z.resource.id));
+        a.insert(
+            "name_servers".into(),
+            json!(z.properties.map(|p| p.name_servers).unwrap_or_default()),
+        );
+        Live { attrs: a, owner }
+    }))
+}
+
+pub(super) async fn apply_zone(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), ProviderError> {
+    let mut r = Resource::new("global".into());
+    r.tags = Some(tags(c, addr)?);
+    cx.count("dnsZones.createOrUpdate");
+    cx.dns
+        .zones_client()
+        .create_or_update(
+            req(c, "resource_group_name")?,
+            req(c, "name")?,
+            Zone::new(r),
+            &cx.subscription,
+        )
+        .await
+        .map_err(|e| classify("dns zone create", e))?;
+    Ok(())
+}
+
+pub(super) async fn delete_zone(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+    cx.count("dnsZones.delete");
+    let sent = found(
+        "dns zone delete",
+        cx.dns
+            .zones_client()
+            .delete(
+                req(c, "resource_group_name")?,
+                req(c, "name")?,
+                &cx.subscription,
+            )
+            .send()
+            .await,
+    )?;
+    if let Some(rsp) = sent {
+        let raw = rsp.as_raw_response();
+        cx.lro
+            .finish("dns zone delete", raw.status(), raw.headers())
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn read_record(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+    let (rg, zone, name, rtype) = (
+        req(c, "resource_group_name")?,
+        req(c, "zone_name")?,
+        req(c, "name")?,
+        req(c, "type")?,
+    );
+    cx.count("recordSets.get");
+    let rs = found(
+        "dns record set get",
+        cx.dns
+            .record_sets_client()
+            .get(rg, zone, name, rtype, &cx.subscription)
+            .await,
+    )?;
+    Ok(rs.map(|rs| {
+        let p = rs.properties.unwrap_or_default();
+        let (_, owner) = split_tags(p.metadata.as_ref());
+        // Record order is not significant: keep the configured order when the sets match.
+        let mut values = record_values(rtype, &p);
+        let (mut wanted, mut sorted) = (strings(c.get("records")), values.clone());
+        wanted.sort();
+        sorted.sort();
+        if sorted == wanted {
+            values = strings(c.get("records"));
+        }
+        let mut a = Attrs::new();
+        for k in ["zone_name", "resource_group_name", "name", "type"] {
+            a.insert(k.into(), c.get(k).cloned().unwrap_or(Value::Null));
+        }
+        a.insert("ttl".into(), json!(p.ttl.unwrap_or(3600)));
+        a.insert("records".into(), json!(values));
+        a.insert(
+            "fqdn".into(),
+            json!(p.fqdn.unwrap_or_default().trim_end_matches('.')),
+        );
+        Live { attrs: a, owner }
+    }))
+}
+
+pub(super) async fn apply_record(
+    cx: &Clients,
+    c: &Attrs,
+    addr: &str,
+) -> Result<(), ProviderError> {
+    let rtype = req(c, "type")?;
+    let mut p = RecordSetProperties {
+        ttl: Some(opt_u64(c, "ttl")?.unwrap_or(3600) as i64),
+        metadata: Some(json!({ super::ADDRESS_TAG: addr })),
+        ..Default::default()
+    };
+    set_values(rtype, &mut p, &strings(c.get("records")))?;
+    let mut rs = RecordSet::new();
+    rs.properties = Some(p);
+    cx.count("recordSets.createOrUpdate");
+    cx.dns
+        .record_sets_client()
+        .create_or_update(
+            req(c, "resource_group_name")?,
+            req(c, "zone_name")?,
+            req(c, "name")?,
+            rtype,
+            rs,
+            &cx.subscription,
+        )
+        .await
+        .map_err(|e| classify("dns record set create", e))?;
+    Ok(())
+}
+
+pub(super) async fn delete_record(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+    cx.count("recordSets.delete");
+    found(
+        "dns record set delete",
+        cx.dns
+            .record_sets_client()
+            .delete(
+                req(c, "resource_group_name")?,
+                req(c, "zone_name")?,
+                req(c, "name")?,
+                req(c, "type")?,
+                &cx.subscription,
+            )
+            .send()
+            .await,
+    )?;
+    Ok(())
+}
+
+/// Record values as strings (numbers and other scalars in their JSON form).
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn record_values(rtype: &str, p: &RecordSetProperties) -> Vec<String> {
+    match rtype {
+        "A" => p
+            .a_records
+            .iter()
+            .filter_map(|r| r.ipv4_address.clone())
+            .collect(),
+        "AAAA" => p
+            .aaaa_records
+            .iter()
+            .filter_map(|r| r.ipv6_address.clone())
+            .collect(),
+        "CNAME" => p
+            .cname_record
+            .iter()
+            .filter_map(|r| r.cname.clone())
+            .collect(),
+        "TXT" => p.txt_records.iter().map(|r| r.value.join("")).collect(),
+        "MX" => p
+            .mx_records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.preference.unwrap_or(0),
+                    r.exchange.clone().unwrap_or_default()
+                )
+            })
+            .collect(),
+        "CAA" => p
+            .caa_records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} \"{}\"",
+                    r.flags.unwrap_or(0),
+                    r.tag.clone().unwrap_or_default(),
+                    r.value.clone().unwrap_or_default()
+                )
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn set_values(
+    rtype: &str,
+    p: &mut RecordSetProperties,
+    values: &[String],
+) -> Result<(), ProviderError> {
+    let bad = |v: &str| ProviderError::Invalid(format!("invalid {rtype} value `{v}`"));
+    match rtype {
+        "A" => {
+            p.a_records = values
+                .iter()
+                .map(|v| ARecord {
+                    ipv4_address: Some(v.clone()),
+                })
+                .collect()
+        }
+        "AAAA" => {
+            p.aaaa_records = values
+                .iter()
+                .map(|v| AaaaRecord {
+                    ipv6_address: Some(v.clone()),
+                })
+                .collect()
+        }
+        "CNAME" => {
+            let [v] = values else {
+                return Err(ProviderError::Invalid(
+                    "a CNAME record set holds exactly one value".into(),
+                ));
+            };
+            p.cname_record = Some(CnameRecord {
+                cname: Some(v.clone()),
+            });
+        }
+        "TXT" => {
+            // One TXT string holds at most 255 characters: split longer values.
+            p.txt_records = values
+                .iter()
+                .map(|v| TxtRecord {
+                    value: v
+                        .as_bytes()
+                        .chunks(255)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect(),
+                })
+                .collect()
+        }
+        "MX" => {
+            p.mx_records = values
+                .iter()
+                .map(|v| {
+                    let (pref, host) = v.split_once(' ').ok_or_else(|| bad(v))?;
+                    Ok(MxRecord {
+                        preference: Some(pref.parse().map_err(|_| bad(v))?),
+                        exchange: Some(host.to_string()),
+                    })
+                })
+                .collect::<Result<_, ProviderError>>()?
+        }
+        "CAA" => {
+            p.caa_records = values
+                .iter()
+                .map(|v| {
+                    let mut parts = v.splitn(3, ' ');
+                    let (Some(flags), Some(tag), Some(value)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(bad(v));
+                    };
+                    Ok(CaaRecord {
+                        flags: Some(flags.parse().map_err(|_| bad(v))?),
+                        tag: Some(tag.to_string()),
+                        value: Some(value.trim_matches('"').to_string()),
+                    })
+                })
+                .collect::<Result<_, ProviderError>>()?
+        }
+        other => {
+            return Err(ProviderError::Invalid(format!(
+                "unsupported record type `{other}`: expected one of {}",
+                RECORD_TYPES.join(", ")
+            )))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `azure_resource_group`: PUT/GET/DELETE on Microsoft.Resources (api-version 2021-04-01).
+//! Deletion is long-running and also removes everything in the group.
+
+use serde_json::json;
+
+use super::super::{AttrSchema, ProviderError, ResourceSchema};
+use super::{check_name, classify, found, req, split_tags, tags, Clients, Live};
+use crate::value::Attrs;
+
+pub(super) fn schemas() -> Vec<ResourceSchema> {
+    vec![ResourceSchema {
+        type_name: "azure_resource_group",
+        attributes: vec![
+            AttrSchema::required("name").force_new(),
+            AttrSchema::required("location").force_new(),
+            AttrSchema::optional("tags"),
+            AttrSchema::computed("id"),
+        ],
+    }]
+}
+
+pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
+    check_name(
+        c,
+        "name",
+        "resource group name",
+        |n| {
+            (1..=90).contains(&n.len())
+                && !n.ends_with('.')
+                && n.chars().all(|ch| ch.is_alphanumeric() || "-_.()".contains(ch))
+        },
+        "1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`",
+    )
+}
+
+pub(super) async fn read(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+    let name = req(c, "name")?;
+    cx.count("resourceGroups.get");
+    let rg = found(
+        "resource group get",
+        cx.resources
+            .resource_groups_client()
+            .get(name, &cx.subscription)
+            .await,
+    )?;
+    Ok(rg.map(|rg| {
+        let (user, owner) = split_tags(rg.tags.as_ref());
+        let mut a = Attrs::new();
+        a.insert("name".into(), json!(name));
+        a.insert("location".into(), json!(rg.location));
+        a.insert("tags".into(), user);
+        a.insert("id".into(), json!(rg.id));
+        Live { attrs: a, owner }
+    }))
+}
+
+pub(super) async fn apply(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), ProviderError> {
+    let mut rg = azure_mgmt_resources::models::ResourceGroup::new(req(c, "location")?.into());
+    rg.tags = Some(tags(c, addr)?);
+    cx.count("resourceGroups.createOrUpdate");
+    cx.resources
+        .resource_groups_client()
+        .create_or_update(req(c, "name")?, rg, &cx.subscription)
+        .await
+        .map_err(|e| classify("resource group create", e))?;
+    Ok(())
+}
+
+pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+    cx.count("resourceGroups.delete");
+    let sent = found(
+        "resource group delete",
+        cx.resources
+            .resource_groups_client()
+            .delete(req(c, "name")?, &cx.subscription)
+            .send()
+            .await,
+    )?;
+    if let Some(rsp) = sent {
+        let raw = rsp.as_raw_response();
+        cx.lro
+            .finish("resource group delete", raw.status(), raw.headers())
+            .await?;
+    }
+    Ok(())
+}

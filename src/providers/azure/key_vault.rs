@@ -1,0 +1,200 @@
+//! `azure_key_vault` on Microsoft.KeyVault (api-version 2019-09-01). Vaults use RBAC for
+//! data access. A deleted vault stays soft-deleted (its name reserved) for its retention
+//! period; landlord purges it on delete unless purge protection is on, like azurerm's
+//! `purge_soft_delete_on_destroy`.
+
+use serde_json::{json, Value};
+
+use super::super::{AttrSchema, PlanResponse, ProviderError, ResourceSchema};
+use super::{arm_json, check_name, classify, found, model, req, split_tags, tags, Clients, Live};
+use crate::value::Attrs;
+
+const SKUS: &[&str] = &["standard", "premium"];
+/// Azure's default soft-delete retention.
+const RETENTION_DAYS: u64 = 90;
+
+pub(super) fn schemas() -> Vec<ResourceSchema> {
+    vec![ResourceSchema {
+        type_name: "azure_key_vault",
+        attributes: vec![
+            AttrSchema::required("name").force_new(),
+            AttrSchema::required("resource_group_name").force_new(),
+            AttrSchema::required("location").force_new(),
+            AttrSchema::required("sku_name"),
+            AttrSchema::optional("tenant_id"),
+            AttrSchema::optional("soft_delete_retention_days"),
+            AttrSchema::optional("purge_protection_enabled"),
+            AttrSchema::optional("tags"),
+            AttrSchema::computed("id"),
+            AttrSchema::computed("vault_uri"),
+        ],
+    }]
+}
+
+pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
+    check_name(
+        c,
+        "name",
+        "key vault name",
+        |n| {
+            (3..=24).contains(&n.len())
+                && n.starts_with(|ch: char| ch.is_ascii_alphabetic())
+                && n.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+                && !n.contains("--")
+                && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        },
+        "3-24 letters, digits and single hyphens, starting with a letter, unique across Azure",
+    )?;
+    match c.get("sku_name").and_then(Value::as_str) {
+        Some(s) if s != crate::value::UNKNOWN && !SKUS.contains(&s) => {
+            return Err(ProviderError::Invalid(format!(
+                "`sku_name` is `{s}`: expected one of {}",
+                SKUS.join(", ")
+            )))
+        }
+        _ => {}
+    }
+    match c.get("soft_delete_retention_days") {
+        Some(Value::Number(n)) if !(7..=90).contains(&n.as_u64().unwrap_or(0)) => Err(
+            ProviderError::Invalid(format!("`soft_delete_retention_days` is {n}: 7 to 90")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn purge_protected(c: &Attrs) -> bool {
+    c.get("purge_protection_enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn retention(c: &Attrs) -> u64 {
+    c.get("soft_delete_retention_days")
+        .and_then(Value::as_u64)
+        .unwrap_or(RETENTION_DAYS)
+}
+
+/// Refuses the changes Azure refuses, before anything is applied.
+pub(super) fn plan(prior: Option<&Attrs>, c: &Attrs) -> Result<PlanResponse, ProviderError> {
+    if let Some(p) = prior {
+        if purge_protected(p) && !purge_protected(c) {
+            return Err(ProviderError::Invalid(
+                "purge protection cannot be turned off once enabled (Azure refuses it)".into(),
+            ));
+        }
+        if p.contains_key("soft_delete_retention_days") && retention(p) != retention(c) {
+            return Err(ProviderError::Invalid(format!(
+                "`soft_delete_retention_days` cannot change after the vault is created ({} -> {})",
+                retention(p),
+                retention(c)
+            )));
+        }
+    }
+    Ok(PlanResponse::default())
+}
+
+pub(super) async fn read(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+    let (rg, name) = (req(c, "resource_group_name")?, req(c, "name")?);
+    cx.count("vaults.get");
+    let vault = found(
+        "key vault get",
+        cx.vaults
+            .vaults_client()
+            .get(rg, name, &cx.subscription)
+            .await,
+    )?;
+    Ok(vault.map(|vault| {
+        let v = arm_json(&vault);
+        let (user, owner) = split_tags(v.get("tags"));
+        let p = &v["properties"];
+        let mut a = Attrs::new();
+        a.insert("name".into(), json!(name));
+        a.insert("resource_group_name".into(), json!(rg));
+        a.insert("location".into(), v["location"].clone());
+        a.insert("sku_name".into(), p.pointer("/sku/name").cloned().unwrap_or(Value::Null));
+        a.insert("tenant_id".into(), p["tenantId"].clone());
+        a.insert(
+            "soft_delete_retention_days".into(),
+            json!(p["softDeleteRetentionInDays"].as_u64().unwrap_or(RETENTION_DAYS)),
+        );
+        a.insert(
+            "purge_protection_enabled".into(),
+            json!(p["enablePurgeProtection"].as_bool().unwrap_or(false)),
+        );
+        a.insert("tags".into(), user);
+        a.insert("id".into(), v["id"].clone());
+        a.insert("vault_uri".into(), p["vaultUri"].clone());
+        Live { attrs: a, owner }
+    }))
+}
+
+pub(super) async fn apply(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), ProviderError> {
+    let (rg, name) = (req(c, "resource_group_name")?, req(c, "name")?);
+    let tenant = match c.get("tenant_id").and_then(Value::as_str) {
+        Some(t) => t.to_string(),
+        None => cx.tenant_id.clone().ok_or_else(|| {
+            ProviderError::Invalid(
+                "`tenant_id` is not set and [providers.azure] has no `tenant_id`".into(),
+            )
+        })?,
+    };
+    let mut properties = json!({
+        "tenantId": tenant,
+        "sku": { "family": "A", "name": req(c, "sku_name")? },
+        "enableRbacAuthorization": true,
+        "enableSoftDelete": true,
+        "softDeleteRetentionInDays": retention(c),
+    });
+    // Azure accepts only `true` here: leave it out otherwise.
+    if purge_protected(c) {
+        properties["enablePurgeProtection"] = json!(true);
+    }
+    let params: azure_mgmt_keyvault::models::VaultCreateOrUpdateParameters = model(
+        "key vault",
+        json!({ "location": req(c, "location")?, "tags": tags(c, addr)?, "properties": properties }),
+    )?;
+    let what = format!("key vault `{name}` create");
+    cx.count("vaults.createOrUpdate");
+    let rsp = cx
+        .vaults
+        .vaults_client()
+        .create_or_update(rg, name, params, &cx.subscription)
+        .send()
+        .await
+        .map_err(|e| classify(&what, e))?;
+    let raw = rsp.as_raw_response();
+    cx.lro.finish(&what, raw.status(), raw.headers()).await
+}
+
+pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+    let (rg, name) = (req(c, "resource_group_name")?, req(c, "name")?);
+    cx.count("vaults.delete");
+    found(
+        "key vault delete",
+        cx.vaults
+            .vaults_client()
+            .delete(rg, name, &cx.subscription)
+            .send()
+            .await,
+    )?;
+    if purge_protected(c) {
+        return Ok(());
+    }
+    let what = format!("key vault `{name}` purge");
+    cx.count("vaults.purgeDeleted");
+    let sent = found(
+        &what,
+        cx.vaults
+            .vaults_client()
+            .purge_deleted(name, req(c, "location")?, &cx.subscription)
+            .send()
+            .await,
+    )?;
+    match sent {
+        Some(rsp) => {
+            let raw = rsp.as_raw_response();
+            cx.lro.finish(&what, raw.status(), raw.headers()).await
+        }
+        None => Ok(()),
+    }
+}
