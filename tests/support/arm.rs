@@ -2,34 +2,72 @@
 //! answers exactly the REST paths and api-versions the azure_mgmt clients send, keeping
 //! resources in memory:
 //!
-//! | path (under `/subscriptions/{s}`) | methods | api-version |
+//! | path | methods | api-version |
 //! |---|---|---|
-//! | `/resourcegroups/{rg}` | PUT GET HEAD DELETE (202, polled) | 2021-04-01 |
-//! | `/resourceGroups/{rg}/providers/Microsoft.Network/dnsZones/{zone}` | PUT GET DELETE | 2018-05-01 |
+//! | `/subscriptions/{s}/resourcegroups/{rg}` | PUT GET HEAD DELETE (202, polled) | 2021-04-01 |
+//! | `.../resourceGroups/{rg}/providers/Microsoft.Network/dnsZones/{zone}` | PUT GET DELETE | 2018-05-01 |
 //! | `.../dnsZones/{zone}/{TYPE}/{name}` | PUT GET DELETE | 2018-05-01 |
+//! | `.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}` | PUT (202, polled) GET DELETE | 2023-05-01 |
+//! | `.../storageAccounts/{name}/listKeys` | POST | 2023-05-01 |
+//! | `/subscriptions/{s}/providers/Microsoft.Storage/storageAccounts` | GET (list) | 2023-05-01 |
+//! | `.../resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}` | PUT GET DELETE (soft delete) | 2019-09-01 |
+//! | `/subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}/purge` | POST (202, polled) | 2019-09-01 |
+//! | operation URLs named by `Location` / `Azure-AsyncOperation` | GET | any |
+//! | `/{tenant}/oauth2/v2.0/token` (Microsoft Entra ID client-credentials grant) | POST | – |
 //!
-//! Behaviour follows the public Azure REST API specs (azure-rest-api-specs,
-//! `resources/resource-manager/Microsoft.Resources/stable/2021-04-01/resources.json` and
-//! `network/resource-manager/Microsoft.Network/stable/2018-05-01/dns.json`): 404 with an
-//! ARM error body for missing resources, 400 for invalid names, 202 + `Location` for
-//! resource group deletion (polled until done), a bearer token on every call, and 429 with
-//! `Retry-After` on demand.
+//! Behaviour follows the public Azure REST API specs (github.com/Azure/azure-rest-api-specs:
+//! `resources/.../Microsoft.Resources/stable/2021-04-01/resources.json`,
+//! `dns/.../Microsoft.Network/stable/2018-05-01/dns.json`,
+//! `storage/.../Microsoft.Storage/stable/2023-05-01/storage.json`,
+//! `keyvault/.../Microsoft.KeyVault/stable/2019-09-01/keyvault.json`) and the ARM
+//! async-operation guidelines: 404 with an ARM error body for missing resources; 400 for
+//! invalid names (`AccountNameInvalid`, `VaultNameNotValid`, `InvalidResourceGroupName`);
+//! 409 for globally taken names (`StorageAccountAlreadyTaken`, `VaultAlreadyExists`) and
+//! for a soft-deleted vault's name; 202 + `Location` + `Retry-After` for resource group
+//! deletion, storage account creation and vault purges, finished after a set number of
+//! polls; a bearer token on every call; 429 with `Retry-After` on demand. Storage
+//! accounts list a fixed key (Azurite's well-known one) and a blob endpoint the test
+//! chooses (Azurite's).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-#[derive(Default)]
+/// The key every storage account lists (Azurite's well-known development key).
+pub const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// What finishes when an operation's polls run out.
+#[derive(Clone)]
+enum Done {
+    /// Remove a resource group and everything in it.
+    DeleteGroup(String),
+    /// Mark a storage account `Succeeded`.
+    FinishAccount(String),
+    /// Forget a soft-deleted vault.
+    PurgeVault(String),
+}
+
 struct Inner {
     /// Resources by lowercased id.
     resources: BTreeMap<String, Value>,
-    /// Pending deletions: operation id -> (polls left, resource group id).
-    operations: BTreeMap<String, (u32, String)>,
+    /// Soft-deleted vaults by lowercased name.
+    deleted_vaults: BTreeMap<String, Value>,
+    /// Running operations: id -> (polls left, what finishes).
+    operations: BTreeMap<String, (u32, Done)>,
     requests: usize,
+    polls: usize,
+    /// Polls a new operation answers 202 to before it finishes.
+    lro_polls: u32,
+    /// Answer every n-th request with 429 (0 = never).
+    throttle_every: usize,
+    /// The blob endpoint of an account; `{name}` is replaced.
+    blob_endpoint: String,
+    /// The bearer token required (any when unset).
+    token: Option<String>,
 }
 
 /// A running contract server.
@@ -37,43 +75,58 @@ pub struct Arm {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     inner: Arc<Mutex<Inner>>,
-    throttle_every: Arc<AtomicUsize>,
 }
 
-fn respond(
-    out: &mut TcpStream,
-    status: u16,
-    headers: &[(&str, String)],
-    body: &Value,
-) -> std::io::Result<()> {
-    let text = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let reason = match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        _ => "Status",
-    };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n", text.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+/// One parsed HTTP request.
+struct Req {
+    method: String,
+    path: String,
+    api: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req {
+    fn header(&self, n: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
     }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
-    out.flush()
 }
 
-fn error(code: &str, message: &str) -> Value {
-    json!({ "error": { "code": code, "message": message } })
+/// One response.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        headers: vec![],
+        body,
+    }
+}
+
+fn error(status: u16, code: &str, message: &str) -> Reply {
+    reply(
+        status,
+        json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+fn not_found(kind: &str, name: &str) -> Reply {
+    error(
+        404,
+        if kind == "Resource group" {
+            "ResourceGroupNotFound"
+        } else {
+            "ResourceNotFound"
+        },
+        &format!("{kind} '{name}' could not be found."),
+    )
 }
 
 impl Arm {
@@ -81,97 +134,99 @@ impl Arm {
     pub fn start() -> Arm {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let inner: Arc<Mutex<Inner>> = Arc::default();
-        let throttle_every = Arc::new(AtomicUsize::new(0));
-        let (i, t) = (inner.clone(), throttle_every.clone());
-        let base = endpoint.clone();
+        let inner = Arc::new(Mutex::new(Inner {
+            resources: BTreeMap::new(),
+            deleted_vaults: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            requests: 0,
+            polls: 0,
+            lro_polls: 2,
+            throttle_every: 0,
+            blob_endpoint: "https://{name}.blob.core.windows.net/".into(),
+            token: None,
+        }));
+        let (i, base) = (inner.clone(), endpoint.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (i, t, base) = (i.clone(), t.clone(), base.clone());
+                let (i, base) = (i.clone(), base.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &i, &t, &base);
+                    let _ = serve(conn, &i, &base);
                 });
             }
         });
-        Arm {
-            endpoint,
-            inner,
-            throttle_every,
-        }
+        Arm { endpoint, inner }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap())
     }
 
     /// Answer every `n`-th request with 429 and `Retry-After: 1` (0 = never).
     pub fn throttle_every(&self, n: usize) {
-        self.throttle_every.store(n, Ordering::SeqCst);
+        self.with(|i| i.throttle_every = n);
+    }
+
+    /// Polls each new long-running operation answers 202 to before it finishes.
+    pub fn lro_polls(&self, n: u32) {
+        self.with(|i| i.lro_polls = n);
+    }
+
+    /// Operation polls served so far.
+    pub fn polls(&self) -> usize {
+        self.with(|i| i.polls)
+    }
+
+    /// Storage accounts' blob endpoint, `{name}` standing for the account name.
+    pub fn blob_endpoint(&self, template: &str) {
+        self.with(|i| i.blob_endpoint = template.into());
+    }
+
+    /// Require this bearer token (as issued by the token endpoint) on every call.
+    pub fn require_token(&self, token: &str) {
+        self.with(|i| i.token = Some(token.into()));
     }
 
     /// Ids of every resource, sorted.
     pub fn inventory(&self) -> Vec<String> {
-        self.inner
-            .lock()
-            .unwrap()
-            .resources
-            .values()
-            .map(|v| v["id"].as_str().unwrap_or_default().to_string())
-            .collect()
+        self.with(|i| {
+            i.resources
+                .values()
+                .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+    }
+
+    /// Names of soft-deleted vaults.
+    pub fn deleted_vaults(&self) -> Vec<String> {
+        self.with(|i| i.deleted_vaults.keys().cloned().collect())
     }
 
     /// A resource by id (case-insensitive).
     pub fn get(&self, id: &str) -> Option<Value> {
-        self.inner
-            .lock()
-            .unwrap()
-            .resources
-            .get(&id.to_ascii_lowercase())
-            .cloned()
+        self.with(|i| i.resources.get(&id.to_ascii_lowercase()).cloned())
+    }
+
+    /// Creates a resource out of band (another team's, say).
+    pub fn insert(&self, id: &str, v: Value) {
+        self.with(|i| i.resources.insert(id.to_ascii_lowercase(), v));
     }
 
     /// Changes a resource out of band.
     pub fn modify(&self, id: &str, f: impl FnOnce(&mut Value)) {
-        let mut inner = self.inner.lock().unwrap();
-        f(inner
-            .resources
-            .get_mut(&id.to_ascii_lowercase())
-            .expect("resource exists"));
+        self.with(|i| {
+            f(i.resources
+                .get_mut(&id.to_ascii_lowercase())
+                .expect("resource exists"))
+        });
     }
 
     /// Deletes a resource out of band.
     pub fn remove(&self, id: &str) {
-        self.inner
-            .lock()
-            .unwrap()
-            .resources
-            .remove(&id.to_ascii_lowercase());
+        self.with(|i| i.resources.remove(&id.to_ascii_lowercase()));
     }
 }
 
-fn unsupported_api(out: &mut TcpStream, api: &str) -> std::io::Result<()> {
-    respond(
-        out,
-        400,
-        &[],
-        &error(
-            "InvalidApiVersionParameter",
-            &format!("api-version `{api}` is not supported"),
-        ),
-    )
-}
-
-fn valid_rg(name: &str) -> bool {
-    (1..=90).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
-        && !name.ends_with('.')
-}
-
-fn serve(
-    conn: TcpStream,
-    inner: &Mutex<Inner>,
-    throttle: &AtomicUsize,
-    base: &str,
-) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
+fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
     let mut r = BufReader::new(conn);
     let mut line = String::new();
     r.read_line(&mut line)?;
@@ -186,255 +241,501 @@ fn serve(
         if r.read_line(&mut h)? == 0 || h == "\r\n" {
             break;
         }
-        headers.push(h.trim_end().to_string());
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.to_string(), v.trim().to_string()));
+        }
     }
-    let header = |n: &str| {
-        headers.iter().find_map(|h| {
-            h.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.trim().to_string())
-        })
-    };
-    let mut body = vec![
-        0;
-        header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    ];
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let api = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("api-version="))
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
+    Ok(Req {
+        method,
+        path: path.to_string(),
+        api,
+        headers,
+        body,
+    })
+}
 
-    let n = {
-        let mut i = inner.lock().unwrap();
-        i.requests += 1;
-        i.requests
+fn write_reply(out: &mut TcpStream, r: &Reply) -> std::io::Result<()> {
+    let text = if r.body.is_null() {
+        String::new()
+    } else {
+        r.body.to_string()
     };
-    let every = throttle.load(Ordering::SeqCst);
-    if every > 0 && n % every == 0 {
-        return respond(
-            &mut out,
-            429,
-            &[("retry-after", "1".into())],
-            &error("TooManyRequests", "throttled"),
-        );
+    let mut head = format!(
+        "HTTP/1.1 {} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        r.status,
+        text.len()
+    );
+    for (k, v) in &r.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
-    if !header("authorization").is_some_and(|a| a.starts_with("Bearer ")) {
-        return respond(
-            &mut out,
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+fn serve(conn: TcpStream, inner: &Mutex<Inner>, base: &str) -> std::io::Result<()> {
+    let mut out = conn.try_clone()?;
+    let req = read_request(&conn)?;
+    let r = route(&mut inner.lock().unwrap(), &req, base);
+    write_reply(&mut out, &r)
+}
+
+/// Starts a long-running operation: 202 with its URL and `Retry-After`.
+fn accepted(i: &mut Inner, base: &str, url_path: String, done: Done) -> Reply {
+    let op = url_path.rsplit('/').next().unwrap_or_default().to_string();
+    i.operations.insert(op, (i.lro_polls, done));
+    Reply {
+        status: 202,
+        headers: vec![
+            ("location", format!("{base}{url_path}")),
+            ("retry-after", "0".into()),
+        ],
+        body: Value::Null,
+    }
+}
+
+fn finish(i: &mut Inner, done: Done) {
+    match done {
+        Done::DeleteGroup(rg) => {
+            let prefix = format!("{rg}/");
+            let gone: Vec<String> = i
+                .resources
+                .keys()
+                .filter(|k| **k == rg || k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for k in gone {
+                if let Some(v) = i.resources.remove(&k) {
+                    if k.contains("/providers/microsoft.keyvault/vaults/") {
+                        let name = v["name"].as_str().unwrap_or_default().to_ascii_lowercase();
+                        i.deleted_vaults.insert(name, v);
+                    }
+                }
+            }
+        }
+        Done::FinishAccount(key) => {
+            if let Some(v) = i.resources.get_mut(&key) {
+                v["properties"]["provisioningState"] = json!("Succeeded");
+            }
+        }
+        Done::PurgeVault(name) => {
+            i.deleted_vaults.remove(&name);
+        }
+    }
+}
+
+fn valid_rg(name: &str) -> bool {
+    (1..=90).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
+        && !name.ends_with('.')
+}
+
+fn valid_account(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+fn valid_vault(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("--")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The id of another resource of `kind` with the same (globally unique) name.
+fn taken_elsewhere(i: &Inner, kind: &str, name: &str, key: &str) -> bool {
+    let suffix = format!("/{kind}/{}", name.to_ascii_lowercase());
+    i.resources.keys().any(|k| k != key && k.ends_with(&suffix))
+}
+
+fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
+    i.requests += 1;
+    if i.throttle_every > 0 && i.requests % i.throttle_every == 0 {
+        let mut r = error(429, "TooManyRequests", "throttled");
+        r.headers.push(("retry-after", "1".into()));
+        return r;
+    }
+    let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+
+    // Microsoft Entra ID's token endpoint: client-credentials grant.
+    if let [_tenant, "oauth2", "v2.0", "token"] = l.as_slice() {
+        let form: BTreeMap<String, String> = String::from_utf8_lossy(&req.body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.replace("%2F", "/").replace("%3A", ":")))
+            .collect();
+        return match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) if secret != "wrong" => reply(
+                200,
+                json!({ "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": format!("entra-{id}") }),
+            ),
+            _ => reply(
+                401,
+                json!({ "error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided." }),
+            ),
+        };
+    }
+
+    let bearer = req.header("authorization").unwrap_or_default();
+    let authorized = match &i.token {
+        Some(t) => bearer == format!("Bearer {t}"),
+        None => bearer.starts_with("Bearer "),
+    };
+    if !authorized {
+        return error(
             401,
-            &[],
-            &error("AuthenticationFailed", "no bearer token"),
+            "AuthenticationFailed",
+            "the access token is missing or invalid",
         );
     }
 
-    // Long-running operations.
-    if let Some(op) = path.strip_prefix("/operations/") {
-        let mut i = inner.lock().unwrap();
-        let Some((left, rg)) = i.operations.get(op).cloned() else {
-            return respond(&mut out, 404, &[], &error("NotFound", "no such operation"));
+    // Operation URLs handed out with 202s.
+    if let [.., "operationresults" | "asyncoperations", op] = l.as_slice() {
+        i.polls += 1;
+        let Some((left, done)) = i.operations.get(*op).cloned() else {
+            return error(404, "NotFound", "no such operation");
         };
         if left > 0 {
-            i.operations.insert(op.into(), (left - 1, rg));
-            return respond(
-                &mut out,
-                202,
-                &[
-                    ("location", format!("{base}/operations/{op}")),
-                    ("retry-after", "0".into()),
-                ],
-                &Value::Null,
-            );
+            i.operations.insert(op.to_string(), (left - 1, done));
+            let mut r = reply(202, Value::Null);
+            r.headers = vec![
+                ("location", format!("{base}{}", req.path)),
+                ("retry-after", "0".into()),
+            ];
+            return r;
         }
-        i.operations.remove(op);
-        let prefix = format!("{rg}/");
-        i.resources
-            .retain(|k, _| k != &rg && !k.starts_with(&prefix));
-        return respond(&mut out, 200, &[], &Value::Null);
+        i.operations.remove(*op);
+        finish(i, done);
+        return reply(200, Value::Null);
     }
 
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let id = path.to_string();
-    let key = path.to_ascii_lowercase();
-    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut i = inner.lock().unwrap();
-    match lower
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["subscriptions", _, "resourcegroups", _] => {
-            if api != "2021-04-01" {
-                return unsupported_api(&mut out, api);
+    let sub = lower.get(1).cloned().unwrap_or_default();
+    match l.as_slice() {
+        ["subscriptions", _, "resourcegroups", _] => resource_group(i, req, &segs, base),
+        ["subscriptions", _, "providers", "microsoft.storage", "storageaccounts"] => {
+            if req.api != "2023-05-01" {
+                return unsupported_api(&req.api);
             }
-            let name = segs[3];
-            match method.as_str() {
-                "PUT" => {
-                    if !valid_rg(name) {
-                        return respond(
-                            &mut out,
-                            400,
-                            &[],
-                            &error(
-                                "InvalidResourceGroupName",
-                                &format!("resource group name `{name}` is invalid"),
-                            ),
-                        );
-                    }
-                    let existed = i.resources.contains_key(&key);
-                    let v = json!({ "id": id, "name": name, "type": "Microsoft.Resources/resourceGroups", "location": req["location"], "tags": req.get("tags").cloned().unwrap_or(json!({})), "properties": { "provisioningState": "Succeeded" } });
-                    i.resources.insert(key, v.clone());
-                    respond(&mut out, if existed { 200 } else { 201 }, &[], &v)
-                }
-                "GET" | "HEAD" if i.operations.values().any(|(_, rg)| *rg == key) => {
-                    // A deletion in progress finishes after a few reads, like ARM's.
-                    let op = i
-                        .operations
-                        .iter()
-                        .find(|(_, (_, rg))| *rg == key)
-                        .map(|(k, _)| k.clone())
-                        .unwrap_or_default();
-                    let (left, rg) = i.operations.get(&op).cloned().unwrap_or_default();
-                    if left > 0 {
-                        i.operations.insert(op, (left - 1, rg));
-                        let mut v = i.resources.get(&key).cloned().unwrap_or(Value::Null);
-                        v["properties"]["provisioningState"] = json!("Deleting");
-                        return respond(&mut out, 200, &[], &v);
-                    }
-                    i.operations.remove(&op);
-                    let prefix = format!("{rg}/");
-                    i.resources
-                        .retain(|k, _| k != &rg && !k.starts_with(&prefix));
-                    respond(
-                        &mut out,
-                        404,
-                        &[],
-                        &error(
-                            "ResourceGroupNotFound",
-                            &format!("Resource group '{name}' could not be found."),
-                        ),
-                    )
-                }
-                "GET" | "HEAD" => match i.resources.get(&key) {
-                    Some(v) if method == "GET" => respond(&mut out, 200, &[], v),
-                    Some(_) => respond(&mut out, 204, &[], &Value::Null),
-                    None => respond(
-                        &mut out,
-                        404,
-                        &[],
-                        &error(
-                            "ResourceGroupNotFound",
-                            &format!("Resource group '{name}' could not be found."),
-                        ),
-                    ),
-                },
-                "DELETE" => {
-                    if !i.resources.contains_key(&key) {
-                        return respond(
-                            &mut out,
-                            404,
-                            &[],
-                            &error(
-                                "ResourceGroupNotFound",
-                                &format!("Resource group '{name}' could not be found."),
-                            ),
-                        );
-                    }
-                    let op = format!("op{n}");
-                    i.operations.insert(op.clone(), (2, key));
-                    respond(
-                        &mut out,
-                        202,
-                        &[
-                            ("location", format!("{base}/operations/{op}")),
-                            ("retry-after", "0".into()),
-                        ],
-                        &Value::Null,
-                    )
-                }
-                _ => respond(&mut out, 400, &[], &error("MethodNotAllowed", &method)),
-            }
+            let value: Vec<Value> = i
+                .resources
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with(&format!("/subscriptions/{sub}/"))
+                        && k.contains("/providers/microsoft.storage/storageaccounts/")
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            reply(200, json!({ "value": value }))
         }
-        ["subscriptions", _, "resourcegroups", rg, "providers", "microsoft.network", "dnszones", rest @ ..]
-            if !rest.is_empty() =>
+        ["subscriptions", _, "providers", "microsoft.keyvault", "locations", loc, "deletedvaults", name, "purge"] =>
         {
-            if api != "2018-05-01" {
-                return unsupported_api(&mut out, api);
+            if req.api != "2019-09-01" {
+                return unsupported_api(&req.api);
             }
-            let rg_key = format!("/subscriptions/{}/resourcegroups/{rg}", lower[1]);
-            if !i.resources.contains_key(&rg_key) {
-                return respond(
-                    &mut out,
-                    404,
-                    &[],
-                    &error(
-                        "ResourceGroupNotFound",
-                        &format!("Resource group '{rg}' could not be found."),
-                    ),
-                );
+            if !i.deleted_vaults.contains_key(*name) {
+                return not_found("Deleted vault", name);
             }
-            let zone_key = format!("{rg_key}/providers/microsoft.network/dnszones/{}", rest[0]);
-            let (is_zone, kind) = (
-                rest.len() == 1,
-                if rest.len() == 1 {
-                    "dnszones"
-                } else {
-                    "recordsets"
-                },
+            let path = format!(
+                "/subscriptions/{}/providers/Microsoft.KeyVault/locations/{loc}/operationResults/op{}",
+                segs[1], i.requests
             );
-            if !is_zone && !i.resources.contains_key(&zone_key) {
-                return respond(
-                    &mut out,
-                    404,
-                    &[],
-                    &error("ParentResourceNotFound", "the DNS zone does not exist"),
-                );
+            accepted(i, base, path, Done::PurgeVault(name.to_string()))
+        }
+        ["subscriptions", _, "resourcegroups", rg, "providers", provider, ..] => {
+            let rg_key = format!("/subscriptions/{sub}/resourcegroups/{rg}");
+            if !i.resources.contains_key(&rg_key) {
+                return not_found("Resource group", segs[3]);
             }
-            match method.as_str() {
-                "PUT" => {
-                    let v = if is_zone {
-                        json!({ "id": id, "name": segs[7], "type": "Microsoft.Network/dnszones", "location": "global", "etag": format!("e{n}"), "tags": req.get("tags").cloned().unwrap_or(json!({})), "properties": { "nameServers": ["ns1-01.azure-dns.com.", "ns2-01.azure-dns.net."], "numberOfRecordSets": 2 } })
-                    } else {
-                        let mut props = req["properties"].clone();
-                        props["fqdn"] =
-                            json!(format!("{}.{}.", segs[9], segs[7]).replace("@.", ""));
-                        json!({ "id": id, "name": segs[9], "type": format!("Microsoft.Network/dnszones/{}", segs[8]), "etag": format!("e{n}"), "properties": props })
-                    };
-                    let existed = i.resources.contains_key(&key);
-                    i.resources.insert(key, v.clone());
-                    respond(&mut out, if existed { 200 } else { 201 }, &[], &v)
-                }
-                "GET" => match i.resources.get(&key) {
-                    Some(v) => respond(&mut out, 200, &[], v),
-                    None => respond(
-                        &mut out,
-                        404,
-                        &[],
-                        &error("NotFound", &format!("The {kind} resource was not found.")),
-                    ),
-                },
-                "DELETE" => {
-                    let prefix = format!("{key}/");
-                    let existed = i.resources.remove(&key).is_some();
-                    i.resources.retain(|k, _| !k.starts_with(&prefix));
-                    respond(&mut out, if existed { 200 } else { 204 }, &[], &Value::Null)
-                }
-                _ => respond(&mut out, 400, &[], &error("MethodNotAllowed", &method)),
+            match *provider {
+                "microsoft.network" => dns(i, req, &segs, &l, &rg_key),
+                "microsoft.storage" => storage(i, req, &segs, &l, base),
+                "microsoft.keyvault" => vault(i, req, &segs, &l),
+                _ => no_route(req),
             }
         }
-        _ => respond(
-            &mut out,
-            404,
-            &[],
-            &error(
-                "InvalidResourceType",
-                &format!("no route for {method} {path}"),
+        _ => no_route(req),
+    }
+}
+
+fn no_route(req: &Req) -> Reply {
+    error(
+        404,
+        "InvalidResourceType",
+        &format!("no route for {} {}", req.method, req.path),
+    )
+}
+
+fn unsupported_api(api: &str) -> Reply {
+    error(
+        400,
+        "InvalidApiVersionParameter",
+        &format!("api-version `{api}` is not supported"),
+    )
+}
+
+fn body(req: &Req) -> Value {
+    serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+}
+
+fn resource_group(i: &mut Inner, req: &Req, segs: &[&str], base: &str) -> Reply {
+    if req.api != "2021-04-01" {
+        return unsupported_api(&req.api);
+    }
+    let name = segs[3];
+    let key = req.path.to_ascii_lowercase();
+    let deleting = i
+        .operations
+        .values()
+        .any(|(_, d)| matches!(d, Done::DeleteGroup(k) if *k == key));
+    match req.method.as_str() {
+        "PUT" => {
+            if !valid_rg(name) {
+                return error(
+                    400,
+                    "InvalidResourceGroupName",
+                    &format!("resource group name `{name}` is invalid"),
+                );
+            }
+            let b = body(req);
+            let existed = i.resources.contains_key(&key);
+            let v = json!({ "id": req.path, "name": name, "type": "Microsoft.Resources/resourceGroups", "location": b["location"], "tags": b.get("tags").cloned().unwrap_or(json!({})), "properties": { "provisioningState": "Succeeded" } });
+            i.resources.insert(key, v.clone());
+            reply(if existed { 200 } else { 201 }, v)
+        }
+        "GET" | "HEAD" => match i.resources.get(&key) {
+            Some(v) if req.method == "GET" => {
+                let mut v = v.clone();
+                if deleting {
+                    v["properties"]["provisioningState"] = json!("Deleting");
+                }
+                reply(200, v)
+            }
+            Some(_) => reply(204, Value::Null),
+            None => not_found("Resource group", name),
+        },
+        "DELETE" => {
+            if !i.resources.contains_key(&key) {
+                return not_found("Resource group", name);
+            }
+            let path = format!(
+                "/subscriptions/{}/operationresults/op{}",
+                segs[1], i.requests
+            );
+            accepted(i, base, path, Done::DeleteGroup(key))
+        }
+        m => error(405, "MethodNotAllowed", m),
+    }
+}
+
+fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str) -> Reply {
+    if req.api != "2018-05-01" {
+        return unsupported_api(&req.api);
+    }
+    let rest = &l[6..];
+    if rest.first() != Some(&"dnszones") || rest.len() < 2 {
+        return no_route(req);
+    }
+    let key = req.path.to_ascii_lowercase();
+    let zone_key = format!("{rg_key}/providers/microsoft.network/dnszones/{}", rest[1]);
+    let is_zone = rest.len() == 2;
+    if !is_zone && !i.resources.contains_key(&zone_key) {
+        return error(404, "ParentResourceNotFound", "the DNS zone does not exist");
+    }
+    match req.method.as_str() {
+        "PUT" => {
+            let b = body(req);
+            let n = i.requests;
+            let v = if is_zone {
+                json!({ "id": req.path, "name": segs[7], "type": "Microsoft.Network/dnszones", "location": "global", "etag": format!("e{n}"), "tags": b.get("tags").cloned().unwrap_or(json!({})), "properties": { "nameServers": ["ns1-01.azure-dns.com.", "ns2-01.azure-dns.net."], "numberOfRecordSets": 2 } })
+            } else {
+                let mut props = b["properties"].clone();
+                props["fqdn"] = json!(format!("{}.{}.", segs[9], segs[7]).replace("@.", ""));
+                json!({ "id": req.path, "name": segs[9], "type": format!("Microsoft.Network/dnszones/{}", segs[8]), "etag": format!("e{n}"), "properties": props })
+            };
+            let existed = i.resources.contains_key(&key);
+            i.resources.insert(key, v.clone());
+            reply(if existed { 200 } else { 201 }, v)
+        }
+        "GET" => match i.resources.get(&key) {
+            Some(v) => reply(200, v.clone()),
+            None => not_found(
+                if is_zone { "DNS zone" } else { "Record set" },
+                segs[segs.len() - 1],
             ),
-        ),
+        },
+        "DELETE" => {
+            let prefix = format!("{key}/");
+            let existed = i.resources.remove(&key).is_some();
+            i.resources.retain(|k, _| !k.starts_with(&prefix));
+            reply(if existed { 200 } else { 204 }, Value::Null)
+        }
+        m => error(405, "MethodNotAllowed", m),
+    }
+}
+
+fn storage(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], base: &str) -> Reply {
+    if req.api != "2023-05-01" {
+        return unsupported_api(&req.api);
+    }
+    let (Some(&"storageaccounts"), Some(name)) = (l.get(6), segs.get(7)) else {
+        return no_route(req);
+    };
+    let account_path = segs[..8].join("/");
+    let key = format!("/{}", account_path.to_ascii_lowercase());
+    if let Some(&"listkeys") = l.get(8) {
+        return match i.resources.get(&key) {
+            Some(_) if req.method == "POST" => reply(
+                200,
+                json!({ "keys": [ { "keyName": "key1", "value": ACCOUNT_KEY, "permissions": "FULL" } ] }),
+            ),
+            Some(_) => error(405, "MethodNotAllowed", &req.method),
+            None => not_found("Storage account", name),
+        };
+    }
+    match req.method.as_str() {
+        "PUT" => {
+            if !valid_account(name) {
+                return error(
+                    400,
+                    "AccountNameInvalid",
+                    &format!("{name} is not a valid storage account name. Storage account name must be between 3 and 24 characters in length and use numbers and lower-case letters only."),
+                );
+            }
+            if taken_elsewhere(i, "storageaccounts", name, &key) {
+                return error(
+                    409,
+                    "StorageAccountAlreadyTaken",
+                    &format!("The storage account named {name} is already taken."),
+                );
+            }
+            let b = body(req);
+            let sku = b
+                .pointer("/sku/name")
+                .cloned()
+                .unwrap_or(json!("Standard_LRS"));
+            let tier = sku
+                .as_str()
+                .unwrap_or("")
+                .split('_')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let existed = i.resources.get(&key).cloned();
+            let mut v = json!({
+                "id": format!("/{account_path}"), "name": name, "type": "Microsoft.Storage/storageAccounts",
+                "location": b["location"], "kind": b["kind"], "sku": { "name": sku, "tier": tier },
+                "tags": b.get("tags").cloned().unwrap_or(json!({})),
+                "properties": {
+                    "provisioningState": "Creating",
+                    "minimumTlsVersion": b.pointer("/properties/minimumTlsVersion").cloned().unwrap_or(json!("TLS1_0")),
+                    "supportsHttpsTrafficOnly": b.pointer("/properties/supportsHttpsTrafficOnly").cloned().unwrap_or(json!(true)),
+                    "primaryEndpoints": { "blob": i.blob_endpoint.replace("{name}", name) },
+                },
+            });
+            match existed {
+                // An update of an existing account is synchronous.
+                Some(_) => {
+                    v["properties"]["provisioningState"] = json!("Succeeded");
+                    i.resources.insert(key, v.clone());
+                    reply(200, v)
+                }
+                None => {
+                    i.resources.insert(key.clone(), v);
+                    let loc = b["location"].as_str().unwrap_or("westeurope").to_string();
+                    let path = format!(
+                        "/subscriptions/{}/providers/Microsoft.Storage/locations/{loc}/asyncoperations/op{}",
+                        segs[1], i.requests
+                    );
+                    accepted(i, base, path, Done::FinishAccount(key))
+                }
+            }
+        }
+        "GET" => match i.resources.get(&key) {
+            Some(v) => reply(200, v.clone()),
+            None => not_found("Storage account", name),
+        },
+        "DELETE" => {
+            let existed = i.resources.remove(&key).is_some();
+            reply(if existed { 200 } else { 204 }, Value::Null)
+        }
+        m => error(405, "MethodNotAllowed", m),
+    }
+}
+
+fn vault(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str]) -> Reply {
+    if req.api != "2019-09-01" {
+        return unsupported_api(&req.api);
+    }
+    let (Some(&"vaults"), Some(name), None) = (l.get(6), segs.get(7), segs.get(8)) else {
+        return no_route(req);
+    };
+    let key = req.path.to_ascii_lowercase();
+    match req.method.as_str() {
+        "PUT" => {
+            if !valid_vault(name) {
+                return error(
+                    400,
+                    "VaultNameNotValid",
+                    &format!("The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens."),
+                );
+            }
+            if taken_elsewhere(i, "vaults", name, &key) {
+                return error(
+                    409,
+                    "VaultAlreadyExists",
+                    &format!("The vault name '{name}' is already in use."),
+                );
+            }
+            if i.deleted_vaults.contains_key(&name.to_ascii_lowercase()) {
+                return error(
+                    409,
+                    "ConflictError",
+                    &format!("A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault '{name}'."),
+                );
+            }
+            let b = body(req);
+            let mut props = b["properties"].clone();
+            props["vaultUri"] = json!(format!(
+                "https://{}.vault.azure.net/",
+                name.to_ascii_lowercase()
+            ));
+            props["provisioningState"] = json!("Succeeded");
+            let v = json!({ "id": req.path, "name": name, "type": "Microsoft.KeyVault/vaults", "location": b["location"], "tags": b.get("tags").cloned().unwrap_or(json!({})), "properties": props });
+            let existed = i.resources.insert(key, v.clone()).is_some();
+            reply(if existed { 200 } else { 201 }, v)
+        }
+        "GET" => match i.resources.get(&key) {
+            Some(v) => reply(200, v.clone()),
+            None => not_found("Vault", name),
+        },
+        "DELETE" => match i.resources.remove(&key) {
+            Some(v) => {
+                i.deleted_vaults.insert(name.to_ascii_lowercase(), v);
+                reply(200, Value::Null)
+            }
+            None => reply(204, Value::Null),
+        },
+        m => error(405, "MethodNotAllowed", m),
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod arm;
+pub mod azurite;
 pub mod bind;
 pub mod faulty;
 pub mod moto;

@@ -155,11 +155,7 @@ pub(super) async fn read_record(cx: &Clients, c: &Attrs) -> Result<Option<Live>,
     }))
 }
 
-pub(super) async fn apply_record(
-    cx: &Clients,
-    c: &Attrs,
-    addr: &str,
-) -> Result<(), ProviderError> {
+pub(super) async fn apply_record(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), ProviderError> {
     let rtype = req(c, "type")?;
     let mut p = RecordSetProperties {
         ttl: Some(opt_u64(c, "ttl")?.unwrap_or(3600) as i64),

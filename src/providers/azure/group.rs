@@ -27,7 +27,8 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
         |n| {
             (1..=90).contains(&n.len())
                 && !n.ends_with('.')
-                && n.chars().all(|ch| ch.is_alphanumeric() || "-_.()".contains(ch))
+                && n.chars()
+                    .all(|ch| ch.is_alphanumeric() || "-_.()".contains(ch))
         },
         "1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`",
     )

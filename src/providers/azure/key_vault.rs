@@ -111,11 +111,16 @@ pub(super) async fn read(cx: &Clients, c: &Attrs) -> Result<Option<Live>, Provid
         a.insert("name".into(), json!(name));
         a.insert("resource_group_name".into(), json!(rg));
         a.insert("location".into(), v["location"].clone());
-        a.insert("sku_name".into(), p.pointer("/sku/name").cloned().unwrap_or(Value::Null));
+        a.insert(
+            "sku_name".into(),
+            p.pointer("/sku/name").cloned().unwrap_or(Value::Null),
+        );
         a.insert("tenant_id".into(), p["tenantId"].clone());
         a.insert(
             "soft_delete_retention_days".into(),
-            json!(p["softDeleteRetentionInDays"].as_u64().unwrap_or(RETENTION_DAYS)),
+            json!(p["softDeleteRetentionInDays"]
+                .as_u64()
+                .unwrap_or(RETENTION_DAYS)),
         );
         a.insert(
             "purge_protection_enabled".into(),

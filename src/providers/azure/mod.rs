@@ -104,6 +104,9 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
         "" => format!("{what}: {message}"),
         c => format!("{what}: {c}: {message}"),
     };
+    if *e.kind() == azure_core::error::ErrorKind::Credential {
+        return ProviderError::Auth(text);
+    }
     match status {
         Some(429) | Some(500..=599) | None => ProviderError::Transient(text),
         Some(401) | Some(403) => ProviderError::Auth(text),
@@ -117,7 +120,12 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
 fn found<T>(what: &str, r: azure_core::Result<T>) -> Result<Option<T>, ProviderError> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(e) if e.as_http_error().is_some_and(|h| u16::from(h.status()) == 404) => Ok(None),
+        Err(e)
+            if e.as_http_error()
+                .is_some_and(|h| u16::from(h.status()) == 404) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(classify(what, e)),
     }
 }

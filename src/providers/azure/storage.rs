@@ -61,9 +61,12 @@ pub(super) fn schemas() -> Vec<ResourceSchema> {
 /// Checks that an attribute, when set and known, is one of `allowed`.
 fn one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), ProviderError> {
     match c.get(key).and_then(Value::as_str) {
-        Some(v) if v != crate::value::UNKNOWN && !allowed.contains(&v) => Err(
-            ProviderError::Invalid(format!("`{key}` is `{v}`: expected one of {}", allowed.join(", "))),
-        ),
+        Some(v) if v != crate::value::UNKNOWN && !allowed.contains(&v) => {
+            Err(ProviderError::Invalid(format!(
+                "`{key}` is `{v}`: expected one of {}",
+                allowed.join(", ")
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -75,7 +78,8 @@ pub(super) fn validate_account(c: &Attrs) -> Result<(), ProviderError> {
         "storage account name",
         |n| {
             (3..=24).contains(&n.len())
-                && n.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                && n.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
         },
         "3-24 lowercase letters and digits, unique across Azure",
     )?;
@@ -135,7 +139,9 @@ pub(super) async fn read_account(cx: &Clients, c: &Attrs) -> Result<Option<Live>
         a.insert("id".into(), v["id"].clone());
         a.insert(
             "primary_blob_endpoint".into(),
-            p.pointer("/primaryEndpoints/blob").cloned().unwrap_or(Value::Null),
+            p.pointer("/primaryEndpoints/blob")
+                .cloned()
+                .unwrap_or(Value::Null),
         );
         Live { attrs: a, owner }
     }))
@@ -237,7 +243,8 @@ async fn access(cx: &Clients, account: &str) -> Result<Option<Arc<Access>>, Prov
                 let (Some(name), Some(rg), Some(blob)) = (
                     v["name"].as_str(),
                     rg,
-                    v.pointer("/properties/primaryEndpoints/blob").and_then(Value::as_str),
+                    v.pointer("/properties/primaryEndpoints/blob")
+                        .and_then(Value::as_str),
                 ) else {
                     continue;
                 };
@@ -251,14 +258,31 @@ async fn access(cx: &Clients, account: &str) -> Result<Option<Arc<Access>>, Prov
         return Ok(None);
     };
     cx.count("storageAccounts.listKeys");
-    let keys = found(
+    // Parsed by hand: ARM answers `"permissions": "FULL"`, which the crate's enum
+    // (`Read` | `Full`) refuses.
+    let sent = found(
         "storage account list keys",
         cx.storage
             .storage_accounts_client()
             .list_keys(&rg, account, &cx.subscription)
+            .send()
             .await,
     )?;
-    let Some(key) = keys.and_then(|k| k.keys.into_iter().find_map(|k| k.value)) else {
+    let key = match sent {
+        Some(rsp) => {
+            let body = rsp
+                .into_raw_response()
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| classify("storage account list keys", e))?;
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.pointer("/keys/0/value")?.as_str().map(str::to_string))
+        }
+        None => None,
+    };
+    let Some(key) = key else {
         accounts.located.remove(account);
         return Ok(None);
     };
@@ -289,10 +313,7 @@ fn public_access(c: &Attrs) -> PublicAccess {
     }
 }
 
-pub(super) async fn read_container(
-    cx: &Clients,
-    c: &Attrs,
-) -> Result<Option<Live>, ProviderError> {
+pub(super) async fn read_container(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
     let (account, name) = (req(c, "storage_account_name")?, req(c, "name")?);
     let Some(a) = access(cx, account).await? else {
         return Ok(None);
@@ -318,7 +339,11 @@ pub(super) async fn read_container(
         );
         Live {
             attrs,
-            owner: p.container.metadata.get(CONTAINER_TAG).cloned(),
+            // The crate keeps the `x-ms-meta-` header prefix on metadata names.
+            owner: p.container.metadata.iter().find_map(|(k, v)| {
+                let k = k.strip_prefix("x-ms-meta-").unwrap_or(k);
+                k.eq_ignore_ascii_case(CONTAINER_TAG).then(|| v.clone())
+            }),
         }
     }))
 }
