@@ -357,3 +357,47 @@ fn killed_applies_leave_the_inventory_equal_to_state() {
     assert_eq!(azurite.containers(), containers);
     assert_eq!(containers.len(), 10);
 }
+
+#[test]
+fn acme_dns01_challenges_are_solved_through_azure_dns() {
+    let arm = Arm::start();
+    let pebble = crate::support::pebble::Pebble::start(&arm.dns_addr());
+    let ws = workspace(&arm);
+    let toml = ws.read("landlord.toml");
+    ws.write(
+        "landlord.toml",
+        &format!(
+            "{toml}\n[providers.acme]\ndirectory = \"{}\"\nca_bundle = \"{}\"\n\n[providers.dns_verification]\nnameservers = [\"{}\"]\n",
+            pebble.directory,
+            pebble.ca_pem().display(),
+            arm.dns_addr()
+        ),
+    );
+    ws.write(
+        "shared.yaml",
+        "modules:\n  - use: azure/platform-dns\n  - use: dns/acme-account\n",
+    );
+    ws.write(
+        "plans/certified.yaml",
+        "modules:\n  - use: azure/tenant-group\n  - use: azure/subdomain-record\n  - use: azure/certificate\n",
+    );
+    ws.edit("tenants/contoso.yaml", "azure-professional", "certified");
+    ws.write(
+        "tenants/fabrikam.yaml",
+        "id: fabrikam\nplan: certified\nregion: eastus\ndomain: { kind: subdomain, name: fabrikam }\n",
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    for t in ["contoso", "fabrikam"] {
+        let addr = format!("{t}/acme_certificate.site");
+        let pem = ws.ok(&["output", &addr, "certificate_pem"], 0).stdout;
+        assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
+        let issuer = ws.ok(&["output", &addr, "issuer_pem"], 0).stdout;
+        assert!(issuer.contains("BEGIN CERTIFICATE"), "{issuer}");
+    }
+    assert!(
+        !arm.inventory().iter().any(|id| id.contains("/TXT/")),
+        "challenge record sets are removed: {:?}",
+        arm.inventory()
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

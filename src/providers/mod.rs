@@ -9,6 +9,7 @@ pub mod acme;
 pub mod aws;
 pub mod azure;
 pub mod builtin;
+pub mod challenge;
 pub mod dns;
 #[cfg(test)]
 pub mod fake;
@@ -364,16 +365,16 @@ impl Registry {
         let builtin = builtin::Builtin::new(settings, stats.clone())?;
         let aws = aws::Aws::new(settings, stats.clone())?;
         let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
-        let acme = acme::Acme::new(settings, servers.clone(), stats.clone())?;
+        let azure = Arc::new(azure::Azure::new(settings, stats.clone())?);
+        let acme = acme::Acme::new(settings, servers.clone(), azure.clone(), stats.clone())?;
         let dns = dns::Dns::new(servers, stats.clone());
-        let azure = azure::Azure::new(settings, stats.clone())?;
         Ok(Self::with_providers(
             vec![
                 Arc::new(builtin),
                 Arc::new(aws),
                 Arc::new(dns),
                 Arc::new(acme),
-                Arc::new(azure),
+                azure,
             ],
             stats,
         ))

@@ -15,6 +15,9 @@
 //! | operation URLs named by `Location` / `Azure-AsyncOperation` | GET | any |
 //! | `/{tenant}/oauth2/v2.0/token` (Microsoft Entra ID client-credentials grant) | POST | – |
 //!
+//! It also answers DNS queries over UDP (`dns_addr`) from the record sets of its zones,
+//! as Azure DNS name servers do, so an ACME server can check DNS-01 challenges.
+//!
 //! Behaviour follows the public Azure REST API specs (github.com/Azure/azure-rest-api-specs:
 //! `resources/.../Microsoft.Resources/stable/2021-04-01/resources.json`,
 //! `dns/.../Microsoft.Network/stable/2018-05-01/dns.json`,
@@ -75,6 +78,7 @@ pub struct Arm {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     inner: Arc<Mutex<Inner>>,
+    dns: std::net::SocketAddr,
 }
 
 /// One parsed HTTP request.
@@ -154,7 +158,20 @@ impl Arm {
                 });
             }
         });
-        Arm { endpoint, inner }
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dns = udp.local_addr().unwrap();
+        let i = inner.clone();
+        std::thread::spawn(move || serve_dns(udp, &i));
+        Arm {
+            endpoint,
+            inner,
+            dns,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the DNS name server of the zones.
+    pub fn dns_addr(&self) -> String {
+        self.dns.to_string()
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -738,4 +755,81 @@ fn vault(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str]) -> Reply {
         },
         m => error(405, "MethodNotAllowed", m),
     }
+}
+
+/// Answers DNS queries from the record sets of the zones held.
+fn serve_dns(sock: std::net::UdpSocket, inner: &Mutex<Inner>) {
+    use hickory_proto::op::{Message, ResponseCode};
+    let mut buf = [0u8; 4096];
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        let Ok(q) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+        r.metadata.authoritative = true;
+        r.queries = q.queries.clone();
+        let i = inner.lock().unwrap();
+        for query in &q.queries {
+            let name = query
+                .name()
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let rtype = query.query_type().to_string().to_ascii_lowercase();
+            let zone = i.resources.keys().find(|k| {
+                k.rsplit_once("/dnszones/").is_some_and(|(_, z)| {
+                    !z.contains('/') && (name == z || name.ends_with(&format!(".{z}")))
+                })
+            });
+            let Some(zone) = zone else {
+                r.metadata.response_code = ResponseCode::Refused;
+                continue;
+            };
+            let z = zone
+                .rsplit_once("/dnszones/")
+                .map(|(_, z)| z)
+                .unwrap_or_default();
+            let rel = name
+                .strip_suffix(&format!(".{z}"))
+                .unwrap_or("@")
+                .to_string();
+            if let Some(rs) = i.resources.get(&format!("{zone}/{rtype}/{rel}")) {
+                r.answers.extend(answers(query.name(), &rs["properties"]));
+            }
+        }
+        drop(i);
+        if let Ok(bytes) = r.to_vec() {
+            let _ = sock.send_to(&bytes, from);
+        }
+    }
+}
+
+/// DNS records of an ARM record set's properties.
+fn answers(name: &hickory_proto::rr::Name, p: &Value) -> Vec<hickory_proto::rr::Record> {
+    use hickory_proto::rr::rdata::{A, CNAME, TXT};
+    use hickory_proto::rr::{RData, Record};
+    let ttl = p["TTL"].as_u64().unwrap_or(3600) as u32;
+    let mut data = Vec::new();
+    for t in p["TXTRecords"].as_array().into_iter().flatten() {
+        let parts: Vec<String> = t["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        data.push(RData::TXT(TXT::new(parts)));
+    }
+    for a in p["ARecords"].as_array().into_iter().flatten() {
+        if let Some(ip) = a["ipv4Address"].as_str().and_then(|s| s.parse().ok()) {
+            data.push(RData::A(A(ip)));
+        }
+    }
+    if let Some(c) = p.pointer("/CNAMERecord/cname").and_then(Value::as_str) {
+        if let Ok(target) = hickory_proto::rr::Name::from_ascii(format!("{c}.")) {
+            data.push(RData::CNAME(CNAME(target)));
+        }
+    }
+    data.into_iter()
+        .map(|d| Record::from_rdata(name.clone(), ttl, d))
+        .collect()
 }

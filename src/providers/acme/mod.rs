@@ -1,6 +1,8 @@
 //! The `acme` provider (instant-acme): `acme_registration` (the account, created once per
 //! directory, credentials kept encrypted in state) and `acme_certificate`, issued with
-//! DNS-01 challenges written through a `[providers.dns.<name>]` server. Challenge records
+//! DNS-01 challenges written through a `[providers.dns.<name>]` server or, with
+//! `dns_challenge_provider = "azure"` and `dns_challenge_config = { resource_group_name,
+//! zone_name }`, through an Azure DNS zone. Challenge records
 //! are checked live before the challenge is answered and removed afterwards, also on
 //! failure. A certificate inside `renew_before_days` of expiry plans a replace.
 //!
@@ -21,8 +23,10 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::azure::Azure;
 use super::builtin::{opt_str, opt_u64, req_str};
-use super::dns::{RrSet, Servers};
+use super::challenge::ChallengeZone;
+use super::dns::Servers;
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, PlanRequest,
     PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
@@ -44,6 +48,7 @@ struct AcmeSettings {
 pub struct Acme {
     settings: AcmeSettings,
     servers: Arc<Servers>,
+    azure: Arc<Azure>,
     schemas: Vec<ResourceSchema>,
     stats: Arc<ApiStats>,
 }
@@ -66,6 +71,7 @@ impl Acme {
     pub fn new(
         settings: &Settings,
         servers: Arc<Servers>,
+        azure: Arc<Azure>,
         stats: Arc<ApiStats>,
     ) -> Result<Acme, SettingsError> {
         let mut s = AcmeSettings::default();
@@ -122,6 +128,7 @@ impl Acme {
                     AttrSchema::optional("dns_names").force_new(),
                     AttrSchema::optional("key_type").force_new(),
                     AttrSchema::required("dns_challenge_provider"),
+                    AttrSchema::optional("dns_challenge_config"),
                     AttrSchema::optional("renew_before_days"),
                     AttrSchema::computed("certificate_pem"),
                     AttrSchema::computed("issuer_pem"),
@@ -134,6 +141,7 @@ impl Acme {
         Ok(Acme {
             settings: s,
             servers,
+            azure,
             schemas,
             stats,
         })
@@ -193,6 +201,37 @@ impl Acme {
         })
     }
 
+    /// Where `dns_challenge_provider` publishes: a `[providers.dns.<name>]` server, or an
+    /// Azure DNS zone named by `dns_challenge_config`.
+    fn challenge_zone(
+        &self,
+        provider: &str,
+        c: &Attrs,
+    ) -> Result<Arc<dyn ChallengeZone>, ProviderError> {
+        if let Some(server) = self.servers.named(provider) {
+            return Ok(Arc::new(server.clone()));
+        }
+        if provider == "azure" {
+            let config = c.get("dns_challenge_config").and_then(Value::as_object);
+            let get = |k: &str| {
+                config
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProviderError::Invalid(format!(
+                            "`dns_challenge_provider = \"azure\"` needs `dns_challenge_config.{k}`"
+                        ))
+                    })
+            };
+            return self.azure.challenge_zone(
+                get("resource_group_name")?,
+                get("zone_name")?,
+                self.servers.verification_nameservers().to_vec(),
+            );
+        }
+        Err(ProviderError::Invalid(format!("`dns_challenge_provider` `{provider}` is neither a [providers.dns.<name>] of landlord.toml nor `azure`")))
+    }
+
     async fn issue(&self, c: &Attrs) -> Result<ApplyResponse, ProviderError> {
         let creds: AccountCredentials = serde_json::from_str(req_str(c, "account_credentials")?)
             .map_err(|e| {
@@ -201,11 +240,7 @@ impl Acme {
                 ))
             })?;
         let provider = req_str(c, "dns_challenge_provider")?;
-        let server = self
-            .servers
-            .named(provider)
-            .ok_or_else(|| ProviderError::Invalid(format!("`dns_challenge_provider` `{provider}` is not a [providers.dns.<name>] of landlord.toml")))?
-            .clone();
+        let server = self.challenge_zone(provider, c)?;
         let cn = req_str(c, "common_name")?.to_string();
         let mut names = vec![cn.clone()];
         for n in c
@@ -233,7 +268,7 @@ impl Acme {
             .map_err(|e| failed("acme order", e))?;
 
         // Challenge records are removed whatever happens next.
-        let mut written: Vec<RrSet> = Vec::new();
+        let mut written: Vec<(String, String)> = Vec::new();
         let outcome = async {
             let mut authzs = order.authorizations();
             while let Some(a) = authzs.next().await {
@@ -245,18 +280,14 @@ impl Acme {
                 let Identifier::Dns(domain) = ch.identifier().identifier.clone() else {
                     return Err(ProviderError::Failed("unexpected ACME identifier".into()));
                 };
-                let rr = RrSet {
-                    name: format!("_acme-challenge.{}", domain.trim_start_matches("*.")).to_ascii_lowercase(),
-                    rtype: "TXT".into(),
-                    ttl: 60,
-                    values: vec![ch.key_authorization().dns_value()],
-                };
-                if !server.serves(&rr.name) {
-                    return Err(ProviderError::Invalid(format!("dns provider `{provider}` (zone `{}`) cannot publish `{}`", server.zone, rr.name)));
+                let name = format!("_acme-challenge.{}", domain.trim_start_matches("*.")).to_ascii_lowercase();
+                let value = ch.key_authorization().dns_value();
+                if !server.serves(&name) {
+                    return Err(ProviderError::Invalid(format!("dns provider `{provider}` (zone `{}`) cannot publish `{name}`", server.zone())));
                 }
-                server.append(&rr).await?;
-                written.push(rr.clone());
-                wait_contains(&server, &rr).await?;
+                server.add_txt(&name, &value).await?;
+                written.push((name.clone(), value.clone()));
+                wait_contains(server.as_ref(), &name, &value).await?;
                 self.stats.record(NAME, "ChallengeReady");
                 ch.set_ready().await.map_err(|e| failed("acme challenge", e))?;
             }
@@ -280,8 +311,8 @@ impl Acme {
         }
         .await;
         let mut cleanup_error = None;
-        for rr in &written {
-            if let Err(e) = server.delete_values(rr).await {
+        for (name, value) in &written {
+            if let Err(e) = server.remove_txt(name, value).await {
                 cleanup_error = Some(e);
             }
         }
@@ -307,17 +338,19 @@ impl Acme {
 }
 
 /// Waits until the served TXT set contains the challenge value.
-async fn wait_contains(server: &super::dns::DnsServer, rr: &RrSet) -> Result<(), ProviderError> {
+async fn wait_contains(
+    server: &dyn ChallengeZone,
+    name: &str,
+    value: &str,
+) -> Result<(), ProviderError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let served = server.resolve(&rr.name, "TXT").await?;
-        if rr.values.iter().all(|v| served.contains(v)) {
+        if server.served_txt(name).await?.iter().any(|v| v == value) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ProviderError::Transient(format!(
-                "challenge record `{}` is not served after 30s",
-                rr.name
+                "challenge record `{name}` is not served after 30s"
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,9 +5,14 @@ use azure_mgmt_dns::package_2018_05::models::{
     ARecord, AaaaRecord, CaaRecord, CnameRecord, MxRecord, RecordSet, RecordSetProperties,
     Resource, TxtRecord, Zone,
 };
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::super::builtin::opt_u64;
+use super::super::challenge::ChallengeZone;
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
 use super::{classify, found, req, split_tags, tags, Clients, Live};
 use crate::value::Attrs;
@@ -344,4 +349,144 @@ fn set_values(
         }
     }
     Ok(())
+}
+
+/// An Azure DNS zone used for ACME DNS-01 challenges (TXT record sets, TTL 60).
+pub(super) struct AzureChallengeZone {
+    pub(super) cx: Arc<Clients>,
+    pub(super) resource_group: String,
+    pub(super) zone: String,
+    pub(super) nameservers: Vec<SocketAddr>,
+}
+
+impl AzureChallengeZone {
+    /// The record set name relative to the zone (`@` for the apex).
+    fn relative(&self, name: &str) -> String {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match name.strip_suffix(&format!(".{}", self.zone)) {
+            Some(rel) => rel.to_string(),
+            None => "@".to_string(),
+        }
+    }
+
+    async fn values(&self, rel: &str) -> Result<Vec<String>, ProviderError> {
+        let cx = &self.cx;
+        cx.count("recordSets.get");
+        let rs = found(
+            "dns record set get",
+            cx.dns
+                .record_sets_client()
+                .get(
+                    &self.resource_group,
+                    &self.zone,
+                    rel,
+                    "TXT",
+                    &cx.subscription,
+                )
+                .await,
+        )?;
+        Ok(rs
+            .and_then(|r| r.properties)
+            .map(|p| record_values("TXT", &p))
+            .unwrap_or_default())
+    }
+
+    async fn write(&self, rel: &str, values: Vec<String>) -> Result<(), ProviderError> {
+        let cx = &self.cx;
+        let what = format!("challenge record `{rel}` in `{}`", self.zone);
+        if values.is_empty() {
+            cx.count("recordSets.delete");
+            found(
+                &what,
+                cx.dns
+                    .record_sets_client()
+                    .delete(
+                        &self.resource_group,
+                        &self.zone,
+                        rel,
+                        "TXT",
+                        &cx.subscription,
+                    )
+                    .send()
+                    .await,
+            )?;
+            return Ok(());
+        }
+        let mut p = RecordSetProperties {
+            ttl: Some(60),
+            ..Default::default()
+        };
+        set_values("TXT", &mut p, &values)?;
+        let mut rs = RecordSet::new();
+        rs.properties = Some(p);
+        cx.count("recordSets.createOrUpdate");
+        cx.dns
+            .record_sets_client()
+            .create_or_update(
+                &self.resource_group,
+                &self.zone,
+                rel,
+                "TXT",
+                rs,
+                &cx.subscription,
+            )
+            .await
+            .map_err(|e| classify(&what, e))?;
+        Ok(())
+    }
+
+    /// Where to ask: the configured resolvers, else the zone's own name servers.
+    async fn servers(&self) -> Result<Vec<SocketAddr>, ProviderError> {
+        if !self.nameservers.is_empty() {
+            return Ok(self.nameservers.clone());
+        }
+        let mut c = Attrs::new();
+        c.insert("resource_group_name".into(), json!(self.resource_group));
+        c.insert("name".into(), json!(self.zone));
+        let live = read_zone(&self.cx, &c).await?.ok_or_else(|| {
+            ProviderError::Failed(format!("Azure DNS zone `{}` does not exist", self.zone))
+        })?;
+        let mut out = Vec::new();
+        for host in strings(live.attrs.get("name_servers")) {
+            if let Ok(addrs) = tokio::net::lookup_host((host.trim_end_matches('.'), 53)).await {
+                out.extend(addrs);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ChallengeZone for AzureChallengeZone {
+    fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    async fn add_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
+        let rel = self.relative(name);
+        let mut values = self.values(&rel).await?;
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_string());
+        }
+        self.write(&rel, values).await
+    }
+
+    async fn remove_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
+        let rel = self.relative(name);
+        let mut values = self.values(&rel).await?;
+        values.retain(|v| v != value);
+        self.write(&rel, values).await
+    }
+
+    async fn served_txt(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let servers = self.servers().await?;
+        let at = servers.first().ok_or_else(|| {
+            ProviderError::Failed(format!(
+                "no name server of Azure DNS zone `{}` could be resolved",
+                self.zone
+            ))
+        })?;
+        self.cx.count("resolve");
+        crate::providers::dns::server::lookup(*at, name, "TXT").await
+    }
 }

@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use azure_core::auth::{AccessToken, TokenCredential};
 use serde_json::{json, Value};
 
+use super::challenge::ChallengeZone;
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrKind, DeleteRequest, IntentOp, PlanRequest,
     PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
@@ -270,6 +271,23 @@ impl Azure {
             accounts: Default::default(),
         };
         Ok(Ok(Arc::new(clients)))
+    }
+
+    /// An Azure DNS zone publishing ACME DNS-01 challenges; its answers are checked at
+    /// `nameservers`, or at the zone's own name servers when empty.
+    pub fn challenge_zone(
+        &self,
+        resource_group: &str,
+        zone: &str,
+        nameservers: Vec<std::net::SocketAddr>,
+    ) -> Result<Arc<dyn ChallengeZone>, ProviderError> {
+        let cx = self.clients.clone().map_err(ProviderError::Auth)?;
+        Ok(Arc::new(dns::AzureChallengeZone {
+            cx,
+            resource_group: resource_group.to_string(),
+            zone: zone.trim_end_matches('.').to_ascii_lowercase(),
+            nameservers,
+        }))
     }
 
     fn cx(&self) -> Result<&Clients, ProviderError> {

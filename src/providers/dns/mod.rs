@@ -41,6 +41,11 @@ pub struct Servers {
 }
 
 impl Servers {
+    /// The resolvers of `[dns_verification] nameservers` (empty: each zone's own servers).
+    pub fn verification_nameservers(&self) -> &[std::net::SocketAddr] {
+        &self.verification_nameservers
+    }
+
     /// Parses `[providers.dns.*]`.
     pub fn parse(settings: &Settings, stats: Arc<ApiStats>) -> Result<Servers, SettingsError> {
         let mut out = Servers::default();

@@ -371,38 +371,8 @@ impl DnsServer {
         name: &str,
         rtype: &str,
     ) -> Result<Vec<String>, ProviderError> {
-        use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-        use hickory_resolver::net::runtime::TokioRuntimeProvider as ResolverRuntime;
         self.stats.record(STATS, "Resolve");
-        let rt = RecordType::from_str_ok(rtype)?;
-        let mut ns = NameServerConfig::udp_and_tcp(at.ip());
-        for c in ns.connections.iter_mut() {
-            c.port = at.port();
-        }
-        let mut builder = hickory_resolver::Resolver::builder_with_config(
-            ResolverConfig::from_name_servers(vec![ns]),
-            ResolverRuntime::default(),
-        );
-        builder.options_mut().cache_size = 0;
-        let resolver = builder
-            .build()
-            .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
-        match resolver.lookup(fqdn(name)?, rt).await {
-            Ok(l) => {
-                let mut v: Vec<String> = l
-                    .answers()
-                    .iter()
-                    .filter(|r| r.record_type() == rt)
-                    .map(|r| value_text(&r.data))
-                    .collect();
-                v.sort();
-                Ok(v)
-            }
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
-            Err(e) => Err(ProviderError::Transient(format!(
-                "resolving `{name}` {rtype} at {at}: {e}"
-            ))),
-        }
+        lookup(at, name, rtype).await
     }
 
     /// Waits until the served answer equals `want` (sorted), or `timeout` passes.
@@ -428,5 +398,72 @@ impl DnsServer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// What the nameserver at `at` answers for `name`/`rtype` (values, sorted), uncached.
+pub async fn lookup(at: SocketAddr, name: &str, rtype: &str) -> Result<Vec<String>, ProviderError> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider as ResolverRuntime;
+    let rt = RecordType::from_str_ok(rtype)?;
+    let mut ns = NameServerConfig::udp_and_tcp(at.ip());
+    for c in ns.connections.iter_mut() {
+        c.port = at.port();
+    }
+    let mut builder = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        ResolverRuntime::default(),
+    );
+    builder.options_mut().cache_size = 0;
+    let resolver = builder
+        .build()
+        .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
+    match resolver.lookup(fqdn(name)?, rt).await {
+        Ok(l) => {
+            let mut v: Vec<String> = l
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == rt)
+                .map(|r| value_text(&r.data))
+                .collect();
+            v.sort();
+            Ok(v)
+        }
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
+        Err(e) => Err(ProviderError::Transient(format!(
+            "resolving `{name}` {rtype} at {at}: {e}"
+        ))),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::providers::challenge::ChallengeZone for DnsServer {
+    fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    fn serves(&self, name: &str) -> bool {
+        DnsServer::serves(self, name)
+    }
+
+    async fn add_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
+        self.append(&challenge_rrset(name, value)).await
+    }
+
+    async fn remove_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
+        self.delete_values(&challenge_rrset(name, value)).await
+    }
+
+    async fn served_txt(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        self.resolve(name, "TXT").await
+    }
+}
+
+fn challenge_rrset(name: &str, value: &str) -> RrSet {
+    RrSet {
+        name: name.to_string(),
+        rtype: "TXT".into(),
+        ttl: 60,
+        values: vec![value.to_string()],
     }
 }
