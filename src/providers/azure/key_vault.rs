@@ -203,3 +203,45 @@ pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError>
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(v: Value) -> Attrs {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn vault_names_follow_azure_rules() {
+        assert!(validate(&attrs(json!({ "name": "acme-prod-kv" }))).is_ok());
+        for bad in [
+            "kv",
+            "1vault",
+            "vault-",
+            "va--ult",
+            "a-very-long-vault-name-xyz",
+        ] {
+            assert!(validate(&attrs(json!({ "name": bad }))).is_err(), "{bad}");
+        }
+        let e = validate(&attrs(
+            json!({ "name": "kv1", "soft_delete_retention_days": 3 }),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("7 to 90"), "{e}");
+    }
+
+    #[test]
+    fn plan_refuses_what_azure_refuses() {
+        let prior =
+            attrs(json!({ "purge_protection_enabled": true, "soft_delete_retention_days": 90 }));
+        let off =
+            attrs(json!({ "purge_protection_enabled": false, "soft_delete_retention_days": 90 }));
+        assert!(plan(Some(&prior), &off).is_err());
+        let shorter =
+            attrs(json!({ "purge_protection_enabled": true, "soft_delete_retention_days": 30 }));
+        assert!(plan(Some(&prior), &shorter).is_err());
+        assert!(plan(Some(&prior), &prior).is_ok());
+        assert!(plan(None, &off).is_ok(), "a new vault may start either way");
+    }
+}

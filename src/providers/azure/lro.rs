@@ -133,3 +133,18 @@ impl Poller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_honoured_with_a_floor() {
+        let mut h = Headers::new();
+        assert_eq!(retry_after(&h), DEFAULT_WAIT);
+        h.insert(HeaderName::from_static("retry-after"), "17");
+        assert_eq!(retry_after(&h), Duration::from_secs(17));
+        h.insert(HeaderName::from_static("retry-after"), "0");
+        assert_eq!(retry_after(&h), MIN_WAIT);
+    }
+}

@@ -393,3 +393,50 @@ pub(super) async fn delete_container(cx: &Clients, c: &Attrs) -> Result<(), Prov
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(v: Value) -> Attrs {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn account_names_follow_azure_rules() {
+        for ok in ["abc", "tenant01data", "a23456789012345678901234"] {
+            assert!(
+                validate_account(&attrs(json!({ "name": ok }))).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["ab", "Tenant", "ten-ant", "a234567890123456789012345"] {
+            let e = validate_account(&attrs(json!({ "name": bad }))).unwrap_err();
+            assert!(
+                e.to_string().contains("3-24 lowercase letters and digits"),
+                "{e}"
+            );
+        }
+        let unknown = attrs(json!({ "name": crate::value::UNKNOWN }));
+        assert!(
+            validate_account(&unknown).is_ok(),
+            "computed names are checked later"
+        );
+        let e = validate_account(&attrs(
+            json!({ "name": "abc", "min_tls_version": "TLS1_3" }),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("TLS1_0, TLS1_1, TLS1_2"), "{e}");
+    }
+
+    #[test]
+    fn container_names_follow_azure_rules() {
+        assert!(validate_container(&attrs(json!({ "name": "data-01" }))).is_ok());
+        for bad in ["da", "-data", "data-", "da--ta", "Data"] {
+            assert!(
+                validate_container(&attrs(json!({ "name": bad }))).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
