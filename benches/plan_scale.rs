@@ -77,6 +77,8 @@ fn generate(dir: &Path, n: usize) {
 /// Runs landlord, returns (seconds, peak RSS in MiB, exit code).
 fn measure(dir: &Path, args: &[&str]) -> (f64, f64, i32) {
     let start = Instant::now();
+    // Reaped by wait4 below, which also reports the child's peak memory.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_landlord"))
         .arg("-C")
         .arg(dir)

@@ -518,7 +518,7 @@ pub async fn apply(
                     {
                         Ok(resp) => {
                             let rec = run.record(job, resp, &provider_name);
-                            commits.push((job.token.clone(), Outcome::Put(rec.clone())));
+                            commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
                             outcomes.push((ci, Ok(rec)));
                         }
                         // The object may exist: keep the intent for the next run to reconcile.

@@ -75,7 +75,7 @@ pub async fn recover(
                     updated_at: now,
                     serial: 0,
                 };
-                store.commit(&intent.token, Outcome::Put(record))?;
+                store.commit(&intent.token, Outcome::Put(Box::new(record)))?;
                 hook.recovered(
                     addr,
                     &format!(

@@ -141,7 +141,7 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The resource exists with these attributes.
-    Put(ResourceRecord),
+    Put(Box<ResourceRecord>),
     /// The resource is gone.
     Remove(ResourceAddr),
     /// Nothing changed.

@@ -623,7 +623,7 @@ mod tests {
             };
             s.begin(&intent).unwrap();
             assert_eq!(s.intents().unwrap().len(), 1);
-            assert_eq!(s.commit("t1", Outcome::Put(r)).unwrap(), 1);
+            assert_eq!(s.commit("t1", Outcome::Put(Box::new(r))).unwrap(), 1);
             assert!(s.intents().unwrap().is_empty());
             let back = s.resources().unwrap();
             assert_eq!(back[0].attributes["result"], json!("Sup3rSecretValue"));

@@ -386,7 +386,7 @@ fn taken_elsewhere(i: &Inner, kind: &str, name: &str, key: &str) -> bool {
 
 fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
     i.requests += 1;
-    if i.throttle_every > 0 && i.requests % i.throttle_every == 0 {
+    if i.throttle_every > 0 && i.requests.is_multiple_of(i.throttle_every) {
         let mut r = error(429, "TooManyRequests", "throttled");
         r.headers.push(("retry-after", "1".into()));
         return r;
