@@ -112,10 +112,7 @@ pub(super) async fn delete_zone(cx: &Clients, c: &Attrs) -> Result<(), ProviderE
             .await,
     )?;
     if let Some(rsp) = sent {
-        let raw = rsp.as_raw_response();
-        cx.lro
-            .finish("dns zone delete", raw.status(), raw.headers())
-            .await?;
+        cx.settle("dns zone delete", &rsp).await?;
     }
     Ok(())
 }

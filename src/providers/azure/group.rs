@@ -78,10 +78,7 @@ pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError>
             .await,
     )?;
     if let Some(rsp) = sent {
-        let raw = rsp.as_raw_response();
-        cx.lro
-            .finish("resource group delete", raw.status(), raw.headers())
-            .await?;
+        cx.settle("resource group delete", &rsp).await?;
     }
     Ok(())
 }

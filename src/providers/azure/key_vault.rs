@@ -167,8 +167,7 @@ pub(super) async fn apply(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), Pro
         .send()
         .await
         .map_err(|e| classify(&what, e))?;
-    let raw = rsp.as_raw_response();
-    cx.lro.finish(&what, raw.status(), raw.headers()).await
+    cx.settle(&what, &rsp).await
 }
 
 pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
@@ -196,10 +195,7 @@ pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError>
             .await,
     )?;
     match sent {
-        Some(rsp) => {
-            let raw = rsp.as_raw_response();
-            cx.lro.finish(&what, raw.status(), raw.headers()).await
-        }
+        Some(rsp) => cx.settle(&what, &rsp).await,
         None => Ok(()),
     }
 }

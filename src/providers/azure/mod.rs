@@ -76,6 +76,16 @@ impl Clients {
     fn count(&self, op: &str) {
         self.stats.record(NAME, op);
     }
+
+    /// Waits for the long-running operation a response may have started.
+    async fn settle(
+        &self,
+        what: &str,
+        rsp: &impl AsRef<azure_core::Response>,
+    ) -> Result<(), ProviderError> {
+        let raw = rsp.as_ref();
+        self.lro.finish(what, raw.status(), raw.headers()).await
+    }
 }
 
 /// A live object as read: the attributes landlord records and the address it carries.

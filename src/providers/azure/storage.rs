@@ -175,13 +175,7 @@ pub(super) async fn apply_account(
         .send()
         .await
         .map_err(|e| classify(&format!("storage account `{name}` create"), e))?;
-    let raw = rsp.as_raw_response();
-    cx.lro
-        .finish(
-            &format!("storage account `{name}` create"),
-            raw.status(),
-            raw.headers(),
-        )
+    cx.settle(&format!("storage account `{name}` create"), &rsp)
         .await
 }
 
