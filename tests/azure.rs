@@ -192,7 +192,16 @@ fn invalid_names_are_refused_before_any_call() {
         "{}",
         r.all()
     );
-    assert_eq!(ws.export(), before, "state unchanged");
+    // Resources and serial stay as they were; only the run's history entry is added.
+    let state = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        (
+            v["serial"].clone(),
+            v["resources"].clone(),
+            v["intents"].clone(),
+        )
+    };
+    assert_eq!(state(&ws.export()), state(&before), "state unchanged");
     assert!(arm.inventory().is_empty());
 
     std::fs::remove_file(ws.join("tenants/northwind-traders-intl.yaml")).unwrap();
@@ -213,40 +222,74 @@ fn invalid_names_are_refused_before_any_call() {
 }
 
 #[test]
-fn taken_names_fail_with_the_arm_error_and_leave_no_record() {
+fn taken_names_fail_with_the_arm_error_and_leave_state_unchanged() {
     let (arm, azurite) = servers(ACCOUNTS);
-    // Another customer's account and vault hold the names the tenants would get.
+    // Another customer's vault holds the name fabrikam's vault would get.
+    let theirs = "/subscriptions/other/resourceGroups/theirs/providers";
     arm.insert(
-        "/subscriptions/other/resourceGroups/theirs/providers/Microsoft.Storage/storageAccounts/azdemocontoso",
-        json!({ "id": "/subscriptions/other/resourceGroups/theirs/providers/Microsoft.Storage/storageAccounts/azdemocontoso", "name": "azdemocontoso" }),
-    );
-    arm.insert(
-        "/subscriptions/other/resourceGroups/theirs/providers/Microsoft.KeyVault/vaults/azdemo-fabrikam-kv",
-        json!({ "id": "/subscriptions/other/resourceGroups/theirs/providers/Microsoft.KeyVault/vaults/azdemo-fabrikam-kv", "name": "azdemo-fabrikam-kv" }),
+        &format!("{theirs}/Microsoft.KeyVault/vaults/azdemo-fabrikam-kv"),
+        json!({ "id": format!("{theirs}/Microsoft.KeyVault/vaults/azdemo-fabrikam-kv"), "name": "azdemo-fabrikam-kv" }),
     );
     let ws = workspace(&arm);
+    let growth = "modules:\n  - use: azure/tenant-group\n  - use: azure/subdomain-record\n";
+    ws.write("plans/growth.yaml", growth);
+    ws.edit("tenants/contoso.yaml", "azure-professional", "growth");
     let r = ws.ok(&["apply", "--auto-approve"], 1);
-    for part in [
-        "contoso/azure_storage_account.tenant",
-        "StorageAccountAlreadyTaken: The storage account named azdemocontoso is already taken.",
-        "fabrikam/azure_key_vault.tenant",
-        "VaultAlreadyExists: The vault name 'azdemo-fabrikam-kv' is already in use.",
-    ] {
-        assert!(r.all().contains(part), "{part}\n{}", r.all());
-    }
+    assert!(
+        r.all().contains("fabrikam/azure_key_vault.tenant")
+            && r.all().contains(
+                "VaultAlreadyExists: The vault name 'azdemo-fabrikam-kv' is already in use."
+            ),
+        "{}",
+        r.all()
+    );
     let recorded = ws.ok(&["state", "list"], 0).stdout;
-    for absent in [
-        "contoso/azure_storage_account.tenant",
-        "contoso/azure_storage_container.data",
-        "fabrikam/azure_key_vault.tenant",
-    ] {
-        assert!(!recorded.contains(absent), "{absent}\n{recorded}");
-    }
+    assert!(
+        !recorded.contains("fabrikam/azure_key_vault.tenant"),
+        "{recorded}"
+    );
     assert!(recorded.contains("fabrikam/azure_storage_container.data"));
     assert_eq!(
         azurite.containers(),
         vec!["azdemofabrikam/data".to_string()]
     );
+
+    // Contoso's tier gains storage while someone else takes the account name: the change
+    // fails and records nothing.
+    arm.remove(&format!(
+        "{theirs}/Microsoft.KeyVault/vaults/azdemo-fabrikam-kv"
+    ));
+    ws.ok(&["apply", "--auto-approve"], 0);
+    arm.insert(
+        &format!("{theirs}/Microsoft.Storage/storageAccounts/azdemocontoso"),
+        json!({ "id": format!("{theirs}/Microsoft.Storage/storageAccounts/azdemocontoso"), "name": "azdemocontoso" }),
+    );
+    ws.write(
+        "plans/growth.yaml",
+        &format!("{growth}  - use: azure/tenant-storage\n"),
+    );
+    let (before, inventory) = (ws.export(), arm.inventory());
+    let r = ws.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.all().contains("contoso/azure_storage_account.tenant")
+            && r.all().contains(
+                "StorageAccountAlreadyTaken: The storage account named azdemocontoso is already taken."
+            )
+            && r.all().contains("contoso/azure_storage_container.data: skipped"),
+        "{}",
+        r.all()
+    );
+    // Resources and serial stay as they were; only the run's history entry is added.
+    let state = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        (
+            v["serial"].clone(),
+            v["resources"].clone(),
+            v["intents"].clone(),
+        )
+    };
+    assert_eq!(state(&ws.export()), state(&before), "state unchanged");
+    assert_eq!(arm.inventory(), inventory);
     let plan = ws.ok(&["plan", "--detailed-exitcode"], 2).stdout;
     assert!(
         plan.contains("+ contoso/azure_storage_account.tenant will be created"),
