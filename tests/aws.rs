@@ -337,6 +337,7 @@ fn killed_applies_leave_moto_equal_to_state() {
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);
     inventory_matches_state(&ws, &Sdk::new(&moto.endpoint));
+    ws.ok(&["audit", "verify"], 0);
 }
 
 #[test]

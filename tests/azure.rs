@@ -399,6 +399,7 @@ fn killed_applies_leave_the_inventory_equal_to_state() {
     containers.sort();
     assert_eq!(azurite.containers(), containers);
     assert_eq!(containers.len(), 10);
+    ws.ok(&["audit", "verify"], 0);
 }
 
 #[test]

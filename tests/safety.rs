@@ -262,6 +262,14 @@ fn killed_applies_leave_no_orphan_and_no_duplicate() {
         !ws.ok(&["state", "list"], 0).stderr.contains("pending"),
         "no intent is left"
     );
+    let audit = ws.ok(&["audit", "verify"], 0).stdout;
+    let resources = ws.ok(&["state", "list"], 0).stdout.lines().count();
+    assert!(
+        audit.contains(&format!(
+            "all {resources} recorded resources match their last event"
+        )),
+        "killed runs never break the audit chains: {audit}"
+    );
 
     let recorded = recorded_files(&ws);
     assert_eq!(
@@ -330,4 +338,99 @@ fn a_saved_plan_is_refused_after_a_killed_run_left_operations_behind() {
     assert!(r.stderr.contains("saved plan is stale"), "{}", r.all());
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn the_audit_chain_records_every_change_and_finds_edits_outside_landlord() {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.edit("tenants/initech.yaml", "plan: basic", "plan: professional");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
+    ws.ok(&["state", "rm", "initech/local_file.nginx"], 0);
+
+    let log = ws.ok(&["audit", "log", "--json"], 0).stdout;
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions = |addr: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["address"] == addr)
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(actions("globex/local_file.nginx"), ["create", "delete"]);
+    let nginx = actions("initech/local_file.nginx");
+    assert_eq!(
+        (nginx[0].as_str(), nginx[nginx.len() - 1].as_str()),
+        ("create", "state-forget"),
+        "{nginx:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["address"] == "initech/local_file.db_env" && e["action"] == "update"),
+        "the tier change updated initech's files"
+    );
+    assert!(
+        !log.contains("DATABASE_PASSWORD") && !log.contains("BEGIN"),
+        "events carry digests, never values"
+    );
+    ws.ok(&["audit", "verify"], 0);
+
+    // A record edited outside landlord, and an event removed from the chain.
+    let original = ws.ok(&["state", "export"], 0).stdout;
+    let mut ex: serde_json::Value = serde_json::from_str(&original).unwrap();
+    for r in ex["resources"].as_array_mut().unwrap() {
+        if r["address"] == "acme/local_file.nginx" {
+            r["attributes"]["file_permission"] = serde_json::json!("0666");
+        }
+    }
+    ws.write("tampered.json", &ex.to_string());
+    ws.ok(
+        &[
+            "state",
+            "import",
+            ws.join("tampered.json").to_str().unwrap(),
+        ],
+        0,
+    );
+    let r = ws.ok(&["audit", "verify"], 1);
+    assert!(
+        r.stderr
+            .contains("`acme/local_file.nginx`: the record differs from what event")
+            && r.stderr.contains("changed outside landlord"),
+        "{}",
+        r.all()
+    );
+
+    let mut ex: serde_json::Value = serde_json::from_str(&original).unwrap();
+    ex["audit"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| !(e["tenant"] == "globex" && e["seq"] == 2));
+    ws.write("gap.json", &ex.to_string());
+    ws.ok(
+        &["state", "import", ws.join("gap.json").to_str().unwrap()],
+        0,
+    );
+    let r = ws.ok(&["audit", "verify"], 1);
+    assert!(
+        r.stderr.contains("tenant `globex`: event 2 is missing"),
+        "{}",
+        r.all()
+    );
+
+    ws.write("original.json", &original);
+    ws.ok(
+        &[
+            "state",
+            "import",
+            ws.join("original.json").to_str().unwrap(),
+        ],
+        0,
+    );
+    ws.ok(&["audit", "verify"], 0);
 }

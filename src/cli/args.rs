@@ -211,6 +211,30 @@ pub enum Command {
     /// Tenant commands.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// The audit chains: every change to state, per tenant, hash-linked.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  landlord audit log --tenant acme\n  landlord audit verify"
+    )]
+    Audit(AuditCommand),
+}
+
+/// `landlord audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the audit events (oldest first).
+    #[command(after_help = "Example:\n  landlord audit log --tenant acme --json")]
+    Log {
+        /// Limit to these tenants.
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every chain and that state is what the chains last wrote (exit 1 if not).
+    #[command(after_help = "Example:\n  landlord audit verify")]
+    Verify,
 }
 
 /// Graph output formats.

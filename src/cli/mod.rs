@@ -2,6 +2,7 @@
 //! code (0 ok, 1 error, 2 changes or drift where asked). `anyhow` is used only here.
 
 mod args;
+mod audit_cmd;
 mod info;
 mod progress;
 mod state_cmd;
@@ -119,6 +120,7 @@ async fn run(cli: Cli) -> Result<u8> {
         } => info::output(&dir, address, attribute, json, show_sensitive),
         Command::Graph { format, tenants } => info::graph(&dir, format, &tenants),
         Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
+        Command::Audit(c) => audit_cmd::run(&dir, c),
     }
 }
 

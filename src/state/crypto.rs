@@ -47,6 +47,18 @@ impl Key {
         Aes256Gcm::new((&self.0).into())
     }
 
+    /// A keyed digest (HMAC-SHA256, hex) of `data` for `purpose`: it proves the data was
+    /// written by a holder of this key without revealing anything about it.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes keys of any length");
+        m.update(purpose.as_bytes());
+        m.update(&[0]);
+        m.update(data);
+        hex::encode(m.finalize().into_bytes())
+    }
+
     /// Encrypts with associated data; output is nonce || ciphertext.
     pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; 12];

@@ -5,6 +5,7 @@
 //! tenant's data key before anything touches disk. Every write is durable on return.
 //! Must not import workspace, render, plan or apply.
 
+pub mod audit;
 pub mod crypto;
 mod sled_store;
 
@@ -203,6 +204,9 @@ pub struct Export {
     pub keys: std::collections::BTreeMap<String, String>,
     /// Run history.
     pub history: Vec<RunRecord>,
+    /// Audit chains, by tenant and position.
+    #[serde(default)]
+    pub audit: Vec<audit::AuditEvent>,
 }
 
 /// Storage for state. Implementations make each write durable before returning.
@@ -243,6 +247,16 @@ pub trait StateStore: Send + Sync {
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError>;
     /// Run history, oldest first.
     fn history(&self) -> Result<Vec<RunRecord>, StateError>;
+    /// Every audit event, by tenant and position.
+    fn audit(&self) -> Result<Vec<audit::AuditEvent>, StateError>;
+    /// The keyed digest of a record, as audit events carry it.
+    fn digest(&self, record: &ResourceRecord) -> String;
+    /// Checks the audit chains and that state is what they last wrote; the problems found.
+    fn verify_audit(&self) -> Result<Vec<String>, StateError> {
+        Ok(audit::verify(&self.audit()?, &self.resources()?, |r| {
+            self.digest(r)
+        }))
+    }
     /// Everything, secrets sealed.
     fn export(&self) -> Result<Export, StateError>;
     /// Replaces everything with an export.

@@ -1,5 +1,5 @@
 //! The sled backend: one embedded database directory, trees `resources`, `intents`,
-//! `locks`, `history`, `keys` and `meta`. The directory is held exclusively by one
+//! `locks`, `history`, `audit`, `keys` and `meta`. The directory is held exclusively by one
 //! process at a time; a waiting process names the holder from `holder.json`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use super::audit::{self, AuditAction, AuditEvent};
 use super::crypto::{self, Key};
 use super::{
     Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
@@ -38,11 +39,25 @@ pub struct SledStore {
     intents: sled::Tree,
     locks: sled::Tree,
     history: sled::Tree,
+    audit: sled::Tree,
     keys: sled::Tree,
     meta: sled::Tree,
     master: Key,
     data_keys: Mutex<HashMap<String, Key>>,
     host: String,
+    /// `user@host`, written into audit events.
+    actor: String,
+}
+
+/// Where the audit chain of a tenant ends: `audit-head/<tenant>` in `meta`, "seq hash".
+fn head_key(tenant: &str) -> String {
+    format!("audit-head/{tenant}")
+}
+
+fn parse_head(v: &[u8]) -> (u64, String) {
+    let text = String::from_utf8_lossy(v);
+    let (seq, hash) = text.split_once(' ').unwrap_or(("0", ""));
+    (seq.parse().unwrap_or(0), hash.to_string())
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -119,12 +134,14 @@ impl SledStore {
             intents: tree("intents")?,
             locks: tree("locks")?,
             history: tree("history")?,
+            audit: tree("audit")?,
             keys: tree("keys")?,
             meta: tree("meta")?,
             db,
             master,
             data_keys: Mutex::new(HashMap::new()),
             host: hostname(),
+            actor: format!("{}@{}", holder.owner, holder.host),
         };
         store.init_meta()?;
         let tmp = dir.join(format!("{HOLDER_FILE}.tmp"));
@@ -288,35 +305,70 @@ impl SledStore {
         Ok(self.serial()? + 1)
     }
 
-    /// Writes resource records (`None` removes), removes finished intents and, when any
-    /// record changed, bumps the serial: one transaction, then one flush.
+    /// Writes resource records (`None` removes; each written one with its audit digest),
+    /// removes finished intents, appends one audit event per changed record and, when any
+    /// record changed, bumps the serial: one transaction, then one flush. `manual` marks
+    /// `state` edits, which touch no cloud object.
     fn write(
         &self,
         serial: u64,
-        records: &[(String, Option<Vec<u8>>)],
+        records: &[(String, Option<(Vec<u8>, String)>)],
         done: &[String],
+        manual: bool,
     ) -> Result<u64, StateError> {
         let bump = !records.is_empty();
-        let res: Result<(), TransactionError<()>> = (&self.resources, &self.intents, &self.meta)
-            .transaction(|(r, i, m)| {
-                for t in done {
-                    i.remove(t.as_bytes())?;
-                }
-                for (key, value) in records {
-                    match value {
-                        Some(bytes) => {
-                            r.insert(key.as_bytes(), bytes.as_slice())?;
-                        }
-                        None => {
-                            r.remove(key.as_bytes())?;
-                        }
+        let time = super::now_rfc3339();
+        let res: Result<(), TransactionError<()>> =
+            (&self.resources, &self.intents, &self.meta, &self.audit).transaction(
+                |(r, i, m, a)| {
+                    for t in done {
+                        i.remove(t.as_bytes())?;
                     }
-                }
-                if bump {
-                    m.insert("serial", &serial.to_be_bytes())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
+                    for (key, value) in records {
+                        let existed = match value {
+                            Some((bytes, _)) => r.insert(key.as_bytes(), bytes.as_slice())?,
+                            None => r.remove(key.as_bytes())?,
+                        }
+                        .is_some();
+                        let action = match (value, manual) {
+                            (None, _) if !existed => continue,
+                            (Some(_), true) => AuditAction::StatePut,
+                            (None, true) => AuditAction::StateForget,
+                            (Some(_), false) if existed => AuditAction::Update,
+                            (Some(_), false) => AuditAction::Create,
+                            (None, false) => AuditAction::Delete,
+                        };
+                        let tenant = key.split('/').next().unwrap_or_default();
+                        let (seq, prev) = m
+                            .get(head_key(tenant).as_bytes())?
+                            .map(|v| parse_head(&v))
+                            .unwrap_or_default();
+                        let event = AuditEvent::next(
+                            tenant,
+                            seq + 1,
+                            &time,
+                            serial,
+                            &self.actor,
+                            action,
+                            key,
+                            value.as_ref().map(|(_, d)| d.clone()),
+                            &prev,
+                        );
+                        a.insert(
+                            format!("{tenant}/{:020}", seq + 1).as_bytes(),
+                            serde_json::to_vec(&event).unwrap_or_default(),
+                        )?;
+                        m.insert(
+                            head_key(tenant).as_bytes(),
+                            format!("{} {}", seq + 1, event.hash).as_bytes(),
+                        )?;
+                    }
+                    if bump {
+                        m.insert("serial", &serial.to_be_bytes())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
         res.map_err(|e| self.err(format!("{e:?}")))?;
         self.flush()?;
         if bump {
@@ -324,6 +376,11 @@ impl SledStore {
         } else {
             self.serial()
         }
+    }
+
+    /// A record sealed for storage, with its audit digest.
+    fn sealed(&self, r: &ResourceRecord) -> Result<(Vec<u8>, String), StateError> {
+        Ok((self.seal_record(r)?, self.digest(r)))
     }
 }
 
@@ -387,14 +444,14 @@ impl StateStore for SledStore {
             match outcome {
                 Outcome::Put(mut r) => {
                     r.serial = serial;
-                    records.push((r.address.to_string(), Some(self.seal_record(&r)?)));
+                    records.push((r.address.to_string(), Some(self.sealed(&r)?)));
                 }
                 Outcome::Remove(a) => records.push((a.to_string(), None)),
                 Outcome::Nothing => {}
             }
             done.push(token);
         }
-        self.write(serial, &records, &done)
+        self.write(serial, &records, &done, false)
     }
 
     fn intents(&self) -> Result<Vec<Intent>, StateError> {
@@ -410,13 +467,18 @@ impl StateStore for SledStore {
     fn put(&self, mut record: ResourceRecord) -> Result<u64, StateError> {
         let serial = self.next_serial()?;
         record.serial = serial;
-        let bytes = self.seal_record(&record)?;
-        self.write(serial, &[(record.address.to_string(), Some(bytes))], &[])
+        let sealed = self.sealed(&record)?;
+        self.write(
+            serial,
+            &[(record.address.to_string(), Some(sealed))],
+            &[],
+            true,
+        )
     }
 
     fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
         let serial = self.next_serial()?;
-        self.write(serial, &[(addr.to_string(), None)], &[])
+        self.write(serial, &[(addr.to_string(), None)], &[], true)
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
@@ -479,6 +541,15 @@ impl StateStore for SledStore {
         self.rows(&self.history, "history row")
     }
 
+    fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
+        self.rows(&self.audit, "audit event")
+    }
+
+    fn digest(&self, record: &ResourceRecord) -> String {
+        self.master
+            .mac("landlord audit record", &audit::canonical_bytes(record))
+    }
+
     fn export(&self) -> Result<Export, StateError> {
         let mut keys = BTreeMap::new();
         for kv in self.keys.iter() {
@@ -494,6 +565,7 @@ impl StateStore for SledStore {
             intents: self.rows::<Value>(&self.intents, "intent")?,
             keys,
             history: self.history()?,
+            audit: self.audit()?,
         })
     }
 
@@ -510,8 +582,40 @@ impl StateStore for SledStore {
                 .map(str::to_string)
                 .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
         };
-        for t in [&self.resources, &self.intents, &self.keys, &self.history] {
+        for t in [
+            &self.resources,
+            &self.intents,
+            &self.keys,
+            &self.history,
+            &self.audit,
+        ] {
             t.clear().map_err(|e| self.err(e))?;
+        }
+        for kv in self.meta.scan_prefix("audit-head/") {
+            let (k, _) = kv.map_err(|e| self.err(e))?;
+            self.meta.remove(k).map_err(|e| self.err(e))?;
+        }
+        for e in &ex.audit {
+            self.audit
+                .insert(
+                    format!("{}/{:020}", e.tenant, e.seq).as_bytes(),
+                    serde_json::to_vec(e).map_err(|e| self.err(e))?,
+                )
+                .map_err(|e| self.err(e))?;
+            let head = self
+                .meta
+                .get(head_key(&e.tenant))
+                .map_err(|e| self.err(e))?
+                .map(|v| parse_head(&v).0)
+                .unwrap_or(0);
+            if e.seq >= head {
+                self.meta
+                    .insert(
+                        head_key(&e.tenant),
+                        format!("{} {}", e.seq, e.hash).as_bytes(),
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
         }
         self.data_keys
             .lock()
@@ -661,6 +765,63 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn every_change_appends_a_chained_audit_event_in_the_same_write() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(
+            d.path(),
+            Key::generate(),
+            &holder("workspace"),
+            Duration::ZERO,
+        )
+        .unwrap();
+        s.commit(
+            "t1",
+            Outcome::Put(Box::new(record("acme/random_password.db", "pw1"))),
+        )
+        .unwrap();
+        s.commit(
+            "t2",
+            Outcome::Put(Box::new(record("acme/random_password.db", "pw2"))),
+        )
+        .unwrap();
+        s.commit(
+            "t3",
+            Outcome::Put(Box::new(record("globex/random_password.db", "pw3"))),
+        )
+        .unwrap();
+        s.commit(
+            "t4",
+            Outcome::Remove("acme/random_password.db".parse().unwrap()),
+        )
+        .unwrap();
+        s.commit(
+            "t5",
+            Outcome::Remove("acme/random_password.db".parse().unwrap()),
+        )
+        .unwrap();
+        let events = s.audit().unwrap();
+        let acme: Vec<(u64, AuditAction)> = events
+            .iter()
+            .filter(|e| e.tenant == "acme")
+            .map(|e| (e.seq, e.action))
+            .collect();
+        assert_eq!(
+            acme,
+            [
+                (1, AuditAction::Create),
+                (2, AuditAction::Update),
+                (3, AuditAction::Delete)
+            ],
+            "removing what is already gone records nothing"
+        );
+        assert_eq!(events[1].prev, events[0].hash);
+        assert!(events
+            .iter()
+            .all(|e| !serde_json::to_string(e).unwrap().contains("pw")));
+        assert_eq!(s.verify_audit().unwrap(), Vec::<String>::new());
     }
 
     #[test]
