@@ -34,9 +34,16 @@
 //!
 //! [`providers::builtin`] (offline: random values, keys, self-signed certificates, local
 //! files), [`providers::aws`] (Route 53, S3, ACM, KMS on aws-sdk-rust),
-//! [`providers::dns`] (RFC 2136 + TSIG, AXFR, served-answer checks, domain verification)
-//! and [`providers::acme`] (ACME certificates over DNS-01). The engine owns retries,
-//! timeouts, concurrency and state; providers answer request structs.
+//! [`providers::dns`] (RFC 2136 + TSIG, AXFR, served-answer checks, domain verification),
+//! [`providers::azure`] (resource groups, Azure DNS, storage accounts and blob containers,
+//! key vaults on the azure_mgmt crates) and [`providers::acme`] (ACME certificates over
+//! DNS-01, published through any [`providers::challenge::ChallengeZone`]). The engine owns
+//! retries, timeouts, concurrency and state; providers answer request structs.
+//!
+//! # State
+//!
+//! [`state`] keeps resources, write-ahead intents, locks, run history, sealed secrets
+//! ([`state::crypto`]) and per-tenant hash-linked audit chains ([`state::audit`]).
 #![deny(missing_docs)]
 
 pub mod addr;
