@@ -49,6 +49,9 @@ pub struct SledStore {
     actor: String,
 }
 
+/// A record as stored (sealed bytes) and its audit digest.
+type StoredRecord = (Vec<u8>, String);
+
 /// Where the audit chain of a tenant ends: `audit-head/<tenant>` in `meta`, "seq hash".
 fn head_key(tenant: &str) -> String {
     format!("audit-head/{tenant}")
@@ -312,7 +315,7 @@ impl SledStore {
     fn write(
         &self,
         serial: u64,
-        records: &[(String, Option<(Vec<u8>, String)>)],
+        records: &[(String, Option<StoredRecord>)],
         done: &[String],
         manual: bool,
     ) -> Result<u64, StateError> {
@@ -379,7 +382,7 @@ impl SledStore {
     }
 
     /// A record sealed for storage, with its audit digest.
-    fn sealed(&self, r: &ResourceRecord) -> Result<(Vec<u8>, String), StateError> {
+    fn sealed(&self, r: &ResourceRecord) -> Result<StoredRecord, StateError> {
         Ok((self.seal_record(r)?, self.digest(r)))
     }
 }
