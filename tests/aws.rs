@@ -85,7 +85,7 @@ fn example_applies_the_expected_inventory_then_plans_clean_and_destroys_everythi
 }
 
 #[test]
-fn a_thousand_records_in_one_zone_take_two_change_calls_and_refresh_lists_the_zone() {
+fn a_thousand_records_take_two_change_calls_to_create_and_to_delete_and_refresh_lists_the_zone() {
     let moto = Moto::start();
     let ws = Ws::example("aws").with_env(moto.env());
     for f in ["acme", "globex", "initech"] {
@@ -117,6 +117,22 @@ fn a_thousand_records_in_one_zone_take_two_change_calls_and_refresh_lists_the_zo
         "refresh of 1,001 records took {lists} ListResourceRecordSets calls"
     );
     assert_eq!(Sdk::new(&moto.endpoint).inventory().records.len(), 1001);
+
+    // Retiring the thousand tenants deletes their records in batches as well.
+    for i in 0..1000 {
+        std::fs::remove_file(ws.join(&format!("tenants/t{i:04}.yaml"))).unwrap();
+    }
+    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["deleted"], 1000, "{}", r.all());
+    let changes = api_calls(&report, "route53.ChangeResourceRecordSets");
+    let lists = api_calls(&report, "route53.ListResourceRecordSets");
+    assert!(
+        changes <= 2 && lists <= 10,
+        "1,000 record deletes took {changes} change calls and {lists} list calls"
+    );
+    assert_eq!(Sdk::new(&moto.endpoint).inventory().records.len(), 1);
+    ws.ok(&["audit", "verify"], 0);
 }
 
 #[test]

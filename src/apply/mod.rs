@@ -150,7 +150,7 @@ struct Job {
 
 enum TaskResult {
     Put(Vec<(usize, Result<ApplyResponse, ProviderError>)>),
-    Delete(usize, Result<(), ProviderError>),
+    Delete(Vec<(usize, Result<(), ProviderError>)>),
 }
 
 fn token(addr: &ResourceAddr) -> String {
@@ -170,17 +170,25 @@ fn backoff(opts: &Options, attempt: u32) -> Duration {
     base + Duration::from_millis(jitter)
 }
 
-async fn call_apply(
-    p: Arc<dyn Provider>,
-    reqs: Vec<ApplyRequest>,
+/// Calls the provider with a batch, retrying the requests whose errors are retryable
+/// (with backoff) up to `opts.attempts`; one result per request, in order. A call that
+/// exceeds `opts.timeout` fails all its requests with "timed out".
+async fn call_with_retries<R, T, F, Fut>(
+    reqs: Vec<R>,
     opts: Options,
-) -> Vec<Result<ApplyResponse, ProviderError>> {
-    let mut results: Vec<Option<Result<ApplyResponse, ProviderError>>> = vec![None; reqs.len()];
+    call: F,
+) -> Vec<Result<T, ProviderError>>
+where
+    R: Clone,
+    F: Fn(Vec<R>) -> Fut,
+    Fut: std::future::Future<Output = Vec<Result<T, ProviderError>>>,
+{
+    let mut results: Vec<Option<Result<T, ProviderError>>> = reqs.iter().map(|_| None).collect();
     let mut pending: Vec<usize> = (0..reqs.len()).collect();
     let mut attempt = 0;
     while !pending.is_empty() {
-        let call: Vec<ApplyRequest> = pending.iter().map(|&i| reqs[i].clone()).collect();
-        let out = match tokio::time::timeout(opts.timeout, p.apply(call)).await {
+        let batch: Vec<R> = pending.iter().map(|&i| reqs[i].clone()).collect();
+        let out = match tokio::time::timeout(opts.timeout, call(batch)).await {
             Ok(out) => out,
             Err(_) => pending
                 .iter()
@@ -211,28 +219,20 @@ async fn call_apply(
         .collect()
 }
 
+async fn call_apply(
+    p: Arc<dyn Provider>,
+    reqs: Vec<ApplyRequest>,
+    opts: Options,
+) -> Vec<Result<ApplyResponse, ProviderError>> {
+    call_with_retries(reqs, opts, |batch| p.apply(batch)).await
+}
+
 async fn call_delete(
     p: Arc<dyn Provider>,
-    req: DeleteRequest,
+    reqs: Vec<DeleteRequest>,
     opts: Options,
-) -> Result<(), ProviderError> {
-    let mut attempt = 0;
-    loop {
-        let r = match tokio::time::timeout(opts.timeout, p.delete(req.clone())).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Failed(format!(
-                "timed out after {:?}",
-                opts.timeout
-            ))),
-        };
-        attempt += 1;
-        match r {
-            Err(e) if e.is_retryable() && attempt < opts.attempts => {
-                tokio::time::sleep(backoff(&opts, attempt)).await
-            }
-            other => return other,
-        }
-    }
+) -> Vec<Result<(), ProviderError>> {
+    call_with_retries(reqs, opts, |batch| p.delete_many(batch)).await
 }
 
 /// Checks that every known planned value survived apply.
@@ -403,14 +403,14 @@ pub async fn apply(
                     continue;
                 }
             };
-            // Creates/updates of one type share a call, up to what the provider takes.
+            // Changes of one type and step share a call, up to what the provider takes.
             let mut group = vec![ci];
             let max = provider.max_batch(&c.address.rtype).max(1);
-            if step == Step::Put && max > 1 {
+            if max > 1 {
                 let mut rest = VecDeque::with_capacity(pending.len());
                 for (cj, sj) in pending.drain(..) {
                     if group.len() < max
-                        && sj == Step::Put
+                        && sj == step
                         && plan.changes[cj].address.rtype == c.address.rtype
                     {
                         group.push(cj);
@@ -438,16 +438,22 @@ pub async fn apply(
             store.begin_many(&intents)?;
             let o = opts.clone();
             if step == Step::Delete {
-                let job = jobs.pop().expect("one delete job");
-                let prior = job.prior.clone();
-                let req = DeleteRequest {
-                    address: c.address.clone(),
-                    id: prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
-                    prior: prior.map(|p| p.attributes).unwrap_or_default(),
-                };
+                let reqs: Vec<DeleteRequest> = jobs
+                    .iter()
+                    .map(|j| DeleteRequest {
+                        address: plan.changes[j.change].address.clone(),
+                        id: j.prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                        prior: j
+                            .prior
+                            .as_ref()
+                            .map(|p| p.attributes.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
                 tasks.spawn(async move {
-                    let r = call_delete(provider, req, o).await;
-                    (vec![job], TaskResult::Delete(ci, r))
+                    let out = call_delete(provider, reqs, o).await;
+                    (jobs, TaskResult::Delete(idx.into_iter().zip(out).collect()))
                 });
             } else {
                 let reqs: Vec<ApplyRequest> = jobs
@@ -482,23 +488,33 @@ pub async fn apply(
             }
         };
         match result {
-            TaskResult::Delete(ci, r) => {
-                let job = &jobs[0];
-                let c = &plan.changes[ci];
-                match r {
-                    Ok(()) => {
-                        store.commit(&job.token, Outcome::Remove(c.address.clone()))?;
-                        run.records.remove(&c.address);
-                        if c.action == Action::Replace {
-                            follow_ups.push_back((ci, Step::Put));
-                        } else {
-                            run.report.deleted += 1;
-                            succeed(&mut run, &mut queue, ci);
+            TaskResult::Delete(results) => {
+                // One durable write for the whole batch, then the follow-ups.
+                let commits = jobs
+                    .iter()
+                    .zip(&results)
+                    .map(|(job, (ci, r))| {
+                        let outcome = match r {
+                            Ok(()) => Outcome::Remove(plan.changes[*ci].address.clone()),
+                            Err(_) => Outcome::Nothing,
+                        };
+                        (job.token.clone(), outcome)
+                    })
+                    .collect();
+                store.commit_many(commits)?;
+                for (ci, r) in results {
+                    let c = &plan.changes[ci];
+                    match r {
+                        Ok(()) => {
+                            run.records.remove(&c.address);
+                            if c.action == Action::Replace {
+                                follow_ups.push_back((ci, Step::Put));
+                            } else {
+                                run.report.deleted += 1;
+                                succeed(&mut run, &mut queue, ci);
+                            }
                         }
-                    }
-                    Err(e) => {
-                        store.commit(&job.token, Outcome::Nothing)?;
-                        fail(&mut run, &mut queue, ci, e.to_string());
+                        Err(e) => fail(&mut run, &mut queue, ci, e.to_string()),
                     }
                 }
             }
@@ -624,7 +640,11 @@ async fn rollback(run: &mut Run<'_>) -> Result<(), ApplyError> {
             id: rec.id.clone(),
             prior: rec.attributes.clone(),
         };
-        match call_delete(provider.clone(), req, run.opts.clone()).await {
+        let result = call_delete(provider.clone(), vec![req], run.opts.clone())
+            .await
+            .pop()
+            .unwrap_or(Ok(()));
+        match result {
             Ok(()) => {
                 run.store.commit(&tok, Outcome::Remove(addr.clone()))?;
                 run.records.remove(&addr);

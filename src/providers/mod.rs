@@ -308,6 +308,16 @@ pub trait Provider: Send + Sync {
     /// Deletes one resource; gone already is success.
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError>;
 
+    /// Deletes several resources of one type (up to `max_batch`), one result per request
+    /// in order; providers with a batch API override this.
+    async fn delete_many(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.delete(r).await);
+        }
+        out
+    }
+
     /// Reconciles an intent left by a killed run.
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError>;
 

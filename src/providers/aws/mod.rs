@@ -430,6 +430,28 @@ impl Provider for Aws {
         }
     }
 
+    async fn delete_many(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
+        // Records of a region go in batched deletes; anything else one by one.
+        match reqs.first() {
+            Some(first)
+                if reqs.iter().all(|r| {
+                    r.address.rtype == "aws_route53_record"
+                        && self.region_of(&r.prior) == self.region_of(&first.prior)
+                }) =>
+            {
+                let c = self.clients(&self.region_of(&first.prior)).await;
+                route53::delete_records(self, &c, &reqs).await
+            }
+            _ => {
+                let mut out = Vec::with_capacity(reqs.len());
+                for r in reqs {
+                    out.push(self.delete(r).await);
+                }
+                out
+            }
+        }
+    }
+
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let source = req.prior.as_ref().unwrap_or(&req.config);
         let c = self.clients(&self.region_of(source)).await;

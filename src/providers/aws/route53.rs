@@ -630,6 +630,30 @@ fn weight(action: &ChangeAction, s: &ResourceRecordSet) -> (usize, usize) {
     (n, chars * n)
 }
 
+/// Changes of one zone cut into ChangeResourceRecordSets calls within Route 53's limits
+/// (1,000 changes, an UPSERT counting twice; 32,000 characters of values).
+fn batches<T>(items: Vec<(T, Change)>) -> Vec<Vec<(T, Change)>> {
+    let mut out: Vec<Vec<(T, Change)>> = vec![vec![]];
+    let (mut n, mut chars) = (0, 0);
+    for (i, ch) in items {
+        let (dn, dc) = ch
+            .resource_record_set()
+            .map(|s| weight(ch.action(), s))
+            .unwrap_or((1, 0));
+        if n + dn > MAX_CHANGES || chars + dc > MAX_CHARS {
+            out.push(vec![]);
+            (n, chars) = (0, 0);
+        }
+        n += dn;
+        chars += dc;
+        if let Some(b) = out.last_mut() {
+            b.push((i, ch));
+        }
+    }
+    out.retain(|b| !b.is_empty());
+    out
+}
+
 /// Creates (CREATE) and updates (UPSERT) records, batched per zone within the limits.
 pub(super) async fn apply_records(
     aws: &Aws,
@@ -657,24 +681,7 @@ pub(super) async fn apply_records(
         }
     }
     for (zone, items) in by_zone {
-        let mut batches: Vec<Vec<(usize, Change)>> = vec![vec![]];
-        let (mut n, mut chars) = (0, 0);
-        for (i, ch) in items {
-            let (dn, dc) = ch
-                .resource_record_set()
-                .map(|s| weight(ch.action(), s))
-                .unwrap_or((1, 0));
-            if n + dn > MAX_CHANGES || chars + dc > MAX_CHARS {
-                batches.push(vec![]);
-                (n, chars) = (0, 0);
-            }
-            n += dn;
-            chars += dc;
-            if let Some(b) = batches.last_mut() {
-                b.push((i, ch));
-            }
-        }
-        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+        for batch in batches(items) {
             let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
             match submit(aws, c, &zone, changes).await {
                 Ok(()) => {
@@ -767,6 +774,74 @@ async fn identical(
     }
 }
 
+/// Deletes records: their live sets are read a zone at a time, then deleted in batches
+/// per zone; a batch refused as a whole is retried record by record.
+pub(super) async fn delete_records(
+    aws: &Aws,
+    c: &Clients,
+    reqs: &[DeleteRequest],
+) -> Vec<Result<(), ProviderError>> {
+    let reads: Vec<ReadRequest> = reqs
+        .iter()
+        .map(|r| ReadRequest {
+            address: r.address.clone(),
+            id: r.id.clone(),
+            prior: r.prior.clone(),
+        })
+        .collect();
+    let mut out: Vec<Result<(), ProviderError>> = reqs.iter().map(|_| Ok(())).collect();
+    let mut by_zone: BTreeMap<String, Vec<(usize, Change)>> = BTreeMap::new();
+    for (i, current) in read_records(aws, c, &reads).await.into_iter().enumerate() {
+        let change = match current {
+            Ok(None) => continue,
+            Ok(Some(cur)) => req_str(&cur, "zone_id").map(str::to_string).and_then(|z| {
+                let ch = Change::builder()
+                    .action(ChangeAction::Delete)
+                    .resource_record_set(record_set(&cur)?)
+                    .build()
+                    .map_err(|e| ProviderError::Failed(e.to_string()))?;
+                Ok((z, ch))
+            }),
+            Err(e) => Err(e),
+        };
+        match change {
+            Ok((zone, ch)) => by_zone.entry(zone).or_default().push((i, ch)),
+            Err(e) => out[i] = Err(e),
+        }
+    }
+    for (zone, items) in by_zone {
+        for batch in batches(items) {
+            let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
+            match submit(aws, c, &zone, changes).await {
+                Ok(()) => {}
+                Err(e) if !e.is_retryable() && batch.len() > 1 => {
+                    for (i, _) in batch {
+                        out[i] = delete_record(aws, c, &reqs[i]).await;
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in &batch {
+                        out[*i] = gone_is_success(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A record or zone already gone counts as deleted.
+fn gone_is_success(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
+    match r {
+        Err(ProviderError::Failed(m))
+            if m.contains("not found") || m.contains("NoSuchHostedZone") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 pub(super) async fn delete_record(
     aws: &Aws,
     c: &Clients,
@@ -791,12 +866,5 @@ pub(super) async fn delete_record(
         .resource_record_set(record_set(&current)?)
         .build()
         .map_err(|e| ProviderError::Failed(e.to_string()))?;
-    match submit(aws, c, &zone, vec![change]).await {
-        Err(ProviderError::Failed(m))
-            if m.contains("not found") || m.contains("NoSuchHostedZone") =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
+    gone_is_success(submit(aws, c, &zone, vec![change]).await)
 }
