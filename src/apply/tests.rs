@@ -95,7 +95,7 @@ fn fast() -> Options {
 }
 
 #[tokio::test]
-async fn batches_creates_and_refreshes_in_one_call() {
+async fn batches_creates_refreshes_and_deletes() {
     let e = env();
     let items: Vec<(String, String)> = (0..30)
         .map(|i| (format!("t{i:02}/fake_item.a"), format!("v{i}")))
@@ -125,6 +125,19 @@ async fn batches_creates_and_refreshes_in_one_call() {
         "refresh reads all 30 in one call"
     );
     assert_eq!(e.stats.get("fake", "List"), 1);
+
+    let p3 = plan_for(&e, &desired(&[]), false).await;
+    let r = apply(&p3, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 30);
+    let batches = e.fake.lock().unwrap().delete_batches.clone();
+    assert_eq!(batches.iter().sum::<usize>(), 30);
+    assert!(
+        batches.iter().any(|&b| b > 1),
+        "ready deletes share a provider call: {batches:?}"
+    );
+    assert!(e.fake.lock().unwrap().objects.is_empty());
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub struct FakeState {
     pub read_batches: Vec<usize>,
     /// Deleted addresses in order.
     pub deletes: Vec<String>,
+    /// Size of every `delete_many` call.
+    pub delete_batches: Vec<usize>,
     /// Recoveries performed.
     pub recovers: Vec<String>,
     /// Remaining transient failures per resource name.
@@ -124,6 +126,14 @@ impl Provider for Fake {
         st.objects.remove(&req.address.to_string());
         st.deletes.push(req.address.to_string());
         Ok(())
+    }
+    async fn delete_many(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
+        self.state.lock().unwrap().delete_batches.push(reqs.len());
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.delete(r).await);
+        }
+        out
     }
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let mut st = self.state.lock().unwrap();
