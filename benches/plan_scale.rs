@@ -148,5 +148,19 @@ fn main() {
             n * 5,
             "plan --refresh=false (no changes)"
         );
+        // Retire every tenant: the deletes of the whole workspace, then an audit check.
+        std::fs::remove_dir_all(dir.path().join("tenants")).unwrap();
+        std::fs::create_dir(dir.path().join("tenants")).unwrap();
+        for (name, args) in [
+            (
+                "apply (all tenants retired)",
+                &["apply", "--auto-approve", "--parallelism", "32"][..],
+            ),
+            ("audit verify", &["audit", "verify"][..]),
+        ] {
+            let (secs, mib, code) = measure(dir.path(), args);
+            assert_eq!(code, 0, "{name} exited {code}");
+            println!("{n:>8} {:>10}  {name:<40} {secs:>9.2} {mib:>10.1}", n * 5);
+        }
     }
 }
