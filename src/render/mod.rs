@@ -90,9 +90,56 @@ impl fmt::Display for RenderError {
 #[derive(Debug, thiserror::Error)]
 pub struct RenderErrors(pub Vec<RenderError>);
 
+/// Tenants named in full when one problem repeats across many of them.
+const NAMED_TENANTS: usize = 3;
+
 impl fmt::Display for RenderErrors {
+    /// One line per problem; a problem shared by more than three tenants (the same
+    /// template line, resource and message) is one line naming the first three.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        type Key<'a> = (&'a str, Option<usize>, Option<&'a str>, &'a str);
+        let mut groups: Vec<(Key<'_>, Vec<&RenderError>)> = Vec::new();
+        let mut index: std::collections::HashMap<Key<'_>, usize> = Default::default();
+        for e in &self.0 {
+            let key = (
+                e.template.as_str(),
+                e.line,
+                e.resource.as_deref(),
+                e.message.as_str(),
+            );
+            match index.get(&key) {
+                Some(&i) => groups[i].1.push(e),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((key, vec![e]));
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for ((template, line, resource, message), errors) in groups {
+            if errors.len() <= NAMED_TENANTS {
+                lines.extend(errors.iter().map(|e| e.to_string()));
+                continue;
+            }
+            let named: Vec<String> = errors[..NAMED_TENANTS]
+                .iter()
+                .map(|e| format!("`{}`", e.tenant.as_deref().unwrap_or("_shared")))
+                .collect();
+            let mut l = template.to_string();
+            if let Some(n) = line {
+                l.push_str(&format!(":{n}"));
+            }
+            l.push_str(&format!(
+                ": tenants {} and {} more",
+                named.join(", "),
+                errors.len() - NAMED_TENANTS
+            ));
+            if let Some(r) = resource {
+                l.push_str(&format!(": resource `{r}`"));
+            }
+            l.push_str(&format!(": {message}"));
+            lines.push(l);
+        }
         f.write_str(&lines.join("\n"))
     }
 }
@@ -487,4 +534,35 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         dag,
         tenants,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(tenant: &str, message: &str) -> RenderError {
+        RenderError {
+            template: "modules/app/a.yaml.tera".into(),
+            line: Some(3),
+            tenant: Some(tenant.into()),
+            resource: None,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_problem_shared_by_many_tenants_is_one_line() {
+        let mut all: Vec<RenderError> = (0..500)
+            .map(|i| err(&format!("t{i:03}"), "undefined variable `x`"))
+            .collect();
+        all.push(err("t999", "other"));
+        let text = RenderErrors(all).to_string();
+        assert_eq!(
+            text,
+            "modules/app/a.yaml.tera:3: tenants `t000`, `t001`, `t002` and 497 more: undefined variable `x`\n\
+             modules/app/a.yaml.tera:3: tenant `t999`: other"
+        );
+        let few = RenderErrors(vec![err("a", "m"), err("b", "m")]).to_string();
+        assert_eq!(few.lines().count(), 2, "{few}");
+    }
 }
