@@ -155,6 +155,39 @@ fn drift_is_reported_per_attribute_and_repaired() {
 }
 
 #[test]
+fn drift_compares_what_the_zone_serves_with_what_arm_holds() {
+    let (arm, _azurite) = servers(ACCOUNTS);
+    let ws = workspace(&arm);
+    ws.edit(
+        "landlord.toml",
+        "token_env = \"LANDLORD_AZURE_TOKEN\"",
+        &format!(
+            "token_env = \"LANDLORD_AZURE_TOKEN\"\ndns_nameservers = [\"{}\"]",
+            arm.dns_addr()
+        ),
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["drift"], 0);
+    arm.serve_stale_cname("contoso.saas.example.test", "old-edge.example.net");
+    let r = ws.ok(&["drift"], 2);
+    assert!(
+        r.stdout.contains(&format!(
+            "? contoso/azure_dns_record_set.site: served value differs at {}",
+            arm.dns_addr()
+        )) && r
+            .stdout
+            .contains("records = [\"edge.saas.example.test\"] -> [\"old-edge.example.net.\"]"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !r.stdout.contains("fabrikam/azure_dns_record_set"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn throttling_and_long_running_operations_converge() {
     let (arm, azurite) = servers(ACCOUNTS);
     arm.throttle_every(4);

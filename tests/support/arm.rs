@@ -71,6 +71,8 @@ struct Inner {
     blob_endpoint: String,
     /// The bearer token required (any when unset).
     token: Option<String>,
+    /// DNS answers that lag behind the API: (lowercase name, type) -> records.
+    stale: BTreeMap<(String, String), Vec<hickory_proto::rr::Record>>,
 }
 
 /// A running contract server.
@@ -148,6 +150,7 @@ impl Arm {
             throttle_every: 0,
             blob_endpoint: "https://{name}.blob.core.windows.net/".into(),
             token: None,
+            stale: BTreeMap::new(),
         }));
         let (i, base) = (inner.clone(), endpoint.clone());
         std::thread::spawn(move || {
@@ -201,6 +204,18 @@ impl Arm {
     /// Require this bearer token (as issued by the token endpoint) on every call.
     pub fn require_token(&self, token: &str) {
         self.with(|i| i.token = Some(token.into()));
+    }
+
+    /// Makes the name server answer a CNAME to `target` for `name` whatever the API
+    /// holds, like a name server that has not caught up yet.
+    pub fn serve_stale_cname(&self, name: &str, target: &str) {
+        let owner = hickory_proto::rr::Name::from_ascii(format!("{name}.")).unwrap();
+        let p = json!({ "TTL": 300, "CNAMERecord": { "cname": target } });
+        let records = answers(&owner, &p);
+        self.with(|i| {
+            i.stale
+                .insert((name.to_ascii_lowercase(), "cname".into()), records)
+        });
     }
 
     /// Ids of every resource, sorted.
@@ -776,6 +791,10 @@ fn serve_dns(sock: std::net::UdpSocket, inner: &Mutex<Inner>) {
                 .trim_end_matches('.')
                 .to_ascii_lowercase();
             let rtype = query.query_type().to_string().to_ascii_lowercase();
+            if let Some(records) = i.stale.get(&(name.clone(), rtype.clone())) {
+                r.answers.extend(records.iter().cloned());
+                continue;
+            }
             let zone = i.resources.keys().find(|k| {
                 k.rsplit_once("/dnszones/").is_some_and(|(_, z)| {
                     !z.contains('/') && (name == z || name.ends_with(&format!(".{z}")))

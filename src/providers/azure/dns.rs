@@ -431,26 +431,80 @@ impl AzureChallengeZone {
             .map_err(|e| classify(&what, e))?;
         Ok(())
     }
+}
 
-    /// Where to ask: the configured resolvers, else the zone's own name servers.
-    async fn servers(&self) -> Result<Vec<SocketAddr>, ProviderError> {
-        if !self.nameservers.is_empty() {
-            return Ok(self.nameservers.clone());
-        }
-        let mut c = Attrs::new();
-        c.insert("resource_group_name".into(), json!(self.resource_group));
-        c.insert("name".into(), json!(self.zone));
-        let live = read_zone(&self.cx, &c).await?.ok_or_else(|| {
-            ProviderError::Failed(format!("Azure DNS zone `{}` does not exist", self.zone))
-        })?;
-        let mut out = Vec::new();
-        for host in strings(live.attrs.get("name_servers")) {
-            if let Ok(addrs) = tokio::net::lookup_host((host.trim_end_matches('.'), 53)).await {
-                out.extend(addrs);
-            }
-        }
-        Ok(out)
+/// Where a zone's answers are checked: `preferred`, else the provider's `dns_nameservers`,
+/// else the zone's own name servers (looked up by name).
+async fn name_servers(
+    cx: &Clients,
+    resource_group: &str,
+    zone: &str,
+    preferred: &[SocketAddr],
+) -> Result<Vec<SocketAddr>, ProviderError> {
+    if !preferred.is_empty() {
+        return Ok(preferred.to_vec());
     }
+    if !cx.dns_nameservers.is_empty() {
+        return Ok(cx.dns_nameservers.clone());
+    }
+    let mut c = Attrs::new();
+    c.insert("resource_group_name".into(), json!(resource_group));
+    c.insert("name".into(), json!(zone));
+    let live = read_zone(cx, &c)
+        .await?
+        .ok_or_else(|| ProviderError::Failed(format!("Azure DNS zone `{zone}` does not exist")))?;
+    let mut out = Vec::new();
+    for host in strings(live.attrs.get("name_servers")) {
+        if let Ok(addrs) = tokio::net::lookup_host((host.trim_end_matches('.'), 53)).await {
+            out.extend(addrs.take(1));
+        }
+    }
+    if out.is_empty() {
+        return Err(ProviderError::Failed(format!(
+            "no name server of Azure DNS zone `{zone}` could be resolved"
+        )));
+    }
+    Ok(out)
+}
+
+/// Record values compared as resolvers see them: no trailing dot, in order.
+fn comparable(values: Vec<String>) -> Vec<String> {
+    let mut v: Vec<String> = values
+        .into_iter()
+        .map(|x| x.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Name servers whose answer for a record set differs from what ARM holds.
+pub(super) async fn served_differences(
+    cx: &Clients,
+    api: &Attrs,
+) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    let (rg, zone, name, rtype) = (
+        req(api, "resource_group_name")?,
+        req(api, "zone_name")?,
+        req(api, "name")?,
+        req(api, "type")?,
+    );
+    let fqdn = if name == "@" {
+        zone.to_string()
+    } else {
+        format!("{name}.{zone}")
+    };
+    let want = comparable(strings(api.get("records")));
+    let mut out = Vec::new();
+    for ns in name_servers(cx, rg, zone, &[]).await? {
+        cx.count("resolve");
+        let got = crate::providers::dns::server::lookup(ns, &fqdn, rtype).await?;
+        if comparable(got.clone()) != want {
+            let mut served = api.clone();
+            served.insert("records".into(), json!(got));
+            out.push((ns.to_string(), served));
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -476,14 +530,14 @@ impl ChallengeZone for AzureChallengeZone {
     }
 
     async fn served_txt(&self, name: &str) -> Result<Vec<String>, ProviderError> {
-        let servers = self.servers().await?;
-        let at = servers.first().ok_or_else(|| {
-            ProviderError::Failed(format!(
-                "no name server of Azure DNS zone `{}` could be resolved",
-                self.zone
-            ))
-        })?;
+        let servers = name_servers(
+            &self.cx,
+            &self.resource_group,
+            &self.zone,
+            &self.nameservers,
+        )
+        .await?;
         self.cx.count("resolve");
-        crate::providers::dns::server::lookup(*at, name, "TXT").await
+        crate::providers::dns::server::lookup(servers[0], name, "TXT").await
     }
 }

@@ -11,7 +11,9 @@
 //! Settings, `[providers.azure]`: `subscription_id`, `tenant_id` (the default `tenant_id`
 //! of key vaults), `endpoint` (management endpoint; default the public cloud) and
 //! `token_env` (an environment variable holding a bearer token, for emulators and
-//! pipelines that fetch their own). Without `token_env` the standard Azure credential
+//! pipelines that fetch their own) and `dns_nameservers` (`host:port` of the name servers
+//! whose answers `drift` compares with record sets; default each zone's own name servers,
+//! looked up by name). Without `token_env` the standard Azure credential
 //! chain is used: environment (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
 //! workload identity), managed identity, then the Azure CLI.
 
@@ -39,7 +41,13 @@ use crate::value::Attrs;
 const NAME: &str = "azure";
 /// Tag (or metadata key) carrying the landlord address (ARM tag names may not contain `:`).
 const ADDRESS_TAG: &str = "landlord-address";
-const SETTINGS: &[&str] = &["subscription_id", "tenant_id", "endpoint", "token_env"];
+const SETTINGS: &[&str] = &[
+    "subscription_id",
+    "tenant_id",
+    "endpoint",
+    "token_env",
+    "dns_nameservers",
+];
 
 /// A fixed bearer token.
 #[derive(Debug)]
@@ -67,6 +75,8 @@ struct Clients {
     lro: lro::Poller,
     subscription: String,
     tenant_id: Option<String>,
+    /// Where served answers are checked (empty: each zone's own name servers).
+    dns_nameservers: Vec<std::net::SocketAddr>,
     stats: Arc<ApiStats>,
     /// Blob endpoint and key per storage account name, read through ARM once per run.
     accounts: tokio::sync::Mutex<storage::Accounts>,
@@ -233,6 +243,18 @@ impl Azure {
             &s("endpoint").unwrap_or_else(|| "https://management.azure.com".into()),
         )
         .map_err(|e| format!("invalid `endpoint`: {e}"))?;
+        let mut dns_nameservers = Vec::new();
+        if let Some(v) = t.get("dns_nameservers") {
+            let list = v
+                .as_array()
+                .ok_or_else(|| "`dns_nameservers` must be a list of host:port".to_string())?;
+            for ns in list {
+                let text = ns.as_str().unwrap_or_default();
+                dns_nameservers.push(text.parse().map_err(|_| {
+                    format!("`dns_nameservers`: `{text}` is not an IP address and port")
+                })?);
+            }
+        }
         let credential: Arc<dyn TokenCredential> = match s("token_env") {
             Some(env) => match std::env::var(&env) {
                 Ok(token) => Arc::new(StaticToken(token)),
@@ -277,6 +299,7 @@ impl Azure {
             },
             subscription,
             tenant_id: s("tenant_id"),
+            dns_nameservers,
             stats,
             accounts: Default::default(),
         };
@@ -438,6 +461,17 @@ impl Provider for Azure {
             "azure_storage_container" => storage::delete_container(cx, c).await,
             "azure_key_vault" => key_vault::delete(cx, c).await,
             other => Err(unknown(other)),
+        }
+    }
+
+    async fn served_differences(
+        &self,
+        req: ReadRequest,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        match req.address.rtype.as_str() {
+            "azure_dns_record_set" => dns::served_differences(self.cx()?, api).await,
+            _ => Ok(vec![]),
         }
     }
 
