@@ -770,16 +770,15 @@ mod tests {
         out
     }
 
+    /// A new store with a random master key.
+    fn fresh(dir: &Path) -> SledStore {
+        SledStore::open(dir, Key::generate(), &holder("workspace"), Duration::ZERO).unwrap()
+    }
+
     #[test]
     fn every_change_appends_a_chained_audit_event_in_the_same_write() {
         let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(
-            d.path(),
-            Key::generate(),
-            &holder("workspace"),
-            Duration::ZERO,
-        )
-        .unwrap();
+        let s = fresh(d.path());
         s.commit(
             "t1",
             Outcome::Put(Box::new(record("acme/random_password.db", "pw1"))),
@@ -845,13 +844,7 @@ mod tests {
     #[test]
     fn stale_lock_of_dead_process_is_taken_over() {
         let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(
-            d.path(),
-            Key::generate(),
-            &holder("workspace"),
-            Duration::ZERO,
-        )
-        .unwrap();
+        let s = fresh(d.path());
         let mut other = holder("acme");
         other.pid = u32::MAX / 2;
         s.lock(&other).unwrap();

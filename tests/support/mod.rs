@@ -152,6 +152,17 @@ impl Ws {
         self.ok(&["state", "export"], 0).stdout
     }
 
+    /// Serial, resources and pending intents of `state export` (not the run history):
+    /// what must stay the same when a run changes nothing.
+    pub fn recorded(&self) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+        let v: serde_json::Value = serde_json::from_str(&self.export()).unwrap();
+        (
+            v["serial"].clone(),
+            v["resources"].clone(),
+            v["intents"].clone(),
+        )
+    }
+
     /// Every file under `out/`, relative to the workspace.
     pub fn out_files(&self) -> Vec<String> {
         let mut v = Vec::new();

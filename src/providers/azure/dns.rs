@@ -444,8 +444,8 @@ async fn name_servers(
     if !preferred.is_empty() {
         return Ok(preferred.to_vec());
     }
-    if !cx.dns_nameservers.is_empty() {
-        return Ok(cx.dns_nameservers.clone());
+    if let Some(list) = cx.dns_nameservers.as_ref().filter(|l| !l.is_empty()) {
+        return Ok(list.clone());
     }
     let mut c = Attrs::new();
     c.insert("resource_group_name".into(), json!(resource_group));
@@ -461,7 +461,8 @@ async fn name_servers(
     }
     if out.is_empty() {
         return Err(ProviderError::Failed(format!(
-            "no name server of Azure DNS zone `{zone}` could be resolved"
+            "no name server of Azure DNS zone `{zone}` could be resolved: set [providers.azure] \
+             dns_nameservers to name servers this machine reaches (or [] to skip served-answer checks)"
         )));
     }
     Ok(out)
@@ -493,6 +494,9 @@ pub(super) async fn served_differences(
     } else {
         format!("{name}.{zone}")
     };
+    if cx.dns_nameservers.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(vec![]);
+    }
     let want = comparable(strings(api.get("records")));
     let mut out = Vec::new();
     for ns in name_servers(cx, rg, zone, &[]).await? {

@@ -13,7 +13,7 @@
 //! `token_env` (an environment variable holding a bearer token, for emulators and
 //! pipelines that fetch their own) and `dns_nameservers` (`host:port` of the name servers
 //! whose answers `drift` compares with record sets; default each zone's own name servers,
-//! looked up by name). Without `token_env` the standard Azure credential
+//! looked up by name; `[]` turns the check off, e.g. for an emulator that serves no DNS). Without `token_env` the standard Azure credential
 //! chain is used: environment (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
 //! workload identity), managed identity, then the Azure CLI.
 
@@ -75,8 +75,9 @@ struct Clients {
     lro: lro::Poller,
     subscription: String,
     tenant_id: Option<String>,
-    /// Where served answers are checked (empty: each zone's own name servers).
-    dns_nameservers: Vec<std::net::SocketAddr>,
+    /// Where served answers are checked: `None` each zone's own name servers, an empty
+    /// list not at all.
+    dns_nameservers: Option<Vec<std::net::SocketAddr>>,
     stats: Arc<ApiStats>,
     /// Blob endpoint and key per storage account name, read through ARM once per run.
     accounts: tokio::sync::Mutex<storage::Accounts>,
@@ -243,18 +244,21 @@ impl Azure {
             &s("endpoint").unwrap_or_else(|| "https://management.azure.com".into()),
         )
         .map_err(|e| format!("invalid `endpoint`: {e}"))?;
-        let mut dns_nameservers = Vec::new();
-        if let Some(v) = t.get("dns_nameservers") {
-            let list = v
-                .as_array()
-                .ok_or_else(|| "`dns_nameservers` must be a list of host:port".to_string())?;
-            for ns in list {
-                let text = ns.as_str().unwrap_or_default();
-                dns_nameservers.push(text.parse().map_err(|_| {
-                    format!("`dns_nameservers`: `{text}` is not an IP address and port")
-                })?);
-            }
-        }
+        let dns_nameservers = match t.get("dns_nameservers") {
+            None => None,
+            Some(v) => Some(
+                v.as_array()
+                    .ok_or_else(|| "`dns_nameservers` must be a list of host:port".to_string())?
+                    .iter()
+                    .map(|ns| {
+                        let text = ns.as_str().unwrap_or_default();
+                        text.parse().map_err(|_| {
+                            format!("`dns_nameservers`: `{text}` is not an IP address and port")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
+        };
         let credential: Arc<dyn TokenCredential> = match s("token_env") {
             Some(env) => match std::env::var(&env) {
                 Ok(token) => Arc::new(StaticToken(token)),
