@@ -434,9 +434,16 @@ fn acme_dns01_challenges_are_solved_through_azure_dns() {
         "shared.yaml",
         "modules:\n  - use: azure/platform-dns\n  - use: dns/acme-account\n",
     );
+    // A second certificate, for the wildcard, answers its challenge at the same name at the
+    // same time: the TXT record set is shared and written with etags.
+    ws.write("modules/test/wild/module.yaml", "description: wildcard\n");
+    ws.write(
+        "modules/test/wild/w.yaml.tera",
+        "- type: acme_certificate\n  name: wild\n  properties:\n    account_credentials: \"${shared.acme_registration.main.credentials}\"\n    common_name: \"*.{{ tenant.domain.name }}.{{ workspace.vars.base_domain }}\"\n    dns_challenge_provider: azure\n    dns_challenge_config: { resource_group_name: \"${shared.azure_resource_group.platform.name}\", zone_name: \"${shared.azure_dns_zone.base.name}\" }\n",
+    );
     ws.write(
         "plans/certified.yaml",
-        "modules:\n  - use: azure/tenant-group\n  - use: azure/subdomain-record\n  - use: azure/certificate\n",
+        "modules:\n  - use: azure/tenant-group\n  - use: azure/subdomain-record\n  - use: azure/certificate\n  - use: test/wild\n",
     );
     ws.edit("tenants/contoso.yaml", "azure-professional", "certified");
     ws.write(
@@ -444,11 +451,15 @@ fn acme_dns01_challenges_are_solved_through_azure_dns() {
         "id: fabrikam\nplan: certified\nregion: eastus\ndomain: { kind: subdomain, name: fabrikam }\n",
     );
     ws.ok(&["apply", "--auto-approve"], 0);
-    for t in ["contoso", "fabrikam"] {
-        let addr = format!("{t}/acme_certificate.site");
-        let pem = ws.ok(&["output", &addr, "certificate_pem"], 0).stdout;
+    for addr in [
+        "contoso/acme_certificate.site",
+        "contoso/acme_certificate.wild",
+        "fabrikam/acme_certificate.site",
+        "fabrikam/acme_certificate.wild",
+    ] {
+        let pem = ws.ok(&["output", addr, "certificate_pem"], 0).stdout;
         assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
-        let issuer = ws.ok(&["output", &addr, "issuer_pem"], 0).stdout;
+        let issuer = ws.ok(&["output", addr, "issuer_pem"], 0).stdout;
         assert!(issuer.contains("BEGIN CERTIFICATE"), "{issuer}");
     }
     assert!(

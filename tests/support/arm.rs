@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `/subscriptions/{s}/resourcegroups/{rg}` | PUT GET HEAD DELETE (202, polled) | 2021-04-01 |
 //! | `.../resourceGroups/{rg}/providers/Microsoft.Network/dnsZones/{zone}` | PUT GET DELETE | 2018-05-01 |
-//! | `.../dnsZones/{zone}/{TYPE}/{name}` | PUT GET DELETE | 2018-05-01 |
+//! | `.../dnsZones/{zone}/{TYPE}/{name}` | PUT GET DELETE (If-Match / If-None-Match: 412) | 2018-05-01 |
 //! | `.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}` | PUT (202, polled) GET DELETE | 2023-05-01 |
 //! | `.../storageAccounts/{name}/listKeys` | POST | 2023-05-01 |
 //! | `/subscriptions/{s}/providers/Microsoft.Storage/storageAccounts` | GET (list) | 2023-05-01 |
@@ -593,6 +593,17 @@ fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str) -> Rep
     let is_zone = rest.len() == 2;
     if !is_zone && !i.resources.contains_key(&zone_key) {
         return error(404, "ParentResourceNotFound", "the DNS zone does not exist");
+    }
+    // Optimistic concurrency: If-Match (etag) and If-None-Match: * (must not exist).
+    let current = i.resources.get(&key).and_then(|v| v["etag"].as_str());
+    let stale = req.header("if-match").is_some_and(|m| Some(m) != current)
+        || (req.header("if-none-match") == Some("*") && current.is_some());
+    if stale && matches!(req.method.as_str(), "PUT" | "DELETE") {
+        return error(
+            412,
+            "PreconditionFailed",
+            "The condition specified using HTTP conditional header(s) is not met.",
+        );
     }
     match req.method.as_str() {
         "PUT" => {

@@ -366,7 +366,8 @@ impl AzureChallengeZone {
         }
     }
 
-    async fn values(&self, rel: &str) -> Result<Vec<String>, ProviderError> {
+    /// The TXT values at `rel` and the record set's etag (`None`: no record set).
+    async fn values(&self, rel: &str) -> Result<(Vec<String>, Option<String>), ProviderError> {
         let cx = &self.cx;
         cx.count("recordSets.get");
         let rs = found(
@@ -382,54 +383,108 @@ impl AzureChallengeZone {
                 )
                 .await,
         )?;
-        Ok(rs
-            .and_then(|r| r.properties)
-            .map(|p| record_values("TXT", &p))
-            .unwrap_or_default())
+        Ok(match rs {
+            Some(r) => (
+                r.properties
+                    .as_ref()
+                    .map(|p| record_values("TXT", p))
+                    .unwrap_or_default(),
+                Some(r.etag.unwrap_or_default()),
+            ),
+            None => (vec![], None),
+        })
     }
 
-    async fn write(&self, rel: &str, values: Vec<String>) -> Result<(), ProviderError> {
+    /// Writes the TXT values at `rel` if the record set is still as read (`etag`);
+    /// `Ok(false)` when someone changed it in between.
+    async fn write(
+        &self,
+        rel: &str,
+        values: Vec<String>,
+        etag: Option<String>,
+    ) -> Result<bool, ProviderError> {
         let cx = &self.cx;
         let what = format!("challenge record `{rel}` in `{}`", self.zone);
-        if values.is_empty() {
+        let sent = if values.is_empty() {
+            let Some(etag) = etag else {
+                return Ok(true);
+            };
             cx.count("recordSets.delete");
-            found(
-                &what,
-                cx.dns
-                    .record_sets_client()
-                    .delete(
-                        &self.resource_group,
-                        &self.zone,
-                        rel,
-                        "TXT",
-                        &cx.subscription,
-                    )
-                    .send()
-                    .await,
-            )?;
-            return Ok(());
-        }
-        let mut p = RecordSetProperties {
-            ttl: Some(60),
-            ..Default::default()
-        };
-        set_values("TXT", &mut p, &values)?;
-        let mut rs = RecordSet::new();
-        rs.properties = Some(p);
-        cx.count("recordSets.createOrUpdate");
-        cx.dns
-            .record_sets_client()
-            .create_or_update(
+            cx.dns
+                .record_sets_client()
+                .delete(
+                    &self.resource_group,
+                    &self.zone,
+                    rel,
+                    "TXT",
+                    &cx.subscription,
+                )
+                .if_match(etag)
+                .send()
+                .await
+                .map(|_| ())
+        } else {
+            let mut p = RecordSetProperties {
+                ttl: Some(60),
+                ..Default::default()
+            };
+            set_values("TXT", &mut p, &values)?;
+            let mut rs = RecordSet::new();
+            rs.properties = Some(p);
+            cx.count("recordSets.createOrUpdate");
+            let call = cx.dns.record_sets_client().create_or_update(
                 &self.resource_group,
                 &self.zone,
                 rel,
                 "TXT",
                 rs,
                 &cx.subscription,
-            )
+            );
+            match etag {
+                Some(e) => call.if_match(e),
+                None => call.if_none_match("*"),
+            }
+            .send()
             .await
-            .map_err(|e| classify(&what, e))?;
-        Ok(())
+            .map(|_| ())
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.as_http_error()
+                    .is_some_and(|h| u16::from(h.status()) == 412) =>
+            {
+                Ok(false)
+            }
+            Err(e)
+                if e.as_http_error()
+                    .is_some_and(|h| u16::from(h.status()) == 404) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(classify(&what, e)),
+        }
+    }
+
+    /// Read-modify-write of the TXT values at `name`, retried while other writers (another
+    /// certificate's challenge for the same name) get in between.
+    async fn change(
+        &self,
+        name: &str,
+        edit: impl Fn(&mut Vec<String>),
+    ) -> Result<(), ProviderError> {
+        let rel = self.relative(name);
+        for attempt in 0..8u64 {
+            let (mut values, etag) = self.values(&rel).await?;
+            edit(&mut values);
+            if self.write(&rel, values, etag).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1))).await;
+        }
+        Err(ProviderError::Transient(format!(
+            "challenge record `{name}` kept changing while it was written"
+        )))
     }
 }
 
@@ -518,19 +573,17 @@ impl ChallengeZone for AzureChallengeZone {
     }
 
     async fn add_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
-        let rel = self.relative(name);
-        let mut values = self.values(&rel).await?;
-        if !values.iter().any(|v| v == value) {
-            values.push(value.to_string());
-        }
-        self.write(&rel, values).await
+        self.change(name, |values| {
+            if !values.iter().any(|v| v == value) {
+                values.push(value.to_string());
+            }
+        })
+        .await
     }
 
     async fn remove_txt(&self, name: &str, value: &str) -> Result<(), ProviderError> {
-        let rel = self.relative(name);
-        let mut values = self.values(&rel).await?;
-        values.retain(|v| v != value);
-        self.write(&rel, values).await
+        self.change(name, |values| values.retain(|v| v != value))
+            .await
     }
 
     async fn served_txt(&self, name: &str) -> Result<Vec<String>, ProviderError> {
