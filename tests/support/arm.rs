@@ -59,8 +59,8 @@ struct Inner {
     resources: BTreeMap<String, Value>,
     /// Soft-deleted vaults by lowercased name.
     deleted_vaults: BTreeMap<String, Value>,
-    /// Running operations: id -> (polls left, what finishes).
-    operations: BTreeMap<String, (u32, Done)>,
+    /// Running operations: id -> (polls left, what finishes, when it finishes unpolled).
+    operations: BTreeMap<String, (u32, Done, std::time::Instant)>,
     requests: usize,
     polls: usize,
     /// Polls a new operation answers 202 to before it finishes.
@@ -329,7 +329,9 @@ fn serve(conn: TcpStream, inner: &Mutex<Inner>, base: &str) -> std::io::Result<(
 /// Starts a long-running operation: 202 with its URL and `Retry-After`.
 fn accepted(i: &mut Inner, base: &str, url_path: String, done: Done) -> Reply {
     let op = url_path.rsplit('/').next().unwrap_or_default().to_string();
-    i.operations.insert(op, (i.lro_polls, done));
+    // Like ARM, an operation also finishes on its own, polled or not.
+    let due = std::time::Instant::now() + OPERATION_TIME;
+    i.operations.insert(op, (i.lro_polls, done, due));
     Reply {
         status: 202,
         headers: vec![
@@ -399,8 +401,23 @@ fn taken_elsewhere(i: &Inner, kind: &str, name: &str, key: &str) -> bool {
     i.resources.keys().any(|k| k != key && k.ends_with(&suffix))
 }
 
+/// How long an operation runs when nobody polls it.
+const OPERATION_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
     i.requests += 1;
+    let now = std::time::Instant::now();
+    let due: Vec<String> = i
+        .operations
+        .iter()
+        .filter(|(_, (_, _, at))| *at <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for op in due {
+        if let Some((_, done, _)) = i.operations.remove(&op) {
+            finish(i, done);
+        }
+    }
     if i.throttle_every > 0 && i.requests.is_multiple_of(i.throttle_every) {
         let mut r = error(429, "TooManyRequests", "throttled");
         r.headers.push(("retry-after", "1".into()));
@@ -445,11 +462,12 @@ fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
     // Operation URLs handed out with 202s.
     if let [.., "operationresults" | "asyncoperations", op] = l.as_slice() {
         i.polls += 1;
-        let Some((left, done)) = i.operations.get(*op).cloned() else {
-            return error(404, "NotFound", "no such operation");
+        let Some((left, done, due)) = i.operations.get(*op).cloned() else {
+            // Finished and forgotten, as ARM eventually does.
+            return reply(200, Value::Null);
         };
         if left > 0 {
-            i.operations.insert(op.to_string(), (left - 1, done));
+            i.operations.insert(op.to_string(), (left - 1, done, due));
             let mut r = reply(202, Value::Null);
             r.headers = vec![
                 ("location", format!("{base}{}", req.path)),
@@ -539,7 +557,7 @@ fn resource_group(i: &mut Inner, req: &Req, segs: &[&str], base: &str) -> Reply 
     let deleting = i
         .operations
         .values()
-        .any(|(_, d)| matches!(d, Done::DeleteGroup(k) if *k == key));
+        .any(|(_, d, _)| matches!(d, Done::DeleteGroup(k) if *k == key));
     match req.method.as_str() {
         "PUT" => {
             if !valid_rg(name) {
