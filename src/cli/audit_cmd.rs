@@ -8,7 +8,6 @@ use anyhow::Result;
 use super::args::AuditCommand;
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::ops;
-use crate::state::StateStore;
 
 /// Runs one audit command.
 pub fn run(dir: &Path, cmd: AuditCommand) -> Result<u8> {

@@ -10,7 +10,6 @@ use super::args::GraphFormat;
 use super::EXIT_OK;
 use crate::addr::ResourceAddr;
 use crate::ops;
-use crate::state::StateStore;
 use crate::value::SENSITIVE_TEXT;
 use crate::workspace::Workspace;
 

@@ -10,7 +10,7 @@ use super::args::StateCommand;
 use super::EXIT_OK;
 use crate::addr::ResourceAddr;
 use crate::ops;
-use crate::state::{Export, StateStore};
+use crate::state::Export;
 use crate::value::SENSITIVE_TEXT;
 
 fn addr(s: &str) -> Result<ResourceAddr> {
@@ -29,8 +29,14 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Import { .. } => "landlord state import",
         StateCommand::History => "landlord state history",
     };
+    if let StateCommand::Unlock { tenant: None } = &cmd {
+        // A shared backend's state lock may be held by a run on another machine that is gone.
+        if let Some(held) = ops::break_state_lock(dir)? {
+            println!("Removed the state lock held by {held}.");
+        }
+    }
     let st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
-    let store = &st.store;
+    let store = st.store.as_ref();
     match cmd {
         StateCommand::List { tenants } => {
             for r in store.resources()? {

@@ -11,7 +11,9 @@ use crate::plan::{self, file, Plan, PlanError};
 use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};
 use crate::state::crypto::{self, KeySource};
-use crate::state::{now_rfc3339, LockInfo, RunRecord, SledStore, StateError, StateStore};
+use crate::state::{
+    now_rfc3339, LockInfo, RunRecord, S3Location, S3Store, SledStore, StateError, StateStore,
+};
 use crate::workspace::{self, Config, LoadErrors, Workspace};
 
 /// An operation failed.
@@ -66,7 +68,7 @@ pub fn open(dir: &Path) -> Result<Session, OpsError> {
 /// State opened for a command, and where its master key came from.
 pub struct OpenState {
     /// The store.
-    pub store: SledStore,
+    pub store: Box<dyn StateStore>,
     /// Master key source (`Generated` means a key file was just created).
     pub key: KeySource,
     scopes: Vec<String>,
@@ -98,6 +100,28 @@ pub fn holder(scope: &str, command: &str, ttl: Duration) -> LockInfo {
     }
 }
 
+/// Where an `s3` state lives, from `[state]`.
+fn s3_location(config: &Config) -> Option<S3Location> {
+    (config.state.backend == "s3").then(|| S3Location {
+        bucket: config.state.bucket.clone().unwrap_or_default(),
+        key: config
+            .state
+            .key
+            .clone()
+            .unwrap_or_else(|| "landlord/state.json".into()),
+        region: config.state.region.clone(),
+    })
+}
+
+/// Removes a shared backend's state lock whoever holds it; the holder it named.
+pub fn break_state_lock(dir: &Path) -> Result<Option<LockInfo>, OpsError> {
+    let config = workspace::load_config(dir)?;
+    match s3_location(&config) {
+        Some(at) => Ok(S3Store::break_lock(&at)?),
+        None => Ok(None),
+    }
+}
+
 /// Opens the state of `ws`, waiting up to `lock_timeout`, and locks `scopes`
 /// (`workspace` or tenant ids) for the life of the returned value.
 pub fn open_state(
@@ -110,12 +134,24 @@ pub fn open_state(
     let env = std::env::var(crypto::MASTER_KEY_ENV).ok();
     let (key, source) = crypto::master_key(env, &root.join(&config.state.key_file))?;
     let ttl = Duration::from_secs(3600);
-    let store = SledStore::open(
-        &root.join(&config.state.path),
-        key,
-        &holder("workspace", command, ttl),
-        lock_timeout,
-    )?;
+    let me = holder("workspace", command, ttl);
+    let store: Box<dyn StateStore> = match s3_location(config) {
+        Some(at) => {
+            // The working copy lives outside the workspace and goes with the run.
+            let work = std::env::temp_dir().join(format!(
+                "landlord-s3-{}-{}",
+                std::process::id(),
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+            ));
+            Box::new(S3Store::open(at, &work, key, &me, lock_timeout)?)
+        }
+        None => Box::new(SledStore::open(
+            &root.join(&config.state.path),
+            key,
+            &me,
+            lock_timeout,
+        )?),
+    };
     let mut st = OpenState {
         store,
         key: source,
@@ -170,8 +206,8 @@ pub async fn make_plan(
     opts: &plan::Options,
     hook: &dyn Hook,
 ) -> Result<Plan, OpsError> {
-    check_tenants(&s.ws, &opts.tenants, Some(&st.store))?;
-    apply::recover(&st.store, &s.registry, hook).await?;
+    check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
+    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
     Ok(plan::build(
         desired,
         st.store.resources()?,
@@ -203,7 +239,7 @@ pub async fn run_plan(
 ) -> Result<apply::Report, OpsError> {
     let started = now_rfc3339();
     let before = st.store.serial()?;
-    let report = apply::apply(plan, &st.store, &s.registry, opts, hook).await?;
+    let report = apply::apply(plan, st.store.as_ref(), &s.registry, opts, hook).await?;
     let h = holder("workspace", command, Duration::ZERO);
     st.store.record_run(&RunRecord {
         id: format!(
@@ -232,7 +268,7 @@ pub async fn saved_plan(
     let plan = file::load(path)?;
     // Operations a killed run left behind are reconciled first; if that changes state,
     // the plan no longer describes it and is refused below.
-    apply::recover(&st.store, &s.registry, hook).await?;
+    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
     file::check_fresh(&plan, st.store.serial()?, &s.ws.input_hash)?;
     Ok(plan)
 }
@@ -244,8 +280,8 @@ pub async fn drift(
     tenants: &[String],
     hook: &dyn Hook,
 ) -> Result<drift::Report, OpsError> {
-    check_tenants(&s.ws, tenants, Some(&st.store))?;
-    apply::recover(&st.store, &s.registry, hook).await?;
+    check_tenants(&s.ws, tenants, Some(st.store.as_ref()))?;
+    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
     Ok(drift::detect(&st.store.resources()?, &s.registry, tenants).await?)
 }
 

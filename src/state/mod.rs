@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod crypto;
+mod s3_store;
 mod sled_store;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::addr::ResourceAddr;
 use crate::providers::IntentOp;
 use crate::value::Attrs;
 
+pub use s3_store::{S3Location, S3Store};
 pub use sled_store::{hostname, SledStore};
 
 /// Version of the on-disk and export format.

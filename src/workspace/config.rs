@@ -41,9 +41,18 @@ pub struct WorkspaceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// Backend name; only `sled` today.
+    /// Backend name: `sled` (embedded, the default) or `s3` (shared).
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// S3 backend: bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// S3 backend: object key of the state (default `landlord/state.json`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// S3 backend: region of the bucket (default: the AWS SDK's region chain).
+    #[serde(default)]
+    pub region: Option<String>,
     /// State directory, relative to the workspace.
     #[serde(default = "default_state_path")]
     pub path: String,
@@ -56,6 +65,9 @@ impl Default for StateSection {
     fn default() -> Self {
         StateSection {
             backend: default_backend(),
+            bucket: None,
+            key: None,
+            region: None,
             path: default_state_path(),
             key_file: default_key_file(),
         }
@@ -82,15 +94,22 @@ impl Config {
             WorkspaceError::syntax(path, format!("invalid landlord.toml: {}", e.message()))
                 .at_line(line)
         })?;
-        if cfg.state.backend != "sled" {
-            return Err(WorkspaceError::policy(
-                path,
-                format!(
-                    "unknown state backend `{}`: expected `sled`",
-                    cfg.state.backend
-                ),
-            )
-            .field("state.backend"));
+        match (cfg.state.backend.as_str(), &cfg.state.bucket) {
+            ("sled", _) | ("s3", Some(_)) => {}
+            ("s3", None) => {
+                return Err(WorkspaceError::policy(
+                    path,
+                    "the `s3` state backend needs `bucket` (and optionally `key`, `region`)",
+                )
+                .field("state.bucket"))
+            }
+            (other, _) => {
+                return Err(WorkspaceError::policy(
+                    path,
+                    format!("unknown state backend `{other}`: expected `sled` or `s3`"),
+                )
+                .field("state.backend"))
+            }
         }
         Ok(cfg)
     }

@@ -1,0 +1,465 @@
+//! The S3 backend, for teams that share one state: the whole state is one object
+//! (`state export` format) written with conditional requests, and a lock object next to it
+//! (`<key>.lock`, created with `If-None-Match: *`) admits one run at a time. A run works
+//! on a local sled copy and uploads the state after every durable write (intents before
+//! provider calls, outcomes after), with `If-Match` on the last ETag it saw, so nothing
+//! written by another process is ever overwritten. A lock left by a process that died on
+//! the same host, or past its expiry, is taken over.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::audit::AuditEvent;
+use super::crypto::Key;
+use super::sled_store::{pid_alive, SledStore};
+use super::{Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore};
+use crate::addr::ResourceAddr;
+
+/// Where the state lives in S3.
+#[derive(Debug, Clone)]
+pub struct S3Location {
+    /// Bucket.
+    pub bucket: String,
+    /// Object key of the state; the lock is `<key>.lock`.
+    pub key: String,
+    /// Region of the bucket (the SDK's default chain when `None`).
+    pub region: Option<String>,
+}
+
+/// A runtime for S3 calls that is taken apart without blocking, so it may be dropped
+/// inside the CLI's async context.
+struct Rt(Option<tokio::runtime::Runtime>);
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The S3-backed state store.
+pub struct S3Store {
+    inner: SledStore,
+    work: PathBuf,
+    /// The runtime S3 calls run on.
+    rt: Rt,
+    client: aws_sdk_s3::Client,
+    at: S3Location,
+    /// ETag of the state object as last read or written (`None`: no object yet).
+    etag: Mutex<Option<String>>,
+    /// ETag of our lock object.
+    lock_etag: Option<String>,
+}
+
+fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> bool {
+    matches!(
+        e.code(),
+        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+    )
+}
+
+impl S3Store {
+    fn storage(at: &S3Location, message: impl std::fmt::Display) -> StateError {
+        StateError::Storage {
+            path: format!("s3://{}/{}", at.bucket, at.key),
+            message: message.to_string(),
+        }
+    }
+
+    /// Runs an SDK call on the store's own runtime, from any thread or runtime.
+    fn call<T: Send, F: std::future::Future<Output = T> + Send>(
+        rt: &tokio::runtime::Runtime,
+        f: F,
+    ) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(f))
+                .join()
+                .expect("an S3 call panicked")
+        })
+    }
+
+    /// Runs an SDK call on this store's runtime.
+    fn call_on<T: Send, F: std::future::Future<Output = T> + Send>(&self, f: F) -> T {
+        match &self.rt.0 {
+            Some(rt) => Self::call(rt, f),
+            None => unreachable!("the runtime lives as long as the store"),
+        }
+    }
+
+    /// Opens the state at `at`, waiting up to `timeout` for the lock; `work` is an empty
+    /// local directory for the working copy.
+    pub fn open(
+        at: S3Location,
+        work: &Path,
+        master: Key,
+        holder: &LockInfo,
+        timeout: Duration,
+    ) -> Result<S3Store, StateError> {
+        let (rt, client) = Self::connect(&at)?;
+        let runtime =
+            rt.0.as_ref()
+                .ok_or_else(|| Self::storage(&at, "no runtime"))?;
+        let lock_etag = Some(Self::take_lock(runtime, &client, &at, holder, timeout)?);
+        let mut store = S3Store {
+            inner: {
+                let _ = std::fs::remove_dir_all(work);
+                SledStore::open(work, master, holder, Duration::from_secs(10))?
+            },
+            work: work.to_path_buf(),
+            rt,
+            client,
+            at,
+            etag: Mutex::new(None),
+            lock_etag,
+        };
+        store.download()?;
+        Ok(store)
+    }
+
+    /// A runtime and an S3 client for `at` (credentials, region and endpoint from the
+    /// standard AWS chain and environment).
+    fn connect(at: &S3Location) -> Result<(Rt, aws_sdk_s3::Client), StateError> {
+        let rt = Rt(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| Self::storage(at, e))?,
+        ));
+        let runtime =
+            rt.0.as_ref()
+                .ok_or_else(|| Self::storage(at, "no runtime"))?;
+        let client = Self::call(runtime, async {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(r) = &at.region {
+                loader = loader.region(aws_config::Region::new(r.clone()));
+            }
+            let conf = loader.load().await;
+            let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&conf)
+                    .force_path_style(path_style)
+                    .build(),
+            )
+        });
+        Ok((rt, client))
+    }
+
+    /// Removes the lock object whoever holds it (`state unlock`, when that run is gone);
+    /// returns the holder it named.
+    pub fn break_lock(at: &S3Location) -> Result<Option<LockInfo>, StateError> {
+        let (rt, client) = Self::connect(at)?;
+        let runtime =
+            rt.0.as_ref()
+                .ok_or_else(|| Self::storage(at, "no runtime"))?;
+        let key = Self::lock_key(at);
+        Self::call(runtime, async {
+            let o = match client
+                .get_object()
+                .bucket(&at.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok(None)
+                }
+                Err(e) => {
+                    return Err(Self::storage(
+                        at,
+                        format!(
+                            "cannot read the lock object: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ),
+                    ))
+                }
+            };
+            let etag = o.e_tag().unwrap_or_default().to_string();
+            let bytes = o
+                .body
+                .collect()
+                .await
+                .map(|b| b.into_bytes())
+                .unwrap_or_default();
+            client
+                .delete_object()
+                .bucket(&at.bucket)
+                .key(&key)
+                .if_match(etag)
+                .send()
+                .await
+                .map_err(|e| {
+                    Self::storage(
+                        at,
+                        format!(
+                            "cannot remove the lock object: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ),
+                    )
+                })?;
+            Ok(serde_json::from_slice::<LockInfo>(&bytes).ok())
+        })
+    }
+
+    fn lock_key(at: &S3Location) -> String {
+        format!("{}.lock", at.key)
+    }
+
+    /// Creates the lock object, or takes over a stale one; waits while a live run holds it.
+    fn take_lock(
+        rt: &tokio::runtime::Runtime,
+        client: &aws_sdk_s3::Client,
+        at: &S3Location,
+        holder: &LockInfo,
+        timeout: Duration,
+    ) -> Result<String, StateError> {
+        let start = Instant::now();
+        let body = serde_json::to_vec(holder).unwrap_or_default();
+        let key = Self::lock_key(at);
+        loop {
+            let put = Self::call(rt, async {
+                client
+                    .put_object()
+                    .bucket(&at.bucket)
+                    .key(&key)
+                    .if_none_match("*")
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+            });
+            match put {
+                Ok(o) => return Ok(o.e_tag().unwrap_or_default().to_string()),
+                Err(e) if e.as_service_error().is_some_and(precondition_failed) => {}
+                Err(e) => {
+                    return Err(Self::storage(
+                        at,
+                        format!(
+                            "cannot create the lock object: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ),
+                    ))
+                }
+            }
+            // Someone holds it: who, and are they still there?
+            let held = Self::call(rt, async {
+                let o = client
+                    .get_object()
+                    .bucket(&at.bucket)
+                    .key(&key)
+                    .send()
+                    .await?;
+                let etag = o.e_tag().unwrap_or_default().to_string();
+                let bytes = o
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| b.into_bytes())
+                    .unwrap_or_default();
+                Ok::<
+                    _,
+                    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
+                >((etag, bytes))
+            });
+            let Ok((etag, bytes)) = held else {
+                continue; // released in between
+            };
+            let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
+            let stale = match &info {
+                None => true,
+                Some(h) => {
+                    h.expiry < super::now_rfc3339()
+                        || (h.host == holder.host && h.pid != holder.pid && !pid_alive(h.pid))
+                }
+            };
+            if stale {
+                let taken = Self::call(rt, async {
+                    client
+                        .put_object()
+                        .bucket(&at.bucket)
+                        .key(&key)
+                        .if_match(&etag)
+                        .body(ByteStream::from(body.clone()))
+                        .send()
+                        .await
+                });
+                if let Ok(o) = taken {
+                    return Ok(o.e_tag().unwrap_or_default().to_string());
+                }
+                continue;
+            }
+            if start.elapsed() >= timeout {
+                return Err(StateError::Locked {
+                    holder: info.map(|h| h.to_string()).unwrap_or_default(),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Loads the state object into the working copy (nothing when there is none yet).
+    fn download(&mut self) -> Result<(), StateError> {
+        let (at, client) = (&self.at, &self.client);
+        let got = self.call_on(async {
+            client
+                .get_object()
+                .bucket(&at.bucket)
+                .key(&at.key)
+                .send()
+                .await
+        });
+        let o = match got {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(()),
+            Err(e) => {
+                return Err(Self::storage(
+                    at,
+                    format!(
+                        "cannot read the state object: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ),
+                ))
+            }
+        };
+        let etag = o.e_tag().unwrap_or_default().to_string();
+        let bytes = self
+            .call_on(async { o.body.collect().await })
+            .map_err(|e| Self::storage(at, e))?
+            .into_bytes();
+        let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: format!("s3://{}/{}", at.bucket, at.key),
+            message: format!("the state object is not a landlord state: {e}"),
+        })?;
+        self.inner.import(&ex)?;
+        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(etag);
+        Ok(())
+    }
+
+    /// Uploads the working copy, only over the object as we last saw it.
+    fn upload(&self) -> Result<(), StateError> {
+        let body =
+            serde_json::to_vec(&self.inner.export()?).map_err(|e| Self::storage(&self.at, e))?;
+        let mut etag = self.etag.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, client) = (&self.at, &self.client);
+        let put = self.call_on(async {
+            let req = client
+                .put_object()
+                .bucket(&at.bucket)
+                .key(&at.key)
+                .content_type("application/json")
+                .body(ByteStream::from(body));
+            match etag.as_deref() {
+                Some(e) => req.if_match(e),
+                None => req.if_none_match("*"),
+            }
+            .send()
+            .await
+        });
+        match put {
+            Ok(o) => {
+                *etag = o.e_tag().map(str::to_string);
+                Ok(())
+            }
+            Err(e) if e.as_service_error().is_some_and(precondition_failed) => Err(Self::storage(
+                at,
+                "the state object was changed by another process since this run read it; nothing was overwritten — run again",
+            )),
+            Err(e) => Err(Self::storage(
+                at,
+                format!("cannot write the state object: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+            )),
+        }
+    }
+
+    /// Runs a write on the working copy, then makes it durable in S3.
+    fn durable<T>(
+        &self,
+        f: impl FnOnce(&SledStore) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let out = f(&self.inner)?;
+        self.upload()?;
+        Ok(out)
+    }
+}
+
+impl Drop for S3Store {
+    fn drop(&mut self) {
+        if let Some(etag) = self.lock_etag.take() {
+            let (at, client) = (&self.at, &self.client);
+            let key = Self::lock_key(at);
+            let _ = self.call_on(async {
+                client
+                    .delete_object()
+                    .bucket(&at.bucket)
+                    .key(&key)
+                    .if_match(etag)
+                    .send()
+                    .await
+            });
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+impl StateStore for S3Store {
+    fn serial(&self) -> Result<u64, StateError> {
+        self.inner.serial()
+    }
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StateError> {
+        self.inner.resources()
+    }
+    fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
+        self.inner.resource(addr)
+    }
+    fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
+        self.durable(|s| s.begin_many(intents))
+    }
+    fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError> {
+        self.durable(|s| s.commit_many(outcomes))
+    }
+    fn intents(&self) -> Result<Vec<Intent>, StateError> {
+        self.inner.intents()
+    }
+    fn put(&self, record: ResourceRecord) -> Result<u64, StateError> {
+        self.durable(|s| s.put(record))
+    }
+    fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
+        self.durable(|s| s.forget(addr))
+    }
+    // The lock object admits one run at a time: per-tenant locks live in that run only.
+    fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
+        self.inner.lock(info)
+    }
+    fn unlock(&self, scope: &str) -> Result<(), StateError> {
+        self.inner.unlock(scope)
+    }
+    fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
+        self.inner.force_unlock(scope)
+    }
+    fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
+        self.inner.locks()
+    }
+    fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
+        self.durable(|s| s.record_run(run))
+    }
+    fn history(&self) -> Result<Vec<RunRecord>, StateError> {
+        self.inner.history()
+    }
+    fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
+        self.inner.audit()
+    }
+    fn digest(&self, record: &ResourceRecord) -> String {
+        self.inner.digest(record)
+    }
+    fn export(&self) -> Result<Export, StateError> {
+        self.inner.export()
+    }
+    fn import(&self, export: &Export) -> Result<(), StateError> {
+        self.durable(|s| s.import(export))
+    }
+}
