@@ -14,5 +14,7 @@ mod dns;
 mod safety;
 /// Snapshots of the three plan renderings.
 mod snapshots;
+/// The S3 state backend against moto: sharing, locking, crash safety.
+mod state_s3;
 /// The quick start: apply, idempotent plan, drift and repair, tenant removal, tier changes.
 mod workflow;

@@ -1,0 +1,118 @@
+use crate::support::moto::{Moto, Sdk};
+use crate::support::{kill_applies, tenant_yaml, Ws};
+
+const BUCKET: &str = "team-state";
+const STATE: &str = "landlord/state.json";
+
+/// The quick start with its state in moto's S3.
+fn workspace(moto: &Moto) -> Ws {
+    let sdk = Sdk::new(&moto.endpoint);
+    sdk.run(sdk.s3().create_bucket().bucket(BUCKET).send())
+        .expect("bucket");
+    let ws = Ws::example("quickstart").with_env(moto.env());
+    ws.edit(
+        "landlord.toml",
+        "[state]\n",
+        &format!("[state]\nbackend = \"s3\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n"),
+    );
+    ws
+}
+
+fn objects(moto: &Moto) -> Vec<String> {
+    let sdk = Sdk::new(&moto.endpoint);
+    let listed = sdk
+        .run(sdk.s3().list_objects_v2().bucket(BUCKET).send())
+        .expect("list");
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+fn put_lock(moto: &Moto, host: &str, pid: u32, expiry: &str) {
+    let sdk = Sdk::new(&moto.endpoint);
+    let body = format!(
+        r#"{{"scope":"workspace","owner":"dana","host":"{host}","pid":{pid},"command":"landlord apply","since":"2026-11-26T05:00:00Z","expiry":"{expiry}"}}"#
+    );
+    sdk.run(
+        sdk.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("{STATE}.lock"))
+            .body(body.into_bytes().into())
+            .send(),
+    )
+    .expect("lock object");
+}
+
+#[test]
+fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    assert_eq!(objects(&moto), [STATE], "the lock goes with the run");
+    assert!(!ws.join("state").exists(), "nothing is kept locally");
+
+    // Another checkout of the same workspace (same master key) reads the same state.
+    let other = Ws::example("quickstart").with_env(moto.env());
+    other.write("landlord.toml", &ws.read("landlord.toml"));
+    assert_eq!(
+        other.ok(&["state", "list"], 0).stdout,
+        ws.ok(&["state", "list"], 0).stdout
+    );
+    other.ok(&["audit", "verify"], 0);
+
+    // A run on another machine holds the lock: wait, then name it.
+    put_lock(&moto, "ci-runner-7", 4242, "2099-01-01T00:00:00Z");
+    let r = ws.ok(&["plan", "--lock-timeout", "1s"], 1);
+    assert!(
+        r.stderr
+            .contains("state is locked by dana@ci-runner-7 (pid 4242"),
+        "{}",
+        r.all()
+    );
+    let r = ws.ok(&["state", "unlock"], 0);
+    assert!(
+        r.stdout
+            .contains("Removed the state lock held by dana@ci-runner-7"),
+        "{}",
+        r.all()
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A lock past its expiry is taken over.
+    put_lock(&moto, "ci-runner-7", 4242, "2020-01-01T00:00:00Z");
+    ws.ok(&["plan", "--detailed-exitcode", "--lock-timeout", "1s"], 0);
+}
+
+#[test]
+fn killed_applies_with_s3_state_leave_no_orphan() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    for i in 0..20 {
+        ws.write(
+            &format!("tenants/t{i:02}.yaml"),
+            &tenant_yaml(&format!("t{i:02}"), "basic"),
+        );
+    }
+    let args = ["apply", "--auto-approve", "--parallelism", "4"];
+    // A killed run leaves its lock object: the next run on this host takes it over.
+    let kills = kill_applies(&ws, &args, 8, &[0, 1, 2, 3], (150, 60));
+    assert!(kills >= 5, "only {kills} runs were killed mid-way");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["audit", "verify"], 0);
+    let list = ws.ok(&["state", "list"], 0).stdout;
+    let recorded = list.lines().filter(|l| l.contains("/local_file.")).count();
+    assert_eq!(
+        ws.out_files().len(),
+        recorded,
+        "every file on disk is recorded once\n{list}"
+    );
+    assert_eq!(objects(&moto), [STATE]);
+}
