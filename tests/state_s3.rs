@@ -63,6 +63,19 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
         ws.ok(&["state", "list"], 0).stdout
     );
     other.ok(&["audit", "verify"], 0);
+    let stranger = other.with_env(
+        moto.env()
+            .into_iter()
+            .chain([("LANDLORD_MASTER_KEY".to_string(), "ff".repeat(32))])
+            .collect(),
+    );
+    let r = stranger.ok(&["state", "list"], 1);
+    assert!(
+        r.stderr.contains("cannot be read with this master key"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(objects(&moto), [STATE], "a refused open releases its lock");
 
     // A run on another machine holds the lock: wait, then name it.
     put_lock(&moto, "ci-runner-7", 4242, "2099-01-01T00:00:00Z");

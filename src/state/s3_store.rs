@@ -335,7 +335,13 @@ impl S3Store {
             path: format!("s3://{}/{}", at.bucket, at.key),
             message: format!("the state object is not a landlord state: {e}"),
         })?;
-        self.inner.import(&ex)?;
+        self.inner.import(&ex).map_err(|e| match e {
+            StateError::Import(m) => StateError::Key(format!(
+                "the state in s3://{}/{} cannot be read with this master key ({m}): use the key it was written with",
+                at.bucket, at.key
+            )),
+            other => other,
+        })?;
         *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(etag);
         Ok(())
     }
