@@ -25,7 +25,8 @@
 //!
 //! - workspace inputs: read by [`workspace`]; the built-in library (`modules/`, `plans/`
 //!   of this repository) is embedded by [`workspace::library`].
-//! - `state/` (sled database and `holder.json`): owned by [`state`].
+//! - `state/` (sled database and `holder.json`), or with `[state] backend = "s3"` an S3
+//!   object and its lock object: owned by [`state`].
 //! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
 //! - saved plan files (`plan --out`): [`plan::file`].
 //! - files managed by `local_file`: [`providers::builtin`].
