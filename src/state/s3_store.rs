@@ -62,6 +62,39 @@ fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> boo
     )
 }
 
+/// An S3 failure as a state error naming the object and what was attempted.
+fn sdk_error(at: &S3Location, what: &str, e: &dyn std::error::Error) -> StateError {
+    StateError::Storage {
+        path: format!("s3://{}/{}", at.bucket, at.key),
+        message: format!(
+            "cannot {what}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        ),
+    }
+}
+
+/// An object's ETag and body; `None` when there is no such object.
+async fn fetch(
+    client: &aws_sdk_s3::Client,
+    at: &S3Location,
+    key: &str,
+) -> Result<Option<(String, Vec<u8>)>, StateError> {
+    let o = match client.get_object().bucket(&at.bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(sdk_error(at, &format!("read `{key}`"), &e)),
+    };
+    let etag = o.e_tag().unwrap_or_default().to_string();
+    let bytes = o
+        .body
+        .collect()
+        .await
+        .map_err(|e| sdk_error(at, &format!("read `{key}`"), &e))?
+        .into_bytes()
+        .to_vec();
+    Ok(Some((etag, bytes)))
+}
+
 impl S3Store {
     fn storage(at: &S3Location, message: impl std::fmt::Display) -> StateError {
         StateError::Storage {
@@ -158,34 +191,9 @@ impl S3Store {
                 .ok_or_else(|| Self::storage(at, "no runtime"))?;
         let key = Self::lock_key(at);
         Self::call(runtime, async {
-            let o = match client
-                .get_object()
-                .bucket(&at.bucket)
-                .key(&key)
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok(None)
-                }
-                Err(e) => {
-                    return Err(Self::storage(
-                        at,
-                        format!(
-                            "cannot read the lock object: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ),
-                    ))
-                }
+            let Some((etag, bytes)) = fetch(&client, at, &key).await? else {
+                return Ok(None);
             };
-            let etag = o.e_tag().unwrap_or_default().to_string();
-            let bytes = o
-                .body
-                .collect()
-                .await
-                .map(|b| b.into_bytes())
-                .unwrap_or_default();
             client
                 .delete_object()
                 .bucket(&at.bucket)
@@ -193,15 +201,7 @@ impl S3Store {
                 .if_match(etag)
                 .send()
                 .await
-                .map_err(|e| {
-                    Self::storage(
-                        at,
-                        format!(
-                            "cannot remove the lock object: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ),
-                    )
-                })?;
+                .map_err(|e| sdk_error(at, "remove the lock object", &e))?;
             Ok(serde_json::from_slice::<LockInfo>(&bytes).ok())
         })
     }
@@ -235,37 +235,10 @@ impl S3Store {
             match put {
                 Ok(o) => return Ok(o.e_tag().unwrap_or_default().to_string()),
                 Err(e) if e.as_service_error().is_some_and(precondition_failed) => {}
-                Err(e) => {
-                    return Err(Self::storage(
-                        at,
-                        format!(
-                            "cannot create the lock object: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ),
-                    ))
-                }
+                Err(e) => return Err(sdk_error(at, "create the lock object", &e)),
             }
             // Someone holds it: who, and are they still there?
-            let held = Self::call(rt, async {
-                let o = client
-                    .get_object()
-                    .bucket(&at.bucket)
-                    .key(&key)
-                    .send()
-                    .await?;
-                let etag = o.e_tag().unwrap_or_default().to_string();
-                let bytes = o
-                    .body
-                    .collect()
-                    .await
-                    .map(|b| b.into_bytes())
-                    .unwrap_or_default();
-                Ok::<
-                    _,
-                    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
-                >((etag, bytes))
-            });
-            let Ok((etag, bytes)) = held else {
+            let Some((etag, bytes)) = Self::call(rt, fetch(client, at, &key))? else {
                 continue; // released in between
             };
             let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
@@ -305,32 +278,9 @@ impl S3Store {
     /// Loads the state object into the working copy (nothing when there is none yet).
     fn download(&mut self) -> Result<(), StateError> {
         let (at, client) = (&self.at, &self.client);
-        let got = self.call_on(async {
-            client
-                .get_object()
-                .bucket(&at.bucket)
-                .key(&at.key)
-                .send()
-                .await
-        });
-        let o = match got {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(()),
-            Err(e) => {
-                return Err(Self::storage(
-                    at,
-                    format!(
-                        "cannot read the state object: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    ),
-                ))
-            }
+        let Some((etag, bytes)) = self.call_on(fetch(client, at, &at.key))? else {
+            return Ok(());
         };
-        let etag = o.e_tag().unwrap_or_default().to_string();
-        let bytes = self
-            .call_on(async { o.body.collect().await })
-            .map_err(|e| Self::storage(at, e))?
-            .into_bytes();
         let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
             path: format!("s3://{}/{}", at.bucket, at.key),
             message: format!("the state object is not a landlord state: {e}"),
@@ -375,10 +325,7 @@ impl S3Store {
                 at,
                 "the state object was changed by another process since this run read it; nothing was overwritten — run again",
             )),
-            Err(e) => Err(Self::storage(
-                at,
-                format!("cannot write the state object: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
-            )),
+            Err(e) => Err(sdk_error(at, "write the state object", &e)),
         }
     }
 
