@@ -95,6 +95,23 @@ async fn fetch(
     Ok(Some((etag, bytes)))
 }
 
+/// Removes the lock object, only if it is still the one with `etag`.
+async fn release(
+    client: &aws_sdk_s3::Client,
+    at: &S3Location,
+    etag: String,
+) -> Result<(), StateError> {
+    client
+        .delete_object()
+        .bucket(&at.bucket)
+        .key(S3Store::lock_key(at))
+        .if_match(etag)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| sdk_error(at, "remove the lock object", &e))
+}
+
 impl S3Store {
     fn storage(at: &S3Location, message: impl std::fmt::Display) -> StateError {
         StateError::Storage {
@@ -194,14 +211,7 @@ impl S3Store {
             let Some((etag, bytes)) = fetch(&client, at, &key).await? else {
                 return Ok(None);
             };
-            client
-                .delete_object()
-                .bucket(&at.bucket)
-                .key(&key)
-                .if_match(etag)
-                .send()
-                .await
-                .map_err(|e| sdk_error(at, "remove the lock object", &e))?;
+            release(&client, at, etag).await?;
             Ok(serde_json::from_slice::<LockInfo>(&bytes).ok())
         })
     }
@@ -343,17 +353,7 @@ impl S3Store {
 impl Drop for S3Store {
     fn drop(&mut self) {
         if let Some(etag) = self.lock_etag.take() {
-            let (at, client) = (&self.at, &self.client);
-            let key = Self::lock_key(at);
-            let _ = self.call_on(async {
-                client
-                    .delete_object()
-                    .bucket(&at.bucket)
-                    .key(&key)
-                    .if_match(etag)
-                    .send()
-                    .await
-            });
+            let _ = self.call_on(release(&self.client, &self.at, etag));
         }
         let _ = std::fs::remove_dir_all(&self.work);
     }
