@@ -129,3 +129,73 @@ fn killed_applies_with_s3_state_leave_no_orphan() {
     );
     assert_eq!(objects(&moto), [STATE]);
 }
+
+#[test]
+fn the_master_key_can_live_under_a_kms_key() {
+    let moto = Moto::start();
+    let sdk = Sdk::new(&moto.endpoint);
+    let kms = sdk.kms("us-east-1");
+    let key = sdk
+        .run(kms.create_key().description("landlord state").send())
+        .expect("kms key");
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let ws = workspace(&moto);
+    ws.edit(
+        "landlord.toml",
+        "[state]\n",
+        &format!("[state]\nkms_key_id = \"{key_id}\"\n"),
+    );
+    // Without LANDLORD_MASTER_KEY: KMS generates the key, the file holds it encrypted.
+    let env: Vec<(String, String)> = moto
+        .env()
+        .into_iter()
+        .chain([("LANDLORD_MASTER_KEY".to_string(), String::new())])
+        .collect();
+    let ws = ws.with_env(env);
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stderr
+            .contains(&format!("Generated a master key under KMS key `{key_id}`")),
+        "{}",
+        r.all()
+    );
+    let file = ws.read(".landlord/master.key");
+    assert!(file.starts_with("kms:") && file.len() > 100, "{file}");
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    let pw = ws.ok(
+        &[
+            "output",
+            "acme/random_password.db",
+            "result",
+            "--show-sensitive",
+        ],
+        0,
+    );
+    assert_eq!(
+        pw.stdout.trim().len(),
+        40,
+        "secrets decrypt with the KMS-held key"
+    );
+
+    // A damaged key file cannot be decrypted, and nothing can be read.
+    ws.write(
+        ".landlord/master.key",
+        "kms:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+    );
+    let r = ws.ok(&["state", "list"], 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "KMS key `{key_id}`: cannot decrypt the master key"
+        )),
+        "{}",
+        r.all()
+    );
+    // A plain key file where a KMS-encrypted one is expected is named as such.
+    ws.write(".landlord/master.key", &format!("{}\n", "ab".repeat(32)));
+    let r = ws.ok(&["state", "list"], 1);
+    assert!(
+        r.stderr.contains("does not hold a KMS-encrypted key"),
+        "{}",
+        r.all()
+    );
+}

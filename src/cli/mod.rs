@@ -152,8 +152,10 @@ fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
         &ops::scopes(&run.tenants),
         run.lock_timeout,
     )?;
-    if let KeySource::Generated(p) = &st.key {
-        eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display());
+    match &st.key {
+        KeySource::Generated(p) => eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display()),
+        KeySource::Kms { file, key_id, generated: true } => eprintln!("Generated a master key under KMS key `{key_id}`, stored encrypted in {}: keep that file with the workspace (only KMS can decrypt it).", file.display()),
+        _ => {}
     }
     Ok(st)
 }

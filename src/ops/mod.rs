@@ -131,8 +131,16 @@ pub fn open_state(
     scopes: &[String],
     lock_timeout: Duration,
 ) -> Result<OpenState, OpsError> {
-    let env = std::env::var(crypto::MASTER_KEY_ENV).ok();
-    let (key, source) = crypto::master_key(env, &root.join(&config.state.key_file))?;
+    let env = std::env::var(crypto::MASTER_KEY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let key_file = root.join(&config.state.key_file);
+    let (key, source) = match (&env, &config.state.kms_key_id) {
+        (None, Some(kms)) => {
+            crypto::kms_master_key(kms, config.state.region.as_deref(), &key_file)?
+        }
+        _ => crypto::master_key(env, &key_file)?,
+    };
     let ttl = Duration::from_secs(3600);
     let me = holder("workspace", command, ttl);
     let store: Box<dyn StateStore> = match s3_location(config) {

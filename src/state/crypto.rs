@@ -104,6 +104,124 @@ pub enum KeySource {
     File(PathBuf),
     /// A key file generated now.
     Generated(PathBuf),
+    /// A key file holding the master key encrypted under a KMS key (`generated`: now).
+    Kms {
+        /// The key file.
+        file: PathBuf,
+        /// The KMS key.
+        key_id: String,
+        /// Whether KMS generated the key during this run.
+        generated: bool,
+    },
+}
+
+/// Prefix of a key file whose key is encrypted under KMS.
+const KMS_PREFIX: &str = "kms:";
+
+/// Loads the master key kept under a KMS key: `key_file` holds `kms:<base64>`, a data key
+/// KMS generated and encrypted (created on first use, safe to commit: only KMS can
+/// decrypt it); every run asks KMS to decrypt it.
+pub fn kms_master_key(
+    key_id: &str,
+    region: Option<&str>,
+    key_file: &Path,
+) -> Result<(Key, KeySource), StateError> {
+    use aws_sdk_kms::primitives::Blob;
+    let rt = super::sdk::Rt::new().map_err(|e| StateError::Key(e.to_string()))?;
+    let client = aws_sdk_kms::Client::new(&rt.aws_config(region));
+    let kms_err = |what: &str, e: &dyn std::error::Error| {
+        StateError::Key(format!(
+            "KMS key `{key_id}`: cannot {what}: {}",
+            aws_sdk_kms::error::DisplayErrorContext(e)
+        ))
+    };
+    let source = |generated| KeySource::Kms {
+        file: key_file.to_path_buf(),
+        key_id: key_id.to_string(),
+        generated,
+    };
+    match std::fs::read_to_string(key_file) {
+        Ok(t) => {
+            let sealed = t
+                .trim()
+                .strip_prefix(KMS_PREFIX)
+                .and_then(from_text)
+                .ok_or_else(|| {
+                    StateError::Key(format!(
+                        "key file `{}` does not hold a KMS-encrypted key (`{KMS_PREFIX}<base64>`); \
+                         it was not written with `kms_key_id`",
+                        key_file.display()
+                    ))
+                })?;
+            let out = rt
+                .call(
+                    client
+                        .decrypt()
+                        .key_id(key_id)
+                        .ciphertext_blob(Blob::new(sealed))
+                        .send(),
+                )
+                .map_err(|e| kms_err("decrypt the master key", &e))?;
+            let plain = out
+                .plaintext()
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default();
+            let k: [u8; 32] = plain.try_into().map_err(|_| {
+                StateError::Key(format!(
+                    "KMS key `{key_id}` returned a key that is not 32 bytes"
+                ))
+            })?;
+            Ok((Key(k), source(false)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let out = rt
+                .call(
+                    client
+                        .generate_data_key()
+                        .key_id(key_id)
+                        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                        .send(),
+                )
+                .map_err(|e| kms_err("generate a master key", &e))?;
+            let (Some(plain), Some(sealed)) = (out.plaintext(), out.ciphertext_blob()) else {
+                return Err(StateError::Key(format!(
+                    "KMS key `{key_id}` returned no data key"
+                )));
+            };
+            let k: [u8; 32] = plain.as_ref().to_vec().try_into().map_err(|_| {
+                StateError::Key(format!(
+                    "KMS key `{key_id}` returned a key that is not 32 bytes"
+                ))
+            })?;
+            write_new(
+                key_file,
+                &format!("{KMS_PREFIX}{}\n", to_text(sealed.as_ref())),
+            )?;
+            Ok((Key(k), source(true)))
+        }
+        Err(e) => Err(StateError::Key(format!(
+            "cannot read key file `{}`: {e}",
+            key_file.display()
+        ))),
+    }
+}
+
+/// Creates `path` (mode 0600) with `text`, durably; refuses to overwrite.
+fn write_new(path: &Path, text: &str) -> Result<(), StateError> {
+    let io = |e: std::io::Error| {
+        StateError::Key(format!("cannot create key file `{}`: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 /// Loads the master key from the environment, or from `key_file`, generating it if absent.
@@ -128,24 +246,7 @@ pub fn master_key(env: Option<String>, key_file: &Path) -> Result<(Key, KeySourc
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k = Key::generate();
-            let io = |e: std::io::Error| {
-                StateError::Key(format!(
-                    "cannot create key file `{}`: {e}",
-                    key_file.display()
-                ))
-            };
-            if let Some(dir) = key_file.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(key_file)
-                .map_err(io)?;
-            f.write_all(format!("{}\n", hex::encode(k.0)).as_bytes())
-                .map_err(io)?;
-            f.sync_all().map_err(io)?;
+            write_new(key_file, &format!("{}\n", hex::encode(k.0)))?;
             Ok((k, KeySource::Generated(key_file.to_path_buf())))
         }
         Err(e) => Err(StateError::Key(format!(

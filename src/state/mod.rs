@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod crypto;
 mod s3_store;
+mod sdk;
 mod sled_store;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::audit::AuditEvent;
 use super::crypto::Key;
+use super::sdk::Rt;
 use super::sled_store::{pid_alive, SledStore};
 use super::{Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore};
 use crate::addr::ResourceAddr;
@@ -27,18 +28,6 @@ pub struct S3Location {
     pub key: String,
     /// Region of the bucket (the SDK's default chain when `None`).
     pub region: Option<String>,
-}
-
-/// A runtime for S3 calls that is taken apart without blocking, so it may be dropped
-/// inside the CLI's async context.
-struct Rt(Option<tokio::runtime::Runtime>);
-
-impl Drop for Rt {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 /// The S3-backed state store.
@@ -120,24 +109,9 @@ impl S3Store {
         }
     }
 
-    /// Runs an SDK call on the store's own runtime, from any thread or runtime.
-    fn call<T: Send, F: std::future::Future<Output = T> + Send>(
-        rt: &tokio::runtime::Runtime,
-        f: F,
-    ) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| rt.block_on(f))
-                .join()
-                .expect("an S3 call panicked")
-        })
-    }
-
     /// Runs an SDK call on this store's runtime.
     fn call_on<T: Send, F: std::future::Future<Output = T> + Send>(&self, f: F) -> T {
-        match &self.rt.0 {
-            Some(rt) => Self::call(rt, f),
-            None => unreachable!("the runtime lives as long as the store"),
-        }
+        self.rt.call(f)
     }
 
     /// Opens the state at `at`, waiting up to `timeout` for the lock; `work` is an empty
@@ -150,10 +124,7 @@ impl S3Store {
         timeout: Duration,
     ) -> Result<S3Store, StateError> {
         let (rt, client) = Self::connect(&at)?;
-        let runtime =
-            rt.0.as_ref()
-                .ok_or_else(|| Self::storage(&at, "no runtime"))?;
-        let lock_etag = Some(Self::take_lock(runtime, &client, &at, holder, timeout)?);
+        let lock_etag = Some(Self::take_lock(&rt, &client, &at, holder, timeout)?);
         let mut store = S3Store {
             inner: {
                 let _ = std::fs::remove_dir_all(work);
@@ -173,29 +144,14 @@ impl S3Store {
     /// A runtime and an S3 client for `at` (credentials, region and endpoint from the
     /// standard AWS chain and environment).
     fn connect(at: &S3Location) -> Result<(Rt, aws_sdk_s3::Client), StateError> {
-        let rt = Rt(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| Self::storage(at, e))?,
-        ));
-        let runtime =
-            rt.0.as_ref()
-                .ok_or_else(|| Self::storage(at, "no runtime"))?;
-        let client = Self::call(runtime, async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(r) = &at.region {
-                loader = loader.region(aws_config::Region::new(r.clone()));
-            }
-            let conf = loader.load().await;
-            let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-            aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&conf)
-                    .force_path_style(path_style)
-                    .build(),
-            )
-        });
+        let rt = Rt::new().map_err(|e| Self::storage(at, e))?;
+        let conf = rt.aws_config(at.region.as_deref());
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(path_style)
+                .build(),
+        );
         Ok((rt, client))
     }
 
@@ -203,11 +159,8 @@ impl S3Store {
     /// returns the holder it named.
     pub fn break_lock(at: &S3Location) -> Result<Option<LockInfo>, StateError> {
         let (rt, client) = Self::connect(at)?;
-        let runtime =
-            rt.0.as_ref()
-                .ok_or_else(|| Self::storage(at, "no runtime"))?;
         let key = Self::lock_key(at);
-        Self::call(runtime, async {
+        rt.call(async {
             let Some((etag, bytes)) = fetch(&client, at, &key).await? else {
                 return Ok(None);
             };
@@ -222,7 +175,7 @@ impl S3Store {
 
     /// Creates the lock object, or takes over a stale one; waits while a live run holds it.
     fn take_lock(
-        rt: &tokio::runtime::Runtime,
+        rt: &Rt,
         client: &aws_sdk_s3::Client,
         at: &S3Location,
         holder: &LockInfo,
@@ -232,7 +185,7 @@ impl S3Store {
         let body = serde_json::to_vec(holder).unwrap_or_default();
         let key = Self::lock_key(at);
         loop {
-            let put = Self::call(rt, async {
+            let put = rt.call(async {
                 client
                     .put_object()
                     .bucket(&at.bucket)
@@ -248,7 +201,7 @@ impl S3Store {
                 Err(e) => return Err(sdk_error(at, "create the lock object", &e)),
             }
             // Someone holds it: who, and are they still there?
-            let Some((etag, bytes)) = Self::call(rt, fetch(client, at, &key))? else {
+            let Some((etag, bytes)) = rt.call(fetch(client, at, &key))? else {
                 continue; // released in between
             };
             let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
@@ -260,7 +213,7 @@ impl S3Store {
                 }
             };
             if stale {
-                let taken = Self::call(rt, async {
+                let taken = rt.call(async {
                     client
                         .put_object()
                         .bucket(&at.bucket)

@@ -50,9 +50,13 @@ pub struct StateSection {
     /// S3 backend: object key of the state (default `landlord/state.json`).
     #[serde(default)]
     pub key: Option<String>,
-    /// S3 backend: region of the bucket (default: the AWS SDK's region chain).
+    /// S3 backend: region of the bucket (default: the AWS SDK's region chain); also the
+    /// region of `kms_key_id`.
     #[serde(default)]
     pub region: Option<String>,
+    /// A KMS key that encrypts the master key in `key_file` (instead of a plain key file).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
     /// State directory, relative to the workspace.
     #[serde(default = "default_state_path")]
     pub path: String,
@@ -68,6 +72,7 @@ impl Default for StateSection {
             bucket: None,
             key: None,
             region: None,
+            kms_key_id: None,
             path: default_state_path(),
             key_file: default_key_file(),
         }
