@@ -199,3 +199,21 @@ fn the_master_key_can_live_under_a_kms_key() {
         r.all()
     );
 }
+
+#[test]
+fn an_embedded_state_moves_to_s3_with_export_and_import() {
+    let moto = Moto::start();
+    let local = Ws::example("quickstart");
+    local.ok(&["apply", "--auto-approve"], 0);
+    let backup = local.join("backup.json");
+    local.ok(&["state", "export", "--out", backup.to_str().unwrap()], 0);
+
+    let shared = workspace(&moto);
+    shared.ok(&["state", "import", backup.to_str().unwrap()], 0);
+    assert_eq!(
+        shared.ok(&["state", "list"], 0).stdout,
+        local.ok(&["state", "list"], 0).stdout
+    );
+    shared.ok(&["audit", "verify"], 0);
+    assert_eq!(objects(&moto), [STATE]);
+}
