@@ -541,3 +541,98 @@ fn access_denied_is_fatal_and_names_resource_and_cause() {
         "nothing is recorded"
     );
 }
+
+#[test]
+fn certificates_made_elsewhere_are_imported_and_renewed_under_the_same_arn() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    for f in ["acme", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    // A key and certificate from the built-in provider stand in for an ACME certificate.
+    ws.write(
+        "modules/test/imported/module.yaml",
+        "inputs: { hours: { type: int, default: 720 } }\n",
+    );
+    ws.write(
+        "modules/test/imported/cert.yaml.tera",
+        r#"- type: tls_private_key
+  name: site
+  properties: { algorithm: ECDSA }
+- type: tls_self_signed_cert
+  name: site
+  properties:
+    private_key_pem: "${tls_private_key.site.private_key_pem}"
+    subject: { common_name: "{{ tenant.id }}.saas.example.test" }
+    validity_period_hours: {{ inputs.hours }}
+- type: aws_acm_certificate
+  name: imported
+  properties:
+    certificate_body: "${tls_self_signed_cert.site.cert_pem}"
+    private_key: "${tls_private_key.site.private_key_pem}"
+    region: us-east-1
+"#,
+    );
+    ws.write("plans/imported.yaml", "modules:\n  - use: test/imported\n");
+    ws.write(
+        "tenants/globex.yaml",
+        "id: globex\nplan: imported\nregion: us-east-1\ndomain: { kind: subdomain, name: globex }\n",
+    );
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        !r.all().contains("PRIVATE KEY"),
+        "the private key never shows: {}",
+        r.all()
+    );
+    let arn = ws
+        .ok(&["output", "globex/aws_acm_certificate.imported", "arn"], 0)
+        .stdout;
+    let domain = ws
+        .ok(
+            &[
+                "output",
+                "globex/aws_acm_certificate.imported",
+                "domain_name",
+            ],
+            0,
+        )
+        .stdout;
+    assert_eq!(domain.trim(), "globex.saas.example.test");
+    let sdk = Sdk::new(&moto.endpoint);
+    assert!(sdk
+        .inventory()
+        .certificates
+        .iter()
+        .any(|c| c.contains("globex.saas.example.test")));
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A renewed certificate (new key and body) is re-imported in place.
+    ws.edit(
+        "modules/test/imported/module.yaml",
+        "default: 720",
+        "default: 1440",
+    );
+    let plan = ws.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains("~ globex/aws_acm_certificate.imported will be updated in place"),
+        "{plan}"
+    );
+    assert!(!plan.contains("PRIVATE KEY"), "{plan}");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let after = ws
+        .ok(&["output", "globex/aws_acm_certificate.imported", "arn"], 0)
+        .stdout;
+    assert_eq!(after, arn, "same ARN after the renewal");
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("No changes"), "{}", r.all());
+
+    // Both ways at once are refused before any call.
+    ws.edit(
+        "modules/test/imported/cert.yaml.tera",
+        "    region: us-east-1\n",
+        "    region: us-east-1\n    domain_name: globex.saas.example.test\n",
+    );
+    let r = ws.ok(&["plan"], 1);
+    assert!(r.stderr.contains("set either `domain_name`"), "{}", r.all());
+}

@@ -1,5 +1,8 @@
-//! `aws_acm_certificate` (DNS validation) and `aws_acm_certificate_validation`, which waits,
-//! bounded, until the certificate is issued.
+//! `aws_acm_certificate` and `aws_acm_certificate_validation`, which waits, bounded, until
+//! the certificate is issued. A certificate is either requested from ACM (`domain_name`,
+//! DNS validation) or imported (`certificate_body` + `private_key`, e.g. from
+//! `acme_certificate`); a new body is re-imported under the same ARN, so listeners and
+//! distributions that use it keep working through renewals.
 
 use std::time::{Duration, Instant};
 
@@ -19,13 +22,17 @@ pub(super) fn certificate_schema() -> ResourceSchema {
     ResourceSchema {
         type_name: "aws_acm_certificate",
         attributes: vec![
-            AttrSchema::required("domain_name").force_new(),
+            AttrSchema::optional("domain_name").force_new(),
             AttrSchema::optional("subject_alternative_names").force_new(),
             AttrSchema::optional("validation_method").force_new(),
+            AttrSchema::optional("certificate_body"),
+            AttrSchema::optional("private_key").sensitive(),
+            AttrSchema::optional("certificate_chain"),
             AttrSchema::optional("tags"),
             AttrSchema::optional("region").force_new(),
             AttrSchema::computed("arn"),
             AttrSchema::computed("status"),
+            AttrSchema::computed("not_after"),
             AttrSchema::computed("domain_validation_options"),
         ],
     }
@@ -41,6 +48,35 @@ pub(super) fn validation_schema() -> ResourceSchema {
             AttrSchema::optional("region").force_new(),
             AttrSchema::computed("status"),
         ],
+    }
+}
+
+/// Whether the configuration imports a certificate (rather than requesting one).
+fn imported(c: &Attrs) -> bool {
+    c.contains_key("certificate_body")
+}
+
+/// A certificate is requested (`domain_name`) or imported (`certificate_body` and
+/// `private_key`), never both.
+pub(super) fn validate_certificate(c: &Attrs) -> Result<(), ProviderError> {
+    match (
+        c.contains_key("domain_name"),
+        imported(c),
+        c.contains_key("private_key"),
+    ) {
+        (true, false, false) | (false, true, true) => Ok(()),
+        (true, true, _) => Err(ProviderError::Invalid(
+            "set either `domain_name` (request a certificate) or `certificate_body` (import one), not both".into(),
+        )),
+        (false, true, false) => Err(ProviderError::Invalid(
+            "an imported certificate needs `private_key`".into(),
+        )),
+        (_, false, true) => Err(ProviderError::Invalid(
+            "`private_key` goes with `certificate_body` (an imported certificate)".into(),
+        )),
+        (false, false, false) => Err(ProviderError::Invalid(
+            "set `domain_name` to request a certificate, or `certificate_body` and `private_key` to import one".into(),
+        )),
     }
 }
 
@@ -123,10 +159,37 @@ pub(super) async fn read_certificate(
         .collect();
     let mut a = Attrs::new();
     a.insert("domain_name".into(), json!(domain));
-    if prior.contains_key("subject_alternative_names") || !others.is_empty() {
-        a.insert("subject_alternative_names".into(), json!(others));
+    if imported(prior) {
+        // ACM returns the body (never the key): compare it with what was imported.
+        aws.count("acm", "GetCertificate");
+        let got = c
+            .acm
+            .get_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify("acm GetCertificate", e))?;
+        let live = got.certificate().unwrap_or_default();
+        let body = match prior.get("certificate_body").and_then(Value::as_str) {
+            Some(p) if p.trim() == live.trim() => p.to_string(),
+            _ => live.to_string(),
+        };
+        a.insert("certificate_body".into(), json!(body));
+        keep_config(&mut a, prior, &["private_key", "certificate_chain"]);
+    } else {
+        if prior.contains_key("subject_alternative_names") || !others.is_empty() {
+            a.insert("subject_alternative_names".into(), json!(others));
+        }
+        a.insert("validation_method".into(), json!("DNS"));
     }
-    a.insert("validation_method".into(), json!("DNS"));
+    if let Some(t) = d.not_after() {
+        a.insert(
+            "not_after".into(),
+            json!(t
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap_or_default()),
+        );
+    }
     a.insert("tags".into(), user_tags(tags(aws, c, arn).await?));
     a.insert("arn".into(), json!(arn));
     a.insert(
@@ -151,44 +214,110 @@ fn acm_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
         .collect()
 }
 
+/// Makes the certificate's tags the configured ones (plus the address tag).
+async fn sync_tags(
+    aws: &Aws,
+    c: &Clients,
+    arn: &str,
+    cfg: &Attrs,
+    req: &ApplyRequest,
+) -> Result<(), ProviderError> {
+    let want = acm_tags(cfg, req)?;
+    let have = tags(aws, c, arn).await?;
+    let stale: Vec<Tag> = have
+        .iter()
+        .filter(|(k, _)| !want.iter().any(|t| t.key() == k))
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    if !stale.is_empty() {
+        aws.count("acm", "RemoveTagsFromCertificate");
+        c.acm
+            .remove_tags_from_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(stale))
+            .send()
+            .await
+            .map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
+    }
+    aws.count("acm", "AddTagsToCertificate");
+    c.acm
+        .add_tags_to_certificate()
+        .certificate_arn(arn)
+        .set_tags(Some(want))
+        .send()
+        .await
+        .map_err(|e| classify("acm AddTagsToCertificate", e))?;
+    Ok(())
+}
+
+/// Imports the configured certificate, or re-imports it under its ARN.
+async fn import_certificate(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+    prior_arn: Option<&str>,
+) -> Result<ApplyResponse, ProviderError> {
+    use aws_sdk_acm::primitives::Blob;
+    let cfg = &req.config;
+    let pem = |k: &str| opt_str(cfg, k).map(|v| v.map(|t| Blob::new(t.as_bytes())));
+    aws.count("acm", "ImportCertificate");
+    let call = c
+        .acm
+        .import_certificate()
+        .certificate(Blob::new(req_str(cfg, "certificate_body")?.as_bytes()))
+        .private_key(Blob::new(req_str(cfg, "private_key")?.as_bytes()))
+        .set_certificate_chain(pem("certificate_chain")?);
+    // Tags go with the first import only; a re-import keeps the ARN and its tags.
+    let call = match prior_arn {
+        Some(arn) => call.certificate_arn(arn),
+        None => call.set_tags(Some(acm_tags(cfg, req)?)),
+    };
+    let arn = call
+        .send()
+        .await
+        .map_err(|e| classify("acm ImportCertificate", e))?
+        .certificate_arn()
+        .unwrap_or_default()
+        .to_string();
+    if prior_arn.is_some() {
+        sync_tags(aws, c, &arn, cfg, req).await?;
+    }
+    let mut attrs = read_certificate(aws, c, &arn, cfg)
+        .await?
+        .ok_or_else(|| ProviderError::Transient(format!("certificate `{arn}` not readable yet")))?;
+    keep_config(
+        &mut attrs,
+        cfg,
+        &[
+            "certificate_body",
+            "private_key",
+            "certificate_chain",
+            "tags",
+        ],
+    );
+    Ok(ApplyResponse {
+        id: arn,
+        attributes: attrs,
+    })
+}
+
 pub(super) async fn apply_certificate(
     aws: &Aws,
     c: &Clients,
     req: &ApplyRequest,
 ) -> Result<ApplyResponse, ProviderError> {
     let cfg = &req.config;
-    let arn = match req
+    let prior_arn = req
         .prior
         .as_ref()
         .and_then(|p| p.get("arn"))
-        .and_then(Value::as_str)
-    {
+        .and_then(Value::as_str);
+    if imported(cfg) {
+        return import_certificate(aws, c, req, prior_arn).await;
+    }
+    let arn = match prior_arn {
         Some(arn) => {
-            let want = acm_tags(cfg, req)?;
-            let have = tags(aws, c, arn).await?;
-            let stale: Vec<Tag> = have
-                .iter()
-                .filter(|(k, _)| !want.iter().any(|t| t.key() == k))
-                .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-                .collect();
-            if !stale.is_empty() {
-                aws.count("acm", "RemoveTagsFromCertificate");
-                c.acm
-                    .remove_tags_from_certificate()
-                    .certificate_arn(arn)
-                    .set_tags(Some(stale))
-                    .send()
-                    .await
-                    .map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
-            }
-            aws.count("acm", "AddTagsToCertificate");
-            c.acm
-                .add_tags_to_certificate()
-                .certificate_arn(arn)
-                .set_tags(Some(want))
-                .send()
-                .await
-                .map_err(|e| classify("acm AddTagsToCertificate", e))?;
+            sync_tags(aws, c, arn, cfg, req).await?;
             arn.to_string()
         }
         None => {

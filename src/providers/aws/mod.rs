@@ -329,6 +329,7 @@ impl Provider for Aws {
             "aws_s3_bucket" => s3::validate(config),
             "aws_kms_key" => kms::validate_key(config),
             "aws_kms_alias" => kms::validate_alias(config),
+            "aws_acm_certificate" => acm::validate_certificate(config),
             _ => Ok(()),
         }
     }
