@@ -384,7 +384,22 @@ fn killed_applies_leave_the_inventory_equal_to_state() {
     let kills = crate::support::kill_applies(&ws, &args, 12, &[0, 1, 1, 2, 3], (30, 15));
     assert!(kills >= 10, "only {kills} runs were killed mid-way");
     ws.ok(&["apply", "--auto-approve"], 0);
-    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    let plan: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let calls = |op: &str| -> u64 {
+        plan["api_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["operation"] == op)
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (calls("recordSets.list"), calls("recordSets.get")),
+        (1, 0),
+        "the zone's 10 record sets are refreshed with one listing"
+    );
     let out: serde_json::Value =
         serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
     let (mut recorded, mut containers) = (Vec::new(), Vec::new());
@@ -468,4 +483,51 @@ fn acme_dns01_challenges_are_solved_through_azure_dns() {
         arm.inventory()
     );
     ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn refresh_lists_a_zones_record_sets_page_by_page() {
+    let arm = Arm::start();
+    let ws = workspace(&arm);
+    for t in ["contoso", "fabrikam"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{t}.yaml"))).unwrap();
+    }
+    ws.write(
+        "plans/records.yaml",
+        "modules:\n  - use: azure/subdomain-record\n",
+    );
+    for i in 0..120 {
+        ws.write(
+            &format!("tenants/r{i:03}.yaml"),
+            &format!("id: r{i:03}\nplan: records\nregion: westeurope\ndomain: {{ kind: subdomain, name: r{i:03} }}\n"),
+        );
+    }
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let plan: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let calls = |op: &str| -> u64 {
+        plan["api_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["operation"] == op)
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (calls("recordSets.list"), calls("recordSets.get")),
+        (2, 0),
+        "120 record sets in two pages of a listing"
+    );
+    // A record changed out of band is still seen through the listing.
+    arm.modify(&format!("{}/CNAME/r117", zone()), |v| {
+        v["properties"]["TTL"] = serde_json::json!(7)
+    });
+    let r = ws.ok(&["drift"], 2);
+    assert!(
+        r.stdout
+            .contains("~ r117/azure_dns_record_set.site: changed out of band"),
+        "{}",
+        r.stdout
+    );
 }

@@ -7,6 +7,7 @@
 //! | `/subscriptions/{s}/resourcegroups/{rg}` | PUT GET HEAD DELETE (202, polled) | 2021-04-01 |
 //! | `.../resourceGroups/{rg}/providers/Microsoft.Network/dnsZones/{zone}` | PUT GET DELETE | 2018-05-01 |
 //! | `.../dnsZones/{zone}/{TYPE}/{name}` | PUT GET DELETE (If-Match / If-None-Match: 412) | 2018-05-01 |
+//! | `.../dnsZones/{zone}/recordsets` | GET (100 a page, `nextLink`) | 2018-05-01 |
 //! | `.../resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}` | PUT (202, polled) GET DELETE | 2023-05-01 |
 //! | `.../storageAccounts/{name}/listKeys` | POST | 2023-05-01 |
 //! | `/subscriptions/{s}/providers/Microsoft.Storage/storageAccounts` | GET (list) | 2023-05-01 |
@@ -88,6 +89,7 @@ struct Req {
     method: String,
     path: String,
     api: String,
+    query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -294,6 +296,7 @@ fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
         method,
         path: path.to_string(),
         api,
+        query: query.to_string(),
         headers,
         body,
     })
@@ -518,7 +521,7 @@ fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
                 return not_found("Resource group", segs[3]);
             }
             match *provider {
-                "microsoft.network" => dns(i, req, &segs, &l, &rg_key),
+                "microsoft.network" => dns(i, req, &segs, &l, &rg_key, base),
                 "microsoft.storage" => storage(i, req, &segs, &l, base),
                 "microsoft.keyvault" => vault(i, req, &segs, &l),
                 _ => no_route(req),
@@ -598,7 +601,7 @@ fn resource_group(i: &mut Inner, req: &Req, segs: &[&str], base: &str) -> Reply 
     }
 }
 
-fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str) -> Reply {
+fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str, base: &str) -> Reply {
     if req.api != "2018-05-01" {
         return unsupported_api(&req.api);
     }
@@ -609,6 +612,35 @@ fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str) -> Rep
     let key = req.path.to_ascii_lowercase();
     let zone_key = format!("{rg_key}/providers/microsoft.network/dnszones/{}", rest[1]);
     let is_zone = rest.len() == 2;
+    // Record sets of a zone, 100 a page with a nextLink.
+    if rest.len() == 3 && rest[2] == "recordsets" && req.method == "GET" {
+        if !i.resources.contains_key(&zone_key) {
+            return not_found("DNS zone", segs[7]);
+        }
+        let skip: usize = req
+            .query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("$skipToken="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let prefix = format!("{zone_key}/");
+        let all: Vec<Value> = i
+            .resources
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let page: Vec<Value> = all.iter().skip(skip).take(100).cloned().collect();
+        let mut body = json!({ "value": page });
+        if skip + 100 < all.len() {
+            body["nextLink"] = json!(format!(
+                "{base}{}?api-version=2018-05-01&$skipToken={}",
+                req.path,
+                skip + 100
+            ));
+        }
+        return reply(200, body);
+    }
     if !is_zone && !i.resources.contains_key(&zone_key) {
         return error(404, "ParentResourceNotFound", "the DNS zone does not exist");
     }

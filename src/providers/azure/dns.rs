@@ -132,29 +132,75 @@ pub(super) async fn read_record(cx: &Clients, c: &Attrs) -> Result<Option<Live>,
             .get(rg, zone, name, rtype, &cx.subscription)
             .await,
     )?;
-    Ok(rs.map(|rs| {
-        let p = rs.properties.unwrap_or_default();
-        let (_, owner) = split_tags(p.metadata.as_ref());
-        // Record order is not significant: keep the configured order when the sets match.
-        let mut values = record_values(rtype, &p);
-        let (mut wanted, mut sorted) = (strings(c.get("records")), values.clone());
-        wanted.sort();
-        sorted.sort();
-        if sorted == wanted {
-            values = strings(c.get("records"));
+    Ok(rs.map(|rs| record_live(c, rtype, rs)))
+}
+
+/// A record set as landlord records it, for the configuration `c`.
+fn record_live(c: &Attrs, rtype: &str, rs: RecordSet) -> Live {
+    let p = rs.properties.unwrap_or_default();
+    let (_, owner) = split_tags(p.metadata.as_ref());
+    // Record order is not significant: keep the configured order when the sets match.
+    let mut values = record_values(rtype, &p);
+    let (mut wanted, mut sorted) = (strings(c.get("records")), values.clone());
+    wanted.sort();
+    sorted.sort();
+    if sorted == wanted {
+        values = strings(c.get("records"));
+    }
+    let mut a = Attrs::new();
+    for k in ["zone_name", "resource_group_name", "name", "type"] {
+        a.insert(k.into(), c.get(k).cloned().unwrap_or(Value::Null));
+    }
+    a.insert("ttl".into(), json!(p.ttl.unwrap_or(3600)));
+    a.insert("records".into(), json!(values));
+    a.insert(
+        "fqdn".into(),
+        json!(p.fqdn.unwrap_or_default().trim_end_matches('.')),
+    );
+    Live { attrs: a, owner }
+}
+
+/// Reads the record sets of one zone with a listing (a page per 100 sets) instead of one
+/// GET each; `None` for those that do not exist.
+pub(super) async fn read_records_of_zone(
+    cx: &Clients,
+    rg: &str,
+    zone: &str,
+    configs: &[&Attrs],
+) -> Result<Vec<Option<Live>>, ProviderError> {
+    use futures_util::StreamExt;
+    let mut by_key: std::collections::HashMap<(String, String), RecordSet> = Default::default();
+    let mut pages = cx
+        .dns
+        .record_sets_client()
+        .list_by_dns_zone(rg, zone, &cx.subscription)
+        .into_stream();
+    while let Some(page) = pages.next().await {
+        cx.count("recordSets.list");
+        let page = match found("dns record set list", page)? {
+            Some(p) => p,
+            None => return Ok(configs.iter().map(|_| None).collect()),
+        };
+        for rs in page.value {
+            let rtype = rs
+                .type_
+                .as_deref()
+                .and_then(|t| t.rsplit('/').next())
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let name = rs.name.clone().unwrap_or_default().to_ascii_lowercase();
+            by_key.insert((name, rtype), rs);
         }
-        let mut a = Attrs::new();
-        for k in ["zone_name", "resource_group_name", "name", "type"] {
-            a.insert(k.into(), c.get(k).cloned().unwrap_or(Value::Null));
-        }
-        a.insert("ttl".into(), json!(p.ttl.unwrap_or(3600)));
-        a.insert("records".into(), json!(values));
-        a.insert(
-            "fqdn".into(),
-            json!(p.fqdn.unwrap_or_default().trim_end_matches('.')),
-        );
-        Live { attrs: a, owner }
-    }))
+    }
+    configs
+        .iter()
+        .map(|c| {
+            let (name, rtype) = (req(c, "name")?, req(c, "type")?);
+            Ok(by_key
+                .remove(&(name.to_ascii_lowercase(), rtype.to_ascii_uppercase()))
+                .map(|rs| record_live(c, rtype, rs)))
+        })
+        .collect()
 }
 
 pub(super) async fn apply_record(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), ProviderError> {

@@ -450,6 +450,55 @@ impl Provider for Azure {
         Ok(ReadResponse { current })
     }
 
+    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
+        // Record sets of a zone are listed together; everything else is read one by one.
+        let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> =
+            reqs.iter().map(|_| None).collect();
+        let mut zones: std::collections::BTreeMap<(String, String), Vec<usize>> =
+            Default::default();
+        for (i, r) in reqs.iter().enumerate() {
+            if r.address.rtype == "azure_dns_record_set" {
+                if let (Ok(rg), Ok(zone)) = (
+                    req(&r.prior, "resource_group_name"),
+                    req(&r.prior, "zone_name"),
+                ) {
+                    zones
+                        .entry((rg.to_string(), zone.to_string()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+        }
+        if let Ok(cx) = self.cx() {
+            for ((rg, zone), idx) in zones.into_iter().filter(|(_, v)| v.len() > 1) {
+                let configs: Vec<&Attrs> = idx.iter().map(|&i| &reqs[i].prior).collect();
+                match dns::read_records_of_zone(cx, &rg, &zone, &configs).await {
+                    Ok(lives) => {
+                        for (&i, live) in idx.iter().zip(lives) {
+                            let current = live.map(|l| {
+                                self.as_recorded("azure_dns_record_set", &reqs[i].prior, l.attrs)
+                            });
+                            out[i] = Some(Ok(ReadResponse { current }));
+                        }
+                    }
+                    Err(e) => {
+                        for &i in &idx {
+                            out[i] = Some(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.into_iter().enumerate() {
+            match out[i].take() {
+                Some(res) => results.push(res),
+                None => results.push(self.read(r).await),
+            }
+        }
+        results
+    }
+
     async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
         super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
     }
