@@ -182,6 +182,31 @@ fn drift_compares_what_the_zone_serves_with_what_arm_holds() {
         "{}",
         r.stdout
     );
+
+    // Apply waits for a changed record set to be served; a name server that keeps the old
+    // answer fails it after the propagation timeout.
+    ws.edit(
+        "landlord.toml",
+        "dns_nameservers =",
+        "propagation_timeout_seconds = 1\ndns_nameservers =",
+    );
+    ws.edit(
+        "landlord.toml",
+        "edge_hostname = \"edge.saas.example.test\"",
+        "edge_hostname = \"edge2.saas.example.test\"",
+    );
+    let r = ws.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.stdout
+            .contains("fabrikam/azure_dns_record_set.site: updated")
+            && r.all().contains("contoso/azure_dns_record_set.site")
+            && r.all().contains("propagation_timeout_seconds"),
+        "{}",
+        r.all()
+    );
+    arm.serve_fresh();
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["drift"], 0);
 }
 
 #[test]

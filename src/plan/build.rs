@@ -158,12 +158,26 @@ pub async fn build(
                 (Some(prior), Some(current)) => {
                     let mut diffs = Vec::new();
                     let (mut template_changed, mut drifted, mut force) = (false, false, false);
+                    let mut behind = false;
                     for (k, want) in &config {
                         if d.lifecycle.ignore_changes.contains(k) {
                             continue;
                         }
                         let (rec, cur) = (prior.attributes.get(k), current.get(k));
                         if cur == Some(want) && !is_unknown(want) {
+                            // Live already as wanted, but state records something else (a
+                            // change that landed in a run that failed): record it again.
+                            if rec != Some(want) {
+                                behind = true;
+                                let s = sensitive.contains(k) || prior.sensitive.contains(k);
+                                diffs.push(AttrChange {
+                                    name: k.clone(),
+                                    before: redact(rec, s),
+                                    after: redact(Some(want), s),
+                                    sensitive: s,
+                                    forces_replace: false,
+                                });
+                            }
                             continue;
                         }
                         if is_unknown(want) || rec != Some(want) {
@@ -199,6 +213,9 @@ pub async fn build(
                     }
                     if drifted {
                         reasons.push("drift: changed out of band".to_string());
+                    }
+                    if behind {
+                        reasons.push("state behind the live object".to_string());
                     }
                     if let Some(r) = &pr.replace_reason {
                         reasons.push(r.clone());

@@ -220,6 +220,11 @@ impl Arm {
         });
     }
 
+    /// Makes the name server answer from the API again.
+    pub fn serve_fresh(&self) {
+        self.with(|i| i.stale.clear());
+    }
+
     /// Ids of every resource, sorted.
     pub fn inventory(&self) -> Vec<String> {
         self.with(|i| {

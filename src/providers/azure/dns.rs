@@ -226,7 +226,7 @@ pub(super) async fn apply_record(cx: &Clients, c: &Attrs, addr: &str) -> Result<
         )
         .await
         .map_err(|e| classify("dns record set create", e))?;
-    Ok(())
+    wait_served(cx, c).await
 }
 
 pub(super) async fn delete_record(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
@@ -610,6 +610,27 @@ pub(super) async fn served_differences(
         }
     }
     Ok(out)
+}
+
+/// Waits until every name server serves what ARM now holds for the record set, up to
+/// the provider's propagation timeout (nothing to wait for when checks are off).
+pub(super) async fn wait_served(cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+    let deadline = tokio::time::Instant::now() + cx.propagation_timeout;
+    loop {
+        let lagging = served_differences(cx, c).await?;
+        let Some((ns, served)) = lagging.first() else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProviderError::Transient(format!(
+                "`{}` is served as {} at {ns}, not as applied, after {}s (propagation_timeout_seconds)",
+                req(c, "name")?,
+                served.get("records").cloned().unwrap_or_default(),
+                cx.propagation_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 #[async_trait]

@@ -13,7 +13,9 @@
 //! `token_env` (an environment variable holding a bearer token, for emulators and
 //! pipelines that fetch their own) and `dns_nameservers` (`host:port` of the name servers
 //! whose answers `drift` compares with record sets; default each zone's own name servers,
-//! looked up by name; `[]` turns the check off, e.g. for an emulator that serves no DNS). Without `token_env` the standard Azure credential
+//! looked up by name; `[]` turns the check off, e.g. for an emulator that serves no DNS)
+//! and `propagation_timeout_seconds` (default 120: how long apply waits for a record set
+//! to be served there). Without `token_env` the standard Azure credential
 //! chain is used: environment (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
 //! workload identity), managed identity, then the Azure CLI.
 
@@ -47,6 +49,7 @@ const SETTINGS: &[&str] = &[
     "endpoint",
     "token_env",
     "dns_nameservers",
+    "propagation_timeout_seconds",
 ];
 
 /// A fixed bearer token.
@@ -78,6 +81,8 @@ struct Clients {
     /// Where served answers are checked: `None` each zone's own name servers, an empty
     /// list not at all.
     dns_nameservers: Option<Vec<std::net::SocketAddr>>,
+    /// How long an applied record set may take to be served.
+    propagation_timeout: std::time::Duration,
     stats: Arc<ApiStats>,
     /// Blob endpoint and key per storage account name, read through ARM once per run.
     accounts: tokio::sync::Mutex<storage::Accounts>,
@@ -304,6 +309,12 @@ impl Azure {
             subscription,
             tenant_id: s("tenant_id"),
             dns_nameservers,
+            propagation_timeout: std::time::Duration::from_secs(
+                t.get("propagation_timeout_seconds")
+                    .and_then(|v| v.as_integer())
+                    .map(|n| n.max(0) as u64)
+                    .unwrap_or(120),
+            ),
             stats,
             accounts: Default::default(),
         };
