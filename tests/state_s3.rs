@@ -217,3 +217,41 @@ fn an_embedded_state_moves_to_s3_with_export_and_import() {
     shared.ok(&["audit", "verify"], 0);
     assert_eq!(objects(&moto), [STATE]);
 }
+
+#[test]
+fn intents_of_a_killed_run_wait_in_s3_until_the_next_run_reconciles_them() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    // A resource whose create takes a while: the run is killed during that call.
+    ws.write(
+        "modules/test/slow/module.yaml",
+        "description: waits on create\n",
+    );
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
+    );
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/slow\n",
+    );
+    let kills = kill_applies(&ws, &["apply", "--auto-approve"], 1, &[0], (1500, 0));
+    assert_eq!(kills, 1);
+    let left: Vec<String> = objects(&moto);
+    assert!(
+        left.iter()
+            .any(|k| k.starts_with(&format!("{STATE}.intents/"))),
+        "the intent of the interrupted call is durable in S3: {left:?}"
+    );
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.all().contains("initech/time_sleep.pause"), "{}", r.all());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    assert_eq!(
+        objects(&moto),
+        [STATE],
+        "reconciled intents leave no object behind"
+    );
+    assert!(!ws.ok(&["state", "list"], 0).stderr.contains("pending"));
+}

@@ -1,10 +1,13 @@
 //! The S3 backend, for teams that share one state: the whole state is one object
 //! (`state export` format) written with conditional requests, and a lock object next to it
 //! (`<key>.lock`, created with `If-None-Match: *`) admits one run at a time. A run works
-//! on a local sled copy and uploads the state after every durable write (intents before
-//! provider calls, outcomes after), with `If-Match` on the last ETag it saw, so nothing
-//! written by another process is ever overwritten. A lock left by a process that died on
-//! the same host, or past its expiry, is taken over.
+//! on a local sled copy. Write-ahead intents are made durable before each provider call
+//! as small objects (`<key>.intents/<token>`); outcomes are uploaded with the whole state
+//! at most once a second and at the end of the run, with `If-Match` on the last ETag seen
+//! so nothing written by another process is ever overwritten. Intent objects are removed
+//! once a state upload holds them; a run that finds some left behind (a crash before the
+//! upload) merges them and reconciles them like any interrupted intent. A lock left by a
+//! process that died on the same host, or past its expiry, is taken over.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -42,7 +45,14 @@ pub struct S3Store {
     etag: Mutex<Option<String>>,
     /// ETag of our lock object.
     lock_etag: Option<String>,
+    /// Intent objects written or found that the next state upload makes redundant.
+    intent_objects: Mutex<Vec<String>>,
+    /// When the state was last uploaded, and whether it changed since.
+    uploaded: Mutex<(Instant, bool)>,
 }
+
+/// How often outcomes are uploaded at most (intents are durable regardless).
+const UPLOAD_EVERY: Duration = Duration::from_secs(1);
 
 fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> bool {
     matches!(
@@ -136,6 +146,8 @@ impl S3Store {
             at,
             etag: Mutex::new(None),
             lock_etag,
+            intent_objects: Mutex::new(Vec::new()),
+            uploaded: Mutex::new((Instant::now(), false)),
         };
         store.download()?;
         Ok(store)
@@ -171,6 +183,10 @@ impl S3Store {
 
     fn lock_key(at: &S3Location) -> String {
         format!("{}.lock", at.key)
+    }
+
+    fn intents_prefix(at: &S3Location) -> String {
+        format!("{}.intents/", at.key)
     }
 
     /// Creates the lock object, or takes over a stale one; waits while a live run holds it.
@@ -256,6 +272,82 @@ impl S3Store {
             other => other,
         })?;
         *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(etag);
+        self.merge_intent_objects()
+    }
+
+    /// Adds the intents of objects a crashed run left behind to the working copy.
+    fn merge_intent_objects(&mut self) -> Result<(), StateError> {
+        let (at, client) = (&self.at, &self.client);
+        let prefix = Self::intents_prefix(at);
+        let keys: Vec<String> = self.call_on(async {
+            let mut keys = Vec::new();
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(&at.bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error(at, "list intent objects", &e))?;
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_string)),
+                );
+            }
+            Ok::<_, StateError>(keys)
+        })?;
+        for key in &keys {
+            let Some((_, bytes)) = self.call_on(fetch(client, at, key))? else {
+                continue;
+            };
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                    path: format!("s3://{}/{key}", at.bucket),
+                    message: format!("not a list of intents: {e}"),
+                })?;
+            self.inner.restore_intents(&rows)?;
+        }
+        self.intent_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(keys);
+        Ok(())
+    }
+
+    /// Makes intents durable as one small object before their provider calls.
+    fn put_intents(&self, intents: &[Intent]) -> Result<(), StateError> {
+        let Some(first) = intents.first() else {
+            return Ok(());
+        };
+        let tokens: Vec<&str> = intents.iter().map(|i| i.token.as_str()).collect();
+        let body = serde_json::to_vec(&self.inner.sealed_intents(&tokens)?)
+            .map_err(|e| Self::storage(&self.at, e))?;
+        let key = format!("{}{}", Self::intents_prefix(&self.at), first.token);
+        let (at, client) = (&self.at, &self.client);
+        self.call_on(async {
+            client
+                .put_object()
+                .bucket(&at.bucket)
+                .key(&key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+        })
+        .map_err(|e| sdk_error(at, "write an intent object", &e))?;
+        self.intent_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key);
+        Ok(())
+    }
+
+    /// Uploads the state if it changed and `force` or the last upload is old enough.
+    fn flush(&self, force: bool) -> Result<(), StateError> {
+        let (last, dirty) = *self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
+        if dirty && (force || last.elapsed() >= UPLOAD_EVERY) {
+            self.upload()?;
+        }
         Ok(())
     }
 
@@ -282,6 +374,15 @@ impl S3Store {
         match put {
             Ok(o) => {
                 *etag = o.e_tag().map(str::to_string);
+                *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
+                // The uploaded state holds every intent: their objects are redundant now.
+                let done: Vec<String> =
+                    std::mem::take(&mut *self.intent_objects.lock().unwrap_or_else(|e| e.into_inner()));
+                for key in done {
+                    let _ = self.call_on(async {
+                        client.delete_object().bucket(&at.bucket).key(&key).send().await
+                    });
+                }
                 Ok(())
             }
             Err(e) if e.as_service_error().is_some_and(precondition_failed) => Err(Self::storage(
@@ -298,13 +399,21 @@ impl S3Store {
         f: impl FnOnce(&SledStore) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let out = f(&self.inner)?;
-        self.upload()?;
+        self.changed();
+        self.flush(true)?;
         Ok(out)
+    }
+
+    fn changed(&self) {
+        self.uploaded.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
     }
 }
 
 impl Drop for S3Store {
     fn drop(&mut self) {
+        // Outcomes not uploaded yet: their intents are durable, so a failure here only
+        // means the next run reconciles them.
+        let _ = self.flush(true);
         if let Some(etag) = self.lock_etag.take() {
             let _ = self.call_on(release(&self.client, &self.at, etag));
         }
@@ -323,10 +432,15 @@ impl StateStore for S3Store {
         self.inner.resource(addr)
     }
     fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
-        self.durable(|s| s.begin_many(intents))
+        self.inner.begin_many(intents)?;
+        self.changed();
+        self.put_intents(intents)
     }
     fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError> {
-        self.durable(|s| s.commit_many(outcomes))
+        let serial = self.inner.commit_many(outcomes)?;
+        self.changed();
+        self.flush(false)?;
+        Ok(serial)
     }
     fn intents(&self) -> Result<Vec<Intent>, StateError> {
         self.inner.intents()

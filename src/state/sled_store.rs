@@ -381,6 +381,33 @@ impl SledStore {
         }
     }
 
+    /// The stored (sealed) form of these intents, as in an export.
+    pub(super) fn sealed_intents(&self, tokens: &[&str]) -> Result<Vec<Value>, StateError> {
+        tokens
+            .iter()
+            .filter_map(|t| self.intents.get(t.as_bytes()).transpose())
+            .map(|v| {
+                let v = v.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("intent: {e}")))
+            })
+            .collect()
+    }
+
+    /// Adds intents in their stored (sealed) form, keeping those already present.
+    pub(super) fn restore_intents(&self, rows: &[Value]) -> Result<(), StateError> {
+        for row in rows {
+            let token = row
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| self.corrupt("an intent has no token"))?;
+            let bytes = serde_json::to_vec(row).map_err(|e| self.err(e))?;
+            self.intents
+                .insert(token.as_bytes(), bytes)
+                .map_err(|e| self.err(e))?;
+        }
+        self.flush()
+    }
+
     /// A record sealed for storage, with its audit digest.
     fn sealed(&self, r: &ResourceRecord) -> Result<StoredRecord, StateError> {
         Ok((self.seal_record(r)?, self.digest(r)))
