@@ -51,6 +51,13 @@ pub struct S3Store {
     uploaded: Mutex<(Instant, bool)>,
 }
 
+/// An intent object: sealed intents and the wrapped data keys that seal them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IntentBatch {
+    keys: std::collections::BTreeMap<String, String>,
+    intents: Vec<serde_json::Value>,
+}
+
 /// How often outcomes are uploaded at most (intents are durable regardless).
 const UPLOAD_EVERY: Duration = Duration::from_secs(1);
 
@@ -258,7 +265,8 @@ impl S3Store {
     fn download(&mut self) -> Result<(), StateError> {
         let (at, client) = (&self.at, &self.client);
         let Some((etag, bytes)) = self.call_on(fetch(client, at, &at.key))? else {
-            return Ok(());
+            // No state yet, but a first run may have been killed after writing intents.
+            return self.merge_intent_objects();
         };
         let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
             path: format!("s3://{}/{}", at.bucket, at.key),
@@ -301,12 +309,13 @@ impl S3Store {
             let Some((_, bytes)) = self.call_on(fetch(client, at, key))? else {
                 continue;
             };
-            let rows: Vec<serde_json::Value> =
+            let batch: IntentBatch =
                 serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
                     path: format!("s3://{}/{key}", at.bucket),
-                    message: format!("not a list of intents: {e}"),
+                    message: format!("not an intent batch: {e}"),
                 })?;
-            self.inner.restore_intents(&rows)?;
+            self.inner.restore_keys(&batch.keys)?;
+            self.inner.restore_intents(&batch.intents)?;
         }
         self.intent_objects
             .lock()
@@ -321,8 +330,15 @@ impl S3Store {
             return Ok(());
         };
         let tokens: Vec<&str> = intents.iter().map(|i| i.token.as_str()).collect();
-        let body = serde_json::to_vec(&self.inner.sealed_intents(&tokens)?)
-            .map_err(|e| Self::storage(&self.at, e))?;
+        // The data keys that seal them go along: a tenant's first key may not be uploaded yet.
+        let mut scopes: Vec<&str> = intents.iter().map(|i| i.address.scope.as_str()).collect();
+        scopes.sort();
+        scopes.dedup();
+        let batch = IntentBatch {
+            keys: self.inner.wrapped_keys(&scopes)?,
+            intents: self.inner.sealed_intents(&tokens)?,
+        };
+        let body = serde_json::to_vec(&batch).map_err(|e| Self::storage(&self.at, e))?;
         let key = format!("{}{}", Self::intents_prefix(&self.at), first.token);
         let (at, client) = (&self.at, &self.client);
         self.call_on(async {

@@ -393,6 +393,45 @@ impl SledStore {
             .collect()
     }
 
+    /// The wrapped data keys of these scopes (tenants), as in an export.
+    pub(super) fn wrapped_keys(
+        &self,
+        scopes: &[&str],
+    ) -> Result<BTreeMap<String, String>, StateError> {
+        let mut out = BTreeMap::new();
+        for scope in scopes {
+            if let Some(w) = self.keys.get(scope.as_bytes()).map_err(|e| self.err(e))? {
+                out.insert(scope.to_string(), crypto::to_text(&w));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds wrapped data keys that are not here yet (each must unwrap with this master key).
+    pub(super) fn restore_keys(&self, keys: &BTreeMap<String, String>) -> Result<(), StateError> {
+        for (scope, w) in keys {
+            if self
+                .keys
+                .get(scope.as_bytes())
+                .map_err(|e| self.err(e))?
+                .is_some()
+            {
+                continue;
+            }
+            let bytes = crypto::from_text(w)
+                .filter(|b| self.master.unwrap_key(b, scope).is_some())
+                .ok_or_else(|| {
+                    StateError::Key(format!(
+                        "the data key of `{scope}` cannot be unwrapped with this master key"
+                    ))
+                })?;
+            self.keys
+                .insert(scope.as_bytes(), bytes)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Adds intents in their stored (sealed) form, keeping those already present.
     pub(super) fn restore_intents(&self, rows: &[Value]) -> Result<(), StateError> {
         for row in rows {
