@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::support::faulty::FaultyProxy;
 use crate::support::moto::{env_for, Inventory, Moto, Sdk};
-use crate::support::{kill_applies, Ws};
+use crate::support::{api_calls, kill_applies, Ws};
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -52,16 +52,6 @@ fn expected_example(inv: &Inventory) {
         inv.keys
     );
     assert_eq!(inv.aliases, strings(&["alias/awsdemo-acme"]));
-}
-
-fn api_calls(json: &Value, op: &str) -> u64 {
-    json["api_calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["operation"] == op)
-        .map(|c| c["count"].as_u64().unwrap())
-        .sum()
 }
 
 #[test]

@@ -411,15 +411,7 @@ fn killed_applies_leave_the_inventory_equal_to_state() {
     ws.ok(&["apply", "--auto-approve"], 0);
     let plan: serde_json::Value =
         serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
-    let calls = |op: &str| -> u64 {
-        plan["api_calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["operation"] == op)
-            .map(|c| c["count"].as_u64().unwrap())
-            .sum()
-    };
+    let calls = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(
         (calls("recordSets.list"), calls("recordSets.get")),
         (1, 0),
@@ -530,15 +522,7 @@ fn refresh_lists_a_zones_record_sets_page_by_page() {
     ws.ok(&["apply", "--auto-approve"], 0);
     let plan: serde_json::Value =
         serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
-    let calls = |op: &str| -> u64 {
-        plan["api_calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["operation"] == op)
-            .map(|c| c["count"].as_u64().unwrap())
-            .sum()
-    };
+    let calls = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(
         (calls("recordSets.list"), calls("recordSets.get")),
         (2, 0),

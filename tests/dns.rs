@@ -324,15 +324,7 @@ fn fifty_records_refresh_with_one_zone_transfer() {
     ws.ok(&["apply", "--auto-approve"], 0);
     let plan: Value =
         serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
-    let count = |op: &str| {
-        plan["api_calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["operation"] == op)
-            .map(|c| c["count"].as_u64().unwrap())
-            .sum::<u64>()
-    };
+    let count = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(count("AXFR"), 1, "{plan}");
     assert_eq!(count("Query"), 0, "{plan}");
     assert_eq!(plan["summary"]["unchanged"], 50);

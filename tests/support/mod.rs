@@ -242,3 +242,17 @@ pub fn kill_applies(
     }
     kills
 }
+
+/// How many calls of `op` a `--json` report (plan or apply) counted.
+pub fn api_calls(json: &serde_json::Value, op: &str) -> u64 {
+    json["api_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .filter(|c| c["operation"] == op)
+                .filter_map(|c| c["count"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
