@@ -306,3 +306,61 @@ fn bad_cli_flags_and_corrupt_plan_file() {
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("not a landlord workspace"));
 }
+
+/// A bad `landlord.toml` fails every command with the file, before any state is touched.
+fn check_config(example: &str, from: &str, to: &str, expect: &[&str]) {
+    let ws = Ws::example(example).with_env(vec![("LANDLORD_AZURE_TOKEN".into(), "t".into())]);
+    ws.edit("landlord.toml", from, to);
+    for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
+        let r = ws.run(args);
+        assert_eq!(r.code, 1, "{args:?} must fail\n{}", r.all());
+        for e in expect {
+            assert!(
+                r.stderr.contains(e),
+                "{args:?}: expected {e:?}\n{}",
+                r.all()
+            );
+        }
+        assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    }
+    assert!(!ws.join("state").exists(), "no state was created");
+}
+
+#[test]
+fn s3_state_backend_without_bucket() {
+    check_config(
+        "quickstart",
+        "[state]\n",
+        "[state]\nbackend = \"s3\"\n",
+        &["landlord.toml", "the `s3` state backend needs `bucket`"],
+    );
+}
+
+#[test]
+fn unknown_state_backend() {
+    check_config(
+        "quickstart",
+        "[state]\n",
+        "[state]\nbackend = \"consul\"\n",
+        &[
+            "landlord.toml",
+            "unknown state backend `consul`: expected `sled` or `s3`",
+        ],
+    );
+}
+
+#[test]
+fn azure_settings_are_checked() {
+    check_config(
+        "azure",
+        "dns_nameservers = []",
+        "dns_nameservers = [\"ns1.example.net\"]",
+        &["`dns_nameservers`: `ns1.example.net` is not an IP address and port"],
+    );
+    check_config(
+        "azure",
+        "dns_nameservers = []",
+        "dns_servers = []",
+        &["unknown setting `dns_servers`"],
+    );
+}
