@@ -626,3 +626,53 @@ fn certificates_made_elsewhere_are_imported_and_renewed_under_the_same_arn() {
     let r = ws.ok(&["plan"], 1);
     assert!(r.stderr.contains("set either `domain_name`"), "{}", r.all());
 }
+
+#[test]
+fn an_existing_object_is_adopted_instead_of_created() {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    // Globex's bucket was made by hand before landlord managed the tenant.
+    let sdk = Sdk::new(&moto.endpoint);
+    sdk.run(
+        sdk.s3()
+            .create_bucket()
+            .bucket("awsdemo-globex-assets")
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::UsEast2)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("bucket");
+    let r = ws.ok(&["adopt", "globex/aws_s3_bucket.assets"], 0);
+    assert!(
+        r.stdout.contains("Adopted `globex/aws_s3_bucket.assets`"),
+        "{}",
+        r.all()
+    );
+    let plan = ws.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains("~ globex/aws_s3_bucket.assets will be updated in place")
+            && plan.contains("versioning = false -> true"),
+        "the hand-made bucket is brought to the template, not created again:\n{plan}"
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    expected_example(&sdk.inventory());
+    ws.ok(&["audit", "verify"], 0);
+
+    let r = ws.ok(&["adopt", "globex/aws_s3_bucket.assets"], 1);
+    assert!(r.stderr.contains("is already in state"), "{}", r.all());
+    let r = ws.ok(&["adopt", "globex/aws_s3_bucket.nothing"], 1);
+    assert!(r.stderr.contains("is not in the templates"), "{}", r.all());
+    ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
+    let r = ws.ok(&["adopt", "globex/aws_s3_bucket.assets"], 1);
+    assert!(
+        r.stderr
+            .contains("no object for `globex/aws_s3_bucket.assets` exists"),
+        "{}",
+        r.all()
+    );
+}

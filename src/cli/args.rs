@@ -174,6 +174,21 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
+    /// Record an object that already exists as a resource of the templates, so apply
+    /// manages it instead of creating another (Terraform's `import`).
+    #[command(
+        after_help = "Examples:\n  landlord adopt globex/aws_s3_bucket.assets\n  landlord adopt _shared/aws_route53_zone.base --id Z0123456789ABC\n\nThe configuration is rendered from the templates; `--id` is needed where the provider looks the object up by id (hosted zones, certificates, keys)."
+    )]
+    Adopt {
+        /// Resource address (`<tenant>/<type>.<name>`).
+        address: String,
+        /// The object's id at the provider, where its configuration does not name it.
+        #[arg(long)]
+        id: Option<String>,
+        /// Wait this long for another run to release the state.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        lock_timeout: Duration,
+    },
     /// Inspect and repair recorded state.
     #[command(
         subcommand,

@@ -121,6 +121,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Graph { format, tenants } => info::graph(&dir, format, &tenants),
         Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
         Command::Audit(c) => audit_cmd::run(&dir, c),
+        Command::Adopt {
+            address,
+            id,
+            lock_timeout,
+        } => adopt_cmd(&dir, &address, id, lock_timeout).await,
     }
 }
 
@@ -381,6 +386,28 @@ async fn destroy_cmd(
         confirm("destroy")?;
     }
     execute(&s, &st, &p, "landlord destroy", exec, false, run.stats).await
+}
+
+async fn adopt_cmd(
+    dir: &Path,
+    address: &str,
+    id: Option<String>,
+    lock_timeout: std::time::Duration,
+) -> Result<u8> {
+    let addr: crate::addr::ResourceAddr = address.parse()?;
+    let s = ops::open(dir)?;
+    let run = RunArgs {
+        tenants: vec![addr.scope.as_str().to_string()],
+        lock_timeout,
+        stats: false,
+    };
+    let st = state_for(&s, "landlord adopt", &run)?;
+    let record = ops::adopt(&s, &st, &addr, id).await?;
+    println!(
+        "Adopted `{}` (id `{}`). Run `landlord plan` to see where it differs from the template.",
+        record.address, record.id
+    );
+    Ok(EXIT_OK)
 }
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {

@@ -2,9 +2,11 @@
 //! load the workspace, open state under its lock, run the engine. The CLI only parses
 //! arguments into these options and renders the results.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::addr::ResourceAddr;
 use crate::apply::{self, Hook};
 use crate::drift;
 use crate::plan::{self, file, Plan, PlanError};
@@ -12,7 +14,8 @@ use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};
 use crate::state::crypto::{self, KeySource};
 use crate::state::{
-    now_rfc3339, LockInfo, RunRecord, S3Location, S3Store, SledStore, StateError, StateStore,
+    now_rfc3339, LockInfo, ResourceRecord, RunRecord, S3Location, S3Store, SledStore, StateError,
+    StateStore,
 };
 use crate::workspace::{self, Config, LoadErrors, Workspace};
 
@@ -313,4 +316,106 @@ pub fn out_path(dir: &Path, p: &Path) -> PathBuf {
             .map(|c| c.join(p))
             .unwrap_or_else(|_| dir.join(p))
     }
+}
+
+/// Records an object that already exists as the resource at `addr`, so apply manages it
+/// instead of creating another: its configuration is rendered and resolved against state,
+/// the provider reads the object (by `id` where the type needs one), and state records
+/// the configuration with what was read. A later plan shows where the object differs.
+pub async fn adopt(
+    s: &Session,
+    st: &OpenState,
+    addr: &ResourceAddr,
+    id: Option<String>,
+) -> Result<ResourceRecord, OpsError> {
+    let desired = desired(s)?;
+    let d = desired
+        .index_of(addr)
+        .map(|i| &desired.resources[i])
+        .ok_or_else(|| {
+            OpsError::Usage(format!(
+                "`{addr}` is not in the templates: nothing would manage it"
+            ))
+        })?;
+    if st.store.resource(addr)?.is_some() {
+        return Err(OpsError::Usage(format!("`{addr}` is already in state")));
+    }
+    let (provider, schema) = s
+        .registry
+        .get(&addr.rtype)
+        .ok_or_else(|| OpsError::Usage(format!("no provider serves type `{}`", addr.rtype)))?;
+    let records: BTreeMap<ResourceAddr, ResourceRecord> = st
+        .store
+        .resources()?
+        .into_iter()
+        .map(|r| (r.address.clone(), r))
+        .collect();
+    let known = |a: &ResourceAddr| {
+        records.get(a).map(|r| plan::resolve::Known {
+            attrs: &r.attributes,
+            sensitive: &r.sensitive,
+            complete: true,
+        })
+    };
+    let (config, sensitive) = plan::resolve::resolve_config(addr, &d.properties, schema, &known)
+        .map_err(|e| {
+            OpsError::Usage(format!(
+                "{e} (adopt or apply the resources it refers to first)"
+            ))
+        })?;
+    let id = id.unwrap_or_default();
+    let current = provider
+        .read(providers::ReadRequest {
+            address: addr.clone(),
+            id: id.clone(),
+            prior: config.clone(),
+        })
+        .await
+        .map_err(|e| OpsError::Usage(format!("cannot read `{addr}`: {e}")))?
+        .current
+        .ok_or_else(|| {
+            OpsError::Usage(format!(
+                "no object for `{addr}` exists (looked up by its configuration{})",
+                if id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and id `{id}`")
+                }
+            ))
+        })?;
+    // The configuration as recorded, with the values only the object knows.
+    let mut attributes = config;
+    for a in schema
+        .attributes
+        .iter()
+        .filter(|a| a.kind == providers::AttrKind::Computed)
+    {
+        if let Some(v) = current.get(a.name) {
+            attributes.insert(a.name.to_string(), v.clone());
+        }
+    }
+    let object_id = if id.is_empty() {
+        ["id", "arn", "zone_id", "key_id", "fqdn", "bucket", "name"]
+            .iter()
+            .find_map(|k| current.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        id
+    };
+    let now = now_rfc3339();
+    let record = ResourceRecord {
+        address: addr.clone(),
+        provider: provider.name().to_string(),
+        id: object_id,
+        attributes,
+        sensitive,
+        dependencies: d.depends_on.clone(),
+        lifecycle: d.lifecycle.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        serial: 0,
+    };
+    st.store.put(record.clone())?;
+    Ok(record)
 }
