@@ -540,3 +540,28 @@ fn refresh_lists_a_zones_record_sets_page_by_page() {
         r.stdout
     );
 }
+
+#[test]
+fn a_resource_group_made_by_hand_is_adopted() {
+    let (arm, _azurite) = servers(ACCOUNTS);
+    let id = format!("{SUB}/resourcegroups/azdemo-contoso");
+    arm.insert(
+        &id,
+        json!({ "id": id, "name": "azdemo-contoso", "type": "Microsoft.Resources/resourceGroups", "location": "westeurope", "tags": { "owner": "ops" }, "properties": { "provisioningState": "Succeeded" } }),
+    );
+    let ws = workspace(&arm);
+    ws.ok(&["adopt", "contoso/azure_resource_group.tenant"], 0);
+    let plan = ws.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains("~ contoso/azure_resource_group.tenant will be updated in place")
+            && !plan.contains("+ contoso/azure_resource_group.tenant"),
+        "{plan}"
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        arm.get(&id).unwrap()["tags"]["landlord-address"],
+        "contoso/azure_resource_group.tenant",
+        "from now on it carries our address"
+    );
+    assert_eq!(sorted(arm.inventory()), expected());
+}
