@@ -646,10 +646,17 @@ fn an_existing_object_is_adopted_instead_of_created() {
             .send(),
     )
     .expect("bucket");
-    let r = ws.ok(&["adopt", "globex/aws_s3_bucket.assets"], 0);
+    // Onboarding the whole tenant: what exists is adopted, the rest listed for apply.
+    let r = ws.ok(&["adopt", "--tenant", "globex"], 0);
     assert!(
-        r.stdout.contains("Adopted `globex/aws_s3_bucket.assets`"),
+        r.stdout.contains("adopted  globex/aws_s3_bucket.assets")
+            && r.stdout.contains("Adopted 1;"),
         "{}",
+        r.all()
+    );
+    assert!(
+        r.all().contains("globex/aws_route53_record.site"),
+        "the record is listed (it refers to the shared zone, not in state yet): {}",
         r.all()
     );
     let plan = ws.ok(&["plan"], 0).stdout;

@@ -174,14 +174,17 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Record an object that already exists as a resource of the templates, so apply
-    /// manages it instead of creating another (Terraform's `import`).
+    /// Record objects that already exist as resources of the templates, so apply manages
+    /// them instead of creating others (Terraform's `import`).
     #[command(
-        after_help = "Examples:\n  landlord adopt globex/aws_s3_bucket.assets\n  landlord adopt _shared/aws_route53_zone.base --id Z0123456789ABC\n\nThe configuration is rendered from the templates; `--id` is needed where the provider looks the object up by id (hosted zones, certificates, keys)."
+        after_help = "Examples:\n  landlord adopt globex/aws_s3_bucket.assets\n  landlord adopt _shared/aws_route53_zone.base --id Z0123456789ABC\n  landlord adopt --tenant globex --tenant initech\n\nConfigurations are rendered from the templates; `--id` (one address only) is needed where the provider looks an object up by id (hosted zones, certificates, keys). With --tenant, every resource of those tenants that exists is adopted and the rest is listed for apply to create."
     )]
     Adopt {
-        /// Resource address (`<tenant>/<type>.<name>`).
-        address: String,
+        /// Resource addresses (`<tenant>/<type>.<name>`).
+        addresses: Vec<String>,
+        /// Every resource of these tenants (repeatable).
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
         /// The object's id at the provider, where its configuration does not name it.
         #[arg(long)]
         id: Option<String>,

@@ -122,10 +122,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
         Command::Audit(c) => audit_cmd::run(&dir, c),
         Command::Adopt {
-            address,
+            addresses,
+            tenants,
             id,
             lock_timeout,
-        } => adopt_cmd(&dir, &address, id, lock_timeout).await,
+        } => adopt_cmd(&dir, &addresses, tenants, id, lock_timeout).await,
     }
 }
 
@@ -390,24 +391,71 @@ async fn destroy_cmd(
 
 async fn adopt_cmd(
     dir: &Path,
-    address: &str,
+    addresses: &[String],
+    tenants: Vec<String>,
     id: Option<String>,
     lock_timeout: std::time::Duration,
 ) -> Result<u8> {
-    let addr: crate::addr::ResourceAddr = address.parse()?;
+    use crate::ops::Adoption;
+    let targets = addresses
+        .iter()
+        .map(|a| a.parse::<crate::addr::ResourceAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() && tenants.is_empty() {
+        bail!("name resource addresses or --tenant");
+    }
+    if id.is_some() && (targets.len() != 1 || !tenants.is_empty()) {
+        bail!("--id goes with exactly one address");
+    }
     let s = ops::open(dir)?;
+    let mut scopes: Vec<String> = targets
+        .iter()
+        .map(|a| a.scope.as_str().to_string())
+        .chain(tenants.iter().cloned())
+        .collect();
+    scopes.sort();
+    scopes.dedup();
     let run = RunArgs {
-        tenants: vec![addr.scope.as_str().to_string()],
+        tenants: scopes,
         lock_timeout,
         stats: false,
     };
     let st = state_for(&s, "landlord adopt", &run)?;
-    let record = ops::adopt(&s, &st, &addr, id).await?;
+    let results = ops::adopt(&s, &st, &targets, &tenants, id).await?;
+    let (mut adopted, mut missing, mut failed) = (0, 0, false);
+    for (addr, outcome) in &results {
+        let named = targets.contains(addr);
+        match outcome {
+            Adoption::Adopted(r) => {
+                adopted += 1;
+                println!("adopted  {addr} (id `{}`)", r.id);
+            }
+            Adoption::Missing => {
+                missing += 1;
+                if named {
+                    failed = true;
+                    eprintln!(
+                        "error: no object for `{addr}` exists (looked up by its configuration)"
+                    );
+                } else {
+                    println!("missing  {addr}: apply will create it");
+                }
+            }
+            Adoption::Recorded if named => {
+                failed = true;
+                eprintln!("error: `{addr}` is already in state");
+            }
+            Adoption::Recorded => {}
+            Adoption::Unreadable(why) => {
+                failed |= named;
+                eprintln!("cannot adopt {addr}: {why}");
+            }
+        }
+    }
     println!(
-        "Adopted `{}` (id `{}`). Run `landlord plan` to see where it differs from the template.",
-        record.address, record.id
+        "Adopted {adopted}; {missing} to be created by apply. Run `landlord plan` to see where adopted objects differ from the templates."
     );
-    Ok(EXIT_OK)
+    Ok(if failed { EXIT_ERROR } else { EXIT_OK })
 }
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {

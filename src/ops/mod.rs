@@ -318,38 +318,88 @@ pub fn out_path(dir: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// Records an object that already exists as the resource at `addr`, so apply manages it
-/// instead of creating another: its configuration is rendered and resolved against state,
-/// the provider reads the object (by `id` where the type needs one), and state records
-/// the configuration with what was read. A later plan shows where the object differs.
+/// What `adopt` did with one resource.
+#[derive(Debug)]
+pub enum Adoption {
+    /// The object exists and is now recorded.
+    Adopted(ResourceRecord),
+    /// No such object exists: apply will create it.
+    Missing,
+    /// Already in state.
+    Recorded,
+    /// It cannot be looked up (a reference to something not in state, a provider error).
+    Unreadable(String),
+}
+
+/// Records objects that already exist as resources of the templates, so apply manages
+/// them instead of creating others: each configuration is rendered and resolved against
+/// state, the provider reads the object (by `id` where the type needs one), and state
+/// records the configuration with what was read. `targets` are addresses, or whole
+/// tenants when `tenants` is given; resources go in dependency order so references to
+/// resources adopted just before resolve. A later plan shows where objects differ.
 pub async fn adopt(
     s: &Session,
     st: &OpenState,
-    addr: &ResourceAddr,
+    targets: &[ResourceAddr],
+    tenants: &[String],
     id: Option<String>,
-) -> Result<ResourceRecord, OpsError> {
+) -> Result<Vec<(ResourceAddr, Adoption)>, OpsError> {
     let desired = desired(s)?;
-    let d = desired
-        .index_of(addr)
-        .map(|i| &desired.resources[i])
-        .ok_or_else(|| {
-            OpsError::Usage(format!(
-                "`{addr}` is not in the templates: nothing would manage it"
-            ))
-        })?;
-    if st.store.resource(addr)?.is_some() {
-        return Err(OpsError::Usage(format!("`{addr}` is already in state")));
+    for a in targets {
+        if desired.index_of(a).is_none() {
+            return Err(OpsError::Usage(format!(
+                "`{a}` is not in the templates: nothing would manage it"
+            )));
+        }
     }
-    let (provider, schema) = s
-        .registry
-        .get(&addr.rtype)
-        .ok_or_else(|| OpsError::Usage(format!("no provider serves type `{}`", addr.rtype)))?;
-    let records: BTreeMap<ResourceAddr, ResourceRecord> = st
+    let order = desired
+        .dag
+        .topo_order()
+        .map_err(|_| OpsError::Usage("the templates have a dependency cycle".into()))?;
+    let mut records: BTreeMap<ResourceAddr, ResourceRecord> = st
         .store
         .resources()?
         .into_iter()
         .map(|r| (r.address.clone(), r))
         .collect();
+    let mut out = Vec::new();
+    for i in order {
+        let d = &desired.resources[i];
+        let wanted =
+            targets.contains(&d.address) || tenants.iter().any(|t| t == d.address.scope.as_str());
+        if !wanted {
+            continue;
+        }
+        if records.contains_key(&d.address) {
+            out.push((d.address.clone(), Adoption::Recorded));
+            continue;
+        }
+        let outcome = match adopt_one(s, &records, d, id.clone()).await {
+            Ok(Some(record)) => {
+                st.store.put(record.clone())?;
+                records.insert(record.address.clone(), record.clone());
+                Adoption::Adopted(record)
+            }
+            Ok(None) => Adoption::Missing,
+            Err(why) => Adoption::Unreadable(why),
+        };
+        out.push((d.address.clone(), outcome));
+    }
+    Ok(out)
+}
+
+/// Reads the object of one desired resource; `None` when there is none.
+async fn adopt_one(
+    s: &Session,
+    records: &BTreeMap<ResourceAddr, ResourceRecord>,
+    d: &render::DesiredResource,
+    id: Option<String>,
+) -> Result<Option<ResourceRecord>, String> {
+    let addr = &d.address;
+    let (provider, schema) = s
+        .registry
+        .get(&addr.rtype)
+        .ok_or_else(|| format!("no provider serves type `{}`", addr.rtype))?;
     let known = |a: &ResourceAddr| {
         records.get(a).map(|r| plan::resolve::Known {
             attrs: &r.attributes,
@@ -357,32 +407,34 @@ pub async fn adopt(
             complete: true,
         })
     };
+    let prefix = format!("{addr}: ");
     let (config, sensitive) = plan::resolve::resolve_config(addr, &d.properties, schema, &known)
         .map_err(|e| {
-            OpsError::Usage(format!(
-                "{e} (adopt or apply the resources it refers to first)"
-            ))
+            let e = e.to_string();
+            format!(
+                "{} (adopt or apply what it refers to first)",
+                e.strip_prefix(&prefix).unwrap_or(&e)
+            )
         })?;
     let id = id.unwrap_or_default();
-    let current = provider
+    let Some(current) = provider
         .read(providers::ReadRequest {
             address: addr.clone(),
             id: id.clone(),
             prior: config.clone(),
         })
         .await
-        .map_err(|e| OpsError::Usage(format!("cannot read `{addr}`: {e}")))?
+        .map_err(|e| {
+            if id.is_empty() {
+                format!("{e} (if this type is looked up by id, adopt it alone with --id)")
+            } else {
+                e.to_string()
+            }
+        })?
         .current
-        .ok_or_else(|| {
-            OpsError::Usage(format!(
-                "no object for `{addr}` exists (looked up by its configuration{})",
-                if id.is_empty() {
-                    String::new()
-                } else {
-                    format!(" and id `{id}`")
-                }
-            ))
-        })?;
+    else {
+        return Ok(None);
+    };
     // The configuration as recorded, with the values only the object knows.
     let mut attributes = config;
     for a in schema
@@ -404,7 +456,7 @@ pub async fn adopt(
         id
     };
     let now = now_rfc3339();
-    let record = ResourceRecord {
+    Ok(Some(ResourceRecord {
         address: addr.clone(),
         provider: provider.name().to_string(),
         id: object_id,
@@ -415,7 +467,5 @@ pub async fn adopt(
         created_at: now.clone(),
         updated_at: now,
         serial: 0,
-    };
-    st.store.put(record.clone())?;
-    Ok(record)
+    }))
 }
