@@ -322,7 +322,7 @@ pub fn out_path(dir: &Path, p: &Path) -> PathBuf {
 #[derive(Debug)]
 pub enum Adoption {
     /// The object exists and is now recorded.
-    Adopted(ResourceRecord),
+    Adopted(Box<ResourceRecord>),
     /// No such object exists: apply will create it.
     Missing,
     /// Already in state.
@@ -378,7 +378,7 @@ pub async fn adopt(
             Ok(Some(record)) => {
                 st.store.put(record.clone())?;
                 records.insert(record.address.clone(), record.clone());
-                Adoption::Adopted(record)
+                Adoption::Adopted(Box::new(record))
             }
             Ok(None) => Adoption::Missing,
             Err(why) => Adoption::Unreadable(why),
