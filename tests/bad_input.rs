@@ -4,11 +4,8 @@
 
 use crate::support::Ws;
 
-fn check(setup: impl Fn(&Ws), expect: &[&str]) {
-    let ws = Ws::example("quickstart");
-    ws.ok(&["apply", "--auto-approve"], 0);
-    let before = ws.export();
-    setup(&ws);
+/// `validate`, `plan` and `apply` all exit 1 with every `expect` in the message.
+fn fails_everywhere(ws: &Ws, expect: &[&str]) {
     for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
         let r = ws.run(args);
         assert_eq!(r.code, 1, "{args:?} must fail\n{}", r.all());
@@ -21,6 +18,14 @@ fn check(setup: impl Fn(&Ws), expect: &[&str]) {
         }
         assert!(!r.stderr.contains("panicked"), "{}", r.all());
     }
+}
+
+fn check(setup: impl Fn(&Ws), expect: &[&str]) {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let before = ws.export();
+    setup(&ws);
+    fails_everywhere(&ws, expect);
     assert_eq!(ws.export(), before, "state must be byte-identical");
 }
 
@@ -311,18 +316,7 @@ fn bad_cli_flags_and_corrupt_plan_file() {
 fn check_config(example: &str, from: &str, to: &str, expect: &[&str]) {
     let ws = Ws::example(example).with_env(vec![("LANDLORD_AZURE_TOKEN".into(), "t".into())]);
     ws.edit("landlord.toml", from, to);
-    for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
-        let r = ws.run(args);
-        assert_eq!(r.code, 1, "{args:?} must fail\n{}", r.all());
-        for e in expect {
-            assert!(
-                r.stderr.contains(e),
-                "{args:?}: expected {e:?}\n{}",
-                r.all()
-            );
-        }
-        assert!(!r.stderr.contains("panicked"), "{}", r.all());
-    }
+    fails_everywhere(&ws, expect);
     assert!(!ws.join("state").exists(), "no state was created");
 }
 

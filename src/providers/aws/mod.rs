@@ -389,14 +389,7 @@ impl Provider for Aws {
                 out[i] = Some(res.map(|current| ReadResponse { current }));
             }
         }
-        let mut results = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.into_iter().enumerate() {
-            match out[i].take() {
-                Some(res) => results.push(res),
-                None => results.push(self.read(r).await),
-            }
-        }
-        results
+        super::read_rest(self, reqs, out).await
     }
 
     async fn plan(&self, _req: PlanRequest) -> Result<PlanResponse, ProviderError> {

@@ -500,14 +500,7 @@ impl Provider for Azure {
                 }
             }
         }
-        let mut results = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.into_iter().enumerate() {
-            match out[i].take() {
-                Some(res) => results.push(res),
-                None => results.push(self.read(r).await),
-            }
-        }
-        results
+        super::read_rest(self, reqs, out).await
     }
 
     async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
