@@ -164,33 +164,29 @@ pub async fn build(
                             continue;
                         }
                         let (rec, cur) = (prior.attributes.get(k), current.get(k));
-                        if cur == Some(want) && !is_unknown(want) {
-                            // Live already as wanted, but state records something else (a
-                            // change that landed in a run that failed): record it again.
-                            if rec != Some(want) {
-                                behind = true;
-                                let s = sensitive.contains(k) || prior.sensitive.contains(k);
-                                diffs.push(AttrChange {
-                                    name: k.clone(),
-                                    before: redact(rec, s),
-                                    after: redact(Some(want), s),
-                                    sensitive: s,
-                                    forces_replace: false,
-                                });
-                            }
+                        let live_as_wanted = cur == Some(want) && !is_unknown(want);
+                        if live_as_wanted && rec == Some(want) {
                             continue;
                         }
-                        if is_unknown(want) || rec != Some(want) {
-                            template_changed = true;
+                        let (before, fnew) = if live_as_wanted {
+                            // State records something else (a change that landed in a run
+                            // that failed): apply again so state records it.
+                            behind = true;
+                            (rec, false)
                         } else {
-                            drifted = true;
-                        }
-                        let fnew = schema.attr(k).is_some_and(|a| a.force_new);
-                        force |= fnew;
+                            if is_unknown(want) || rec != Some(want) {
+                                template_changed = true;
+                            } else {
+                                drifted = true;
+                            }
+                            let fnew = schema.attr(k).is_some_and(|a| a.force_new);
+                            force |= fnew;
+                            (cur, fnew)
+                        };
                         let s = sensitive.contains(k) || prior.sensitive.contains(k);
                         diffs.push(AttrChange {
                             name: k.clone(),
-                            before: redact(cur, s),
+                            before: redact(before, s),
                             after: redact(Some(want), s),
                             sensitive: s,
                             forces_replace: fnew,

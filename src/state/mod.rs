@@ -254,12 +254,6 @@ pub trait StateStore: Send + Sync {
     fn audit(&self) -> Result<Vec<audit::AuditEvent>, StateError>;
     /// The keyed digest of a record, as audit events carry it.
     fn digest(&self, record: &ResourceRecord) -> String;
-    /// Checks the audit chains and that state is what they last wrote; the problems found.
-    fn verify_audit(&self) -> Result<Vec<String>, StateError> {
-        Ok(audit::verify(&self.audit()?, &self.resources()?, |r| {
-            self.digest(r)
-        }))
-    }
     /// Everything, secrets sealed.
     fn export(&self) -> Result<Export, StateError>;
     /// Replaces everything with an export.

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use super::audit::AuditEvent;
 use super::crypto::Key;
@@ -394,9 +395,23 @@ impl S3Store {
                 // The uploaded state holds every intent: their objects are redundant now.
                 let done: Vec<String> =
                     std::mem::take(&mut *self.intent_objects.lock().unwrap_or_else(|e| e.into_inner()));
-                for key in done {
+                // One DeleteObjects call per 1,000 keys; a leftover is only reconciled again.
+                for chunk in done.chunks(1000) {
+                    let objects: Vec<ObjectIdentifier> = chunk
+                        .iter()
+                        .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                        .collect();
+                    let Ok(delete) = Delete::builder().set_objects(Some(objects)).quiet(true).build()
+                    else {
+                        continue;
+                    };
                     let _ = self.call_on(async {
-                        client.delete_object().bucket(&at.bucket).key(&key).send().await
+                        client
+                            .delete_objects()
+                            .bucket(&at.bucket)
+                            .delete(delete)
+                            .send()
+                            .await
                     });
                 }
                 Ok(())

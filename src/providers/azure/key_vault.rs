@@ -6,7 +6,9 @@
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, PlanResponse, ProviderError, ResourceSchema};
-use super::{arm_json, check_name, classify, found, model, req, split_tags, tags, Clients, Live};
+use super::{
+    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
+};
 use crate::value::Attrs;
 
 const SKUS: &[&str] = &["standard", "premium"];
@@ -45,15 +47,7 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
         },
         "3-24 letters, digits and single hyphens, starting with a letter, unique across Azure",
     )?;
-    match c.get("sku_name").and_then(Value::as_str) {
-        Some(s) if s != crate::value::UNKNOWN && !SKUS.contains(&s) => {
-            return Err(ProviderError::Invalid(format!(
-                "`sku_name` is `{s}`: expected one of {}",
-                SKUS.join(", ")
-            )))
-        }
-        _ => {}
-    }
+    one_of(c, "sku_name", SKUS)?;
     match c.get("soft_delete_retention_days") {
         Some(Value::Number(n)) if !(7..=90).contains(&n.as_u64().unwrap_or(0)) => Err(
             ProviderError::Invalid(format!("`soft_delete_retention_days` is {n}: 7 to 90")),

@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{arm_json, check_name, classify, found, model, req, split_tags, tags, Clients, Live};
+use super::{
+    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
+};
 use crate::value::Attrs;
 
 const TIERS: &[&str] = &["Standard", "Premium"];
@@ -56,19 +58,6 @@ pub(super) fn schemas() -> Vec<ResourceSchema> {
             ],
         },
     ]
-}
-
-/// Checks that an attribute, when set and known, is one of `allowed`.
-fn one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), ProviderError> {
-    match c.get(key).and_then(Value::as_str) {
-        Some(v) if v != crate::value::UNKNOWN && !allowed.contains(&v) => {
-            Err(ProviderError::Invalid(format!(
-                "`{key}` is `{v}`: expected one of {}",
-                allowed.join(", ")
-            )))
-        }
-        _ => Ok(()),
-    }
 }
 
 pub(super) fn validate_account(c: &Attrs) -> Result<(), ProviderError> {
