@@ -19,7 +19,8 @@ use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
-    ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, Registry,
+    ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, RecoverRequest,
+    Recovery, Registry,
 };
 use crate::state::{
     now_precise, now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore,
@@ -180,7 +181,7 @@ async fn call_with_retries<R, T, F, Fut>(
 ) -> Vec<Result<T, ProviderError>>
 where
     R: Clone,
-    F: Fn(Vec<R>) -> Fut,
+    F: Fn(Vec<R>, u32) -> Fut,
     Fut: std::future::Future<Output = Vec<Result<T, ProviderError>>>,
 {
     let mut results: Vec<Option<Result<T, ProviderError>>> = reqs.iter().map(|_| None).collect();
@@ -188,7 +189,7 @@ where
     let mut attempt = 0;
     while !pending.is_empty() {
         let batch: Vec<R> = pending.iter().map(|&i| reqs[i].clone()).collect();
-        let out = match tokio::time::timeout(opts.timeout, call(batch)).await {
+        let out = match tokio::time::timeout(opts.timeout, call(batch, attempt)).await {
             Ok(out) => out,
             Err(_) => pending
                 .iter()
@@ -224,7 +225,52 @@ async fn call_apply(
     reqs: Vec<ApplyRequest>,
     opts: Options,
 ) -> Vec<Result<ApplyResponse, ProviderError>> {
-    call_with_retries(reqs, opts, |batch| p.apply(batch)).await
+    call_with_retries(reqs, opts, |batch, attempt| {
+        let p = p.clone();
+        async move {
+            if attempt == 0 {
+                return p.apply(batch).await;
+            }
+            // A create that failed may still have happened (a later step of it failed, or
+            // the answer was lost): look for it with the same token before creating again.
+            let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
+                batch.iter().map(|_| None).collect();
+            let mut again = Vec::new();
+            for (i, r) in batch.into_iter().enumerate() {
+                if r.prior.is_none() {
+                    let found = p
+                        .recover(RecoverRequest {
+                            address: r.address.clone(),
+                            op: IntentOp::Create,
+                            config: r.config.clone(),
+                            prior: None,
+                            id: None,
+                            token: r.token.clone(),
+                        })
+                        .await;
+                    if let Ok(Recovery::Adopt(resp)) = found {
+                        out[i] = Some(Ok(resp));
+                        continue;
+                    }
+                }
+                again.push((i, r));
+            }
+            let (idx, rest): (Vec<usize>, Vec<ApplyRequest>) = again.into_iter().unzip();
+            if !rest.is_empty() {
+                for (i, res) in idx.into_iter().zip(p.apply(rest).await) {
+                    out[i] = Some(res);
+                }
+            }
+            out.into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| {
+                        Err(ProviderError::Failed("no result from provider".into()))
+                    })
+                })
+                .collect()
+        }
+    })
+    .await
 }
 
 async fn call_delete(
@@ -232,7 +278,7 @@ async fn call_delete(
     reqs: Vec<DeleteRequest>,
     opts: Options,
 ) -> Vec<Result<(), ProviderError>> {
-    call_with_retries(reqs, opts, |batch| p.delete_many(batch)).await
+    call_with_retries(reqs, opts, |batch, _| p.delete_many(batch)).await
 }
 
 /// Checks that every known planned value survived apply.
