@@ -99,8 +99,7 @@ fn a_thousand_records_take_two_change_calls_to_create_and_to_delete_and_refresh_
         changes <= 2,
         "1,000 tenant records (and the edge record) in {changes} ChangeResourceRecordSets calls"
     );
-    let plan: Value =
-        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let plan = crate::support::plan_json(&ws, &["--detailed-exitcode"]);
     let lists = api_calls(&plan, "route53.ListResourceRecordSets");
     assert!(
         lists <= 5,

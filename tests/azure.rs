@@ -409,8 +409,7 @@ fn killed_applies_leave_the_inventory_equal_to_state() {
     let kills = crate::support::kill_applies(&ws, &args, 12, &[0, 1, 1, 2, 3], (30, 15));
     assert!(kills >= 10, "only {kills} runs were killed mid-way");
     ws.ok(&["apply", "--auto-approve"], 0);
-    let plan: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let plan = crate::support::plan_json(&ws, &["--detailed-exitcode"]);
     let calls = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(
         (calls("recordSets.list"), calls("recordSets.get")),
@@ -520,8 +519,7 @@ fn refresh_lists_a_zones_record_sets_page_by_page() {
         );
     }
     ws.ok(&["apply", "--auto-approve"], 0);
-    let plan: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let plan = crate::support::plan_json(&ws, &["--detailed-exitcode"]);
     let calls = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(
         (calls("recordSets.list"), calls("recordSets.get")),

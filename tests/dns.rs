@@ -322,8 +322,7 @@ fn fifty_records_refresh_with_one_zone_transfer() {
     let bind = Bind::start(&["example.test", "acme.test"]);
     let ws = records_only(&bind, 50);
     ws.ok(&["apply", "--auto-approve"], 0);
-    let plan: Value =
-        serde_json::from_str(&ws.ok(&["plan", "--json", "--detailed-exitcode"], 0).stdout).unwrap();
+    let plan = crate::support::plan_json(&ws, &["--detailed-exitcode"]);
     let count = |op: &str| crate::support::api_calls(&plan, op);
     assert_eq!(count("AXFR"), 1, "{plan}");
     assert_eq!(count("Query"), 0, "{plan}");

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{kill_applies, tenant_yaml, walk, Ws};
+use crate::support::{add_slow_module, kill_applies, tenant_yaml, walk, write_slow_module, Ws};
 
 #[test]
 fn saved_plan_applies_exactly_what_was_shown_and_stale_plans_are_refused() {
@@ -72,24 +72,6 @@ fn saved_plan_applies_exactly_what_was_shown_and_stale_plans_are_refused() {
             .contains("workspace files changed since the plan was made"),
         "{}",
         r.all()
-    );
-}
-
-fn add_slow_module(ws: &Ws, duration: &str) {
-    ws.write(
-        "modules/test/slow/module.yaml",
-        "description: waits on create\n",
-    );
-    ws.write(
-        "modules/test/slow/slow.yaml.tera",
-        &format!(
-            "- type: time_sleep\n  name: pause\n  properties: {{ create_duration: {duration} }}\n"
-        ),
-    );
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/slow\n",
     );
 }
 
@@ -302,14 +284,7 @@ fn a_saved_plan_is_refused_after_a_killed_run_left_operations_behind() {
         std::fs::remove_file(ws.join(&format!("tenants/{t}.yaml"))).unwrap();
     }
     std::fs::remove_file(ws.join("shared.yaml")).unwrap();
-    ws.write(
-        "modules/test/slow/module.yaml",
-        "description: waits on create\n",
-    );
-    ws.write(
-        "modules/test/slow/slow.yaml.tera",
-        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
-    );
+    write_slow_module(&ws, "3s");
     ws.write("plans/basic.yaml", "modules:\n  - use: test/slow\n");
     let plan_file = ws.join("plan.bin");
     ws.ok(&["plan", "--out", plan_file.to_str().unwrap()], 0);

@@ -224,19 +224,7 @@ fn intents_of_a_killed_run_wait_in_s3_until_the_next_run_reconciles_them() {
     let ws = workspace(&moto);
     ws.ok(&["apply", "--auto-approve"], 0);
     // A resource whose create takes a while: the run is killed during that call.
-    ws.write(
-        "modules/test/slow/module.yaml",
-        "description: waits on create\n",
-    );
-    ws.write(
-        "modules/test/slow/slow.yaml.tera",
-        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
-    );
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/slow\n",
-    );
+    crate::support::add_slow_module(&ws, "3s");
     let kills = kill_applies(&ws, &["apply", "--auto-approve"], 1, &[0], (1500, 0));
     assert_eq!(kills, 1);
     let left: Vec<String> = objects(&moto);

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::support::Ws;
+use crate::support::{plan_json, Ws};
 
 const QUICKSTART_FILES: &[&str] = &[
     "out/acme/db.env",
@@ -21,12 +21,6 @@ const QUICKSTART_FILES: &[&str] = &[
 fn mode(ws: &Ws, p: &str) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(ws.join(p)).unwrap().permissions().mode() & 0o777
-}
-
-fn plan_json(ws: &Ws, extra: &[&str]) -> Value {
-    let mut args = vec!["plan", "--json"];
-    args.extend(extra);
-    serde_json::from_str(&ws.ok(&args, 0).stdout).unwrap()
 }
 
 #[test]
@@ -463,19 +457,7 @@ fn prevent_destroy_refuses_the_plan_naming_the_resource() {
 #[test]
 fn a_timed_out_call_keeps_its_intent_and_the_next_run_reconciles_it() {
     let ws = Ws::example("quickstart");
-    ws.write(
-        "modules/test/slow/module.yaml",
-        "description: waits on create\n",
-    );
-    ws.write(
-        "modules/test/slow/slow.yaml.tera",
-        "- type: time_sleep\n  name: pause\n  properties: { create_duration: 3s }\n",
-    );
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/slow\n",
-    );
+    crate::support::add_slow_module(&ws, "3s");
     let r = ws.ok(&["apply", "--auto-approve", "--timeout", "500ms"], 1);
     assert!(
         r.stdout

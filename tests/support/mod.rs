@@ -256,3 +256,34 @@ pub fn api_calls(json: &serde_json::Value, op: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Writes module `test/slow`: one `time_sleep` whose create takes `duration`.
+pub fn write_slow_module(ws: &Ws, duration: &str) {
+    ws.write(
+        "modules/test/slow/module.yaml",
+        "description: waits on create\n",
+    );
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        &format!(
+            "- type: time_sleep\n  name: pause\n  properties: {{ create_duration: {duration} }}\n"
+        ),
+    );
+}
+
+/// Adds module `test/slow` (see `write_slow_module`) to the quick start's basic tier.
+pub fn add_slow_module(ws: &Ws, duration: &str) {
+    write_slow_module(ws, duration);
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/slow\n",
+    );
+}
+
+/// `plan --json` plus `extra` (expected to exit 0), parsed.
+pub fn plan_json(ws: &Ws, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["plan", "--json"];
+    args.extend(extra);
+    serde_json::from_str(&ws.ok(&args, 0).stdout).unwrap()
+}
