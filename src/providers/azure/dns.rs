@@ -535,7 +535,7 @@ impl AzureChallengeZone {
 }
 
 /// Where a zone's answers are checked: `preferred`, else the provider's `dns_nameservers`,
-/// else the zone's own name servers (looked up by name).
+/// else the zone's own name servers (looked up by name, once per run).
 async fn name_servers(
     cx: &Clients,
     resource_group: &str,
@@ -547,6 +547,11 @@ async fn name_servers(
     }
     if let Some(list) = cx.dns_nameservers.as_ref().filter(|l| !l.is_empty()) {
         return Ok(list.clone());
+    }
+    let key = (resource_group.to_string(), zone.to_string());
+    let mut cache = cx.zone_servers.lock().await;
+    if let Some(found) = cache.get(&key) {
+        return Ok(found.clone());
     }
     let mut c = Attrs::new();
     c.insert("resource_group_name".into(), json!(resource_group));
@@ -566,6 +571,7 @@ async fn name_servers(
              dns_nameservers to name servers this machine reaches (or [] to skip served-answer checks)"
         )));
     }
+    cache.insert(key, out.clone());
     Ok(out)
 }
 

@@ -25,6 +25,7 @@ mod key_vault;
 mod lro;
 mod storage;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -86,6 +87,8 @@ struct Clients {
     stats: Arc<ApiStats>,
     /// Blob endpoint and key per storage account name, read through ARM once per run.
     accounts: tokio::sync::Mutex<storage::Accounts>,
+    /// Each zone's own name servers, looked up once per run: (resource group, zone).
+    zone_servers: tokio::sync::Mutex<HashMap<(String, String), Vec<std::net::SocketAddr>>>,
 }
 
 impl Clients {
@@ -330,6 +333,7 @@ impl Azure {
             ),
             stats,
             accounts: Default::default(),
+            zone_servers: Default::default(),
         };
         Ok(Ok(Arc::new(clients)))
     }
