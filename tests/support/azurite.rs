@@ -33,6 +33,14 @@ fn binary() -> PathBuf {
     tools.join("azurite-3.37.0/node_modules/.bin/azurite-blob")
 }
 
+/// A runtime for the blob client's calls.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 impl Azurite {
     /// Starts Azurite knowing `accounts` (all with the key the ARM contract server lists);
     /// fails loudly when it is not installed.
@@ -97,10 +105,7 @@ impl Azurite {
 
     /// `account/container` of every container, sorted.
     pub fn containers(&self) -> Vec<String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let mut all = Vec::new();
         for account in &self.accounts {
             let service = self.client(account).blob_service_client();
@@ -119,10 +124,7 @@ impl Azurite {
 
     /// Deletes a container out of band.
     pub fn delete_container(&self, account: &str, name: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let client = self.client(account).container_client(name);
         rt.block_on(client.delete().into_future())
             .expect("delete container");
