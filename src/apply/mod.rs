@@ -19,8 +19,8 @@ use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
-    ApplyRequest, ApplyResponse, DeleteRequest, IntentOp, Provider, ProviderError, RecoverRequest,
-    Recovery, Registry,
+    ApplyRequest, ApplyResponse, DeleteRequest, ErrorKind, IntentOp, Provider, ProviderError,
+    RecoverRequest, Recovery, Registry,
 };
 use crate::state::{
     now_precise, now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore,
@@ -165,6 +165,9 @@ fn token(addr: &ResourceAddr) -> String {
     )
 }
 
+/// The longest single wait between two attempts, whatever a service asks for.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
 fn backoff(opts: &Options, attempt: u32) -> Duration {
     let base = opts.backoff.saturating_mul(1u32 << attempt.min(10));
     let jitter = rand::thread_rng().gen_range(0..=base.as_millis().max(1) as u64 / 2);
@@ -172,8 +175,9 @@ fn backoff(opts: &Options, attempt: u32) -> Duration {
 }
 
 /// Calls the provider with a batch, retrying the requests whose errors are retryable
-/// (with backoff) up to `opts.attempts`; one result per request, in order. A call that
-/// exceeds `opts.timeout` fails all its requests with "timed out".
+/// (with backoff, or the service's `Retry-After` when longer) up to `opts.attempts`; one
+/// result per request, in order. A call that exceeds `opts.timeout` fails all its
+/// requests as timed out, which leaves their outcome unknown.
 async fn call_with_retries<R, T, F, Fut>(
     reqs: Vec<R>,
     opts: Options,
@@ -194,7 +198,7 @@ where
             Err(_) => pending
                 .iter()
                 .map(|_| {
-                    Err(ProviderError::Failed(format!(
+                    Err(ProviderError::timed_out(format!(
                         "timed out after {:?}",
                         opts.timeout
                     )))
@@ -203,20 +207,25 @@ where
         };
         attempt += 1;
         let mut retry = Vec::new();
+        let mut wait = backoff(&opts, attempt);
         for (&i, r) in pending.iter().zip(out) {
             match r {
-                Err(e) if e.is_retryable() && attempt < opts.attempts => retry.push(i),
+                Err(e) if e.is_retryable() && attempt < opts.attempts => {
+                    // A throttled call waits at least as long as the service asked.
+                    wait = wait.max(e.retry_after().unwrap_or_default());
+                    retry.push(i);
+                }
                 other => results[i] = Some(other),
             }
         }
         pending = retry;
         if !pending.is_empty() {
-            tokio::time::sleep(backoff(&opts, attempt)).await;
+            tokio::time::sleep(wait.min(MAX_RETRY_WAIT)).await;
         }
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(ProviderError::Failed("no result from provider".into()))))
+        .map(|r| r.unwrap_or_else(|| Err(ProviderError::failed("no result from provider"))))
         .collect()
 }
 
@@ -264,7 +273,7 @@ async fn call_apply(
             out.into_iter()
                 .map(|o| {
                     o.unwrap_or_else(|| {
-                        Err(ProviderError::Failed("no result from provider".into()))
+                        Err(ProviderError::failed("no result from provider"))
                     })
                 })
                 .collect()
@@ -282,15 +291,15 @@ async fn call_delete(
 }
 
 /// Checks that every known planned value survived apply.
-fn check_result(config: &Attrs, got: &ApplyResponse) -> Result<(), String> {
+fn check_result(config: &Attrs, got: &ApplyResponse) -> Result<(), ProviderError> {
     for (k, want) in config {
         if is_unknown(want) {
             continue;
         }
         if got.attributes.get(k) != Some(want) {
-            return Err(format!(
+            return Err(ProviderError::failed(format!(
                 "provider bug: attribute `{k}` came back different from the planned value"
-            ));
+            )));
         }
     }
     Ok(())
@@ -426,6 +435,8 @@ pub async fn apply(
     // Ready changes not yet handed to a task.
     let mut pending: VecDeque<(usize, Step)> = VecDeque::new();
     let mut tasks: JoinSet<(Vec<Job>, TaskResult)> = JoinSet::new();
+    // The changes each task carries, to fail them if the task panics.
+    let mut in_flight: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
     // The bound is on provider calls in flight: a batch of records is one call.
     let parallelism = opts.parallelism.max(1);
 
@@ -482,6 +493,7 @@ pub async fn apply(
                 continue;
             }
             store.begin_many(&intents)?;
+            let changes: Vec<usize> = jobs.iter().map(|j| j.change).collect();
             let o = opts.clone();
             if step == Step::Delete {
                 let reqs: Vec<DeleteRequest> = jobs
@@ -497,10 +509,11 @@ pub async fn apply(
                     })
                     .collect();
                 let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
-                tasks.spawn(async move {
+                let handle = tasks.spawn(async move {
                     let out = call_delete(provider, reqs, o).await;
                     (jobs, TaskResult::Delete(idx.into_iter().zip(out).collect()))
                 });
+                in_flight.insert(handle.id(), changes);
             } else {
                 let reqs: Vec<ApplyRequest> = jobs
                     .iter()
@@ -512,25 +525,32 @@ pub async fn apply(
                     })
                     .collect();
                 let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
-                tasks.spawn(async move {
+                let handle = tasks.spawn(async move {
                     let out = call_apply(provider, reqs, o).await;
                     (jobs, TaskResult::Put(idx.into_iter().zip(out).collect()))
                 });
+                in_flight.insert(handle.id(), changes);
             }
         }
         if tasks.is_empty() && pending.is_empty() {
             break;
         }
-        let Some(joined) = tasks.join_next().await else {
+        let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
         let (jobs, result) = match joined {
-            Ok(x) => x,
+            Ok((id, x)) => {
+                in_flight.remove(&id);
+                x
+            }
+            // The outcome of the calls is unknown: their intents stay for the next run.
             Err(e) => {
-                return Err(ApplyError::State(StateError::Storage {
-                    path: "executor".into(),
-                    message: format!("a provider task panicked: {e}"),
-                }))
+                let err = ProviderError::new(ErrorKind::Panicked, e.to_string());
+                for ci in in_flight.remove(&e.id()).unwrap_or_default() {
+                    let msg = format!("{err}; the next run will reconcile it");
+                    fail(&mut run, &mut queue, ci, msg);
+                }
+                continue;
             }
         };
         match result {
@@ -574,23 +594,19 @@ pub async fn apply(
                         .get(&c.address.rtype)
                         .map(|(p, _)| p.name().to_string())
                         .unwrap_or_default();
-                    match r
-                        .map_err(|e| e.to_string())
-                        .and_then(|resp| check_result(&job.config, &resp).map(|_| resp))
-                    {
+                    match r.and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
                         Ok(resp) => {
                             let rec = run.record(job, resp, &provider_name);
                             commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
                             outcomes.push((ci, Ok(rec)));
                         }
                         // The object may exist: keep the intent for the next run to reconcile.
-                        Err(msg) if msg.starts_with("timed out") => {
-                            outcomes
-                                .push((ci, Err(format!("{msg}; the next run will reconcile it"))));
+                        Err(e) if e.outcome_unknown() => {
+                            outcomes.push((ci, Err(format!("{e}; the next run will reconcile it"))));
                         }
-                        Err(msg) => {
+                        Err(e) => {
                             commits.push((job.token.clone(), Outcome::Nothing));
-                            outcomes.push((ci, Err(msg)));
+                            outcomes.push((ci, Err(e.to_string())));
                         }
                     }
                 }

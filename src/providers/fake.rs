@@ -99,11 +99,11 @@ impl Provider for Fake {
             .map(|r| {
                 let name = r.address.name.clone();
                 if st.fatal.contains(&name) {
-                    return Err(ProviderError::Invalid(format!("{name} is refused")));
+                    return Err(ProviderError::invalid(format!("{name} is refused")));
                 }
                 if let Some(n) = st.transient.get_mut(&name).filter(|n| **n > 0) {
                     *n -= 1;
-                    return Err(ProviderError::Transient("throttled".into()));
+                    return Err(ProviderError::transient("throttled"));
                 }
                 let mut a = r.config.clone();
                 let uid = r

@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod dns;
 #[cfg(test)]
 pub mod fake;
+mod error;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
+pub use error::{ErrorKind, ProviderError};
 pub use stats::ApiStats;
 
 /// How an attribute is set.
@@ -103,45 +105,6 @@ impl ResourceSchema {
     /// An attribute by name.
     pub fn attr(&self, name: &str) -> Option<&AttrSchema> {
         self.attributes.iter().find(|a| a.name == name)
-    }
-}
-
-/// A provider call that failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProviderError {
-    /// The configuration cannot be applied (bad value, missing field, path outside root).
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// A temporary failure (throttling, 5xx, busy): worth retrying.
-    #[error("temporary failure: {0}")]
-    Transient(String),
-    /// Credentials were refused.
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    /// The object exists and belongs to someone else, or changed concurrently.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// Any other failure, not retried.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl ProviderError {
-    /// Whether the engine should retry the call.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Transient(_))
-    }
-
-    /// Maps an I/O error: interrupted/would-block are transient, the rest fatal.
-    pub fn io(what: &str, e: &std::io::Error) -> Self {
-        use std::io::ErrorKind as K;
-        match e.kind() {
-            K::Interrupted | K::WouldBlock | K::TimedOut => {
-                ProviderError::Transient(format!("{what}: {e}"))
-            }
-            _ => ProviderError::Failed(format!("{what}: {e}")),
-        }
     }
 }
 

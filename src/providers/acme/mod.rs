@@ -53,16 +53,30 @@ pub struct Acme {
     stats: Arc<ApiStats>,
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> ProviderError {
+/// Maps an ACME client error by its RFC 8555 problem type or transport failure.
+fn failed(what: &str, e: instant_acme::Error) -> ProviderError {
+    const PROBLEM: &str = "urn:ietf:params:acme:error:";
     let msg = format!("{what}: {e}");
-    if msg.contains("rateLimited")
-        || msg.contains("serverInternal")
-        || msg.contains("badNonce")
-        || msg.contains("connection")
-    {
-        ProviderError::Transient(msg)
-    } else {
-        ProviderError::Failed(msg)
+    match &e {
+        instant_acme::Error::Api(p) => {
+            let problem = p.r#type.as_deref().and_then(|t| t.strip_prefix(PROBLEM));
+            match (problem, p.status) {
+                (Some("rateLimited"), _) | (_, Some(429)) => ProviderError::throttled(msg, None),
+                (Some("serverInternal" | "badNonce"), _) | (_, Some(500..=599)) => {
+                    ProviderError::transient(msg)
+                }
+                (Some("unauthorized" | "accountDoesNotExist"), _) => ProviderError::auth(msg),
+                (Some("malformed" | "rejectedIdentifier" | "badCSR" | "caa"), _) => {
+                    ProviderError::invalid(msg)
+                }
+                _ => ProviderError::failed(msg),
+            }
+        }
+        instant_acme::Error::Http(_)
+        | instant_acme::Error::Hyper(_)
+        | instant_acme::Error::Other(_)
+        | instant_acme::Error::Timeout(_) => ProviderError::transient(msg),
+        _ => ProviderError::failed(msg),
     }
 }
 
@@ -149,8 +163,8 @@ impl Acme {
 
     fn directory(&self) -> Result<String, ProviderError> {
         self.settings.directory.clone().ok_or_else(|| {
-            ProviderError::Invalid(
-                "[providers.acme] `directory` is not set in landlord.toml".into(),
+            ProviderError::invalid(
+                "[providers.acme] `directory` is not set in landlord.toml",
             )
         })
     }
@@ -158,7 +172,7 @@ impl Acme {
     fn builder(&self) -> Result<instant_acme::AccountBuilder, ProviderError> {
         match &self.settings.ca_bundle {
             Some(p) => Account::builder_with_root(p).map_err(|e| {
-                ProviderError::Invalid(format!("[providers.acme] ca_bundle `{}`: {e}", p.display()))
+                ProviderError::invalid(format!("[providers.acme] ca_bundle `{}`: {e}", p.display()))
             }),
             None => Account::builder().map_err(|e| failed("acme client", e)),
         }
@@ -193,7 +207,7 @@ impl Acme {
         a.insert("account_url".into(), json!(account.id()));
         a.insert(
             "credentials".into(),
-            json!(serde_json::to_string(&creds).map_err(|e| ProviderError::Failed(e.to_string()))?),
+            json!(serde_json::to_string(&creds).map_err(|e| ProviderError::failed(e.to_string()))?),
         );
         Ok(ApplyResponse {
             id: account.id().to_string(),
@@ -218,7 +232,7 @@ impl Acme {
                     .and_then(|m| m.get(k))
                     .and_then(Value::as_str)
                     .ok_or_else(|| {
-                        ProviderError::Invalid(format!(
+                        ProviderError::invalid(format!(
                             "`dns_challenge_provider = \"azure\"` needs `dns_challenge_config.{k}`"
                         ))
                     })
@@ -229,13 +243,13 @@ impl Acme {
                 self.servers.verification_nameservers().to_vec(),
             );
         }
-        Err(ProviderError::Invalid(format!("`dns_challenge_provider` `{provider}` is neither a [providers.dns.<name>] of landlord.toml nor `azure`")))
+        Err(ProviderError::invalid(format!("`dns_challenge_provider` `{provider}` is neither a [providers.dns.<name>] of landlord.toml nor `azure`")))
     }
 
     async fn issue(&self, c: &Attrs) -> Result<ApplyResponse, ProviderError> {
         let creds: AccountCredentials = serde_json::from_str(req_str(c, "account_credentials")?)
             .map_err(|e| {
-                ProviderError::Invalid(format!(
+                ProviderError::invalid(format!(
                     "`account_credentials` are not ACME account credentials: {e}"
                 ))
             })?;
@@ -276,14 +290,14 @@ impl Acme {
                 if authz.status == AuthorizationStatus::Valid {
                     continue;
                 }
-                let mut ch = authz.challenge(ChallengeType::Dns01).ok_or_else(|| ProviderError::Failed("the ACME server offers no dns-01 challenge".into()))?;
+                let mut ch = authz.challenge(ChallengeType::Dns01).ok_or_else(|| ProviderError::failed("the ACME server offers no dns-01 challenge"))?;
                 let Identifier::Dns(domain) = ch.identifier().identifier.clone() else {
-                    return Err(ProviderError::Failed("unexpected ACME identifier".into()));
+                    return Err(ProviderError::failed("unexpected ACME identifier"));
                 };
                 let name = format!("_acme-challenge.{}", domain.trim_start_matches("*.")).to_ascii_lowercase();
                 let value = ch.key_authorization().dns_value();
                 if !server.serves(&name) {
-                    return Err(ProviderError::Invalid(format!("dns provider `{provider}` (zone `{}`) cannot publish `{name}`", server.zone())));
+                    return Err(ProviderError::invalid(format!("dns provider `{provider}` (zone `{}`) cannot publish `{name}`", server.zone())));
                 }
                 server.add_txt(&name, &value).await?;
                 written.push((name.clone(), value.clone()));
@@ -295,15 +309,15 @@ impl Acme {
             self.stats.record(NAME, "PollOrder");
             let status = order.poll_ready(&retry).await.map_err(|e| failed("acme order", e))?;
             if status != OrderStatus::Ready {
-                return Err(ProviderError::Failed(format!(
+                return Err(ProviderError::failed(format!(
                     "the ACME server did not validate the DNS-01 challenges for {} (order {status:?}): check that `{provider}` is authoritative for these names and reachable by the CA",
                     names.join(", ")
                 )));
             }
             let key = key_pair(opt_str(c, "key_type")?.unwrap_or("ecdsa-p256"))?;
-            let mut params = rcgen::CertificateParams::new(names.clone()).map_err(|e| ProviderError::Invalid(format!("invalid names: {e}")))?;
+            let mut params = rcgen::CertificateParams::new(names.clone()).map_err(|e| ProviderError::invalid(format!("invalid names: {e}")))?;
             params.distinguished_name = rcgen::DistinguishedName::new();
-            let csr = params.serialize_request(&key).map_err(|e| ProviderError::Failed(format!("csr: {e}")))?;
+            let csr = params.serialize_request(&key).map_err(|e| ProviderError::failed(format!("csr: {e}")))?;
             self.stats.record(NAME, "Finalize");
             order.finalize_csr(csr.der()).await.map_err(|e| failed("acme finalize", e))?;
             let chain = order.poll_certificate(&retry).await.map_err(|e| failed("acme certificate", e))?;
@@ -318,7 +332,7 @@ impl Acme {
         }
         let (chain, key_pem) = outcome?;
         if let Some(e) = cleanup_error {
-            return Err(ProviderError::Transient(format!(
+            return Err(ProviderError::transient(format!(
                 "certificate issued but a challenge record could not be removed: {e}"
             )));
         }
@@ -349,7 +363,7 @@ async fn wait_contains(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::Transient(format!(
+            return Err(ProviderError::transient(format!(
                 "challenge record `{name}` is not served after 30s"
             )));
         }
@@ -363,13 +377,13 @@ fn key_pair(kind: &str) -> Result<rcgen::KeyPair, ProviderError> {
         "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
         "rsa-2048" => &rcgen::PKCS_RSA_SHA256,
         other => {
-            return Err(ProviderError::Invalid(format!(
+            return Err(ProviderError::invalid(format!(
                 "unsupported `key_type` `{other}`: ecdsa-p256, ecdsa-p384 or rsa-2048"
             )))
         }
     };
     rcgen::KeyPair::generate_for(alg)
-        .map_err(|e| ProviderError::Failed(format!("key generation: {e}")))
+        .map_err(|e| ProviderError::failed(format!("key generation: {e}")))
 }
 
 /// The leaf certificate and the rest of the chain.
@@ -390,10 +404,10 @@ fn split_chain(chain: &str) -> (String, String) {
 /// `not_after` (RFC 3339) and serial (hex) of a PEM certificate.
 fn leaf_facts(pem: &str) -> Result<(String, String), ProviderError> {
     let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| ProviderError::Failed(format!("issued certificate is not PEM: {e}")))?;
+        .map_err(|e| ProviderError::failed(format!("issued certificate is not PEM: {e}")))?;
     let cert = p
         .parse_x509()
-        .map_err(|e| ProviderError::Failed(format!("issued certificate cannot be parsed: {e}")))?;
+        .map_err(|e| ProviderError::failed(format!("issued certificate cannot be parsed: {e}")))?;
     let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -461,7 +475,7 @@ impl Provider for Acme {
                 }
                 ("acme_registration", None) => self.register(&r.config).await,
                 ("acme_certificate", None) => self.issue(&r.config).await,
-                (other, _) => Err(ProviderError::Invalid(format!(
+                (other, _) => Err(ProviderError::invalid(format!(
                     "unknown resource type `{other}`"
                 ))),
             });

@@ -65,17 +65,17 @@ pub(super) fn validate_certificate(c: &Attrs) -> Result<(), ProviderError> {
         c.contains_key("private_key"),
     ) {
         (true, false, false) | (false, true, true) => Ok(()),
-        (true, true, _) => Err(ProviderError::Invalid(
-            "set either `domain_name` (request a certificate) or `certificate_body` (import one), not both".into(),
+        (true, true, _) => Err(ProviderError::invalid(
+            "set either `domain_name` (request a certificate) or `certificate_body` (import one), not both",
         )),
-        (false, true, false) => Err(ProviderError::Invalid(
-            "an imported certificate needs `private_key`".into(),
+        (false, true, false) => Err(ProviderError::invalid(
+            "an imported certificate needs `private_key`",
         )),
-        (_, false, true) => Err(ProviderError::Invalid(
-            "`private_key` goes with `certificate_body` (an imported certificate)".into(),
+        (_, false, true) => Err(ProviderError::invalid(
+            "`private_key` goes with `certificate_body` (an imported certificate)",
         )),
-        (false, false, false) => Err(ProviderError::Invalid(
-            "set `domain_name` to request a certificate, or `certificate_body` and `private_key` to import one".into(),
+        (false, false, false) => Err(ProviderError::invalid(
+            "set `domain_name` to request a certificate, or `certificate_body` and `private_key` to import one",
         )),
     }
 }
@@ -209,7 +209,7 @@ fn acm_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
                 .key(k)
                 .value(v)
                 .build()
-                .map_err(|e| ProviderError::Invalid(e.to_string()))
+                .map_err(|e| ProviderError::invalid(e.to_string()))
         })
         .collect()
 }
@@ -284,7 +284,7 @@ async fn import_certificate(
     }
     let mut attrs = read_certificate(aws, c, &arn, cfg)
         .await?
-        .ok_or_else(|| ProviderError::Transient(format!("certificate `{arn}` not readable yet")))?;
+        .ok_or_else(|| ProviderError::transient(format!("certificate `{arn}` not readable yet")))?;
     keep_config(
         &mut attrs,
         cfg,
@@ -322,8 +322,8 @@ pub(super) async fn apply_certificate(
         }
         None => {
             if opt_str(cfg, "validation_method")?.is_some_and(|m| m != "DNS") {
-                return Err(ProviderError::Invalid(
-                    "only `validation_method: DNS` is supported".into(),
+                return Err(ProviderError::invalid(
+                    "only `validation_method: DNS` is supported",
                 ));
             }
             aws.count("acm", "RequestCertificate");
@@ -346,7 +346,7 @@ pub(super) async fn apply_certificate(
     };
     let mut attrs = read_certificate(aws, c, &arn, cfg)
         .await?
-        .ok_or_else(|| ProviderError::Transient(format!("certificate `{arn}` not readable yet")))?;
+        .ok_or_else(|| ProviderError::transient(format!("certificate `{arn}` not readable yet")))?;
     keep_config(
         &mut attrs,
         cfg,
@@ -424,7 +424,7 @@ fn timeout(c: &Attrs) -> Result<Duration, ProviderError> {
         return Ok(Duration::from_secs(300));
     };
     let bad = || {
-        ProviderError::Invalid(format!(
+        ProviderError::invalid(format!(
             "`timeout` must look like `90s` or `10m`, got `{t}`"
         ))
     };
@@ -469,13 +469,13 @@ pub(super) async fn apply_validation(
                 | CertificateStatus::Revoked
                 | CertificateStatus::Expired),
             ) => {
-                return Err(ProviderError::Failed(format!(
+                return Err(ProviderError::failed(format!(
                     "certificate `{arn}` is {}: it will not be issued",
                     s.as_str()
                 )));
             }
             _ if Instant::now() >= deadline => {
-                return Err(ProviderError::Failed(format!(
+                return Err(ProviderError::failed(format!(
                     "certificate `{arn}` was not issued within the validation timeout; check that its DNS validation records are published"
                 )));
             }

@@ -41,7 +41,7 @@ pub(super) fn alias_schema() -> ResourceSchema {
 
 pub(super) fn validate_key(c: &Attrs) -> Result<(), ProviderError> {
     match opt_u64(c, "deletion_window_in_days")? {
-        Some(d) if !(7..=30).contains(&d) => Err(ProviderError::Invalid(format!(
+        Some(d) if !(7..=30).contains(&d) => Err(ProviderError::invalid(format!(
             "`deletion_window_in_days` must be 7-30, got {d}"
         ))),
         _ => Ok(()),
@@ -54,7 +54,7 @@ pub(super) fn validate_alias(c: &Attrs) -> Result<(), ProviderError> {
             if n != UNKNOWN
                 && (!n.starts_with("alias/") || n.starts_with("alias/aws/") || n.len() > 256) =>
         {
-            Err(ProviderError::Invalid(format!(
+            Err(ProviderError::invalid(format!(
                 "alias name `{n}` must start with `alias/` (and not `alias/aws/`)"
             )))
         }
@@ -140,7 +140,7 @@ fn kms_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
                 .tag_key(k)
                 .tag_value(v)
                 .build()
-                .map_err(|e| ProviderError::Invalid(e.to_string()))
+                .map_err(|e| ProviderError::invalid(e.to_string()))
         })
         .collect()
 }
@@ -222,7 +222,7 @@ pub(super) async fn apply_key(
                 .map_err(|e| classify("kms CreateKey", e))?;
             let m = out
                 .key_metadata()
-                .ok_or_else(|| ProviderError::Failed("kms CreateKey returned no key".into()))?;
+                .ok_or_else(|| ProviderError::failed("kms CreateKey returned no key"))?;
             (
                 m.key_id().to_string(),
                 m.arn().unwrap_or_default().to_string(),
@@ -400,7 +400,7 @@ pub(super) async fn apply_alias(
     }
     let mut a = read_alias(aws, c, &req.config)
         .await?
-        .ok_or_else(|| ProviderError::Transient(format!("alias `{name}` not readable yet")))?;
+        .ok_or_else(|| ProviderError::transient(format!("alias `{name}` not readable yet")))?;
     a.insert("target_key_id".into(), json!(target));
     Ok(ApplyResponse {
         id: name.to_string(),

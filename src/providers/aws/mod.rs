@@ -233,7 +233,7 @@ impl Aws {
             "aws_acm_certificate_validation" => acm::apply_validation(self, &c, req).await,
             "aws_kms_key" => kms::apply_key(self, &c, req).await,
             "aws_kms_alias" => kms::apply_alias(self, &c, req).await,
-            other => Err(ProviderError::Invalid(format!(
+            other => Err(ProviderError::invalid(format!(
                 "unknown resource type `{other}`"
             ))),
         }
@@ -261,7 +261,7 @@ pub(crate) fn tags_of(c: &Attrs) -> Result<BTreeMap<String, String>, ProviderErr
                 other => Ok((k.clone(), other.to_string())),
             })
             .collect(),
-        Some(v) => Err(ProviderError::Invalid(format!(
+        Some(v) => Err(ProviderError::invalid(format!(
             "`tags` must be a mapping, got {v}"
         ))),
     }
@@ -305,7 +305,7 @@ pub(crate) fn keep_config(into: &mut Attrs, from: &Attrs, keys: &[&str]) {
 fn valid_region(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("region").and_then(Value::as_str) {
         Some(r) if r != crate::value::UNKNOWN && !REGIONS.contains(&r) => {
-            Err(ProviderError::Invalid(format!("unknown region `{r}`")))
+            Err(ProviderError::invalid(format!("unknown region `{r}`")))
         }
         _ => Ok(()),
     }
@@ -362,7 +362,7 @@ impl Provider for Aws {
             "aws_kms_key" => kms::read_key(self, &c, &req.id, &req.prior).await?,
             "aws_kms_alias" => kms::read_alias(self, &c, &req.prior).await?,
             other => {
-                return Err(ProviderError::Invalid(format!(
+                return Err(ProviderError::invalid(format!(
                     "unknown resource type `{other}`"
                 )))
             }
@@ -418,7 +418,7 @@ impl Provider for Aws {
             "aws_acm_certificate_validation" => Ok(()),
             "aws_kms_key" => kms::delete_key(self, &c, &req).await,
             "aws_kms_alias" => kms::delete_alias(self, &c, &req).await,
-            other => Err(ProviderError::Invalid(format!(
+            other => Err(ProviderError::invalid(format!(
                 "unknown resource type `{other}`"
             ))),
         }

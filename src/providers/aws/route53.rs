@@ -14,6 +14,7 @@ use super::error::{classify, code};
 use super::{keep_config, short_token, tags_with_address, user_tags, Aws, Clients};
 use crate::providers::builtin::{opt_str, opt_u64, req_str};
 use crate::providers::{
+    ErrorKind,
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
     RecoverRequest, ResourceSchema,
 };
@@ -76,7 +77,7 @@ fn check_name(what: &str, name: &str) -> Result<(), ProviderError> {
     if ok {
         Ok(())
     } else {
-        Err(ProviderError::Invalid(format!(
+        Err(ProviderError::invalid(format!(
             "invalid {what} `{name}`: expected lowercase DNS labels without a trailing dot"
         )))
     }
@@ -92,7 +93,7 @@ pub(super) fn validate_zone(c: &Attrs) -> Result<(), ProviderError> {
 pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
     if let Some(t) = known(c.get("type")) {
         if !RECORD_TYPES.contains(&t) {
-            return Err(ProviderError::Invalid(format!(
+            return Err(ProviderError::invalid(format!(
                 "unsupported record type `{t}`: expected one of {}",
                 RECORD_TYPES.join(", ")
             )));
@@ -104,8 +105,8 @@ pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
     let has_records = c.get("records").is_some_and(|v| !v.is_null());
     let has_alias = c.get("alias").is_some_and(|v| !v.is_null());
     if has_records == has_alias {
-        return Err(ProviderError::Invalid(
-            "set exactly one of `records` and `alias`".into(),
+        return Err(ProviderError::invalid(
+            "set exactly one of `records` and `alias`",
         ));
     }
     Ok(())
@@ -328,7 +329,7 @@ pub(super) async fn apply_zone(
     set_zone_tags(aws, c, &id, req).await?;
     let mut attrs = read_zone(aws, c, &id, &req.config)
         .await?
-        .ok_or_else(|| ProviderError::Transient(format!("hosted zone `{id}` not readable yet")))?;
+        .ok_or_else(|| ProviderError::transient(format!("hosted zone `{id}` not readable yet")))?;
     keep_config(&mut attrs, &req.config, &["comment", "tags"]);
     Ok(ApplyResponse {
         id,
@@ -369,7 +370,7 @@ pub(super) async fn delete_zone(
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ProviderError::Failed(e.to_string()))?;
+                .map_err(|e| ProviderError::failed(e.to_string()))?;
             submit(aws, c, &id, changes).await?;
         }
     }
@@ -377,7 +378,7 @@ pub(super) async fn delete_zone(
     match c.route53.delete_hosted_zone().id(&id).send().await {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_hosted_zone_not_empty()) => Err(ProviderError::Failed(format!(
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_hosted_zone_not_empty()) => Err(ProviderError::failed(format!(
             "hosted zone `{id}` still holds records that landlord does not manage; set `force_destroy: true` to delete them with the zone"
         ))),
         Err(e) => Err(classify("route53 DeleteHostedZone", e)),
@@ -543,7 +544,7 @@ pub(super) async fn read_records(
 fn record_set(c: &Attrs) -> Result<ResourceRecordSet, ProviderError> {
     let name = req_str(c, "name")?;
     let rtype = req_str(c, "type")?;
-    let bad = |e: aws_sdk_route53::error::BuildError| ProviderError::Invalid(e.to_string());
+    let bad = |e: aws_sdk_route53::error::BuildError| ProviderError::invalid(e.to_string());
     let mut b = ResourceRecordSet::builder()
         .name(name)
         .r#type(RrType::from(rtype));
@@ -571,7 +572,7 @@ fn record_set(c: &Attrs) -> Result<ResourceRecordSet, ProviderError> {
         let values = c
             .get("records")
             .and_then(Value::as_array)
-            .ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
+            .ok_or_else(|| ProviderError::invalid("`records` must be a list"))?;
         b = b.ttl(opt_u64(c, "ttl")?.unwrap_or(300) as i64);
         for v in values {
             let text = v
@@ -609,7 +610,7 @@ async fn submit(
     let batch = ChangeBatch::builder()
         .set_changes(Some(changes))
         .build()
-        .map_err(|e| ProviderError::Failed(e.to_string()))?;
+        .map_err(|e| ProviderError::failed(e.to_string()))?;
     c.route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -673,7 +674,7 @@ pub(super) async fn apply_records(
                 .action(action)
                 .resource_record_set(s)
                 .build()
-                .map_err(|e| ProviderError::Invalid(e.to_string()))
+                .map_err(|e| ProviderError::invalid(e.to_string()))
         });
         match (change, req_str(&r.config, "zone_id")) {
             (Ok(ch), Ok(z)) => by_zone.entry(z.to_string()).or_default().push((i, ch)),
@@ -722,11 +723,11 @@ pub(super) async fn apply_records(
         }
     }
     out.into_iter()
-        .map(|o| o.unwrap_or_else(|| Err(ProviderError::Failed("record was not submitted".into()))))
+        .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("record was not submitted"))))
         .collect()
 }
 
-/// A CREATE refused because the record "already exists": when the live record is exactly
+/// A CREATE refused because the record already exists: when the live record is exactly
 /// the planned one (a retried request that had landed) it is ours; when no such record is
 /// listed at all (an emulator keeps ghosts of deleted records) an UPSERT creates it;
 /// otherwise someone else's record is in the way and the error stands.
@@ -736,7 +737,7 @@ async fn identical(
     req: &ApplyRequest,
     err: ProviderError,
 ) -> Result<ApplyResponse, ProviderError> {
-    if req.prior.is_some() || !err.to_string().contains("already exists") {
+    if req.prior.is_some() || err.kind != ErrorKind::AlreadyExists {
         return Err(err);
     }
     let planned = planned_attrs(&req.config);
@@ -764,11 +765,11 @@ async fn identical(
                 .action(ChangeAction::Upsert)
                 .resource_record_set(record_set(&req.config)?)
                 .build()
-                .map_err(|e| ProviderError::Failed(e.to_string()))?;
+                .map_err(|e| ProviderError::failed(e.to_string()))?;
             submit(aws, c, req_str(&req.config, "zone_id")?, vec![change]).await?;
             ok()
         }
-        _ => Err(ProviderError::Conflict(format!(
+        _ => Err(ProviderError::conflict(format!(
             "{err}; the live record differs, so it was not created by landlord"
         ))),
     }
@@ -799,7 +800,7 @@ pub(super) async fn delete_records(
                     .action(ChangeAction::Delete)
                     .resource_record_set(record_set(&cur)?)
                     .build()
-                    .map_err(|e| ProviderError::Failed(e.to_string()))?;
+                    .map_err(|e| ProviderError::failed(e.to_string()))?;
                 Ok((z, ch))
             }),
             Err(e) => Err(e),
@@ -833,11 +834,7 @@ pub(super) async fn delete_records(
 /// A record or zone already gone counts as deleted.
 fn gone_is_success(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
     match r {
-        Err(ProviderError::Failed(m))
-            if m.contains("not found") || m.contains("NoSuchHostedZone") =>
-        {
-            Ok(())
-        }
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
         other => other,
     }
 }
@@ -865,6 +862,6 @@ pub(super) async fn delete_record(
         .action(ChangeAction::Delete)
         .resource_record_set(record_set(&current)?)
         .build()
-        .map_err(|e| ProviderError::Failed(e.to_string()))?;
+        .map_err(|e| ProviderError::failed(e.to_string()))?;
     gone_is_success(submit(aws, c, &zone, vec![change]).await)
 }

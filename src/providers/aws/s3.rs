@@ -12,6 +12,7 @@ use super::error::{classify, code};
 use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::builtin::{opt_bool, opt_str, req_str};
 use crate::providers::{
+    ErrorKind,
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
     ResourceSchema,
 };
@@ -56,7 +57,7 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
         && !name.starts_with("xn--")
         && !name.ends_with("-s3alias");
     if !ok {
-        return Err(ProviderError::Invalid(format!(
+        return Err(ProviderError::invalid(format!(
             "invalid bucket name `{name}`: 3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit"
         )));
     }
@@ -64,7 +65,7 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
         match sse.get("sse_algorithm").and_then(Value::as_str) {
             Some("AES256" | "aws:kms" | "aws:kms:dsse") | Some(UNKNOWN) => {}
             other => {
-                return Err(ProviderError::Invalid(format!(
+                return Err(ProviderError::invalid(format!(
                 "`server_side_encryption.sse_algorithm` must be AES256 or aws:kms, got {other:?}"
             )))
             }
@@ -221,8 +222,8 @@ async fn create(
             // Ours (same account) only if the tags say so; otherwise the name is taken.
             match claimable(aws, c, bucket, &req.address.to_string()).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(m)) => Err(ProviderError::Conflict(m)),
-                Err(ProviderError::Auth(_)) => Err(ProviderError::Conflict(format!(
+                Ok(Err(m)) => Err(ProviderError::conflict(m)),
+                Err(e) if e.kind == ErrorKind::Auth => Err(ProviderError::conflict(format!(
                     "bucket name `{bucket}` is owned by another AWS account; bucket names are global, choose another"
                 ))),
                 Err(other) => Err(other),
@@ -243,7 +244,7 @@ pub(super) async fn apply(
     if prior.is_none() {
         create(aws, c, req, bucket).await?;
     }
-    let bad = |e: aws_sdk_s3::error::BuildError| ProviderError::Invalid(e.to_string());
+    let bad = |e: aws_sdk_s3::error::BuildError| ProviderError::invalid(e.to_string());
 
     let tags = tags_with_address(cfg, &req.address)?
         .into_iter()
@@ -412,7 +413,7 @@ async fn all_versions(
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            .map_err(|e| ProviderError::failed(e.to_string()))?;
         out.extend(ids);
         if page.is_truncated() != Some(true) {
             return Ok(out);
@@ -434,7 +435,7 @@ pub(super) async fn delete(
     let objects = all_versions(aws, c, bucket).await?;
     if !objects.is_empty() {
         if req.prior.get("force_destroy").and_then(Value::as_bool) != Some(true) {
-            return Err(ProviderError::Failed(format!(
+            return Err(ProviderError::failed(format!(
                 "bucket `{bucket}` holds {} objects (versions included); set `force_destroy: true` to delete them with the bucket",
                 objects.len()
             )));
@@ -445,7 +446,7 @@ pub(super) async fn delete(
                 .set_objects(Some(chunk.to_vec()))
                 .quiet(true)
                 .build()
-                .map_err(|e| ProviderError::Failed(e.to_string()))?;
+                .map_err(|e| ProviderError::failed(e.to_string()))?;
             c.s3.delete_objects()
                 .bucket(bucket)
                 .delete(del)
@@ -511,7 +512,7 @@ pub(super) async fn read_object(
         .body
         .collect()
         .await
-        .map_err(|e| ProviderError::Transient(format!("s3 GetObject body: {e}")))?
+        .map_err(|e| ProviderError::transient(format!("s3 GetObject body: {e}")))?
         .into_bytes();
     let mut a = Attrs::new();
     a.insert("bucket".into(), json!(bucket));

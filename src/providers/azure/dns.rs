@@ -49,7 +49,7 @@ pub(super) fn schemas() -> Vec<ResourceSchema> {
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("type").and_then(Value::as_str) {
         Some(t) if t != crate::value::UNKNOWN && !RECORD_TYPES.contains(&t) => {
-            Err(ProviderError::Invalid(format!(
+            Err(ProviderError::invalid(format!(
                 "unsupported record type `{t}`: expected one of {}",
                 RECORD_TYPES.join(", ")
             )))
@@ -313,7 +313,7 @@ fn set_values(
     p: &mut RecordSetProperties,
     values: &[String],
 ) -> Result<(), ProviderError> {
-    let bad = |v: &str| ProviderError::Invalid(format!("invalid {rtype} value `{v}`"));
+    let bad = |v: &str| ProviderError::invalid(format!("invalid {rtype} value `{v}`"));
     match rtype {
         "A" => {
             p.a_records = values
@@ -333,8 +333,8 @@ fn set_values(
         }
         "CNAME" => {
             let [v] = values else {
-                return Err(ProviderError::Invalid(
-                    "a CNAME record set holds exactly one value".into(),
+                return Err(ProviderError::invalid(
+                    "a CNAME record set holds exactly one value",
                 ));
             };
             p.cname_record = Some(CnameRecord {
@@ -385,7 +385,7 @@ fn set_values(
                 .collect::<Result<_, ProviderError>>()?
         }
         other => {
-            return Err(ProviderError::Invalid(format!(
+            return Err(ProviderError::invalid(format!(
                 "unsupported record type `{other}`: expected one of {}",
                 RECORD_TYPES.join(", ")
             )))
@@ -528,7 +528,7 @@ impl AzureChallengeZone {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1))).await;
         }
-        Err(ProviderError::Transient(format!(
+        Err(ProviderError::transient(format!(
             "challenge record `{name}` kept changing while it was written"
         )))
     }
@@ -558,7 +558,7 @@ async fn name_servers(
     c.insert("name".into(), json!(zone));
     let live = read_zone(cx, &c)
         .await?
-        .ok_or_else(|| ProviderError::Failed(format!("Azure DNS zone `{zone}` does not exist")))?;
+        .ok_or_else(|| ProviderError::failed(format!("Azure DNS zone `{zone}` does not exist")))?;
     let mut out = Vec::new();
     for host in strings(live.attrs.get("name_servers")) {
         if let Ok(addrs) = tokio::net::lookup_host((host.trim_end_matches('.'), 53)).await {
@@ -566,7 +566,7 @@ async fn name_servers(
         }
     }
     if out.is_empty() {
-        return Err(ProviderError::Failed(format!(
+        return Err(ProviderError::failed(format!(
             "no name server of Azure DNS zone `{zone}` could be resolved: set [providers.azure] \
              dns_nameservers to name servers this machine reaches (or [] to skip served-answer checks)"
         )));
@@ -628,7 +628,7 @@ pub(super) async fn wait_served(cx: &Clients, c: &Attrs) -> Result<(), ProviderE
             return Ok(());
         };
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::Transient(format!(
+            return Err(ProviderError::transient(format!(
                 "`{}` is served as {} at {ns}, not as applied, after {}s (propagation_timeout_seconds)",
                 req(c, "name")?,
                 served.get("records").cloned().unwrap_or_default(),

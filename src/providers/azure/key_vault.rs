@@ -50,7 +50,7 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     one_of(c, "sku_name", SKUS)?;
     match c.get("soft_delete_retention_days") {
         Some(Value::Number(n)) if !(7..=90).contains(&n.as_u64().unwrap_or(0)) => Err(
-            ProviderError::Invalid(format!("`soft_delete_retention_days` is {n}: 7 to 90")),
+            ProviderError::invalid(format!("`soft_delete_retention_days` is {n}: 7 to 90")),
         ),
         _ => Ok(()),
     }
@@ -72,12 +72,12 @@ fn retention(c: &Attrs) -> u64 {
 pub(super) fn plan(prior: Option<&Attrs>, c: &Attrs) -> Result<PlanResponse, ProviderError> {
     if let Some(p) = prior {
         if purge_protected(p) && !purge_protected(c) {
-            return Err(ProviderError::Invalid(
-                "purge protection cannot be turned off once enabled (Azure refuses it)".into(),
+            return Err(ProviderError::invalid(
+                "purge protection cannot be turned off once enabled (Azure refuses it)",
             ));
         }
         if p.contains_key("soft_delete_retention_days") && retention(p) != retention(c) {
-            return Err(ProviderError::Invalid(format!(
+            return Err(ProviderError::invalid(format!(
                 "`soft_delete_retention_days` cannot change after the vault is created ({} -> {})",
                 retention(p),
                 retention(c)
@@ -132,8 +132,8 @@ pub(super) async fn apply(cx: &Clients, c: &Attrs, addr: &str) -> Result<(), Pro
     let tenant = match c.get("tenant_id").and_then(Value::as_str) {
         Some(t) => t.to_string(),
         None => cx.tenant_id.clone().ok_or_else(|| {
-            ProviderError::Invalid(
-                "`tenant_id` is not set and [providers.azure] has no `tenant_id`".into(),
+            ProviderError::invalid(
+                "`tenant_id` is not set and [providers.azure] has no `tenant_id`",
             )
         })?,
     };

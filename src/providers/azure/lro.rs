@@ -60,20 +60,20 @@ impl Poller {
         let deadline = tokio::time::Instant::now() + LIMIT;
         loop {
             if tokio::time::Instant::now() + wait > deadline {
-                return Err(ProviderError::Transient(format!(
+                return Err(ProviderError::transient(format!(
                     "{what}: the operation is still running after {}s (the next run resumes it)",
                     LIMIT.as_secs()
                 )));
             }
             tokio::time::sleep(wait).await;
             let parsed = Url::parse(&url).map_err(|e| {
-                ProviderError::Failed(format!("{what}: invalid operation URL `{url}`: {e}"))
+                ProviderError::failed(format!("{what}: invalid operation URL `{url}`: {e}"))
             })?;
             let token = self
                 .credential
                 .get_token(&[self.scope.as_str()])
                 .await
-                .map_err(|e| ProviderError::Auth(format!("{what}: {e}")))?;
+                .map_err(|e| ProviderError::auth(format!("{what}: {e}")))?;
             let mut req = Request::new(parsed, Method::Get);
             req.insert_header(
                 azure_core::headers::AUTHORIZATION,
@@ -108,7 +108,7 @@ impl Poller {
                                 .pointer("/error/message")
                                 .and_then(Value::as_str)
                                 .unwrap_or("no reason given");
-                            return Err(ProviderError::Failed(format!(
+                            return Err(ProviderError::failed(format!(
                                 "{what}: the operation {}: {msg}",
                                 v["status"].as_str().unwrap_or_default().to_lowercase()
                             )));
@@ -125,8 +125,8 @@ impl Poller {
                         .unwrap_or_default();
                     let text = format!("{what}: polling the operation returned HTTP {code} {msg}");
                     return Err(match code {
-                        401 | 403 => ProviderError::Auth(text),
-                        _ => ProviderError::Failed(text),
+                        401 | 403 => ProviderError::auth(text),
+                        _ => ProviderError::failed(text),
                     });
                 }
             }

@@ -135,14 +135,17 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
         c => format!("{what}: {c}: {message}"),
     };
     if *e.kind() == azure_core::error::ErrorKind::Credential {
-        return ProviderError::Auth(text);
+        return ProviderError::auth(text);
     }
     match status {
-        Some(429) | Some(500..=599) | None => ProviderError::Transient(text),
-        Some(401) | Some(403) => ProviderError::Auth(text),
-        Some(409) => ProviderError::Conflict(text),
-        Some(400) => ProviderError::Invalid(text),
-        _ => ProviderError::Failed(text),
+        // azure_core's pipeline already waited out the server's Retry-After.
+        Some(429) => ProviderError::throttled(text, None),
+        Some(500..=599) | None => ProviderError::transient(text),
+        Some(401) | Some(403) => ProviderError::auth(text),
+        Some(404) => ProviderError::not_found(text),
+        Some(409) => ProviderError::conflict(text),
+        Some(400) => ProviderError::invalid(text),
+        _ => ProviderError::failed(text),
     }
 }
 
@@ -162,7 +165,7 @@ fn found<T>(what: &str, r: azure_core::Result<T>) -> Result<Option<T>, ProviderE
 
 /// An azure_mgmt model from its ARM JSON form.
 fn model<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, ProviderError> {
-    serde_json::from_value(v).map_err(|e| ProviderError::Invalid(format!("{what}: {e}")))
+    serde_json::from_value(v).map_err(|e| ProviderError::invalid(format!("{what}: {e}")))
 }
 
 /// The ARM JSON form of an azure_mgmt model.
@@ -176,7 +179,7 @@ fn tags(c: &Attrs, addr: &str) -> Result<Value, ProviderError> {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(o)) => o.clone(),
         Some(v) => {
-            return Err(ProviderError::Invalid(format!(
+            return Err(ProviderError::invalid(format!(
                 "`tags` must be a mapping, got {v}"
             )))
         }
@@ -208,7 +211,7 @@ fn check_name(
     rule: &str,
 ) -> Result<(), ProviderError> {
     match c.get(key).and_then(Value::as_str) {
-        Some(n) if n != crate::value::UNKNOWN && !ok(n) => Err(ProviderError::Invalid(format!(
+        Some(n) if n != crate::value::UNKNOWN && !ok(n) => Err(ProviderError::invalid(format!(
             "invalid {what} `{n}`: {rule}"
         ))),
         _ => Ok(()),
@@ -219,7 +222,7 @@ fn check_name(
 pub(super) fn one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), ProviderError> {
     match c.get(key).and_then(Value::as_str) {
         Some(v) if v != crate::value::UNKNOWN && !allowed.contains(&v) => {
-            Err(ProviderError::Invalid(format!(
+            Err(ProviderError::invalid(format!(
                 "`{key}` is `{v}`: expected one of {}",
                 allowed.join(", ")
             )))
@@ -346,7 +349,7 @@ impl Azure {
         zone: &str,
         nameservers: Vec<std::net::SocketAddr>,
     ) -> Result<Arc<dyn ChallengeZone>, ProviderError> {
-        let cx = self.clients.clone().map_err(ProviderError::Auth)?;
+        let cx = self.clients.clone().map_err(ProviderError::auth)?;
         Ok(Arc::new(dns::AzureChallengeZone {
             cx,
             resource_group: resource_group.to_string(),
@@ -358,7 +361,7 @@ impl Azure {
     fn cx(&self) -> Result<&Clients, ProviderError> {
         self.clients
             .as_deref()
-            .map_err(|m| ProviderError::Auth(m.clone()))
+            .map_err(|m| ProviderError::auth(m.clone()))
     }
 
     fn schema(&self, rtype: &str) -> Option<&ResourceSchema> {
@@ -395,7 +398,7 @@ impl Azure {
         let live = self
             .read_live(&r.address.rtype, c)
             .await?
-            .ok_or_else(|| ProviderError::Transient("the resource is not readable yet".into()))?;
+            .ok_or_else(|| ProviderError::transient("the resource is not readable yet"))?;
         Ok(self.done(&r.address.rtype, c, live.attrs))
     }
 
@@ -429,7 +432,7 @@ impl Azure {
 }
 
 fn unknown(rtype: &str) -> ProviderError {
-    ProviderError::Invalid(format!("unknown resource type `{rtype}`"))
+    ProviderError::invalid(format!("unknown resource type `{rtype}`"))
 }
 
 /// The provider-side id: the ARM id, or the fqdn / URL of objects without one.

@@ -339,7 +339,7 @@ pub(super) async fn apply_container(
 ) -> Result<(), ProviderError> {
     let (account, name) = (req(c, "storage_account_name")?, req(c, "name")?);
     let a = access(cx, account).await?.ok_or_else(|| {
-        ProviderError::Transient(format!(
+        ProviderError::transient(format!(
             "storage account `{account}` is not in the subscription (yet)"
         ))
     })?;

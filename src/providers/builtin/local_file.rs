@@ -41,7 +41,7 @@ fn mode(c: &Attrs, key: &str, default: u32) -> Result<u32, ProviderError> {
             .ok()
             .filter(|m| *m <= 0o7777 && s.len() == 4)
             .ok_or_else(|| {
-                ProviderError::Invalid(format!(
+                ProviderError::invalid(format!(
                     "`{key}` must be four octal digits like \"0644\", got `{s}`"
                 ))
             }),
@@ -64,7 +64,7 @@ impl Files {
     /// The absolute path of `filename`, refused when it escapes the root.
     fn path(&self, filename: &str) -> Result<PathBuf, ProviderError> {
         let escape = || {
-            ProviderError::Invalid(format!(
+            ProviderError::invalid(format!(
                 "`filename` `{filename}` escapes the workspace root `{}`",
                 self.root.display()
             ))

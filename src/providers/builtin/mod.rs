@@ -93,7 +93,7 @@ impl Builtin {
                 self.count("time.sleep");
                 time_sleep::create(c, req.prior.as_ref()).await
             }
-            other => Err(ProviderError::Invalid(format!(
+            other => Err(ProviderError::invalid(format!(
                 "unknown resource type `{other}`"
             ))),
         }
@@ -105,7 +105,7 @@ pub(crate) fn opt_str<'a>(c: &'a Attrs, k: &str) -> Result<Option<&'a str>, Prov
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(ProviderError::Invalid(format!(
+        Some(v) => Err(ProviderError::invalid(format!(
             "`{k}` must be a string, got {v}"
         ))),
     }
@@ -113,7 +113,7 @@ pub(crate) fn opt_str<'a>(c: &'a Attrs, k: &str) -> Result<Option<&'a str>, Prov
 
 /// Reads a required string attribute.
 pub(crate) fn req_str<'a>(c: &'a Attrs, k: &str) -> Result<&'a str, ProviderError> {
-    opt_str(c, k)?.ok_or_else(|| ProviderError::Invalid(format!("`{k}` is required")))
+    opt_str(c, k)?.ok_or_else(|| ProviderError::invalid(format!("`{k}` is required")))
 }
 
 /// Reads an optional non-negative integer attribute.
@@ -121,7 +121,7 @@ pub(crate) fn opt_u64(c: &Attrs, k: &str) -> Result<Option<u64>, ProviderError> 
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            ProviderError::Invalid(format!("`{k}` must be a non-negative integer, got {v}"))
+            ProviderError::invalid(format!("`{k}` must be a non-negative integer, got {v}"))
         }),
     }
 }
@@ -131,7 +131,7 @@ pub(crate) fn opt_bool(c: &Attrs, k: &str) -> Result<Option<bool>, ProviderError
     match c.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(ProviderError::Invalid(format!(
+        Some(v) => Err(ProviderError::invalid(format!(
             "`{k}` must be true or false, got {v}"
         ))),
     }

@@ -38,7 +38,7 @@ pub(super) fn id_schema() -> ResourceSchema {
 pub(super) fn validate_password(c: &Attrs) -> Result<(), ProviderError> {
     match opt_u64(c, "length")? {
         Some(n) if (1..=1024).contains(&n) => Ok(()),
-        Some(n) => Err(ProviderError::Invalid(format!(
+        Some(n) => Err(ProviderError::invalid(format!(
             "`length` must be between 1 and 1024, got {n}"
         ))),
         None => Ok(()),
@@ -63,7 +63,7 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
         });
     }
     let length = opt_u64(c, "length")?
-        .ok_or_else(|| ProviderError::Invalid("`length` is required".into()))?
+        .ok_or_else(|| ProviderError::invalid("`length` is required"))?
         as usize;
     let mut classes: Vec<Vec<u8>> = Vec::new();
     if opt_bool(c, "upper")?.unwrap_or(true) {
@@ -81,8 +81,8 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
     }
     classes.retain(|c| !c.is_empty());
     if classes.is_empty() {
-        return Err(ProviderError::Invalid(
-            "every character class is disabled".into(),
+        return Err(ProviderError::invalid(
+            "every character class is disabled",
         ));
     }
     let all: Vec<u8> = classes.concat();
@@ -97,7 +97,7 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
             out[pos] = class[rng.gen_range(0..class.len())];
         }
     }
-    let result = String::from_utf8(out).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+    let result = String::from_utf8(out).map_err(|e| ProviderError::invalid(e.to_string()))?;
     Ok(ApplyResponse {
         id: "none".into(),
         attributes: with_computed(c, [("result", Value::String(result))]),
@@ -114,9 +114,9 @@ pub(super) fn id(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, Prov
         return Ok(ApplyResponse { id, attributes: a });
     }
     let n = opt_u64(c, "byte_length")?
-        .ok_or_else(|| ProviderError::Invalid("`byte_length` is required".into()))?;
+        .ok_or_else(|| ProviderError::invalid("`byte_length` is required"))?;
     if !(1..=64).contains(&n) {
-        return Err(ProviderError::Invalid(format!(
+        return Err(ProviderError::invalid(format!(
             "`byte_length` must be between 1 and 64, got {n}"
         )));
     }

@@ -24,7 +24,7 @@ fn duration(c: &Attrs, key: &str) -> Result<Option<Duration>, ProviderError> {
         return Ok(None);
     };
     let bad = || {
-        ProviderError::Invalid(format!(
+        ProviderError::invalid(format!(
             "`{key}` must look like `500ms`, `30s`, `5m` or `1h`, got `{s}`"
         ))
     };

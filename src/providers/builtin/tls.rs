@@ -47,7 +47,7 @@ fn algorithm(c: &Attrs) -> Result<&'static SignatureAlgorithm, ProviderError> {
         {
             "P256" => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
             "P384" => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
-            other => Err(ProviderError::Invalid(format!(
+            other => Err(ProviderError::invalid(format!(
                 "unsupported `ecdsa_curve` `{other}`: expected P256 or P384"
             ))),
         },
@@ -55,11 +55,11 @@ fn algorithm(c: &Attrs) -> Result<&'static SignatureAlgorithm, ProviderError> {
             2048 => Ok(&rcgen::PKCS_RSA_SHA256),
             3072 => Ok(&rcgen::PKCS_RSA_SHA384),
             4096 => Ok(&rcgen::PKCS_RSA_SHA512),
-            n => Err(ProviderError::Invalid(format!(
+            n => Err(ProviderError::invalid(format!(
                 "unsupported `rsa_bits` {n}: expected 2048, 3072 or 4096"
             ))),
         },
-        other => Err(ProviderError::Invalid(format!(
+        other => Err(ProviderError::invalid(format!(
             "unsupported `algorithm` `{other}`: expected ECDSA or RSA"
         ))),
     }
@@ -73,7 +73,7 @@ pub(super) fn validate_key(c: &Attrs) -> Result<(), ProviderError> {
 }
 
 fn failed(what: &str, e: rcgen::Error) -> ProviderError {
-    ProviderError::Failed(format!("{what}: {e}"))
+    ProviderError::failed(format!("{what}: {e}"))
 }
 
 pub(super) fn private_key(
@@ -137,32 +137,32 @@ pub(super) fn self_signed_cert(
     let key = KeyPair::from_pem(req_str(c, "private_key_pem")?)
         .map_err(|e| failed("`private_key_pem` is not a usable key", e))?;
     let hours = opt_u64(c, "validity_period_hours")?
-        .ok_or_else(|| ProviderError::Invalid("`validity_period_hours` is required".into()))?;
+        .ok_or_else(|| ProviderError::invalid("`validity_period_hours` is required"))?;
     let subject = c.get("subject").and_then(Value::as_object).ok_or_else(|| {
-        ProviderError::Invalid("`subject` must be a mapping with `common_name`".into())
+        ProviderError::invalid("`subject` must be a mapping with `common_name`")
     })?;
     let cn = subject
         .get("common_name")
         .and_then(Value::as_str)
-        .ok_or_else(|| ProviderError::Invalid("`subject.common_name` is required".into()))?;
+        .ok_or_else(|| ProviderError::invalid("`subject.common_name` is required"))?;
     let names: Vec<String> = match c.get("dns_names") {
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {
                 v.as_str().map(str::to_string).ok_or_else(|| {
-                    ProviderError::Invalid("`dns_names` must be a list of strings".into())
+                    ProviderError::invalid("`dns_names` must be a list of strings")
                 })
             })
             .collect::<Result<_, _>>()?,
         None | Some(Value::Null) => vec![cn.to_string()],
         Some(_) => {
-            return Err(ProviderError::Invalid(
-                "`dns_names` must be a list of strings".into(),
+            return Err(ProviderError::invalid(
+                "`dns_names` must be a list of strings",
             ))
         }
     };
     let mut params = CertificateParams::new(names)
-        .map_err(|e| ProviderError::Invalid(format!("invalid `dns_names`: {e}")))?;
+        .map_err(|e| ProviderError::invalid(format!("invalid `dns_names`: {e}")))?;
     params.distinguished_name.push(DnType::CommonName, cn);
     if let Some(o) = subject.get("organization").and_then(Value::as_str) {
         params.distinguished_name.push(DnType::OrganizationName, o);

@@ -219,7 +219,7 @@ impl Dns {
             .for_name(zone)
             .filter(|(s, _)| s.zone == zone.trim_end_matches('.').to_ascii_lowercase())
             .ok_or_else(|| {
-                ProviderError::Invalid(format!(
+                ProviderError::invalid(format!(
                     "no [providers.dns.<name>] in landlord.toml serves zone `{zone}`"
                 ))
             })
@@ -231,7 +231,7 @@ fn desired(c: &Attrs) -> Result<RrSet, ProviderError> {
     let values = c
         .get("records")
         .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::Invalid("`records` must be a list".into()))?;
+        .ok_or_else(|| ProviderError::invalid("`records` must be a list"))?;
     let mut values: Vec<String> = values
         .iter()
         .map(|v| {
@@ -321,7 +321,7 @@ impl Provider for Dns {
             .filter(|t| *t != UNKNOWN)
         {
             if !TYPES.contains(&t) {
-                return Err(ProviderError::Invalid(format!(
+                return Err(ProviderError::invalid(format!(
                     "unsupported record type `{t}`: expected one of {}",
                     TYPES.join(", ")
                 )));
@@ -338,7 +338,7 @@ impl Provider for Dns {
                 .filter(|n| *n != UNKNOWN)
             {
                 if !server.serves(n) {
-                    return Err(ProviderError::Invalid(format!(
+                    return Err(ProviderError::invalid(format!(
                         "`{n}` is not inside zone `{}`",
                         server.zone
                     )));
@@ -512,7 +512,7 @@ impl Dns {
             (_, Some(live)) if live == want => {}
             (None, None) => server.create(&want).await?,
             (None, Some(live)) => {
-                return Err(ProviderError::Conflict(format!(
+                return Err(ProviderError::conflict(format!(
                     "`{}` {} already exists with {:?} and is not managed by landlord",
                     want.name, want.rtype, live.values
                 )))

@@ -58,7 +58,7 @@ const STATS: &str = "dns";
 
 fn fqdn(name: &str) -> Result<Name, ProviderError> {
     Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-        .map_err(|e| ProviderError::Invalid(format!("invalid DNS name `{name}`: {e}")))
+        .map_err(|e| ProviderError::invalid(format!("invalid DNS name `{name}`: {e}")))
 }
 
 /// Presentation text of an rdata as landlord records it (TXT strings unquoted and joined).
@@ -82,7 +82,7 @@ pub fn parse_value(rtype: RecordType, v: &str) -> Result<RData, ProviderError> {
         ])));
     }
     RData::try_from_str(rtype, v)
-        .map_err(|e| ProviderError::Invalid(format!("invalid {rtype} value `{v}`: {e}")))
+        .map_err(|e| ProviderError::invalid(format!("invalid {rtype} value `{v}`: {e}")))
 }
 
 impl DnsServer {
@@ -139,7 +139,7 @@ impl DnsServer {
 
     fn usable(&self) -> Result<(), ProviderError> {
         match &self.unavailable {
-            Some(why) => Err(ProviderError::Auth(why.clone())),
+            Some(why) => Err(ProviderError::auth(why.clone())),
             None => Ok(()),
         }
     }
@@ -182,12 +182,12 @@ impl DnsServer {
             || msg.contains("TSIG")
             || msg.contains("tsig")
         {
-            ProviderError::Auth(format!(
+            ProviderError::auth(format!(
                 "dns server `{}` ({}) rejected the TSIG signature of {op}: check the key name and secret",
                 self.name, self.addr
             ))
         } else {
-            ProviderError::Transient(format!(
+            ProviderError::transient(format!(
                 "dns server `{}` ({}): {op}: {msg}",
                 self.name, self.addr
             ))
@@ -197,17 +197,17 @@ impl DnsServer {
     fn check(&self, op: &str, rc: ResponseCode) -> Result<(), ProviderError> {
         match rc {
             ResponseCode::NoError => Ok(()),
-            ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => Err(ProviderError::Auth(format!(
+            ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => Err(ProviderError::auth(format!(
                 "dns server `{}` refused {op} ({rc}): check the TSIG key name, algorithm and secret",
                 self.name
             ))),
-            ResponseCode::YXRRSet | ResponseCode::NXRRSet | ResponseCode::YXDomain | ResponseCode::NXDomain => Err(ProviderError::Conflict(format!(
+            ResponseCode::YXRRSet | ResponseCode::NXRRSet | ResponseCode::YXDomain | ResponseCode::NXDomain => Err(ProviderError::conflict(format!(
                 "dns server `{}`: {op} was refused because the record set changed concurrently ({rc}); run plan again",
                 self.name
             ))),
-            ResponseCode::Refused => Err(ProviderError::Auth(format!("dns server `{}` refused {op}: the zone does not allow this update", self.name))),
-            ResponseCode::ServFail => Err(ProviderError::Transient(format!("dns server `{}`: {op}: SERVFAIL", self.name))),
-            other => Err(ProviderError::Failed(format!("dns server `{}`: {op}: {other}", self.name))),
+            ResponseCode::Refused => Err(ProviderError::auth(format!("dns server `{}` refused {op}: the zone does not allow this update", self.name))),
+            ResponseCode::ServFail => Err(ProviderError::transient(format!("dns server `{}`: {op}: SERVFAIL", self.name))),
+            other => Err(ProviderError::failed(format!("dns server `{}`: {op}: {other}", self.name))),
         }
     }
 
@@ -353,7 +353,7 @@ trait FromStrOk {
 impl FromStrOk for RecordType {
     fn from_str_ok(s: &str) -> Result<RecordType, ProviderError> {
         s.parse::<RecordType>()
-            .map_err(|_| ProviderError::Invalid(format!("unknown record type `{s}`")))
+            .map_err(|_| ProviderError::invalid(format!("unknown record type `{s}`")))
     }
 }
 
@@ -392,7 +392,7 @@ impl DnsServer {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ProviderError::Transient(format!(
+                return Err(ProviderError::transient(format!(
                     "`{name}` {rtype} is served as {got:?}, not {want:?}, after {timeout:?} (propagation_timeout)"
                 )));
             }
@@ -417,7 +417,7 @@ pub async fn lookup(at: SocketAddr, name: &str, rtype: &str) -> Result<Vec<Strin
     builder.options_mut().cache_size = 0;
     let resolver = builder
         .build()
-        .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
+        .map_err(|e| ProviderError::failed(format!("resolver: {e}")))?;
     match resolver.lookup(fqdn(name)?, rt).await {
         Ok(l) => {
             let mut v: Vec<String> = l
@@ -430,7 +430,7 @@ pub async fn lookup(at: SocketAddr, name: &str, rtype: &str) -> Result<Vec<Strin
             Ok(v)
         }
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
-        Err(e) => Err(ProviderError::Transient(format!(
+        Err(e) => Err(ProviderError::transient(format!(
             "resolving `{name}` {rtype} at {at}: {e}"
         ))),
     }

@@ -47,7 +47,7 @@ async fn txt(nameservers: &[SocketAddr], name: &str) -> Result<Vec<String>, Prov
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
     let mut builder = if nameservers.is_empty() {
         hickory_resolver::TokioResolver::builder_tokio()
-            .map_err(|e| ProviderError::Failed(format!("system resolver: {e}")))?
+            .map_err(|e| ProviderError::failed(format!("system resolver: {e}")))?
     } else {
         let servers = nameservers
             .iter()
@@ -67,7 +67,7 @@ async fn txt(nameservers: &[SocketAddr], name: &str) -> Result<Vec<String>, Prov
     builder.options_mut().cache_size = 0;
     let resolver = builder
         .build()
-        .map_err(|e| ProviderError::Failed(format!("resolver: {e}")))?;
+        .map_err(|e| ProviderError::failed(format!("resolver: {e}")))?;
     match resolver.txt_lookup(format!("{name}.")).await {
         Ok(l) => Ok(l
             .answers()
@@ -75,7 +75,7 @@ async fn txt(nameservers: &[SocketAddr], name: &str) -> Result<Vec<String>, Prov
             .map(|r| super::server::value_text(&r.data))
             .collect()),
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(vec![]),
-        Err(e) => Err(ProviderError::Transient(format!("resolving `{name}`: {e}"))),
+        Err(e) => Err(ProviderError::transient(format!("resolving `{name}`: {e}"))),
     }
 }
 
@@ -104,7 +104,7 @@ pub(super) async fn verify(
         if tokio::time::Instant::now() >= deadline {
             // Waiting longer inside one run does not help the tenant: fail this resource
             // (only its dependents stop) with what to publish, and let the next run retry.
-            return Err(ProviderError::Failed(format!(
+            return Err(ProviderError::failed(format!(
                 "domain `{domain}` is not verified yet: publish TXT `{name}` = \"{tok}\" in the domain's DNS, then run apply again"
             )));
         }
