@@ -13,7 +13,9 @@ pub mod challenge;
 pub mod dns;
 #[cfg(test)]
 pub mod fake;
+pub mod attrs;
 mod error;
+pub mod resource;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +28,7 @@ use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
 pub use error::{ErrorKind, ProviderError};
+pub use resource::{Family, ResourceType};
 pub use stats::ApiStats;
 
 /// How an attribute is set.
@@ -248,6 +251,12 @@ pub trait Provider: Send + Sync {
         1
     }
 
+    /// Whether the engine reads `type_name` back after every create or update to check
+    /// that it converged.
+    fn verify_after_apply(&self, _type_name: &str) -> bool {
+        false
+    }
+
     /// Reads one live object.
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError>;
 
@@ -281,7 +290,8 @@ pub trait Provider: Send + Sync {
         out
     }
 
-    /// Reconciles an intent left by a killed run.
+    /// Reconciles an intent of a create or update left by a killed run (the engine
+    /// finishes interrupted deletes itself).
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError>;
 
     /// What clients are served for a DNS record, where that can differ from what the

@@ -24,7 +24,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::azure::Azure;
-use super::builtin::{opt_str, opt_u64, req_str};
+use super::attrs::{opt_str, opt_u64, req_str};
 use super::challenge::ChallengeZone;
 use super::dns::Servers;
 use super::{

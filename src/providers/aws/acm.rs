@@ -10,8 +10,8 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 use serde_json::{json, Value};
 
 use super::error::classify;
-use super::{keep_config, short_token, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::builtin::{opt_str, req_str};
+use super::{short_token, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
+use crate::providers::attrs::{keep_config, opt_str, req_str};
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
     ResourceSchema,

@@ -4,8 +4,8 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::{json, Value};
 
 use super::error::classify;
-use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::builtin::{opt_bool, opt_str, opt_u64, req_str};
+use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
+use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str};
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
     ResourceSchema,

@@ -250,29 +250,12 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
-/// User tags of a configuration (`tags` mapping).
-pub(crate) fn tags_of(c: &Attrs) -> Result<BTreeMap<String, String>, ProviderError> {
-    match c.get("tags") {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(o)) => o
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Ok((k.clone(), other.to_string())),
-            })
-            .collect(),
-        Some(v) => Err(ProviderError::invalid(format!(
-            "`tags` must be a mapping, got {v}"
-        ))),
-    }
-}
-
 /// The tags landlord writes: the user's plus the address tag.
 pub(crate) fn tags_with_address(
     c: &Attrs,
     addr: &ResourceAddr,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    let mut t = tags_of(c)?;
+    let mut t = super::attrs::tags_of(c)?;
     t.insert(ADDRESS_TAG.into(), addr.to_string());
     Ok(t)
 }
@@ -291,15 +274,6 @@ pub(crate) fn user_tags(all: impl IntoIterator<Item = (String, String)>) -> Valu
 pub(crate) fn short_token(token: &str, len: usize) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))[..len].to_string()
-}
-
-/// Copies configuration keys the API does not echo (e.g. `force_destroy`) from `from`.
-pub(crate) fn keep_config(into: &mut Attrs, from: &Attrs, keys: &[&str]) {
-    for k in keys {
-        if let Some(v) = from.get(*k) {
-            into.insert(k.to_string(), v.clone());
-        }
-    }
 }
 
 fn valid_region(c: &Attrs) -> Result<(), ProviderError> {

@@ -11,8 +11,8 @@ use aws_sdk_route53::types::{
 use serde_json::{json, Value};
 
 use super::error::{classify, code};
-use super::{keep_config, short_token, tags_with_address, user_tags, Aws, Clients};
-use crate::providers::builtin::{opt_str, opt_u64, req_str};
+use super::{short_token, tags_with_address, user_tags, Aws, Clients};
+use crate::providers::attrs::{keep_config, opt_str, opt_u64, req_str};
 use crate::providers::{
     ErrorKind,
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,

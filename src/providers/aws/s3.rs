@@ -9,8 +9,8 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use super::error::{classify, code};
-use super::{keep_config, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::builtin::{opt_bool, opt_str, req_str};
+use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
+use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str};
 use crate::providers::{
     ErrorKind,
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,

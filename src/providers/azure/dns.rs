@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::super::builtin::opt_u64;
+use super::super::attrs::opt_u64;
 use super::super::challenge::ChallengeZone;
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
 use super::{classify, found, req, split_tags, tags, Clients, Live};

@@ -199,7 +199,7 @@ fn split_tags(t: Option<&Value>) -> (Value, Option<String>) {
 
 /// A required string attribute.
 fn req<'a>(c: &'a Attrs, k: &str) -> Result<&'a str, ProviderError> {
-    super::builtin::req_str(c, k)
+    super::attrs::req_str(c, k)
 }
 
 /// Checks a name against a rule; `None` for unknown (not yet computed) values.

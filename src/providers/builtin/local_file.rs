@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{opt_str, req_str};
+use crate::providers::attrs::{opt_str, req_str};
 use crate::providers::{ApplyResponse, AttrSchema, ProviderError, ResourceSchema};
 use crate::value::Attrs;
 

@@ -100,55 +100,6 @@ impl Builtin {
     }
 }
 
-/// Reads an optional string attribute.
-pub(crate) fn opt_str<'a>(c: &'a Attrs, k: &str) -> Result<Option<&'a str>, ProviderError> {
-    match c.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(ProviderError::invalid(format!(
-            "`{k}` must be a string, got {v}"
-        ))),
-    }
-}
-
-/// Reads a required string attribute.
-pub(crate) fn req_str<'a>(c: &'a Attrs, k: &str) -> Result<&'a str, ProviderError> {
-    opt_str(c, k)?.ok_or_else(|| ProviderError::invalid(format!("`{k}` is required")))
-}
-
-/// Reads an optional non-negative integer attribute.
-pub(crate) fn opt_u64(c: &Attrs, k: &str) -> Result<Option<u64>, ProviderError> {
-    match c.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            ProviderError::invalid(format!("`{k}` must be a non-negative integer, got {v}"))
-        }),
-    }
-}
-
-/// Reads an optional boolean attribute.
-pub(crate) fn opt_bool(c: &Attrs, k: &str) -> Result<Option<bool>, ProviderError> {
-    match c.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(ProviderError::invalid(format!(
-            "`{k}` must be true or false, got {v}"
-        ))),
-    }
-}
-
-/// Configuration plus computed attributes: the attributes recorded after apply.
-pub(crate) fn with_computed(
-    config: &Attrs,
-    computed: impl IntoIterator<Item = (&'static str, Value)>,
-) -> Attrs {
-    let mut a = config.clone();
-    for (k, v) in computed {
-        a.insert(k.to_string(), v);
-    }
-    a
-}
-
 #[async_trait]
 impl Provider for Builtin {
     fn name(&self) -> &str {

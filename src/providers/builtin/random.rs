@@ -4,7 +4,7 @@ use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
 use serde_json::{json, Value};
 
-use super::{opt_bool, opt_str, opt_u64, with_computed};
+use crate::providers::attrs::{opt_bool, opt_str, opt_u64, with_computed};
 use crate::providers::{ApplyResponse, AttrSchema, ProviderError, ResourceSchema};
 use crate::value::Attrs;
 

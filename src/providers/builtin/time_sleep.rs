@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::opt_str;
+use crate::providers::attrs::opt_str;
 use crate::providers::{ApplyResponse, AttrSchema, ProviderError, ResourceSchema};
 use crate::value::Attrs;
 

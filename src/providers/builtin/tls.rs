@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::{opt_u64, req_str, with_computed};
+use crate::providers::attrs::{opt_u64, req_str, with_computed};
 use crate::providers::{ApplyResponse, AttrSchema, PlanResponse, ProviderError, ResourceSchema};
 use crate::value::Attrs;
 

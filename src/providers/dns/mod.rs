@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 pub use server::{DnsServer, RrSet};
 
-use super::builtin::{opt_u64, req_str};
+use super::attrs::{opt_u64, req_str};
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, Provider,
     ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::addr::ResourceAddr;
-use crate::providers::builtin::{opt_u64, req_str};
+use crate::providers::attrs::{opt_u64, req_str};
 use crate::providers::{ApiStats, ApplyResponse, AttrSchema, ProviderError, ResourceSchema};
 use crate::value::Attrs;
 
