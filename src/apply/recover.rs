@@ -1,8 +1,9 @@
-//! Reconciling write-ahead intents left by a killed run: the provider looks the object
-//! up (by deterministic name, idempotency token or tags) and we adopt or forget it.
+//! Reconciling write-ahead intents left by a killed run: an interrupted delete is deleted
+//! again; for a create or update the provider looks the object up (by deterministic name,
+//! idempotency token or tags) and we adopt or forget it.
 
 use super::{ApplyError, Hook};
-use crate::providers::{RecoverRequest, Recovery, Registry};
+use crate::providers::{DeleteRequest, IntentOp, RecoverRequest, Recovery, Registry};
 use crate::state::{now_rfc3339, Outcome, ResourceRecord, StateStore};
 
 /// Reconciles every pending intent; returns how many there were.
@@ -41,6 +42,21 @@ pub async fn recover(
             .get(&addr.rtype)
             .ok_or_else(|| err(format!("no provider serves type `{}`", addr.rtype)))?;
         let prior = store.resource(addr)?;
+        // An interrupted delete is finished, the same way for every type.
+        if intent.op == IntentOp::Delete {
+            let req = DeleteRequest {
+                address: addr.clone(),
+                id: prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                prior: prior
+                    .as_ref()
+                    .map(|p| p.attributes.clone())
+                    .unwrap_or_else(|| intent.config.clone()),
+            };
+            provider.delete(req).await.map_err(|e| err(e.to_string()))?;
+            store.commit(&intent.token, Outcome::Remove(addr.clone()))?;
+            hook.recovered(addr, "interrupted delete reconciled: deleted");
+            continue;
+        }
         let req = RecoverRequest {
             address: addr.clone(),
             op: intent.op,

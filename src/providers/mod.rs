@@ -306,23 +306,6 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Completes a batched read: requests the batch answered keep their answer (`done[i]`),
-/// the others are read one by one.
-pub(crate) async fn read_rest<P: Provider + ?Sized>(
-    provider: &P,
-    reqs: Vec<ReadRequest>,
-    mut done: Vec<Option<Result<ReadResponse, ProviderError>>>,
-) -> Vec<Result<ReadResponse, ProviderError>> {
-    let mut results = Vec::with_capacity(reqs.len());
-    for (i, r) in reqs.into_iter().enumerate() {
-        match done.get_mut(i).and_then(Option::take) {
-            Some(res) => results.push(res),
-            None => results.push(provider.read(r).await),
-        }
-    }
-    results
-}
-
 /// Awaits futures one after another, in order (for providers that do not batch).
 pub(crate) async fn in_order<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
     let mut out = Vec::with_capacity(futures.len());
@@ -363,10 +346,15 @@ impl Registry {
     pub fn new(settings: &Settings) -> Result<Registry, SettingsError> {
         let stats = Arc::new(ApiStats::default());
         let builtin = builtin::Builtin::new(settings, stats.clone())?;
-        let aws = aws::Aws::new(settings, stats.clone())?;
+        let aws = aws::Aws::provider(settings, stats.clone())?;
         let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
-        let azure = Arc::new(azure::Azure::new(settings, stats.clone())?);
-        let acme = acme::Acme::new(settings, servers.clone(), azure.clone(), stats.clone())?;
+        let azure = Arc::new(azure::Azure::provider(settings, stats.clone())?);
+        let acme = acme::Acme::new(
+            settings,
+            servers.clone(),
+            Arc::new(azure.context().clone()),
+            stats.clone(),
+        )?;
         let dns = dns::Dns::new(servers, stats.clone());
         Ok(Self::with_providers(
             vec![

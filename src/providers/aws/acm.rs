@@ -4,6 +4,7 @@
 //! `acme_certificate`); a new body is re-imported under the same ARN, so listeners and
 //! distributions that use it keep working through renewals.
 
+use async_trait::async_trait;
 use std::time::{Duration, Instant};
 
 use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
@@ -12,10 +13,8 @@ use serde_json::{json, Value};
 use super::error::classify;
 use super::{short_token, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::attrs::{keep_config, opt_str, req_str};
-use crate::providers::{
-    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
-    ResourceSchema,
-};
+use crate::providers::resource::recover_update;
+use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
 use crate::value::Attrs;
 
 pub(super) fn certificate_schema() -> ResourceSchema {
@@ -493,4 +492,73 @@ pub(super) async fn read_validation(
     Ok(read_certificate(aws, c, arn, &Attrs::new())
         .await?
         .map(|_| prior.clone()))
+}
+
+/// `aws_acm_certificate`.
+pub(super) struct Certificate;
+
+#[async_trait]
+impl ResourceType<Aws> for Certificate {
+    fn schema(&self) -> ResourceSchema {
+        certificate_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate_certificate(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_certificate(aws, &*aws.at(&req.prior).await, &req.id, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_certificate(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_certificate(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        if let Some(found) = recover_update(self, aws, req).await? {
+            return Ok(found);
+        }
+        let c = aws.at(&req.config).await;
+        Ok(recover_certificate(aws, &c, req)
+            .await?
+            .map(super::adopted))
+    }
+}
+
+/// `aws_acm_certificate_validation`: waits for issuance; deleting it deletes nothing.
+pub(super) struct Validation;
+
+#[async_trait]
+impl ResourceType<Aws> for Validation {
+    fn schema(&self) -> ResourceSchema {
+        validation_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_validation(aws, &*aws.at(&req.prior).await, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_validation(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, _: &Aws, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        // An unrecorded wait left nothing behind: the next apply waits again.
+        Ok(recover_update(self, aws, req).await?.flatten())
+    }
 }

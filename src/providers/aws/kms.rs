@@ -1,15 +1,14 @@
 //! `aws_kms_key` (rotation, description, tags; found again by address tag) and `aws_kms_alias`.
 
+use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::{json, Value};
 
 use super::error::classify;
 use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str};
-use crate::providers::{
-    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
-    ResourceSchema,
-};
+use crate::providers::resource::recover_update;
+use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn key_schema() -> ResourceSchema {
@@ -424,5 +423,79 @@ pub(super) async fn delete_alias(
             Ok(())
         }
         Err(e) => Err(classify("kms DeleteAlias", e)),
+    }
+}
+
+/// `aws_kms_key`.
+pub(super) struct Key;
+
+#[async_trait]
+impl ResourceType<Aws> for Key {
+    fn schema(&self) -> ResourceSchema {
+        key_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate_key(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_key(aws, &*aws.at(&req.prior).await, &req.id, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_key(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_key(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        if let Some(found) = recover_update(self, aws, req).await? {
+            return Ok(found);
+        }
+        let c = aws.at(&req.config).await;
+        Ok(recover_key(aws, &c, req).await?.map(super::adopted))
+    }
+}
+
+/// `aws_kms_alias`.
+pub(super) struct Alias;
+
+#[async_trait]
+impl ResourceType<Aws> for Alias {
+    fn schema(&self) -> ResourceSchema {
+        alias_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate_alias(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_alias(aws, &*aws.at(&req.prior).await, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_alias(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_alias(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        // Aliases are found by name: no id is needed.
+        let c = aws.at(&req.config).await;
+        Ok(read_alias(aws, &c, &req.config)
+            .await?
+            .map(|a| super::adopted((alias_id(&a), a))))
     }
 }

@@ -23,14 +23,11 @@ mod s3;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider,
-    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,
-    SettingsError,
+    ApiStats, ApplyResponse, Family, ProviderError, ResourceType, Settings, SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -125,33 +122,37 @@ pub(crate) struct Clients {
     pub(crate) region: String,
 }
 
-/// The AWS provider.
+/// What every AWS resource type shares: settings, clients per region, call counters.
 pub struct Aws {
     settings: AwsSettings,
-    schemas: Vec<ResourceSchema>,
     clients: std::sync::Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
     stats: Arc<ApiStats>,
 }
 
 impl Aws {
-    /// Builds the provider from `[providers.aws]` (all optional).
-    pub fn new(settings: &Settings, stats: Arc<ApiStats>) -> Result<Aws, SettingsError> {
-        let schemas = vec![
-            route53::zone_schema(),
-            route53::record_schema(),
-            s3::bucket_schema(),
-            s3::object_schema(),
-            acm::certificate_schema(),
-            acm::validation_schema(),
-            kms::key_schema(),
-            kms::alias_schema(),
-        ];
-        Ok(Aws {
+    /// Builds the provider from `[providers.aws]` (all optional): one table of types.
+    pub fn provider(
+        settings: &Settings,
+        stats: Arc<ApiStats>,
+    ) -> Result<Family<Aws>, SettingsError> {
+        let aws = Aws {
             settings: AwsSettings::parse(settings)?,
-            schemas,
             clients: Default::default(),
             stats,
-        })
+        };
+        let types: Vec<Box<dyn ResourceType<Aws>>> = vec![
+            Box::new(route53::Zone),
+            Box::new(route53::Record),
+            Box::new(s3::Bucket),
+            Box::new(s3::Object),
+            Box::new(acm::Certificate),
+            Box::new(acm::Validation),
+            Box::new(kms::Key),
+            Box::new(kms::Alias),
+        ];
+        // A request sent just before a kill may still be executing (an emulator's first
+        // call to a service takes hundreds of milliseconds): give it time to land.
+        Ok(Family::new(NAME, aws, types).with_settle(std::time::Duration::from_secs(2)))
     }
 
     /// Counts one API call.
@@ -166,6 +167,23 @@ impl Aws {
             .and_then(Value::as_str)
             .unwrap_or(&self.settings.region)
             .to_string()
+    }
+
+    /// Clients for the region a resource's attributes name.
+    pub(crate) async fn at(&self, attrs: &Attrs) -> Arc<Clients> {
+        self.clients(&self.region_of(attrs)).await
+    }
+
+    /// Positions of the requests per region, for batched calls.
+    pub(crate) fn by_region<'a>(
+        &self,
+        attrs: impl Iterator<Item = &'a Attrs>,
+    ) -> BTreeMap<String, Vec<usize>> {
+        let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, a) in attrs.enumerate() {
+            out.entry(self.region_of(a)).or_default().push(i);
+        }
+        out
     }
 
     /// Clients for a region, built on first use.
@@ -222,22 +240,6 @@ impl Aws {
             region: region.to_string(),
         }
     }
-
-    async fn apply_one(&self, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let c = self.clients(&self.region_of(&req.config)).await;
-        match req.address.rtype.as_str() {
-            "aws_route53_zone" => route53::apply_zone(self, &c, req).await,
-            "aws_s3_bucket" => s3::apply(self, &c, req).await,
-            "aws_s3_object" => s3::apply_object(self, &c, req).await,
-            "aws_acm_certificate" => acm::apply_certificate(self, &c, req).await,
-            "aws_acm_certificate_validation" => acm::apply_validation(self, &c, req).await,
-            "aws_kms_key" => kms::apply_key(self, &c, req).await,
-            "aws_kms_alias" => kms::apply_alias(self, &c, req).await,
-            other => Err(ProviderError::invalid(format!(
-                "unknown resource type `{other}`"
-            ))),
-        }
-    }
 }
 
 /// The SDK's default HTTPS client (rustls with aws-lc).
@@ -276,7 +278,8 @@ pub(crate) fn short_token(token: &str, len: usize) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))[..len].to_string()
 }
 
-fn valid_region(c: &Attrs) -> Result<(), ProviderError> {
+/// Checks a resource's `region` against the known regions.
+pub(crate) fn valid_region(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("region").and_then(Value::as_str) {
         Some(r) if r != crate::value::UNKNOWN && !REGIONS.contains(&r) => {
             Err(ProviderError::invalid(format!("unknown region `{r}`")))
@@ -285,196 +288,7 @@ fn valid_region(c: &Attrs) -> Result<(), ProviderError> {
     }
 }
 
-#[async_trait]
-impl Provider for Aws {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn schemas(&self) -> &[ResourceSchema] {
-        &self.schemas
-    }
-
-    fn validate(&self, address: &ResourceAddr, config: &Attrs) -> Result<(), ProviderError> {
-        valid_region(config)?;
-        match address.rtype.as_str() {
-            "aws_route53_zone" => route53::validate_zone(config),
-            "aws_route53_record" => route53::validate_record(config),
-            "aws_s3_bucket" => s3::validate(config),
-            "aws_kms_key" => kms::validate_key(config),
-            "aws_kms_alias" => kms::validate_alias(config),
-            "aws_acm_certificate" => acm::validate_certificate(config),
-            _ => Ok(()),
-        }
-    }
-
-    /// A request sent just before a kill may still be executing (an emulator's first call
-    /// to a service takes hundreds of milliseconds): give it time to land before looking.
-    fn recovery_settle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(2)
-    }
-
-    fn max_batch(&self, type_name: &str) -> usize {
-        match type_name {
-            "aws_route53_record" => route53::MAX_CHANGES,
-            _ => 1,
-        }
-    }
-
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        let c = self.clients(&self.region_of(&req.prior)).await;
-        let current = match req.address.rtype.as_str() {
-            "aws_route53_zone" => route53::read_zone(self, &c, &req.id, &req.prior).await?,
-            "aws_route53_record" => route53::read_records(self, &c, std::slice::from_ref(&req))
-                .await
-                .pop()
-                .unwrap_or(Ok(None))?,
-            "aws_s3_bucket" => s3::read(self, &c, &req.prior).await?,
-            "aws_s3_object" => s3::read_object(self, &c, &req.prior).await?,
-            "aws_acm_certificate" => acm::read_certificate(self, &c, &req.id, &req.prior).await?,
-            "aws_acm_certificate_validation" => acm::read_validation(self, &c, &req.prior).await?,
-            "aws_kms_key" => kms::read_key(self, &c, &req.id, &req.prior).await?,
-            "aws_kms_alias" => kms::read_alias(self, &c, &req.prior).await?,
-            other => {
-                return Err(ProviderError::invalid(format!(
-                    "unknown resource type `{other}`"
-                )))
-            }
-        };
-        Ok(ReadResponse { current })
-    }
-
-    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
-        // Records are read a zone at a time; everything else one by one.
-        let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> = vec![None; reqs.len()];
-        let mut records: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate() {
-            if r.address.rtype == "aws_route53_record" {
-                records.entry(self.region_of(&r.prior)).or_default().push(i);
-            }
-        }
-        for (region, idx) in records {
-            let c = self.clients(&region).await;
-            let batch: Vec<ReadRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
-            for (i, res) in idx
-                .into_iter()
-                .zip(route53::read_records(self, &c, &batch).await)
-            {
-                out[i] = Some(res.map(|current| ReadResponse { current }));
-            }
-        }
-        super::read_rest(self, reqs, out).await
-    }
-
-    async fn plan(&self, _req: PlanRequest) -> Result<PlanResponse, ProviderError> {
-        Ok(PlanResponse::default())
-    }
-
-    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        if reqs.iter().all(|r| r.address.rtype == "aws_route53_record") {
-            let c = match reqs.first() {
-                Some(r) => self.clients(&self.region_of(&r.config)).await,
-                None => return vec![],
-            };
-            return route53::apply_records(self, &c, &reqs).await;
-        }
-        super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
-    }
-
-    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
-        let c = self.clients(&self.region_of(&req.prior)).await;
-        match req.address.rtype.as_str() {
-            "aws_route53_zone" => route53::delete_zone(self, &c, &req).await,
-            "aws_route53_record" => route53::delete_record(self, &c, &req).await,
-            "aws_s3_bucket" => s3::delete(self, &c, &req).await,
-            "aws_s3_object" => s3::delete_object(self, &c, &req).await,
-            "aws_acm_certificate" => acm::delete_certificate(self, &c, &req).await,
-            "aws_acm_certificate_validation" => Ok(()),
-            "aws_kms_key" => kms::delete_key(self, &c, &req).await,
-            "aws_kms_alias" => kms::delete_alias(self, &c, &req).await,
-            other => Err(ProviderError::invalid(format!(
-                "unknown resource type `{other}`"
-            ))),
-        }
-    }
-
-    async fn delete_many(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
-        // Records of a region go in batched deletes; anything else one by one.
-        match reqs.first() {
-            Some(first)
-                if reqs.iter().all(|r| {
-                    r.address.rtype == "aws_route53_record"
-                        && self.region_of(&r.prior) == self.region_of(&first.prior)
-                }) =>
-            {
-                let c = self.clients(&self.region_of(&first.prior)).await;
-                route53::delete_records(self, &c, &reqs).await
-            }
-            _ => {
-                let mut out = Vec::with_capacity(reqs.len());
-                for r in reqs {
-                    out.push(self.delete(r).await);
-                }
-                out
-            }
-        }
-    }
-
-    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
-        let source = req.prior.as_ref().unwrap_or(&req.config);
-        let c = self.clients(&self.region_of(source)).await;
-        if req.op == super::IntentOp::Delete {
-            let del = DeleteRequest {
-                address: req.address.clone(),
-                id: req.id.clone().unwrap_or_default(),
-                prior: source.clone(),
-            };
-            self.delete(del).await?;
-            return Ok(Recovery::Gone);
-        }
-        // An interrupted update: the object is known by its id; read what it is now.
-        if let (super::IntentOp::Update, Some(id), Some(prior)) = (req.op, &req.id, &req.prior) {
-            let read = ReadRequest {
-                address: req.address.clone(),
-                id: id.clone(),
-                prior: prior.clone(),
-            };
-            return Ok(match self.read(read).await?.current {
-                Some(attributes) => Recovery::Adopt(ApplyResponse {
-                    id: id.clone(),
-                    attributes,
-                }),
-                None => Recovery::Gone,
-            });
-        }
-        let found = match req.address.rtype.as_str() {
-            "aws_route53_zone" => route53::recover_zone(self, &c, &req).await?,
-            "aws_route53_record" => {
-                let rr = ReadRequest {
-                    address: req.address.clone(),
-                    id: String::new(),
-                    prior: req.config.clone(),
-                };
-                route53::read_records(self, &c, &[rr])
-                    .await
-                    .pop()
-                    .unwrap_or(Ok(None))?
-                    .map(|a| (route53::record_id(&a), a))
-            }
-            "aws_s3_bucket" => s3::recover(self, &c, &req).await?,
-            "aws_s3_object" => s3::read_object(self, &c, &req.config)
-                .await?
-                .map(|a| (s3::object_id(&a), a)),
-            "aws_acm_certificate" => acm::recover_certificate(self, &c, &req).await?,
-            "aws_kms_key" => kms::recover_key(self, &c, &req).await?,
-            "aws_kms_alias" => kms::read_alias(self, &c, &req.config)
-                .await?
-                .map(|a| (kms::alias_id(&a), a)),
-            _ => None,
-        };
-        Ok(match found {
-            Some((id, attributes)) => Recovery::Adopt(ApplyResponse { id, attributes }),
-            None => Recovery::Gone,
-        })
-    }
+/// An object found again, as recovery answers it.
+fn adopted((id, attributes): (String, Attrs)) -> ApplyResponse {
+    ApplyResponse { id, attributes }
 }

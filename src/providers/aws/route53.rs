@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord,
     ResourceRecordSet, RrType, Tag, TagResourceType,
@@ -13,10 +14,10 @@ use serde_json::{json, Value};
 use super::error::{classify, code};
 use super::{short_token, tags_with_address, user_tags, Aws, Clients};
 use crate::providers::attrs::{keep_config, opt_str, opt_u64, req_str};
+use crate::providers::resource::recover_update;
 use crate::providers::{
-    ErrorKind,
-    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
-    RecoverRequest, ResourceSchema,
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema, ResourceType,
 };
 use crate::value::{Attrs, UNKNOWN};
 
@@ -864,4 +865,135 @@ pub(super) async fn delete_record(
         .build()
         .map_err(|e| ProviderError::failed(e.to_string()))?;
     gone_is_success(submit(aws, c, &zone, vec![change]).await)
+}
+
+/// `aws_route53_zone`.
+pub(super) struct Zone;
+
+#[async_trait]
+impl ResourceType<Aws> for Zone {
+    fn schema(&self) -> ResourceSchema {
+        zone_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate_zone(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_zone(aws, &*aws.at(&req.prior).await, &req.id, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_zone(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_zone(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        if let Some(found) = recover_update(self, aws, req).await? {
+            return Ok(found);
+        }
+        let c = aws.at(&req.config).await;
+        Ok(recover_zone(aws, &c, req).await?.map(super::adopted))
+    }
+}
+
+/// `aws_route53_record`: batched per zone on apply, delete and refresh.
+pub(super) struct Record;
+
+#[async_trait]
+impl ResourceType<Aws> for Record {
+    fn schema(&self) -> ResourceSchema {
+        record_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate_record(c)
+    }
+    fn max_batch(&self) -> usize {
+        MAX_CHANGES
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        let c = aws.at(&req.prior).await;
+        read_records(aws, &c, std::slice::from_ref(req))
+            .await
+            .pop()
+            .unwrap_or(Ok(None))
+    }
+    async fn read_many(
+        &self,
+        aws: &Aws,
+        reqs: &[ReadRequest],
+    ) -> Vec<Result<Option<Attrs>, ProviderError>> {
+        let mut out: Vec<Option<Result<Option<Attrs>, ProviderError>>> =
+            reqs.iter().map(|_| None).collect();
+        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.prior)) {
+            let c = aws.clients(&region).await;
+            let batch: Vec<ReadRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
+            for (&i, res) in idx.iter().zip(read_records(aws, &c, &batch).await) {
+                out[i] = Some(res);
+            }
+        }
+        out.into_iter().map(|o| o.unwrap_or(Ok(None))).collect()
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        self.apply_many(aws, std::slice::from_ref(req))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::failed("record was not submitted")))
+    }
+    async fn apply_many(
+        &self,
+        aws: &Aws,
+        reqs: &[ApplyRequest],
+    ) -> Vec<Result<ApplyResponse, ProviderError>> {
+        let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
+            reqs.iter().map(|_| None).collect();
+        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.config)) {
+            let c = aws.clients(&region).await;
+            let batch: Vec<ApplyRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
+            for (&i, res) in idx.iter().zip(apply_records(aws, &c, &batch).await) {
+                out[i] = Some(res);
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("record was not submitted"))))
+            .collect()
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_record(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn delete_many(&self, aws: &Aws, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
+        let mut out: Vec<Result<(), ProviderError>> = reqs.iter().map(|_| Ok(())).collect();
+        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.prior)) {
+            let c = aws.clients(&region).await;
+            let batch: Vec<DeleteRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
+            for (&i, res) in idx.iter().zip(delete_records(aws, &c, &batch).await) {
+                out[i] = res;
+            }
+        }
+        out
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        // Records are found by zone, name and type: no id is needed.
+        let rr = ReadRequest {
+            address: req.address.clone(),
+            id: String::new(),
+            prior: req.config.clone(),
+        };
+        Ok(self
+            .read(aws, &rr)
+            .await?
+            .map(|a| super::adopted((record_id(&a), a))))
+    }
 }

@@ -1,5 +1,6 @@
 //! `aws_s3_bucket`: tags, versioning, default encryption, public-access block.
 
+use async_trait::async_trait;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
     ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
@@ -11,11 +12,8 @@ use serde_json::{json, Value};
 use super::error::{classify, code};
 use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str};
-use crate::providers::{
-    ErrorKind,
-    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, RecoverRequest,
-    ResourceSchema,
-};
+use crate::providers::resource::recover_update;
+use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn bucket_schema() -> ResourceSchema {
@@ -569,5 +567,78 @@ pub(super) async fn delete_object(
         Ok(_) => Ok(()),
         Err(e) if service_code(&e) == "NoSuchBucket" => Ok(()),
         Err(e) => Err(classify("s3 DeleteObject", e)),
+    }
+}
+
+/// `aws_s3_bucket`.
+pub(super) struct Bucket;
+
+#[async_trait]
+impl ResourceType<Aws> for Bucket {
+    fn schema(&self) -> ResourceSchema {
+        bucket_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)?;
+        validate(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read(aws, &*aws.at(&req.prior).await, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        if let Some(found) = recover_update(self, aws, req).await? {
+            return Ok(found);
+        }
+        let c = aws.at(&req.config).await;
+        Ok(recover(aws, &c, req).await?.map(super::adopted))
+    }
+}
+
+/// `aws_s3_object`.
+pub(super) struct Object;
+
+#[async_trait]
+impl ResourceType<Aws> for Object {
+    fn schema(&self) -> ResourceSchema {
+        object_schema()
+    }
+    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
+        super::valid_region(c)
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_object(aws, &*aws.at(&req.prior).await, &req.prior).await
+    }
+    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        apply_object(aws, &*aws.at(&req.config).await, req).await
+    }
+    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
+        delete_object(aws, &*aws.at(&req.prior).await, req).await
+    }
+    async fn recover(
+        &self,
+        aws: &Aws,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        // Objects are found by bucket and key: no id is needed.
+        let c = aws.at(&req.config).await;
+        Ok(read_object(aws, &c, &req.config)
+            .await?
+            .map(|a| super::adopted((object_id(&a), a))))
     }
 }

@@ -14,37 +14,11 @@ use serde_json::{json, Value};
 use super::super::attrs::opt_u64;
 use super::super::challenge::ChallengeZone;
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{classify, found, req, split_tags, tags, Clients, Live};
+use super::{Arm, classify, found, req, split_tags, tags, Clients, Live};
 use crate::value::Attrs;
 
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
 
-pub(super) fn schemas() -> Vec<ResourceSchema> {
-    vec![
-        ResourceSchema {
-            type_name: "azure_dns_zone",
-            attributes: vec![
-                AttrSchema::required("name").force_new(),
-                AttrSchema::required("resource_group_name").force_new(),
-                AttrSchema::optional("tags"),
-                AttrSchema::computed("id"),
-                AttrSchema::computed("name_servers"),
-            ],
-        },
-        ResourceSchema {
-            type_name: "azure_dns_record_set",
-            attributes: vec![
-                AttrSchema::required("zone_name").force_new(),
-                AttrSchema::required("resource_group_name").force_new(),
-                AttrSchema::required("name").force_new(),
-                AttrSchema::required("type").force_new(),
-                AttrSchema::optional("ttl"),
-                AttrSchema::required("records"),
-                AttrSchema::computed("fqdn"),
-            ],
-        },
-    ]
-}
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("type").and_then(Value::as_str) {
@@ -160,9 +134,47 @@ fn record_live(c: &Attrs, rtype: &str, rs: RecordSet) -> Live {
     Live { attrs: a, owner }
 }
 
+/// Reads record sets, listing each zone that holds more than one of them once.
+async fn read_batch(cx: &Clients, configs: &[&Attrs]) -> Vec<Result<Option<Live>, ProviderError>> {
+    let mut out: Vec<Option<Result<Option<Live>, ProviderError>>> =
+        configs.iter().map(|_| None).collect();
+    let mut zones: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
+    for (i, c) in configs.iter().enumerate() {
+        if let (Ok(rg), Ok(zone)) = (req(c, "resource_group_name"), req(c, "zone_name")) {
+            zones
+                .entry((rg.to_string(), zone.to_string()))
+                .or_default()
+                .push(i);
+        }
+    }
+    for ((rg, zone), idx) in zones.into_iter().filter(|(_, v)| v.len() > 1) {
+        let of_zone: Vec<&Attrs> = idx.iter().map(|&i| configs[i]).collect();
+        match read_records_of_zone(cx, &rg, &zone, &of_zone).await {
+            Ok(lives) => {
+                for (&i, live) in idx.iter().zip(lives) {
+                    out[i] = Some(Ok(live));
+                }
+            }
+            Err(e) => {
+                for &i in &idx {
+                    out[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(configs.len());
+    for (i, slot) in out.into_iter().enumerate() {
+        results.push(match slot {
+            Some(r) => r,
+            None => read_record(cx, configs[i]).await,
+        });
+    }
+    results
+}
+
 /// Reads the record sets of one zone with a listing (a page per 100 sets) instead of one
 /// GET each; `None` for those that do not exist.
-pub(super) async fn read_records_of_zone(
+async fn read_records_of_zone(
     cx: &Clients,
     rg: &str,
     zone: &str,
@@ -669,5 +681,92 @@ impl ChallengeZone for AzureChallengeZone {
         .await?;
         self.cx.count("resolve");
         crate::providers::dns::server::lookup(servers[0], name, "TXT").await
+    }
+}
+
+/// `azure_dns_zone`.
+pub(super) struct DnsZone;
+
+#[async_trait]
+impl Arm for DnsZone {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_dns_zone",
+                attributes: vec![
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("resource_group_name").force_new(),
+                    AttrSchema::optional("tags"),
+                    AttrSchema::computed("id"),
+                    AttrSchema::computed("name_servers"),
+                ],
+        }
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read_zone(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        _prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply_zone(cx, c, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete_zone(cx, c).await
+    }
+}
+
+/// `azure_dns_record_set`.
+pub(super) struct DnsRecordSet;
+
+#[async_trait]
+impl Arm for DnsRecordSet {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_dns_record_set",
+                attributes: vec![
+                    AttrSchema::required("zone_name").force_new(),
+                    AttrSchema::required("resource_group_name").force_new(),
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("type").force_new(),
+                    AttrSchema::optional("ttl"),
+                    AttrSchema::required("records"),
+                    AttrSchema::computed("fqdn"),
+                ],
+        }
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
+        validate(c)
+    }
+    async fn read_batch(
+        &self,
+        cx: &Clients,
+        configs: &[&Attrs],
+    ) -> Option<Vec<Result<Option<Live>, ProviderError>>> {
+        Some(read_batch(cx, configs).await)
+    }
+    async fn served_differences(
+        &self,
+        cx: &Clients,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        served_differences(cx, api).await
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read_record(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        _prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply_record(cx, c, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete_record(cx, c).await
     }
 }

@@ -1,23 +1,13 @@
 //! `azure_resource_group`: PUT/GET/DELETE on Microsoft.Resources (api-version 2021-04-01).
 //! Deletion is long-running and also removes everything in the group.
 
+use async_trait::async_trait;
 use serde_json::json;
 
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{check_name, classify, found, req, split_tags, tags, Clients, Live};
+use super::{Arm, check_name, classify, found, req, split_tags, tags, Clients, Live};
 use crate::value::Attrs;
 
-pub(super) fn schemas() -> Vec<ResourceSchema> {
-    vec![ResourceSchema {
-        type_name: "azure_resource_group",
-        attributes: vec![
-            AttrSchema::required("name").force_new(),
-            AttrSchema::required("location").force_new(),
-            AttrSchema::optional("tags"),
-            AttrSchema::computed("id"),
-        ],
-    }]
-}
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -81,4 +71,40 @@ pub(super) async fn delete(cx: &Clients, c: &Attrs) -> Result<(), ProviderError>
         cx.settle("resource group delete", &rsp).await?;
     }
     Ok(())
+}
+
+/// `azure_resource_group`.
+pub(super) struct Group;
+
+#[async_trait]
+impl Arm for Group {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_resource_group",
+                attributes: vec![
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("location").force_new(),
+                    AttrSchema::optional("tags"),
+                    AttrSchema::computed("id"),
+                ],
+        }
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
+        validate(c)
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        _prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply(cx, c, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete(cx, c).await
+    }
 }

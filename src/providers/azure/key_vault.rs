@@ -3,10 +3,11 @@
 //! period; landlord purges it on delete unless purge protection is on, like azurerm's
 //! `purge_soft_delete_on_destroy`.
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, PlanResponse, ProviderError, ResourceSchema};
-use super::{
+use super::{Arm, 
     arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
 };
 use crate::value::Attrs;
@@ -15,23 +16,6 @@ const SKUS: &[&str] = &["standard", "premium"];
 /// Azure's default soft-delete retention.
 const RETENTION_DAYS: u64 = 90;
 
-pub(super) fn schemas() -> Vec<ResourceSchema> {
-    vec![ResourceSchema {
-        type_name: "azure_key_vault",
-        attributes: vec![
-            AttrSchema::required("name").force_new(),
-            AttrSchema::required("resource_group_name").force_new(),
-            AttrSchema::required("location").force_new(),
-            AttrSchema::required("sku_name"),
-            AttrSchema::optional("tenant_id"),
-            AttrSchema::optional("soft_delete_retention_days"),
-            AttrSchema::optional("purge_protection_enabled"),
-            AttrSchema::optional("tags"),
-            AttrSchema::computed("id"),
-            AttrSchema::computed("vault_uri"),
-        ],
-    }]
-}
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -233,5 +217,50 @@ mod tests {
         assert!(plan(Some(&prior), &shorter).is_err());
         assert!(plan(Some(&prior), &prior).is_ok());
         assert!(plan(None, &off).is_ok(), "a new vault may start either way");
+    }
+}
+
+/// `azure_key_vault`.
+pub(super) struct Vault;
+
+#[async_trait]
+impl Arm for Vault {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_key_vault",
+                attributes: vec![
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("resource_group_name").force_new(),
+                    AttrSchema::required("location").force_new(),
+                    AttrSchema::required("sku_name"),
+                    AttrSchema::optional("tenant_id"),
+                    AttrSchema::optional("soft_delete_retention_days"),
+                    AttrSchema::optional("purge_protection_enabled"),
+                    AttrSchema::optional("tags"),
+                    AttrSchema::computed("id"),
+                    AttrSchema::computed("vault_uri"),
+                ],
+        }
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
+        validate(c)
+    }
+    fn plan(&self, prior: Option<&Attrs>, c: &Attrs) -> Result<PlanResponse, ProviderError> {
+        plan(prior, c)
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        _prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply(cx, c, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete(cx, c).await
     }
 }

@@ -34,11 +34,10 @@ use serde_json::{json, Value};
 
 use super::challenge::ChallengeZone;
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrKind, DeleteRequest, IntentOp, PlanRequest,
-    PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
-    ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrKind, DeleteRequest, Family, PlanRequest,
+    PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType,
+    Settings, SettingsError,
 };
-use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
 const NAME: &str = "azure";
@@ -113,10 +112,56 @@ struct Live {
     owner: Option<String>,
 }
 
-/// The Azure provider.
+/// What every Azure resource type shares: the clients, or why there are none (reported
+/// when a resource needs them).
+#[derive(Clone)]
 pub struct Azure {
     clients: Result<Arc<Clients>, String>,
-    schemas: Vec<ResourceSchema>,
+}
+
+/// One ARM resource type in the family's uniform shape: read the live object by its
+/// deterministic id, PUT it, DELETE it. The blanket [`ResourceType`] impl adds what all
+/// of them share: read-back after apply, attributes as recorded, recovery by owner marker.
+#[async_trait]
+trait Arm: Send + Sync {
+    /// The type's schema.
+    fn schema(&self) -> ResourceSchema;
+    /// Name rules and allowed values, checked at plan time.
+    fn validate(&self, _c: &Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Changes the plan must refuse or replace for.
+    fn plan(&self, _prior: Option<&Attrs>, _c: &Attrs) -> Result<PlanResponse, ProviderError> {
+        Ok(PlanResponse::default())
+    }
+    /// The live object named by the configuration.
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError>;
+    /// Several live objects in fewer calls; `None` where the type cannot batch.
+    async fn read_batch(
+        &self,
+        _cx: &Clients,
+        _configs: &[&Attrs],
+    ) -> Option<Vec<Result<Option<Live>, ProviderError>>> {
+        None
+    }
+    /// Creates or updates the object (PUT), waiting for a long-running operation.
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError>;
+    /// Deletes the object; gone already is success.
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError>;
+    /// Name servers serving something else than the API holds (record sets only).
+    async fn served_differences(
+        &self,
+        _cx: &Clients,
+        _api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        Ok(vec![])
+    }
 }
 
 /// Maps an azure_core error to the engine's error classes.
@@ -233,14 +278,10 @@ pub(super) fn one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), Provi
 
 impl Azure {
     /// Builds the provider; a missing `[providers.azure]` makes every call fail with a hint.
-    pub fn new(settings: &Settings, stats: Arc<ApiStats>) -> Result<Azure, SettingsError> {
-        let schemas = [
-            group::schemas(),
-            dns::schemas(),
-            storage::schemas(),
-            key_vault::schemas(),
-        ]
-        .concat();
+    pub fn provider(
+        settings: &Settings,
+        stats: Arc<ApiStats>,
+    ) -> Result<Family<Azure>, SettingsError> {
         let clients = match settings.tables.get(NAME) {
             None => Err("no [providers.azure] in landlord.toml".to_string()),
             Some(t) => Self::clients(t, stats).map_err(|message| SettingsError {
@@ -248,7 +289,15 @@ impl Azure {
                 message,
             })?,
         };
-        Ok(Azure { clients, schemas })
+        let types: Vec<Box<dyn ResourceType<Azure>>> = vec![
+            Box::new(group::Group),
+            Box::new(dns::DnsZone),
+            Box::new(dns::DnsRecordSet),
+            Box::new(storage::Account),
+            Box::new(storage::Container),
+            Box::new(key_vault::Vault),
+        ];
+        Ok(Family::new(NAME, Azure { clients }, types))
     }
 
     /// Clients from the settings table; the outer error is a bad setting, the inner one a
@@ -363,76 +412,6 @@ impl Azure {
             .as_deref()
             .map_err(|m| ProviderError::auth(m.clone()))
     }
-
-    fn schema(&self, rtype: &str) -> Option<&ResourceSchema> {
-        self.schemas.iter().find(|s| s.type_name == rtype)
-    }
-
-    async fn read_live(&self, rtype: &str, c: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let cx = self.cx()?;
-        match rtype {
-            "azure_resource_group" => group::read(cx, c).await,
-            "azure_dns_zone" => dns::read_zone(cx, c).await,
-            "azure_dns_record_set" => dns::read_record(cx, c).await,
-            "azure_storage_account" => storage::read_account(cx, c).await,
-            "azure_storage_container" => storage::read_container(cx, c).await,
-            "azure_key_vault" => key_vault::read(cx, c).await,
-            other => Err(unknown(other)),
-        }
-    }
-
-    async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let cx = self.cx()?;
-        let (c, addr) = (&r.config, r.address.to_string());
-        match r.address.rtype.as_str() {
-            "azure_resource_group" => group::apply(cx, c, &addr).await?,
-            "azure_dns_zone" => dns::apply_zone(cx, c, &addr).await?,
-            "azure_dns_record_set" => dns::apply_record(cx, c, &addr).await?,
-            "azure_storage_account" => storage::apply_account(cx, c, &addr).await?,
-            "azure_storage_container" => {
-                storage::apply_container(cx, c, r.prior.as_ref(), &addr).await?
-            }
-            "azure_key_vault" => key_vault::apply(cx, c, &addr).await?,
-            other => return Err(unknown(other)),
-        }
-        let live = self
-            .read_live(&r.address.rtype, c)
-            .await?
-            .ok_or_else(|| ProviderError::transient("the resource is not readable yet"))?;
-        Ok(self.done(&r.address.rtype, c, live.attrs))
-    }
-
-    /// The planned configuration with the computed values read back.
-    fn done(&self, rtype: &str, c: &Attrs, live: Attrs) -> ApplyResponse {
-        let mut a = c.clone();
-        if let Some(s) = self.schema(rtype) {
-            for attr in s.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
-                if let Some(v) = live.get(attr.name) {
-                    a.insert(attr.name.into(), v.clone());
-                }
-            }
-        }
-        ApplyResponse {
-            id: object_id(&live),
-            attributes: a,
-        }
-    }
-
-    /// Live attributes limited to what the configuration sets (and computed values).
-    fn as_recorded(&self, rtype: &str, prior: &Attrs, mut a: Attrs) -> Attrs {
-        if let Some(s) = self.schema(rtype) {
-            for attr in &s.attributes {
-                if attr.kind == AttrKind::Optional && !prior.contains_key(attr.name) {
-                    a.remove(attr.name);
-                }
-            }
-        }
-        a
-    }
-}
-
-fn unknown(rtype: &str) -> ProviderError {
-    ProviderError::invalid(format!("unknown resource type `{rtype}`"))
 }
 
 /// The provider-side id: the ARM id, or the fqdn / URL of objects without one.
@@ -444,136 +423,123 @@ fn object_id(a: &Attrs) -> String {
         .to_string()
 }
 
+/// The planned configuration with the computed values read back.
+fn done(schema: &ResourceSchema, c: &Attrs, live: Attrs) -> ApplyResponse {
+    let mut a = c.clone();
+    for attr in schema.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
+        if let Some(v) = live.get(attr.name) {
+            a.insert(attr.name.into(), v.clone());
+        }
+    }
+    ApplyResponse {
+        id: object_id(&live),
+        attributes: a,
+    }
+}
+
+/// Live attributes limited to what the configuration sets (and computed values).
+fn as_recorded(schema: &ResourceSchema, prior: &Attrs, mut a: Attrs) -> Attrs {
+    for attr in &schema.attributes {
+        if attr.kind == AttrKind::Optional && !prior.contains_key(attr.name) {
+            a.remove(attr.name);
+        }
+    }
+    a
+}
+
 #[async_trait]
-impl Provider for Azure {
-    fn name(&self) -> &str {
-        NAME
+impl<T: Arm> ResourceType<Azure> for T {
+    fn schema(&self) -> ResourceSchema {
+        Arm::schema(self)
     }
 
-    fn schemas(&self) -> &[ResourceSchema] {
-        &self.schemas
+    fn validate(&self, _: &Azure, c: &Attrs) -> Result<(), ProviderError> {
+        Arm::validate(self, c)
     }
 
-    fn validate(&self, address: &ResourceAddr, c: &Attrs) -> Result<(), ProviderError> {
-        match address.rtype.as_str() {
-            "azure_resource_group" => group::validate(c),
-            "azure_dns_record_set" => dns::validate(c),
-            "azure_storage_account" => storage::validate_account(c),
-            "azure_storage_container" => storage::validate_container(c),
-            "azure_key_vault" => key_vault::validate(c),
-            _ => Ok(()),
-        }
+    fn verify_after_apply(&self) -> bool {
+        true
     }
 
-    async fn plan(&self, req: PlanRequest) -> Result<PlanResponse, ProviderError> {
-        match req.address.rtype.as_str() {
-            "azure_key_vault" => key_vault::plan(req.prior.as_ref(), &req.config),
-            _ => Ok(PlanResponse::default()),
-        }
+    async fn plan(&self, _: &Azure, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
+        Arm::plan(self, req.prior.as_ref(), &req.config)
     }
 
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        let rtype = req.address.rtype.as_str();
-        let current = self
-            .read_live(rtype, &req.prior)
+    async fn read(&self, az: &Azure, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        let schema = Arm::schema(self);
+        Ok(Arm::read(self, az.cx()?, &req.prior)
             .await?
-            .map(|l| self.as_recorded(rtype, &req.prior, l.attrs));
-        Ok(ReadResponse { current })
+            .map(|l| as_recorded(&schema, &req.prior, l.attrs)))
     }
 
-    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
-        // Record sets of a zone are listed together; everything else is read one by one.
-        let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> =
-            reqs.iter().map(|_| None).collect();
-        let mut zones: std::collections::BTreeMap<(String, String), Vec<usize>> =
-            Default::default();
-        for (i, r) in reqs.iter().enumerate() {
-            if r.address.rtype == "azure_dns_record_set" {
-                if let (Ok(rg), Ok(zone)) = (
-                    req(&r.prior, "resource_group_name"),
-                    req(&r.prior, "zone_name"),
-                ) {
-                    zones
-                        .entry((rg.to_string(), zone.to_string()))
-                        .or_default()
-                        .push(i);
-                }
-            }
-        }
-        if let Ok(cx) = self.cx() {
-            for ((rg, zone), idx) in zones.into_iter().filter(|(_, v)| v.len() > 1) {
-                let configs: Vec<&Attrs> = idx.iter().map(|&i| &reqs[i].prior).collect();
-                match dns::read_records_of_zone(cx, &rg, &zone, &configs).await {
-                    Ok(lives) => {
-                        for (&i, live) in idx.iter().zip(lives) {
-                            let current = live.map(|l| {
-                                self.as_recorded("azure_dns_record_set", &reqs[i].prior, l.attrs)
-                            });
-                            out[i] = Some(Ok(ReadResponse { current }));
-                        }
-                    }
-                    Err(e) => {
-                        for &i in &idx {
-                            out[i] = Some(Err(e.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        super::read_rest(self, reqs, out).await
-    }
-
-    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
-    }
-
-    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
-        let cx = self.cx()?;
-        let c = &req.prior;
-        match req.address.rtype.as_str() {
-            "azure_resource_group" => group::delete(cx, c).await,
-            "azure_dns_zone" => dns::delete_zone(cx, c).await,
-            "azure_dns_record_set" => dns::delete_record(cx, c).await,
-            "azure_storage_account" => storage::delete_account(cx, c).await,
-            "azure_storage_container" => storage::delete_container(cx, c).await,
-            "azure_key_vault" => key_vault::delete(cx, c).await,
-            other => Err(unknown(other)),
-        }
-    }
-
-    async fn served_differences(
+    async fn read_many(
         &self,
-        req: ReadRequest,
-        api: &Attrs,
-    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
-        match req.address.rtype.as_str() {
-            "azure_dns_record_set" => dns::served_differences(self.cx()?, api).await,
-            _ => Ok(vec![]),
+        az: &Azure,
+        reqs: &[ReadRequest],
+    ) -> Vec<Result<Option<Attrs>, ProviderError>> {
+        let schema = Arm::schema(self);
+        let configs: Vec<&Attrs> = reqs.iter().map(|r| &r.prior).collect();
+        let batch = match az.cx() {
+            Ok(cx) => self.read_batch(cx, &configs).await,
+            Err(e) => Some(reqs.iter().map(|_| Err(e.clone())).collect()),
+        };
+        match batch {
+            Some(lives) => lives
+                .into_iter()
+                .zip(reqs)
+                .map(|(l, r)| Ok(l?.map(|l| as_recorded(&schema, &r.prior, l.attrs))))
+                .collect(),
+            None => {
+                let mut out = Vec::with_capacity(reqs.len());
+                for r in reqs {
+                    out.push(ResourceType::read(self, az, r).await);
+                }
+                out
+            }
         }
     }
 
-    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
-        let source = req.prior.clone().unwrap_or_else(|| req.config.clone());
-        if req.op == IntentOp::Delete {
-            self.delete(DeleteRequest {
-                address: req.address.clone(),
-                id: req.id.clone().unwrap_or_default(),
-                prior: source,
-            })
+    async fn apply(&self, az: &Azure, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cx = az.cx()?;
+        let c = &r.config;
+        self.put(cx, c, r.prior.as_ref(), &r.address.to_string())
             .await?;
-            return Ok(Recovery::Gone);
-        }
+        let live = Arm::read(self, cx, c)
+            .await?
+            .ok_or_else(|| ProviderError::transient("the resource is not readable yet"))?;
+        Ok(done(&Arm::schema(self), c, live.attrs))
+    }
+
+    async fn delete(&self, az: &Azure, req: &DeleteRequest) -> Result<(), ProviderError> {
+        Arm::delete(self, az.cx()?, &req.prior).await
+    }
+
+    async fn recover(
+        &self,
+        az: &Azure,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
         // The id is deterministic: read it back; adopt what carries our address.
-        let rtype = req.address.rtype.as_str();
-        Ok(match self.read_live(rtype, &source).await? {
-            Some(live) if live.owner.as_deref() == Some(req.address.to_string().as_str()) => {
-                let attrs = self.as_recorded(rtype, &source, live.attrs);
-                Recovery::Adopt(ApplyResponse {
+        let source = req.prior.as_ref().unwrap_or(&req.config);
+        let owner = req.address.to_string();
+        Ok(match Arm::read(self, az.cx()?, source).await? {
+            Some(live) if live.owner.as_deref() == Some(owner.as_str()) => {
+                let attrs = as_recorded(&Arm::schema(self), source, live.attrs);
+                Some(ApplyResponse {
                     id: object_id(&attrs),
                     attributes: attrs,
                 })
             }
-            _ => Recovery::Gone,
+            _ => None,
         })
+    }
+
+    async fn served_differences(
+        &self,
+        az: &Azure,
+        _req: &ReadRequest,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        Arm::served_differences(self, az.cx()?, api).await
     }
 }

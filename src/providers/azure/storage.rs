@@ -2,6 +2,7 @@
 //! long-running) and `azure_storage_container` on the account's blob endpoint (data
 //! plane, shared-key auth with the account key listed through ARM, like azurerm).
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{
+use super::{Arm, 
     arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
 };
 use crate::value::Attrs;
@@ -30,35 +31,6 @@ const ACCESS: &[&str] = &["private", "blob", "container"];
 /// Container metadata key carrying the landlord address (metadata names are identifiers).
 const CONTAINER_TAG: &str = "landlord_address";
 
-pub(super) fn schemas() -> Vec<ResourceSchema> {
-    vec![
-        ResourceSchema {
-            type_name: "azure_storage_account",
-            attributes: vec![
-                AttrSchema::required("name").force_new(),
-                AttrSchema::required("resource_group_name").force_new(),
-                AttrSchema::required("location").force_new(),
-                AttrSchema::required("account_tier").force_new(),
-                AttrSchema::required("account_replication_type"),
-                AttrSchema::optional("account_kind").force_new(),
-                AttrSchema::optional("min_tls_version"),
-                AttrSchema::optional("https_traffic_only_enabled"),
-                AttrSchema::optional("tags"),
-                AttrSchema::computed("id"),
-                AttrSchema::computed("primary_blob_endpoint"),
-            ],
-        },
-        ResourceSchema {
-            type_name: "azure_storage_container",
-            attributes: vec![
-                AttrSchema::required("storage_account_name").force_new(),
-                AttrSchema::required("name").force_new(),
-                AttrSchema::optional("container_access_type"),
-                AttrSchema::computed("id"),
-            ],
-        },
-    ]
-}
 
 pub(super) fn validate_account(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -421,5 +393,84 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+}
+
+/// `azure_storage_account`.
+pub(super) struct Account;
+
+#[async_trait]
+impl Arm for Account {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_storage_account",
+                attributes: vec![
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::required("resource_group_name").force_new(),
+                    AttrSchema::required("location").force_new(),
+                    AttrSchema::required("account_tier").force_new(),
+                    AttrSchema::required("account_replication_type"),
+                    AttrSchema::optional("account_kind").force_new(),
+                    AttrSchema::optional("min_tls_version"),
+                    AttrSchema::optional("https_traffic_only_enabled"),
+                    AttrSchema::optional("tags"),
+                    AttrSchema::computed("id"),
+                    AttrSchema::computed("primary_blob_endpoint"),
+                ],
+        }
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
+        validate_account(c)
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read_account(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        _prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply_account(cx, c, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete_account(cx, c).await
+    }
+}
+
+/// `azure_storage_container`.
+pub(super) struct Container;
+
+#[async_trait]
+impl Arm for Container {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+                type_name: "azure_storage_container",
+                attributes: vec![
+                    AttrSchema::required("storage_account_name").force_new(),
+                    AttrSchema::required("name").force_new(),
+                    AttrSchema::optional("container_access_type"),
+                    AttrSchema::computed("id"),
+                ],
+        }
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
+        validate_container(c)
+    }
+    async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
+        read_container(cx, c).await
+    }
+    async fn put(
+        &self,
+        cx: &Clients,
+        c: &Attrs,
+        prior: Option<&Attrs>,
+        addr: &str,
+    ) -> Result<(), ProviderError> {
+        apply_container(cx, c, prior, addr).await
+    }
+    async fn delete(&self, cx: &Clients, c: &Attrs) -> Result<(), ProviderError> {
+        delete_container(cx, c).await
     }
 }

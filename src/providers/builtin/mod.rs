@@ -10,7 +10,6 @@ mod tls;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Provider, ProviderError, ReadRequest,
