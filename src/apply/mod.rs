@@ -6,6 +6,7 @@
 //! Progress reaches the user only through `Hook`; this module never prints.
 
 mod recover;
+mod verify;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -526,7 +527,8 @@ pub async fn apply(
                     .collect();
                 let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
                 let handle = tasks.spawn(async move {
-                    let out = call_apply(provider, reqs, o).await;
+                    let out = call_apply(provider.clone(), reqs.clone(), o).await;
+                    let out = verify::verify(&provider, &reqs, out).await;
                     (jobs, TaskResult::Put(idx.into_iter().zip(out).collect()))
                 });
                 in_flight.insert(handle.id(), changes);

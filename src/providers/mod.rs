@@ -306,15 +306,6 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Awaits futures one after another, in order (for providers that do not batch).
-pub(crate) async fn in_order<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
-    let mut out = Vec::with_capacity(futures.len());
-    for f in futures {
-        out.push(f.await);
-    }
-    out
-}
-
 /// Provider settings taken from the workspace.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -345,17 +336,17 @@ impl Registry {
     /// Builds the providers a workspace configures.
     pub fn new(settings: &Settings) -> Result<Registry, SettingsError> {
         let stats = Arc::new(ApiStats::default());
-        let builtin = builtin::Builtin::new(settings, stats.clone())?;
+        let builtin = builtin::Builtin::provider(settings, stats.clone())?;
         let aws = aws::Aws::provider(settings, stats.clone())?;
         let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
         let azure = Arc::new(azure::Azure::provider(settings, stats.clone())?);
-        let acme = acme::Acme::new(
+        let acme = acme::Acme::provider(
             settings,
             servers.clone(),
             Arc::new(azure.context().clone()),
             stats.clone(),
         )?;
-        let dns = dns::Dns::new(servers, stats.clone());
+        let dns = dns::Dns::provider(servers, stats.clone());
         Ok(Self::with_providers(
             vec![
                 Arc::new(builtin),

@@ -28,9 +28,9 @@ use super::attrs::{opt_str, opt_u64, req_str};
 use super::challenge::ChallengeZone;
 use super::dns::Servers;
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, PlanRequest,
-    PlanResponse, Provider, ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery,
-    ResourceSchema, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, IntentOp,
+    PlanRequest, PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema,
+    ResourceType, Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -44,12 +44,12 @@ struct AcmeSettings {
     eab: Option<(String, Vec<u8>)>,
 }
 
-/// The ACME provider.
+/// What the ACME types share: the CA settings, the DNS zones challenges go through, and
+/// the call counters.
 pub struct Acme {
     settings: AcmeSettings,
     servers: Arc<Servers>,
     azure: Arc<Azure>,
-    schemas: Vec<ResourceSchema>,
     stats: Arc<ApiStats>,
 }
 
@@ -82,12 +82,12 @@ fn failed(what: &str, e: instant_acme::Error) -> ProviderError {
 
 impl Acme {
     /// Builds the provider from `[providers.acme]` and the DNS servers it solves challenges with.
-    pub fn new(
+    pub fn provider(
         settings: &Settings,
         servers: Arc<Servers>,
         azure: Arc<Azure>,
         stats: Arc<ApiStats>,
-    ) -> Result<Acme, SettingsError> {
+    ) -> Result<Family<Acme>, SettingsError> {
         let mut s = AcmeSettings::default();
         if let Some(t) = settings.tables.get("acme") {
             let bad = |m: String| SettingsError {
@@ -125,40 +125,15 @@ impl Acme {
                 s.eab = Some((kid.to_string(), key));
             }
         }
-        let schemas = vec![
-            ResourceSchema {
-                type_name: "acme_registration",
-                attributes: vec![
-                    AttrSchema::optional("email_address").force_new(),
-                    AttrSchema::computed("account_url"),
-                    AttrSchema::computed("credentials").sensitive(),
-                ],
-            },
-            ResourceSchema {
-                type_name: "acme_certificate",
-                attributes: vec![
-                    AttrSchema::required("account_credentials").force_new(),
-                    AttrSchema::required("common_name").force_new(),
-                    AttrSchema::optional("dns_names").force_new(),
-                    AttrSchema::optional("key_type").force_new(),
-                    AttrSchema::required("dns_challenge_provider"),
-                    AttrSchema::optional("dns_challenge_config"),
-                    AttrSchema::optional("renew_before_days"),
-                    AttrSchema::computed("certificate_pem"),
-                    AttrSchema::computed("issuer_pem"),
-                    AttrSchema::computed("private_key_pem").sensitive(),
-                    AttrSchema::computed("not_after"),
-                    AttrSchema::computed("serial"),
-                ],
-            },
-        ];
-        Ok(Acme {
+        let acme = Acme {
             settings: s,
             servers,
             azure,
-            schemas,
             stats,
-        })
+        };
+        let types: Vec<Box<dyn ResourceType<Acme>>> =
+            vec![Box::new(Registration), Box::new(Certificate)];
+        Ok(Family::new(NAME, acme, types))
     }
 
     fn directory(&self) -> Result<String, ProviderError> {
@@ -415,29 +390,96 @@ fn leaf_facts(pem: &str) -> Result<(String, String), ProviderError> {
     Ok((not_after, cert.raw_serial_as_string().replace(':', "")))
 }
 
+/// Certificates and accounts live in state: nothing to read.
+fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+    Ok(Some(req.prior.clone()))
+}
+
+/// In-place updates touch only local settings (renewal window, challenge provider).
+fn update_settings(prior: &Attrs, config: &Attrs) -> ApplyResponse {
+    let mut a = prior.clone();
+    a.extend(config.clone());
+    ApplyResponse {
+        id: String::new(),
+        attributes: a,
+    }
+}
+
+/// Nothing external is left half-done that state needs: an unrecorded order is simply
+/// issued again (its challenge records were removed or expire); an unrecorded update of
+/// local settings keeps the recorded object.
+fn recover_recorded(req: &RecoverRequest) -> Result<Option<ApplyResponse>, ProviderError> {
+    Ok(match (req.op, &req.prior, &req.id) {
+        (IntentOp::Update, Some(prior), Some(id)) => Some(ApplyResponse {
+            id: id.clone(),
+            attributes: prior.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// `acme_registration`: an ACME account.
+struct Registration;
+
 #[async_trait]
-impl Provider for Acme {
-    fn name(&self) -> &str {
-        NAME
+impl ResourceType<Acme> for Registration {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+            type_name: "acme_registration",
+            attributes: vec![
+                AttrSchema::optional("email_address").force_new(),
+                AttrSchema::computed("account_url"),
+                AttrSchema::computed("credentials").sensitive(),
+            ],
+        }
     }
-
-    fn schemas(&self) -> &[ResourceSchema] {
-        &self.schemas
+    async fn read(&self, _: &Acme, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
     }
-
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        // Certificates and accounts live in state; expiry is handled by `plan`.
-        Ok(ReadResponse {
-            current: Some(req.prior),
-        })
+    async fn apply(&self, acme: &Acme, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        match &r.prior {
+            Some(prior) => Ok(update_settings(prior, &r.config)),
+            None => acme.register(&r.config).await,
+        }
     }
+    async fn delete(&self, _: &Acme, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn recover(
+        &self,
+        _: &Acme,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_recorded(req)
+    }
+}
 
-    async fn plan(&self, req: PlanRequest) -> Result<PlanResponse, ProviderError> {
-        let Some(prior) = req
-            .prior
-            .as_ref()
-            .filter(|_| req.address.rtype == "acme_certificate")
-        else {
+/// `acme_certificate`: issued over DNS-01, replaced when its renewal is due.
+struct Certificate;
+
+#[async_trait]
+impl ResourceType<Acme> for Certificate {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+            type_name: "acme_certificate",
+            attributes: vec![
+                AttrSchema::required("account_credentials").force_new(),
+                AttrSchema::required("common_name").force_new(),
+                AttrSchema::optional("dns_names").force_new(),
+                AttrSchema::optional("key_type").force_new(),
+                AttrSchema::required("dns_challenge_provider"),
+                AttrSchema::optional("dns_challenge_config"),
+                AttrSchema::optional("renew_before_days"),
+                AttrSchema::computed("certificate_pem"),
+                AttrSchema::computed("issuer_pem"),
+                AttrSchema::computed("private_key_pem").sensitive(),
+                AttrSchema::computed("not_after"),
+                AttrSchema::computed("serial"),
+            ],
+        }
+    }
+    async fn plan(&self, _: &Acme, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
+        let Some(prior) = req.prior.as_ref() else {
             return Ok(PlanResponse::default());
         };
         let days = opt_u64(&req.config, "renew_before_days")?.unwrap_or(30);
@@ -459,43 +501,23 @@ impl Provider for Acme {
             _ => PlanResponse::default(),
         })
     }
-
-    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in &reqs {
-            out.push(match (r.address.rtype.as_str(), &r.prior) {
-                // In-place updates touch only local settings (renewal window, challenge provider).
-                (_, Some(prior)) => {
-                    let mut a = prior.clone();
-                    a.extend(r.config.clone());
-                    Ok(ApplyResponse {
-                        id: String::new(),
-                        attributes: a,
-                    })
-                }
-                ("acme_registration", None) => self.register(&r.config).await,
-                ("acme_certificate", None) => self.issue(&r.config).await,
-                (other, _) => Err(ProviderError::invalid(format!(
-                    "unknown resource type `{other}`"
-                ))),
-            });
-        }
-        out
+    async fn read(&self, _: &Acme, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
     }
-
-    async fn delete(&self, _req: DeleteRequest) -> Result<(), ProviderError> {
+    async fn apply(&self, acme: &Acme, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        match &r.prior {
+            Some(prior) => Ok(update_settings(prior, &r.config)),
+            None => acme.issue(&r.config).await,
+        }
+    }
+    async fn delete(&self, _: &Acme, _: &DeleteRequest) -> Result<(), ProviderError> {
         Ok(())
     }
-
-    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
-        // Nothing external is left half-done that state needs: an unrecorded order is
-        // simply issued again; its challenge records were removed or expire.
-        Ok(match (req.op, req.prior, req.id) {
-            (IntentOp::Update, Some(prior), Some(id)) => Recovery::Adopt(ApplyResponse {
-                id,
-                attributes: prior,
-            }),
-            _ => Recovery::Gone,
-        })
+    async fn recover(
+        &self,
+        _: &Acme,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_recorded(req)
     }
 }

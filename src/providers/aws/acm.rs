@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::error::classify;
 use super::{short_token, tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::attrs::{keep_config, opt_str, req_str};
+use std::collections::BTreeMap;
+
+use crate::providers::attrs::{keep_config, opt_str, req_str, TagSync};
 use crate::providers::resource::recover_update;
 use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
 use crate::value::Attrs;
@@ -221,14 +223,23 @@ async fn sync_tags(
     cfg: &Attrs,
     req: &ApplyRequest,
 ) -> Result<(), ProviderError> {
-    let want = acm_tags(cfg, req)?;
-    let have = tags(aws, c, arn).await?;
-    let stale: Vec<Tag> = have
-        .iter()
-        .filter(|(k, _)| !want.iter().any(|t| t.key() == k))
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect();
-    if !stale.is_empty() {
+    let want = tags_with_address(cfg, &req.address)?;
+    let live: BTreeMap<String, String> = tags(aws, c, arn).await?.into_iter().collect();
+    let sync = TagSync::new(&live, &want, super::aws_owned);
+    let build = |(k, v): (&String, &String)| {
+        Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .map_err(|e| ProviderError::invalid(e.to_string()))
+    };
+    if !sync.remove.is_empty() {
+        let stale = sync
+            .remove
+            .iter()
+            .filter_map(|k| live.get_key_value(k))
+            .map(build)
+            .collect::<Result<Vec<_>, _>>()?;
         aws.count("acm", "RemoveTagsFromCertificate");
         c.acm
             .remove_tags_from_certificate()
@@ -238,14 +249,17 @@ async fn sync_tags(
             .await
             .map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
     }
-    aws.count("acm", "AddTagsToCertificate");
-    c.acm
-        .add_tags_to_certificate()
-        .certificate_arn(arn)
-        .set_tags(Some(want))
-        .send()
-        .await
-        .map_err(|e| classify("acm AddTagsToCertificate", e))?;
+    if !sync.set.is_empty() {
+        let set = sync.set.iter().map(build).collect::<Result<Vec<_>, _>>()?;
+        aws.count("acm", "AddTagsToCertificate");
+        c.acm
+            .add_tags_to_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(set))
+            .send()
+            .await
+            .map_err(|e| classify("acm AddTagsToCertificate", e))?;
+    }
     Ok(())
 }
 
@@ -291,7 +305,6 @@ async fn import_certificate(
             "certificate_body",
             "private_key",
             "certificate_chain",
-            "tags",
         ],
     );
     Ok(ApplyResponse {
@@ -349,7 +362,7 @@ pub(super) async fn apply_certificate(
     keep_config(
         &mut attrs,
         cfg,
-        &["subject_alternative_names", "validation_method", "tags"],
+        &["subject_alternative_names", "validation_method"],
     );
     Ok(ApplyResponse {
         id: arn,

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use super::error::classify;
 use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str};
+use std::collections::BTreeMap;
+
+use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str, TagSync};
 use crate::providers::resource::recover_update;
 use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
 use crate::value::{Attrs, UNKNOWN};
@@ -131,6 +133,51 @@ pub(super) async fn read_key(
     Ok(Some(a))
 }
 
+/// Makes the key's live tags the configured ones plus the address tag.
+async fn sync_tags(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+    cfg: &Attrs,
+    req: &ApplyRequest,
+) -> Result<(), ProviderError> {
+    let want = tags_with_address(cfg, &req.address)?;
+    let live: BTreeMap<String, String> = key_tags(aws, c, id).await?.into_iter().collect();
+    let sync = TagSync::new(&live, &want, super::aws_owned);
+    if !sync.remove.is_empty() {
+        aws.count("kms", "UntagResource");
+        c.kms
+            .untag_resource()
+            .key_id(id)
+            .set_tag_keys(Some(sync.remove))
+            .send()
+            .await
+            .map_err(|e| classify("kms UntagResource", e))?;
+    }
+    if !sync.set.is_empty() {
+        let tags = sync
+            .set
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .tag_key(k)
+                    .tag_value(v)
+                    .build()
+                    .map_err(|e| ProviderError::invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        aws.count("kms", "TagResource");
+        c.kms
+            .tag_resource()
+            .key_id(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| classify("kms TagResource", e))?;
+    }
+    Ok(())
+}
+
 fn kms_tags(c: &Attrs, req: &ApplyRequest) -> Result<Vec<Tag>, ProviderError> {
     tags_with_address(c, &req.address)?
         .into_iter()
@@ -174,31 +221,7 @@ pub(super) async fn apply_key(
                     .await
                     .map_err(|e| classify("kms UpdateKeyDescription", e))?;
             }
-            let want = kms_tags(cfg, req)?;
-            let stale: Vec<String> = key_tags(aws, c, id)
-                .await?
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| !want.iter().any(|t| t.tag_key() == k))
-                .collect();
-            if !stale.is_empty() {
-                aws.count("kms", "UntagResource");
-                c.kms
-                    .untag_resource()
-                    .key_id(id)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map_err(|e| classify("kms UntagResource", e))?;
-            }
-            aws.count("kms", "TagResource");
-            c.kms
-                .tag_resource()
-                .key_id(id)
-                .set_tags(Some(want))
-                .send()
-                .await
-                .map_err(|e| classify("kms TagResource", e))?;
+            sync_tags(aws, c, id, cfg, req).await?;
             (
                 id.to_string(),
                 prior

@@ -252,6 +252,11 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
+/// Tags AWS itself owns (`aws:` prefix): never removed by a tag sync.
+pub(crate) fn aws_owned(key: &str) -> bool {
+    key.starts_with("aws:")
+}
+
 /// The tags landlord writes: the user's plus the address tag.
 pub(crate) fn tags_with_address(
     c: &Attrs,
@@ -262,11 +267,11 @@ pub(crate) fn tags_with_address(
     Ok(t)
 }
 
-/// Tags as recorded: without landlord's own.
+/// Tags as recorded: without landlord's own and AWS's own.
 pub(crate) fn user_tags(all: impl IntoIterator<Item = (String, String)>) -> Value {
     let m: serde_json::Map<String, Value> = all
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("landlord:"))
+        .filter(|(k, _)| !k.starts_with("landlord:") && !aws_owned(k))
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     Value::Object(m)

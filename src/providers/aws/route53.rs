@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::{classify, code};
 use super::{short_token, tags_with_address, user_tags, Aws, Clients};
-use crate::providers::attrs::{keep_config, opt_str, opt_u64, req_str};
+use crate::providers::attrs::{keep_config, opt_str, opt_u64, req_str, TagSync};
 use crate::providers::resource::recover_update;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
@@ -140,7 +140,12 @@ fn caller_reference(token: &str) -> String {
     format!("landlord-{}", short_token(token, 40))
 }
 
-async fn zone_tags(aws: &Aws, c: &Clients, id: &str) -> Result<Value, ProviderError> {
+/// Every tag of a hosted zone, landlord's own included.
+async fn zone_tags(
+    aws: &Aws,
+    c: &Clients,
+    id: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
     aws.count("route53", "ListTagsForResource");
     let out = c
         .route53
@@ -151,12 +156,15 @@ async fn zone_tags(aws: &Aws, c: &Clients, id: &str) -> Result<Value, ProviderEr
         .await
         .map_err(|e| classify("route53 ListTagsForResource", e))?;
     let tags = out.resource_tag_set().map(|s| s.tags()).unwrap_or_default();
-    Ok(user_tags(tags.iter().map(|t| {
-        (
-            t.key().unwrap_or_default().to_string(),
-            t.value().unwrap_or_default().to_string(),
-        )
-    })))
+    Ok(tags
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
 }
 
 pub(super) async fn read_zone(
@@ -184,7 +192,7 @@ pub(super) async fn read_zone(
     if let Some(comment) = z.config().and_then(|c| c.comment()) {
         a.insert("comment".into(), json!(comment));
     }
-    a.insert("tags".into(), zone_tags(aws, c, id).await?);
+    a.insert("tags".into(), user_tags(zone_tags(aws, c, id).await?));
     a.insert("zone_id".into(), json!(bare_zone_id(z.id())));
     let ns: Vec<String> = out
         .delegation_set()
@@ -230,6 +238,7 @@ pub(super) async fn recover_zone(
     }
 }
 
+/// Makes the zone's live tags the configured ones plus the address tag.
 async fn set_zone_tags(
     aws: &Aws,
     c: &Clients,
@@ -237,33 +246,20 @@ async fn set_zone_tags(
     req: &ApplyRequest,
 ) -> Result<(), ProviderError> {
     let want = tags_with_address(&req.config, &req.address)?;
-    let have: BTreeMap<String, String> = match req
-        .prior
-        .as_ref()
-        .and_then(|p| p.get("tags"))
-        .and_then(Value::as_object)
-    {
-        Some(o) => o
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect(),
-        None => BTreeMap::new(),
-    };
-    let remove: Vec<String> = have
-        .keys()
-        .filter(|k| !want.contains_key(*k))
-        .cloned()
-        .collect();
+    let sync = TagSync::new(&zone_tags(aws, c, id).await?, &want, super::aws_owned);
+    if sync.is_empty() {
+        return Ok(());
+    }
     aws.count("route53", "ChangeTagsForResource");
     let mut call = c
         .route53
         .change_tags_for_resource()
         .resource_type(TagResourceType::Hostedzone)
         .resource_id(id);
-    for (k, v) in &want {
+    for (k, v) in &sync.set {
         call = call.add_tags(Tag::builder().key(k).value(v).build());
     }
-    for k in remove {
+    for k in sync.remove {
         call = call.remove_tag_keys(k);
     }
     call.send()
@@ -328,10 +324,11 @@ pub(super) async fn apply_zone(
         }
     };
     set_zone_tags(aws, c, &id, req).await?;
-    let mut attrs = read_zone(aws, c, &id, &req.config)
+    let attrs = read_zone(aws, c, &id, &req.config)
         .await?
         .ok_or_else(|| ProviderError::transient(format!("hosted zone `{id}` not readable yet")))?;
-    keep_config(&mut attrs, &req.config, &["comment", "tags"]);
+    // What the service holds is recorded, never the configuration in its place: a change
+    // that did not converge shows up in the engine's check and in the next plan.
     Ok(ApplyResponse {
         id,
         attributes: attrs,

@@ -1,5 +1,9 @@
 //! `local_file`: a file under the workspace (or the configured root), written atomically.
 
+use async_trait::async_trait;
+
+use super::{Builtin, BATCH};
+use crate::providers::{ApplyRequest, DeleteRequest, PlanRequest, PlanResponse, ReadRequest, RecoverRequest, ResourceType};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -271,5 +275,59 @@ mod tests {
             assert!(f.validate(&cfg(json!({"filename": bad}))).is_err(), "{bad}");
         }
         assert!(f.validate(&cfg(json!({"filename": "a/../b"}))).is_ok());
+    }
+}
+
+/// `local_file`.
+pub(super) struct LocalFile;
+
+#[async_trait]
+impl ResourceType<Builtin> for LocalFile {
+    fn schema(&self) -> ResourceSchema {
+        schema()
+    }
+    fn validate(&self, b: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+        b.files.validate(c)
+    }
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+    fn verify_after_apply(&self) -> bool {
+        true
+    }
+    async fn plan(&self, _: &Builtin, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
+        Ok(PlanResponse {
+            changes_on_update: match req.prior {
+                Some(_) => vec!["content_sha256".into()],
+                None => vec![],
+            },
+            ..Default::default()
+        })
+    }
+    async fn read(&self, b: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        b.count("file.read");
+        b.files.read(&req.prior)
+    }
+    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        b.count("file.write");
+        b.files.write(&req.config)
+    }
+    async fn delete(&self, b: &Builtin, req: &DeleteRequest) -> Result<(), ProviderError> {
+        b.count("file.delete");
+        b.files.delete(&req.prior)
+    }
+    /// A file may or may not have been written: adopt what is on disk, the next plan
+    /// compares it with the desired content.
+    async fn recover(
+        &self,
+        b: &Builtin,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        b.count("file.read");
+        b.files.clean_partial(&req.config)?;
+        Ok(b.files.read(&req.config)?.map(|attrs| ApplyResponse {
+            id: id(&attrs),
+            attributes: attrs,
+        }))
     }
 }

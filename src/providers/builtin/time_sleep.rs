@@ -1,5 +1,9 @@
 //! `time_sleep`: waits on create and/or destroy (rollout pacing between dependent resources).
 
+use async_trait::async_trait;
+
+use super::{read_recorded, recover_generated, Builtin};
+use crate::providers::{ApplyRequest, DeleteRequest, ReadRequest, RecoverRequest, ResourceType};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -69,4 +73,34 @@ pub(super) async fn destroy(prior: &Attrs) -> Result<(), ProviderError> {
         tokio::time::sleep(d).await;
     }
     Ok(())
+}
+
+/// `time_sleep`: one at a time, since a batch shares one call timeout.
+pub(super) struct TimeSleep;
+
+#[async_trait]
+impl ResourceType<Builtin> for TimeSleep {
+    fn schema(&self) -> ResourceSchema {
+        schema()
+    }
+    fn validate(&self, _: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+        validate(c)
+    }
+    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
+    }
+    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        b.count("time.sleep");
+        create(&req.config, req.prior.as_ref()).await
+    }
+    async fn delete(&self, _: &Builtin, req: &DeleteRequest) -> Result<(), ProviderError> {
+        destroy(&req.prior).await
+    }
+    async fn recover(
+        &self,
+        _: &Builtin,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_generated(req)
+    }
 }

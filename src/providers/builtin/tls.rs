@@ -1,5 +1,9 @@
 //! `tls_private_key` and `tls_self_signed_cert`, generated with rcgen.
 
+use async_trait::async_trait;
+
+use super::{read_recorded, recover_generated, Builtin, BATCH};
+use crate::providers::{ApplyRequest, DeleteRequest, PlanRequest, ReadRequest, RecoverRequest, ResourceType};
 use rcgen::{CertificateParams, DnType, KeyPair, SignatureAlgorithm};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -244,5 +248,74 @@ mod tests {
     #[test]
     fn rejects_unknown_algorithm() {
         assert!(validate_key(&attrs(json!({"algorithm": "DSA"}))).is_err());
+    }
+}
+
+/// `tls_private_key`.
+pub(super) struct PrivateKey;
+
+#[async_trait]
+impl ResourceType<Builtin> for PrivateKey {
+    fn schema(&self) -> ResourceSchema {
+        private_key_schema()
+    }
+    fn validate(&self, _: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+        validate_key(c)
+    }
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
+    }
+    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        b.count("tls.generate_key");
+        private_key(&req.config, req.prior.as_ref())
+    }
+    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn recover(
+        &self,
+        _: &Builtin,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_generated(req)
+    }
+}
+
+/// `tls_self_signed_cert`: replaced when its renewal is due.
+pub(super) struct SelfSignedCert;
+
+#[async_trait]
+impl ResourceType<Builtin> for SelfSignedCert {
+    fn schema(&self) -> ResourceSchema {
+        self_signed_cert_schema()
+    }
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+    async fn plan(&self, _: &Builtin, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
+        Ok(match &req.prior {
+            Some(prior) => plan_renewal(&req.config, prior),
+            None => PlanResponse::default(),
+        })
+    }
+    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
+    }
+    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        b.count("tls.sign_certificate");
+        self_signed_cert(&req.config, req.prior.as_ref())
+    }
+    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn recover(
+        &self,
+        _: &Builtin,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_generated(req)
     }
 }

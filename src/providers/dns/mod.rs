@@ -23,15 +23,12 @@ use serde_json::{json, Value};
 pub use server::{DnsServer, RrSet};
 
 use super::attrs::{opt_u64, req_str};
+use super::attrs::RECORD_TYPES;
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, IntentOp, Provider,
-    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema, Settings,
-    SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, ProviderError,
+    ReadRequest, RecoverRequest, ResourceSchema, ResourceType, Settings, SettingsError,
 };
-use crate::addr::ResourceAddr;
 use crate::value::{Attrs, UNKNOWN};
-
-const TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA", "SRV"];
 
 /// The configured DNS servers, by name, and the resolvers used for domain verification.
 #[derive(Debug, Clone, Default)]
@@ -182,35 +179,20 @@ impl Servers {
     }
 }
 
-/// The `dns` provider.
+/// What the `dns` types share: the configured servers and the call counters.
 pub struct Dns {
     servers: Arc<Servers>,
-    schemas: Vec<ResourceSchema>,
     stats: Arc<ApiStats>,
 }
 
 impl Dns {
-    /// A provider over the configured servers.
-    pub fn new(servers: Arc<Servers>, stats: Arc<ApiStats>) -> Dns {
-        let schemas = vec![
-            verification::schema(),
-            ResourceSchema {
-                type_name: "dns_record",
-                attributes: vec![
-                    AttrSchema::required("zone").force_new(),
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("type").force_new(),
-                    AttrSchema::optional("ttl"),
-                    AttrSchema::required("records"),
-                    AttrSchema::computed("fqdn"),
-                ],
-            },
+    /// A provider over the configured servers: one table of types.
+    pub fn provider(servers: Arc<Servers>, stats: Arc<ApiStats>) -> Family<Dns> {
+        let types: Vec<Box<dyn ResourceType<Dns>>> = vec![
+            Box::new(verification::DomainVerification),
+            Box::new(Record),
         ];
-        Dns {
-            servers,
-            schemas,
-            stats,
-        }
+        Family::new("dns", Dns { servers, stats }, types)
     }
 
     fn server(&self, c: &Attrs) -> Result<(&DnsServer, Duration), ProviderError> {
@@ -301,29 +283,35 @@ fn id(c: &Attrs) -> String {
     )
 }
 
+/// `dns_record`: an rrset on an RFC 2136 server.
+pub(crate) struct Record;
+
 #[async_trait]
-impl Provider for Dns {
-    fn name(&self) -> &str {
-        "dns"
-    }
-
-    fn schemas(&self) -> &[ResourceSchema] {
-        &self.schemas
-    }
-
-    fn validate(&self, address: &ResourceAddr, c: &Attrs) -> Result<(), ProviderError> {
-        if address.rtype == "domain_verification" {
-            return Ok(());
+impl ResourceType<Dns> for Record {
+    fn schema(&self) -> ResourceSchema {
+        ResourceSchema {
+            type_name: "dns_record",
+            attributes: vec![
+                AttrSchema::required("zone").force_new(),
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("type").force_new(),
+                AttrSchema::optional("ttl"),
+                AttrSchema::required("records"),
+                AttrSchema::computed("fqdn"),
+            ],
         }
+    }
+
+    fn validate(&self, dns: &Dns, c: &Attrs) -> Result<(), ProviderError> {
         if let Some(t) = c
             .get("type")
             .and_then(Value::as_str)
             .filter(|t| *t != UNKNOWN)
         {
-            if !TYPES.contains(&t) {
+            if !RECORD_TYPES.contains(&t) {
                 return Err(ProviderError::invalid(format!(
                     "unsupported record type `{t}`: expected one of {}",
-                    TYPES.join(", ")
+                    RECORD_TYPES.join(", ")
                 )));
             }
         }
@@ -331,7 +319,7 @@ impl Provider for Dns {
             .and_then(Value::as_str)
             .is_some_and(|z| z != UNKNOWN)
         {
-            let (server, _) = self.server(c)?;
+            let (server, _) = dns.server(c)?;
             if let Some(n) = c
                 .get("name")
                 .and_then(Value::as_str)
@@ -348,31 +336,27 @@ impl Provider for Dns {
         Ok(())
     }
 
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        if req.address.rtype == "domain_verification" {
-            // Verification is a one-time gate: once passed it stays passed.
-            return Ok(ReadResponse {
-                current: Some(req.prior),
-            });
-        }
-        let (server, _) = self.server(&req.prior)?;
-        let want = desired(&req.prior)?;
-        Ok(ReadResponse {
-            current: server
-                .query(&want.name, &want.rtype)
-                .await?
-                .map(|l| attrs_of(&l, &req.prior)),
-        })
+    fn verify_after_apply(&self) -> bool {
+        true
     }
 
-    async fn read_many(&self, reqs: Vec<ReadRequest>) -> Vec<Result<ReadResponse, ProviderError>> {
+    async fn read(&self, dns: &Dns, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        let (server, _) = dns.server(&req.prior)?;
+        let want = desired(&req.prior)?;
+        Ok(server
+            .query(&want.name, &want.rtype)
+            .await?
+            .map(|l| attrs_of(&l, &req.prior)))
+    }
+
+    async fn read_many(
+        &self,
+        dns: &Dns,
+        reqs: &[ReadRequest],
+    ) -> Vec<Result<Option<Attrs>, ProviderError>> {
         // Zones with several records are transferred once; single records are queried.
         let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.address.rtype == "dns_record")
-        {
+        for (i, r) in reqs.iter().enumerate() {
             by_zone
                 .entry(
                     r.prior
@@ -384,9 +368,10 @@ impl Provider for Dns {
                 .or_default()
                 .push(i);
         }
-        let mut out: Vec<Option<Result<ReadResponse, ProviderError>>> = vec![None; reqs.len()];
+        let mut out: Vec<Option<Result<Option<Attrs>, ProviderError>>> =
+            reqs.iter().map(|_| None).collect();
         for idx in by_zone.values().filter(|i| i.len() > 1) {
-            let Ok((server, _)) = self.server(&reqs[idx[0]].prior) else {
+            let Ok((server, _)) = dns.server(&reqs[idx[0]].prior) else {
                 continue;
             };
             // A server that refuses transfers is read record by record below.
@@ -396,115 +381,24 @@ impl Provider for Dns {
             for &i in idx {
                 let r = &reqs[i];
                 out[i] = Some(desired(&r.prior).map(|want| {
-                    ReadResponse {
-                        current: sets
-                            .iter()
-                            .find(|s| s.name == want.name && s.rtype == want.rtype)
-                            .map(|l| attrs_of(l, &r.prior)),
-                    }
+                    sets.iter()
+                        .find(|s| s.name == want.name && s.rtype == want.rtype)
+                        .map(|l| attrs_of(l, &r.prior))
                 }));
             }
         }
         let mut results = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.into_iter().enumerate() {
+        for (i, r) in reqs.iter().enumerate() {
             results.push(match out[i].take() {
                 Some(x) => x,
-                None => self.read(r).await,
+                None => self.read(dns, r).await,
             });
         }
         results
     }
 
-    async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        super::in_order(reqs.iter().map(|r| self.apply_one(r)).collect()).await
-    }
-
-    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
-        if req.address.rtype == "domain_verification" {
-            return Ok(());
-        }
-        let (server, _) = self.server(&req.prior)?;
-        let want = desired(&req.prior)?;
-        if server.query(&want.name, &want.rtype).await?.is_none() {
-            return Ok(());
-        }
-        server.delete_rrset(&want.name, &want.rtype).await
-    }
-
-    async fn served_differences(
-        &self,
-        req: ReadRequest,
-        api: &Attrs,
-    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
-        self.served(&req, api).await
-    }
-
-    async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
-        let source = req.prior.as_ref().unwrap_or(&req.config);
-        if req.op == IntentOp::Delete {
-            self.delete(DeleteRequest {
-                address: req.address.clone(),
-                id: String::new(),
-                prior: source.clone(),
-            })
-            .await?;
-            return Ok(Recovery::Gone);
-        }
-        if req.address.rtype == "domain_verification" {
-            return Ok(Recovery::Gone);
-        }
-        let (server, _) = self.server(source)?;
-        let want = desired(&req.config)?;
-        Ok(match server.query(&want.name, &want.rtype).await? {
-            Some(live) => {
-                let a = attrs_of(&live, &req.config);
-                Recovery::Adopt(ApplyResponse {
-                    id: id(&a),
-                    attributes: a,
-                })
-            }
-            None => Recovery::Gone,
-        })
-    }
-}
-
-impl Dns {
-    /// Nameservers whose answer for the record differs from what the server's API holds.
-    async fn served(
-        &self,
-        req: &ReadRequest,
-        api: &Attrs,
-    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
-        if req.address.rtype != "dns_record" {
-            return Ok(vec![]);
-        }
-        let (server, _) = self.server(&req.prior)?;
-        let want = desired(api)?;
-        let mut out = Vec::new();
-        for ns in &server.nameservers {
-            let values = server.resolve_at(*ns, &want.name, &want.rtype).await?;
-            if values != want.values {
-                let live = RrSet {
-                    values,
-                    ..want.clone()
-                };
-                out.push((ns.to_string(), attrs_of(&live, api)));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn apply_one(&self, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        if r.address.rtype == "domain_verification" {
-            return verification::verify(
-                &r.address,
-                &r.config,
-                &self.servers.verification_nameservers,
-                &self.stats,
-            )
-            .await;
-        }
-        let (server, timeout) = self.server(&r.config)?;
+    async fn apply(&self, dns: &Dns, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let (server, timeout) = dns.server(&r.config)?;
         let want = desired(&r.config)?;
         let live = server.query(&want.name, &want.rtype).await?;
         match (&r.prior, live) {
@@ -530,5 +424,53 @@ impl Dns {
             id: id(&a),
             attributes: a,
         })
+    }
+
+    async fn delete(&self, dns: &Dns, req: &DeleteRequest) -> Result<(), ProviderError> {
+        let (server, _) = dns.server(&req.prior)?;
+        let want = desired(&req.prior)?;
+        if server.query(&want.name, &want.rtype).await?.is_none() {
+            return Ok(());
+        }
+        server.delete_rrset(&want.name, &want.rtype).await
+    }
+
+    async fn recover(
+        &self,
+        dns: &Dns,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        let (server, _) = dns.server(req.prior.as_ref().unwrap_or(&req.config))?;
+        let want = desired(&req.config)?;
+        Ok(server.query(&want.name, &want.rtype).await?.map(|live| {
+            let a = attrs_of(&live, &req.config);
+            ApplyResponse {
+                id: id(&a),
+                attributes: a,
+            }
+        }))
+    }
+
+    /// Nameservers whose answer for the record differs from what the server's API holds.
+    async fn served_differences(
+        &self,
+        dns: &Dns,
+        req: &ReadRequest,
+        api: &Attrs,
+    ) -> Result<Vec<(String, Attrs)>, ProviderError> {
+        let (server, _) = dns.server(&req.prior)?;
+        let want = desired(api)?;
+        let mut out = Vec::new();
+        for ns in &server.nameservers {
+            let values = server.resolve_at(*ns, &want.name, &want.rtype).await?;
+            if values != want.values {
+                let live = RrSet {
+                    values,
+                    ..want.clone()
+                };
+                out.push((ns.to_string(), attrs_of(&live, api)));
+            }
+        }
+        Ok(out)
     }
 }

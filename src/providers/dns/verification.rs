@@ -4,6 +4,10 @@
 //! proceed for verified domains. The token is derived from the address and domain, so it
 //! is the same on every run and can be handed to the tenant before the first apply.
 
+use async_trait::async_trait;
+
+use super::Dns;
+use crate::providers::{ApplyRequest, DeleteRequest, ReadRequest, RecoverRequest, ResourceType};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -109,5 +113,38 @@ pub(super) async fn verify(
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `domain_verification`: a one-time gate; once passed it stays passed.
+pub(super) struct DomainVerification;
+
+#[async_trait]
+impl ResourceType<Dns> for DomainVerification {
+    fn schema(&self) -> ResourceSchema {
+        schema()
+    }
+    async fn read(&self, _: &Dns, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        Ok(Some(req.prior.clone()))
+    }
+    async fn apply(&self, dns: &Dns, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        verify(
+            &r.address,
+            &r.config,
+            &dns.servers.verification_nameservers,
+            &dns.stats,
+        )
+        .await
+    }
+    async fn delete(&self, _: &Dns, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// An unrecorded check is simply made again.
+    async fn recover(
+        &self,
+        _: &Dns,
+        _: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        Ok(None)
     }
 }
