@@ -50,7 +50,6 @@
 pub mod addr;
 pub mod apply;
 pub mod cli;
-pub mod drift;
 pub mod graph;
 pub mod ops;
 pub mod plan;

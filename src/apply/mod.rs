@@ -20,11 +20,11 @@ use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
-    ApplyRequest, ApplyResponse, DeleteRequest, ErrorKind, IntentOp, Provider, ProviderError,
+    ApplyRequest, ApplyResponse, DeleteRequest, ErrorKind, Interrupted, Provider, ProviderError,
     RecoverRequest, Recovery, Registry,
 };
 use crate::state::{
-    now_precise, now_rfc3339, Intent, Outcome, ResourceRecord, StateError, StateStore,
+    now_precise, now_rfc3339, Intent, IntentOp, Outcome, ResourceRecord, StateError, StateStore,
 };
 use crate::value::{is_unknown, Attrs};
 
@@ -251,7 +251,7 @@ async fn call_apply(
                     let found = p
                         .recover(RecoverRequest {
                             address: r.address.clone(),
-                            op: IntentOp::Create,
+                            op: Interrupted::Create,
                             config: r.config.clone(),
                             prior: None,
                             id: None,
@@ -272,11 +272,7 @@ async fn call_apply(
                 }
             }
             out.into_iter()
-                .map(|o| {
-                    o.unwrap_or_else(|| {
-                        Err(ProviderError::failed("no result from provider"))
-                    })
-                })
+                .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("no result from provider"))))
                 .collect()
         }
     })
@@ -604,7 +600,8 @@ pub async fn apply(
                         }
                         // The object may exist: keep the intent for the next run to reconcile.
                         Err(e) if e.outcome_unknown() => {
-                            outcomes.push((ci, Err(format!("{e}; the next run will reconcile it"))));
+                            outcomes
+                                .push((ci, Err(format!("{e}; the next run will reconcile it"))));
                         }
                         Err(e) => {
                             commits.push((job.token.clone(), Outcome::Nothing));

@@ -3,8 +3,8 @@
 //! idempotency token or tags) and we adopt or forget it.
 
 use super::{ApplyError, Hook};
-use crate::providers::{DeleteRequest, IntentOp, RecoverRequest, Recovery, Registry};
-use crate::state::{now_rfc3339, Outcome, ResourceRecord, StateStore};
+use crate::providers::{DeleteRequest, Interrupted, RecoverRequest, Recovery, Registry};
+use crate::state::{now_rfc3339, IntentOp, Outcome, ResourceRecord, StateStore};
 
 /// Reconciles every pending intent; returns how many there were.
 pub async fn recover(
@@ -57,9 +57,13 @@ pub async fn recover(
             hook.recovered(addr, "interrupted delete reconciled: deleted");
             continue;
         }
+        let op = match intent.op {
+            IntentOp::Update => Interrupted::Update,
+            _ => Interrupted::Create,
+        };
         let req = RecoverRequest {
             address: addr.clone(),
-            op: intent.op,
+            op,
             config: intent.config.clone(),
             prior: prior.as_ref().map(|p| p.attributes.clone()),
             id: prior.as_ref().map(|p| p.id.clone()),

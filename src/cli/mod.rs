@@ -466,13 +466,13 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
         .await
         .context("drift check failed")?;
     match format {
-        Format::Text => print!("{}", crate::drift::text(&report)),
+        Format::Text => print!("{}", crate::plan::drift::text(&report)),
         Format::Json => {
-            let mut doc = crate::drift::json(&report);
+            let mut doc = crate::plan::drift::json(&report);
             doc["api_calls"] = serde_json::to_value(api_calls(&s))?;
             println!("{}", serde_json::to_string_pretty(&doc)?)
         }
-        Format::Markdown => print!("{}", crate::drift::markdown(&report)),
+        Format::Markdown => print!("{}", crate::plan::drift::markdown(&report)),
     }
     if run.stats {
         print_stats(&s);

@@ -3,15 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use anyhow::{Context, Result};
 
 use super::args::StateCommand;
 use super::EXIT_OK;
 use crate::addr::ResourceAddr;
 use crate::ops;
-use crate::state::Export;
-use crate::value::SENSITIVE_TEXT;
 
 fn addr(s: &str) -> Result<ResourceAddr> {
     Ok(s.parse::<ResourceAddr>()?)
@@ -39,56 +36,35 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
     let store = st.store.as_ref();
     match cmd {
         StateCommand::List { tenants } => {
-            for r in store.resources()? {
-                if tenants.is_empty() || tenants.iter().any(|t| t == r.address.scope.as_str()) {
-                    println!("{}", r.address);
-                }
+            let (addrs, pending) = ops::state::list(store, &tenants)?;
+            for a in addrs {
+                println!("{a}");
             }
-            let pending = store.intents()?;
-            if !pending.is_empty() {
-                eprintln!("{} operations of an interrupted run are pending; the next plan or apply reconciles them.", pending.len());
+            if pending > 0 {
+                eprintln!("{pending} operations of an interrupted run are pending; the next plan or apply reconciles them.");
             }
         }
         StateCommand::Show { address } => {
-            let a = addr(&address)?;
-            let Some(mut r) = store.resource(&a)? else {
-                bail!("`{a}` is not in state")
-            };
-            for k in &r.sensitive {
-                if let Some(v) = r.attributes.get_mut(k) {
-                    *v = Value::String(SENSITIVE_TEXT.into());
-                }
-            }
+            let r = ops::state::show(store, &addr(&address)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         StateCommand::Rm { addresses } => {
-            for a in addresses {
-                let a = addr(&a)?;
-                if store.resource(&a)?.is_none() {
-                    bail!("`{a}` is not in state");
-                }
-                store.forget(&a)?;
+            let addrs = addresses
+                .iter()
+                .map(|a| addr(a))
+                .collect::<Result<Vec<_>>>()?;
+            ops::state::rm(store, &addrs)?;
+            for a in addrs {
                 println!("Removed {a} from state; the real object was not touched.");
             }
         }
         StateCommand::Mv { from, to } => {
             let (from, to) = (addr(&from)?, addr(&to)?);
-            if from.rtype != to.rtype {
-                bail!("cannot move `{from}` to `{to}`: the resource type must stay the same");
-            }
-            if store.resource(&to)?.is_some() {
-                bail!("`{to}` is already in state");
-            }
-            let Some(mut r) = store.resource(&from)? else {
-                bail!("`{from}` is not in state")
-            };
-            r.address = to.clone();
-            store.put(r)?;
-            store.forget(&from)?;
+            ops::state::mv(store, &from, &to)?;
             println!("Moved {from} to {to}.");
         }
         StateCommand::Unlock { tenant } => {
-            let removed = store.force_unlock(tenant.as_deref())?;
+            let removed = ops::state::unlock(store, tenant.as_deref())?;
             for l in &removed {
                 println!("Removed the lock on `{}` held by {l}.", l.scope);
             }
@@ -107,9 +83,7 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
-            let ex: Export = serde_json::from_str(&text)
-                .with_context(|| format!("`{}` is not a landlord state export", file.display()))?;
-            store.import(&ex)?;
+            let ex = ops::state::import(store, &text, &file.display().to_string())?;
             println!(
                 "Imported {} resources at serial {}.",
                 ex.resources.len(),

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod state;
+
 use crate::addr::ResourceAddr;
 use crate::apply::{self, Hook};
-use crate::drift;
+use crate::plan::drift;
 use crate::plan::{self, file, Plan, PlanError};
 use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};

@@ -7,6 +7,7 @@
 //! own execution graph; apply executes it and never re-derives it.
 
 mod build;
+pub mod drift;
 pub mod file;
 pub mod refresh;
 pub mod resolve;

@@ -138,16 +138,12 @@ impl Provider for Fake {
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let mut st = self.state.lock().unwrap();
         st.recovers.push(req.address.to_string());
-        match (req.op, st.objects.get(&req.address.to_string()).cloned()) {
-            (IntentOp::Delete, _) => {
-                st.objects.remove(&req.address.to_string());
-                Ok(Recovery::Gone)
-            }
-            (_, Some(a)) => Ok(Recovery::Adopt(ApplyResponse {
+        match st.objects.get(&req.address.to_string()).cloned() {
+            Some(a) => Ok(Recovery::Adopt(ApplyResponse {
                 id: a["uid"].as_str().unwrap_or_default().into(),
                 attributes: a,
             })),
-            (_, None) => Ok(Recovery::Gone),
+            None => Ok(Recovery::Gone),
         }
     }
 }

@@ -6,15 +6,15 @@
 //! Providers must not import workspace, render, plan or apply.
 
 pub mod acme;
+pub mod attrs;
 pub mod aws;
 pub mod azure;
 pub mod builtin;
 pub mod challenge;
 pub mod dns;
+mod error;
 #[cfg(test)]
 pub mod fake;
-pub mod attrs;
-mod error;
 pub mod resource;
 mod stats;
 
@@ -184,16 +184,14 @@ pub struct DeleteRequest {
     pub prior: Attrs,
 }
 
-/// The operation a write-ahead intent announced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IntentOp {
-    /// Create.
+/// What a killed run was doing when it left an intent (interrupted deletes are finished
+/// by the engine and never reach a provider).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// A create.
     Create,
-    /// Update in place.
+    /// An update in place.
     Update,
-    /// Delete.
-    Delete,
 }
 
 /// An intent left behind by a killed run.
@@ -202,7 +200,7 @@ pub struct RecoverRequest {
     /// Resource address.
     pub address: ResourceAddr,
     /// What was under way.
-    pub op: IntentOp,
+    pub op: Interrupted,
     /// The configuration being applied (non-sensitive parts only when sensitive ones are unavailable).
     pub config: Attrs,
     /// Attributes recorded in state before the operation, if any.

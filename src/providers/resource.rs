@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider,
-    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema,
+    ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider, ProviderError,
+    ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -83,11 +83,7 @@ pub trait ResourceType<Cx: ?Sized + Sync>: Send + Sync {
     async fn delete(&self, cx: &Cx, req: &DeleteRequest) -> Result<(), ProviderError>;
 
     /// Several deletes (at most `max_batch`), one answer per request in order.
-    async fn delete_many(
-        &self,
-        cx: &Cx,
-        reqs: &[DeleteRequest],
-    ) -> Vec<Result<(), ProviderError>> {
+    async fn delete_many(&self, cx: &Cx, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
         let mut out = Vec::with_capacity(reqs.len());
         for r in reqs {
             out.push(self.delete(cx, r).await);

@@ -16,7 +16,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::ResourceAddr;
-use crate::providers::IntentOp;
 use crate::value::Attrs;
 
 pub use s3_store::{S3Location, S3Store};
@@ -24,6 +23,18 @@ pub use sled_store::{hostname, SledStore};
 
 /// Version of the on-disk and export format.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The operation a write-ahead intent announced (part of the on-disk format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentOp {
+    /// Create.
+    Create,
+    /// Update in place.
+    Update,
+    /// Delete.
+    Delete,
+}
 
 /// Lifecycle settings of a resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +249,8 @@ pub trait StateStore: Send + Sync {
     fn put(&self, record: ResourceRecord) -> Result<u64, StateError>;
     /// Forgets a record without touching the real object (`state rm`).
     fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError>;
+    /// Records `record` under its (new) address and forgets `from`, in one durable write.
+    fn rename(&self, from: &ResourceAddr, record: ResourceRecord) -> Result<u64, StateError>;
     /// Takes the lock of a scope, or fails naming the holder.
     fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
     /// Releases a lock held by this process.

@@ -482,6 +482,9 @@ impl StateStore for S3Store {
     fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
         self.durable(|s| s.forget(addr))
     }
+    fn rename(&self, from: &ResourceAddr, record: ResourceRecord) -> Result<u64, StateError> {
+        self.durable(|s| s.rename(from, record))
+    }
     // The lock object admits one run at a time: per-tenant locks live in that run only.
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
         self.inner.lock(info)

@@ -550,6 +550,17 @@ impl StateStore for SledStore {
         self.write(serial, &[(addr.to_string(), None)], &[], true)
     }
 
+    fn rename(&self, from: &ResourceAddr, mut record: ResourceRecord) -> Result<u64, StateError> {
+        let serial = self.next_serial()?;
+        record.serial = serial;
+        let sealed = self.sealed(&record)?;
+        let records = [
+            (record.address.to_string(), Some(sealed)),
+            (from.to_string(), None),
+        ];
+        self.write(serial, &records, &[], true)
+    }
+
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
         if let Some(v) = self.locks.get(&info.scope).map_err(|e| self.err(e))? {
             if let Ok(held) = serde_json::from_slice::<LockInfo>(&v) {
@@ -746,7 +757,7 @@ mod erased {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::IntentOp;
+    use crate::state::IntentOp;
     use serde_json::json;
 
     fn holder(scope: &str) -> LockInfo {

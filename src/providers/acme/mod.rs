@@ -23,12 +23,12 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::azure::Azure;
 use super::attrs::{opt_str, opt_u64, req_str};
+use super::azure::Azure;
 use super::challenge::ChallengeZone;
 use super::dns::Servers;
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, IntentOp,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, Interrupted,
     PlanRequest, PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema,
     ResourceType, Settings, SettingsError,
 };
@@ -138,9 +138,7 @@ impl Acme {
 
     fn directory(&self) -> Result<String, ProviderError> {
         self.settings.directory.clone().ok_or_else(|| {
-            ProviderError::invalid(
-                "[providers.acme] `directory` is not set in landlord.toml",
-            )
+            ProviderError::invalid("[providers.acme] `directory` is not set in landlord.toml")
         })
     }
 
@@ -410,7 +408,7 @@ fn update_settings(prior: &Attrs, config: &Attrs) -> ApplyResponse {
 /// local settings keeps the recorded object.
 fn recover_recorded(req: &RecoverRequest) -> Result<Option<ApplyResponse>, ProviderError> {
     Ok(match (req.op, &req.prior, &req.id) {
-        (IntentOp::Update, Some(prior), Some(id)) => Some(ApplyResponse {
+        (Interrupted::Update, Some(prior), Some(id)) => Some(ApplyResponse {
             id: id.clone(),
             attributes: prior.clone(),
         }),

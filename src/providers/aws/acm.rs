@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 
 use crate::providers::attrs::{keep_config, opt_str, req_str, TagSync};
 use crate::providers::resource::recover_update;
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema, ResourceType,
+};
 use crate::value::Attrs;
 
 pub(super) fn certificate_schema() -> ResourceSchema {
@@ -301,11 +304,7 @@ async fn import_certificate(
     keep_config(
         &mut attrs,
         cfg,
-        &[
-            "certificate_body",
-            "private_key",
-            "certificate_chain",
-        ],
+        &["certificate_body", "private_key", "certificate_chain"],
     );
     Ok(ApplyResponse {
         id: arn,
@@ -540,9 +539,7 @@ impl ResourceType<Aws> for Certificate {
             return Ok(found);
         }
         let c = aws.at(&req.config).await;
-        Ok(recover_certificate(aws, &c, req)
-            .await?
-            .map(super::adopted))
+        Ok(recover_certificate(aws, &c, req).await?.map(super::adopted))
     }
 }
 

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str, TagSync};
 use crate::providers::resource::recover_update;
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema, ResourceType,
+};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn key_schema() -> ResourceSchema {

@@ -966,7 +966,11 @@ impl ResourceType<Aws> for Record {
     async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
         delete_record(aws, &*aws.at(&req.prior).await, req).await
     }
-    async fn delete_many(&self, aws: &Aws, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
+    async fn delete_many(
+        &self,
+        aws: &Aws,
+        reqs: &[DeleteRequest],
+    ) -> Vec<Result<(), ProviderError>> {
         let mut out: Vec<Result<(), ProviderError>> = reqs.iter().map(|_| Ok(())).collect();
         for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.prior)) {
             let c = aws.clients(&region).await;

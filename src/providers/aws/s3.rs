@@ -13,7 +13,10 @@ use super::error::{classify, code};
 use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str};
 use crate::providers::resource::recover_update;
-use crate::providers::{ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType};
+use crate::providers::{
+    ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema, ResourceType,
+};
 use crate::value::{Attrs, UNKNOWN};
 
 pub(super) fn bucket_schema() -> ResourceSchema {

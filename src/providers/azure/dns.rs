@@ -14,11 +14,10 @@ use serde_json::{json, Value};
 use super::super::attrs::opt_u64;
 use super::super::challenge::ChallengeZone;
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{Arm, classify, found, req, split_tags, tags, Clients, Live};
+use super::{classify, found, req, split_tags, tags, Arm, Clients, Live};
 use crate::value::Attrs;
 
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
-
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     match c.get("type").and_then(Value::as_str) {
@@ -691,14 +690,14 @@ pub(super) struct DnsZone;
 impl Arm for DnsZone {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_dns_zone",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                    AttrSchema::computed("name_servers"),
-                ],
+            type_name: "azure_dns_zone",
+            attributes: vec![
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::optional("tags"),
+                AttrSchema::computed("id"),
+                AttrSchema::computed("name_servers"),
+            ],
         }
     }
     async fn read(&self, cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
@@ -725,16 +724,16 @@ pub(super) struct DnsRecordSet;
 impl Arm for DnsRecordSet {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_dns_record_set",
-                attributes: vec![
-                    AttrSchema::required("zone_name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("type").force_new(),
-                    AttrSchema::optional("ttl"),
-                    AttrSchema::required("records"),
-                    AttrSchema::computed("fqdn"),
-                ],
+            type_name: "azure_dns_record_set",
+            attributes: vec![
+                AttrSchema::required("zone_name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("type").force_new(),
+                AttrSchema::optional("ttl"),
+                AttrSchema::required("records"),
+                AttrSchema::computed("fqdn"),
+            ],
         }
     }
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {

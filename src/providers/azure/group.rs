@@ -5,9 +5,8 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{Arm, check_name, classify, found, req, split_tags, tags, Clients, Live};
+use super::{check_name, classify, found, req, split_tags, tags, Arm, Clients, Live};
 use crate::value::Attrs;
-
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -80,13 +79,13 @@ pub(super) struct Group;
 impl Arm for Group {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_resource_group",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("location").force_new(),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                ],
+            type_name: "azure_resource_group",
+            attributes: vec![
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("location").force_new(),
+                AttrSchema::optional("tags"),
+                AttrSchema::computed("id"),
+            ],
         }
     }
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {

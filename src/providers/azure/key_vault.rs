@@ -7,15 +7,14 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, PlanResponse, ProviderError, ResourceSchema};
-use super::{Arm, 
-    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
+use super::{
+    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Arm, Clients, Live,
 };
 use crate::value::Attrs;
 
 const SKUS: &[&str] = &["standard", "premium"];
 /// Azure's default soft-delete retention.
 const RETENTION_DAYS: u64 = 90;
-
 
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -227,19 +226,19 @@ pub(super) struct Vault;
 impl Arm for Vault {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_key_vault",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::required("location").force_new(),
-                    AttrSchema::required("sku_name"),
-                    AttrSchema::optional("tenant_id"),
-                    AttrSchema::optional("soft_delete_retention_days"),
-                    AttrSchema::optional("purge_protection_enabled"),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                    AttrSchema::computed("vault_uri"),
-                ],
+            type_name: "azure_key_vault",
+            attributes: vec![
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::required("location").force_new(),
+                AttrSchema::required("sku_name"),
+                AttrSchema::optional("tenant_id"),
+                AttrSchema::optional("soft_delete_retention_days"),
+                AttrSchema::optional("purge_protection_enabled"),
+                AttrSchema::optional("tags"),
+                AttrSchema::computed("id"),
+                AttrSchema::computed("vault_uri"),
+            ],
         }
     }
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {

@@ -426,7 +426,11 @@ fn object_id(a: &Attrs) -> String {
 /// The planned configuration with the computed values read back.
 fn done(schema: &ResourceSchema, c: &Attrs, live: Attrs) -> ApplyResponse {
     let mut a = c.clone();
-    for attr in schema.attributes.iter().filter(|a| a.kind == AttrKind::Computed) {
+    for attr in schema
+        .attributes
+        .iter()
+        .filter(|a| a.kind == AttrKind::Computed)
+    {
         if let Some(v) = live.get(attr.name) {
             a.insert(attr.name.into(), v.clone());
         }

@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
-use super::{Arm, 
-    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Clients, Live,
+use super::{
+    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Arm, Clients, Live,
 };
 use crate::value::Attrs;
 
@@ -30,7 +30,6 @@ const TLS: &[&str] = &["TLS1_0", "TLS1_1", "TLS1_2"];
 const ACCESS: &[&str] = &["private", "blob", "container"];
 /// Container metadata key carrying the landlord address (metadata names are identifiers).
 const CONTAINER_TAG: &str = "landlord_address";
-
 
 pub(super) fn validate_account(c: &Attrs) -> Result<(), ProviderError> {
     check_name(
@@ -403,20 +402,20 @@ pub(super) struct Account;
 impl Arm for Account {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_storage_account",
-                attributes: vec![
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::required("resource_group_name").force_new(),
-                    AttrSchema::required("location").force_new(),
-                    AttrSchema::required("account_tier").force_new(),
-                    AttrSchema::required("account_replication_type"),
-                    AttrSchema::optional("account_kind").force_new(),
-                    AttrSchema::optional("min_tls_version"),
-                    AttrSchema::optional("https_traffic_only_enabled"),
-                    AttrSchema::optional("tags"),
-                    AttrSchema::computed("id"),
-                    AttrSchema::computed("primary_blob_endpoint"),
-                ],
+            type_name: "azure_storage_account",
+            attributes: vec![
+                AttrSchema::required("name").force_new(),
+                AttrSchema::required("resource_group_name").force_new(),
+                AttrSchema::required("location").force_new(),
+                AttrSchema::required("account_tier").force_new(),
+                AttrSchema::required("account_replication_type"),
+                AttrSchema::optional("account_kind").force_new(),
+                AttrSchema::optional("min_tls_version"),
+                AttrSchema::optional("https_traffic_only_enabled"),
+                AttrSchema::optional("tags"),
+                AttrSchema::computed("id"),
+                AttrSchema::computed("primary_blob_endpoint"),
+            ],
         }
     }
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
@@ -446,13 +445,13 @@ pub(super) struct Container;
 impl Arm for Container {
     fn schema(&self) -> ResourceSchema {
         ResourceSchema {
-                type_name: "azure_storage_container",
-                attributes: vec![
-                    AttrSchema::required("storage_account_name").force_new(),
-                    AttrSchema::required("name").force_new(),
-                    AttrSchema::optional("container_access_type"),
-                    AttrSchema::computed("id"),
-                ],
+            type_name: "azure_storage_container",
+            attributes: vec![
+                AttrSchema::required("storage_account_name").force_new(),
+                AttrSchema::required("name").force_new(),
+                AttrSchema::optional("container_access_type"),
+                AttrSchema::computed("id"),
+            ],
         }
     }
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use super::{Builtin, BATCH};
-use crate::providers::{ApplyRequest, DeleteRequest, PlanRequest, PlanResponse, ReadRequest, RecoverRequest, ResourceType};
+use crate::providers::{
+    ApplyRequest, DeleteRequest, PlanRequest, PlanResponse, ReadRequest, RecoverRequest,
+    ResourceType,
+};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

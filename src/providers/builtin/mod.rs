@@ -10,7 +10,7 @@ mod tls;
 use std::sync::Arc;
 
 use super::{
-    ApiStats, ApplyResponse, Family, IntentOp, ProviderError, ReadRequest, RecoverRequest,
+    ApiStats, ApplyResponse, Family, Interrupted, ProviderError, ReadRequest, RecoverRequest,
     ResourceType, Settings, SettingsError,
 };
 use crate::value::Attrs;
@@ -77,7 +77,7 @@ fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
 /// an unrecorded create left nothing behind.
 fn recover_generated(req: &RecoverRequest) -> Result<Option<ApplyResponse>, ProviderError> {
     Ok(match (req.op, &req.prior, &req.id) {
-        (IntentOp::Update, Some(prior), Some(id)) => Some(ApplyResponse {
+        (Interrupted::Update, Some(prior), Some(id)) => Some(ApplyResponse {
             id: id.clone(),
             attributes: prior.clone(),
         }),

@@ -67,8 +67,7 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
         });
     }
     let length = opt_u64(c, "length")?
-        .ok_or_else(|| ProviderError::invalid("`length` is required"))?
-        as usize;
+        .ok_or_else(|| ProviderError::invalid("`length` is required"))? as usize;
     let mut classes: Vec<Vec<u8>> = Vec::new();
     if opt_bool(c, "upper")?.unwrap_or(true) {
         classes.push((b'A'..=b'Z').collect());
@@ -85,9 +84,7 @@ pub(super) fn password(c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse
     }
     classes.retain(|c| !c.is_empty());
     if classes.is_empty() {
-        return Err(ProviderError::invalid(
-            "every character class is disabled",
-        ));
+        return Err(ProviderError::invalid("every character class is disabled"));
     }
     let all: Vec<u8> = classes.concat();
     let mut rng = OsRng;

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::{read_recorded, recover_generated, Builtin, BATCH};
-use crate::providers::{ApplyRequest, DeleteRequest, PlanRequest, ReadRequest, RecoverRequest, ResourceType};
+use crate::providers::{
+    ApplyRequest, DeleteRequest, PlanRequest, ReadRequest, RecoverRequest, ResourceType,
+};
 use rcgen::{CertificateParams, DnType, KeyPair, SignatureAlgorithm};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -142,9 +144,10 @@ pub(super) fn self_signed_cert(
         .map_err(|e| failed("`private_key_pem` is not a usable key", e))?;
     let hours = opt_u64(c, "validity_period_hours")?
         .ok_or_else(|| ProviderError::invalid("`validity_period_hours` is required"))?;
-    let subject = c.get("subject").and_then(Value::as_object).ok_or_else(|| {
-        ProviderError::invalid("`subject` must be a mapping with `common_name`")
-    })?;
+    let subject = c
+        .get("subject")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ProviderError::invalid("`subject` must be a mapping with `common_name`"))?;
     let cn = subject
         .get("common_name")
         .and_then(Value::as_str)
@@ -153,9 +156,9 @@ pub(super) fn self_signed_cert(
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
-                    ProviderError::invalid("`dns_names` must be a list of strings")
-                })
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ProviderError::invalid("`dns_names` must be a list of strings"))
             })
             .collect::<Result<_, _>>()?,
         None | Some(Value::Null) => vec![cn.to_string()],

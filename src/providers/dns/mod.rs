@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 
 pub use server::{DnsServer, RrSet};
 
-use super::attrs::{opt_u64, req_str};
 use super::attrs::RECORD_TYPES;
+use super::attrs::{opt_u64, req_str};
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, ProviderError,
     ReadRequest, RecoverRequest, ResourceSchema, ResourceType, Settings, SettingsError,
@@ -188,10 +188,8 @@ pub struct Dns {
 impl Dns {
     /// A provider over the configured servers: one table of types.
     pub fn provider(servers: Arc<Servers>, stats: Arc<ApiStats>) -> Family<Dns> {
-        let types: Vec<Box<dyn ResourceType<Dns>>> = vec![
-            Box::new(verification::DomainVerification),
-            Box::new(Record),
-        ];
+        let types: Vec<Box<dyn ResourceType<Dns>>> =
+            vec![Box::new(verification::DomainVerification), Box::new(Record)];
         Family::new("dns", Dns { servers, stats }, types)
     }
 

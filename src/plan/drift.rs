@@ -1,5 +1,6 @@
-//! Drift detection: refresh every recorded resource and report what changed out of band,
-//! what was deleted out of band, and certificates inside their renewal window. Read-only.
+//! Drift detection, the read-only mode of plan: refresh every recorded resource and
+//! report what changed or was deleted out of band, and certificates inside their
+//! renewal window.
 
 use std::fmt::Write;
 

@@ -1,0 +1,133 @@
+//! The state operations behind `landlord state ...`: inspect, repair and move recorded
+//! resources without touching the real objects.
+
+use serde_json::Value;
+
+use super::OpsError;
+use crate::addr::ResourceAddr;
+use crate::state::{Export, LockInfo, ResourceRecord, StateStore};
+use crate::value::SENSITIVE_TEXT;
+
+/// Recorded addresses of the given tenants (all when empty), and how many operations of an
+/// interrupted run are pending.
+pub fn list(
+    store: &dyn StateStore,
+    tenants: &[String],
+) -> Result<(Vec<ResourceAddr>, usize), OpsError> {
+    let addrs = store
+        .resources()?
+        .into_iter()
+        .map(|r| r.address)
+        .filter(|a| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str()))
+        .collect();
+    Ok((addrs, store.intents()?.len()))
+}
+
+/// One record with its sensitive attributes redacted.
+pub fn show(store: &dyn StateStore, addr: &ResourceAddr) -> Result<ResourceRecord, OpsError> {
+    let mut r = recorded(store, addr)?;
+    for k in &r.sensitive {
+        if let Some(v) = r.attributes.get_mut(k) {
+            *v = Value::String(SENSITIVE_TEXT.into());
+        }
+    }
+    Ok(r)
+}
+
+fn recorded(store: &dyn StateStore, addr: &ResourceAddr) -> Result<ResourceRecord, OpsError> {
+    store
+        .resource(addr)?
+        .ok_or_else(|| OpsError::Usage(format!("`{addr}` is not in state")))
+}
+
+/// Forgets records (all must exist; none is forgotten otherwise).
+pub fn rm(store: &dyn StateStore, addrs: &[ResourceAddr]) -> Result<(), OpsError> {
+    for a in addrs {
+        recorded(store, a)?;
+    }
+    for a in addrs {
+        store.forget(a)?;
+    }
+    Ok(())
+}
+
+/// Moves a record to another address of the same type, in one durable write.
+pub fn mv(store: &dyn StateStore, from: &ResourceAddr, to: &ResourceAddr) -> Result<(), OpsError> {
+    if from.rtype != to.rtype {
+        return Err(OpsError::Usage(format!(
+            "cannot move `{from}` to `{to}`: the resource type must stay the same"
+        )));
+    }
+    if store.resource(to)?.is_some() {
+        return Err(OpsError::Usage(format!("`{to}` is already in state")));
+    }
+    let mut r = recorded(store, from)?;
+    r.address = to.clone();
+    store.rename(from, r)?;
+    Ok(())
+}
+
+/// Removes the locks of a tenant (all when `None`); returns what was removed.
+pub fn unlock(store: &dyn StateStore, tenant: Option<&str>) -> Result<Vec<LockInfo>, OpsError> {
+    Ok(store.force_unlock(tenant)?)
+}
+
+/// Imports an export document; returns it for the summary.
+pub fn import(store: &dyn StateStore, text: &str, source: &str) -> Result<Export, OpsError> {
+    let ex: Export = serde_json::from_str(text)
+        .map_err(|e| OpsError::Usage(format!("`{source}` is not a landlord state export: {e}")))?;
+    store.import(&ex)?;
+    Ok(ex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::crypto::Key;
+    use crate::state::SledStore;
+    use std::time::Duration;
+
+    fn record(addr: &str) -> ResourceRecord {
+        ResourceRecord {
+            address: addr.parse().unwrap(),
+            provider: "builtin".into(),
+            id: "x".into(),
+            attributes: serde_json::from_value(
+                serde_json::json!({"length": 16, "result": "s3cret"}),
+            )
+            .unwrap(),
+            sensitive: vec!["result".into()],
+            dependencies: vec![],
+            lifecycle: Default::default(),
+            created_at: "now".into(),
+            updated_at: "now".into(),
+            serial: 0,
+        }
+    }
+
+    #[test]
+    fn mv_moves_in_one_write_and_refuses_another_type_or_a_taken_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = super::super::holder("workspace", "test", Duration::from_secs(60));
+        let store = SledStore::open(dir.path(), Key::generate(), &holder, Duration::ZERO).unwrap();
+        store.put(record("acme/random_password.db")).unwrap();
+        let serial = store.serial().unwrap();
+        let (from, to): (ResourceAddr, ResourceAddr) = (
+            "acme/random_password.db".parse().unwrap(),
+            "globex/random_password.db".parse().unwrap(),
+        );
+        mv(&store, &from, &to).unwrap();
+        assert_eq!(store.serial().unwrap(), serial + 1, "one write");
+        assert!(store.resource(&from).unwrap().is_none());
+        let moved = store.resource(&to).unwrap().unwrap();
+        assert_eq!(moved.attributes["result"], "s3cret");
+        store.put(record("acme/random_password.db")).unwrap();
+        assert!(mv(&store, &from, &to).is_err(), "taken");
+        let other: ResourceAddr = "acme/random_id.db".parse().unwrap();
+        assert!(mv(&store, &from, &other).is_err(), "type");
+        assert_eq!(
+            show(&store, &to).unwrap().attributes["result"],
+            SENSITIVE_TEXT
+        );
+    }
+}
