@@ -13,13 +13,15 @@
 //!    execution graph; [`plan::show`] renders it as text, JSON or markdown.
 //! 4. [`apply`] executes a plan along that graph: bounded concurrency, batching,
 //!    retries, write-ahead intents, a durable state write per resource, crash recovery.
-//! 5. [`drift`] compares recorded state with live objects only.
+//! 5. [`plan::drift`], the read-only mode of plan, compares recorded state with live
+//!    objects only.
 //! 6. [`ops`] is one function per operation; [`cli`] parses arguments, calls `ops` and
 //!    renders results.
 //!
 //! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`];
-//! L1 [`workspace`], [`state`], [`providers`]; L2 [`render`]; L3 [`plan`], [`drift`];
-//! L4 [`apply`]; L5 [`ops`]; L6 [`cli`].
+//! L1 [`workspace`], [`state`], [`providers`] (`state` and `providers` do not import each
+//! other); L2 [`render`]; L3 [`plan`] (with [`plan::drift`]); L4 [`apply`]; L5 [`ops`];
+//! L6 [`cli`].
 //!
 //! # Files on disk
 //!
@@ -38,8 +40,11 @@
 //! [`providers::dns`] (RFC 2136 + TSIG, AXFR, served-answer checks, domain verification),
 //! [`providers::azure`] (resource groups, Azure DNS, storage accounts and blob containers,
 //! key vaults on the azure_mgmt crates) and [`providers::acme`] (ACME certificates over
-//! DNS-01, published through any [`providers::challenge::ChallengeZone`]). The engine owns
-//! retries, timeouts, concurrency and state; providers answer request structs.
+//! DNS-01, published through any [`providers::challenge::ChallengeZone`]). Each resource
+//! type is one [`providers::ResourceType`] implementation in its provider's table
+//! ([`providers::Family`]); errors carry a [`providers::ErrorKind`] the engine decides on.
+//! The engine owns retries, timeouts, concurrency, finishing interrupted deletes, reading
+//! back what it applied, and state; providers answer request structs.
 //!
 //! # State
 //!

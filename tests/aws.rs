@@ -682,3 +682,92 @@ fn an_existing_object_is_adopted_instead_of_created() {
         r.all()
     );
 }
+
+#[test]
+fn tags_added_and_changed_by_hand_on_every_tagged_type_converge() {
+    use aws_sdk_route53::types::{Tag as ZoneTag, TagResourceType};
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let sdk = Sdk::new(&moto.endpoint);
+    // 1. a tag added to the base hosted zone
+    let zone = sdk.zone_id("saas.example.test");
+    sdk.run(
+        sdk.route53()
+            .change_tags_for_resource()
+            .resource_type(TagResourceType::Hostedzone)
+            .resource_id(&zone)
+            .add_tags(ZoneTag::builder().key("added-by-hand").value("x").build())
+            .send(),
+    )
+    .unwrap();
+    // 2. a bucket's tags replaced
+    sdk.tag_bucket("awsdemo-globex-assets", "added-by-hand", "x");
+    // 3. a tag added to the KMS key
+    let key = sdk.inventory().keys[0]
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let kms = sdk.kms("eu-west-1");
+    sdk.run(
+        kms.tag_resource()
+            .key_id(&key)
+            .tags(
+                aws_sdk_kms::types::Tag::builder()
+                    .tag_key("added-by-hand")
+                    .tag_value("x")
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
+    // 4. a tag added to the ACM certificate
+    let acm = sdk.acm();
+    let arn = sdk
+        .run(acm.list_certificates().send())
+        .unwrap()
+        .certificate_summary_list()[0]
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    sdk.run(
+        acm.add_tags_to_certificate()
+            .certificate_arn(&arn)
+            .tags(
+                aws_sdk_acm::types::Tag::builder()
+                    .key("added-by-hand")
+                    .value("x")
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
+
+    let j: Value = serde_json::from_str(&ws.ok(&["drift", "--json"], 2).stdout).unwrap();
+    let tagged: Vec<String> = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            i["attributes"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["name"] == "tags"))
+        })
+        .map(|i| i["address"].as_str().unwrap().to_string())
+        .collect();
+    for addr in [
+        "_shared/aws_route53_zone.base",
+        "globex/aws_s3_bucket.assets",
+        "acme/aws_kms_key.storage",
+        "acme/aws_acm_certificate.site",
+    ] {
+        assert!(tagged.iter().any(|t| t == addr), "{addr} not reported: {j}");
+    }
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let r = ws.ok(&["drift"], 0);
+    assert!(r.stdout.contains("No drift"), "{}", r.all());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
