@@ -401,6 +401,13 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The tasks in flight and the changes each carries (to fail them if a task panics).
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<(Vec<Job>, TaskResult)>,
+    changes: HashMap<tokio::task::Id, Vec<usize>>,
+}
+
 /// Executes `plan` against `store`.
 pub async fn apply(
     plan: &Plan,
@@ -431,9 +438,7 @@ pub async fn apply(
     let mut follow_ups: VecDeque<(usize, Step)> = VecDeque::new();
     // Ready changes not yet handed to a task.
     let mut pending: VecDeque<(usize, Step)> = VecDeque::new();
-    let mut tasks: JoinSet<(Vec<Job>, TaskResult)> = JoinSet::new();
-    // The changes each task carries, to fail them if the task panics.
-    let mut in_flight: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
+    let mut tasks = Tasks::default();
     // The bound is on provider calls in flight: a batch of records is one call.
     let parallelism = opts.parallelism.max(1);
 
@@ -444,107 +449,27 @@ pub async fn apply(
         while let Some(i) = queue.pop() {
             pending.push_back((i, first_step(plan.changes[i].action)));
         }
-        while tasks.len() < parallelism {
+        while tasks.set.len() < parallelism {
             let Some((ci, step)) = pending.pop_front() else {
                 break;
             };
-            let c = &plan.changes[ci];
-            let provider = match run.provider(c) {
-                Ok((p, _)) => p,
-                Err(msg) => {
-                    start(&mut run, ci);
-                    fail(&mut run, &mut queue, ci, msg);
-                    continue;
-                }
-            };
-            // Changes of one type and step share a call, up to what the provider takes.
-            let mut group = vec![ci];
-            let max = provider.max_batch(&c.address.rtype).max(1);
-            if max > 1 {
-                let mut rest = VecDeque::with_capacity(pending.len());
-                for (cj, sj) in pending.drain(..) {
-                    if group.len() < max
-                        && sj == step
-                        && plan.changes[cj].address.rtype == c.address.rtype
-                    {
-                        group.push(cj);
-                    } else {
-                        rest.push_back((cj, sj));
-                    }
-                }
-                pending = rest;
-            }
-            let mut jobs = Vec::with_capacity(group.len());
-            let mut intents = Vec::with_capacity(group.len());
-            for cj in group {
-                start(&mut run, cj);
-                match run.prepare(cj, step) {
-                    Ok((job, intent)) => {
-                        jobs.push(job);
-                        intents.push(intent);
-                    }
-                    Err(msg) => fail(&mut run, &mut queue, cj, msg),
-                }
-            }
-            if jobs.is_empty() {
-                continue;
-            }
-            store.begin_many(&intents)?;
-            let changes: Vec<usize> = jobs.iter().map(|j| j.change).collect();
-            let o = opts.clone();
-            if step == Step::Delete {
-                let reqs: Vec<DeleteRequest> = jobs
-                    .iter()
-                    .map(|j| DeleteRequest {
-                        address: plan.changes[j.change].address.clone(),
-                        id: j.prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
-                        prior: j
-                            .prior
-                            .as_ref()
-                            .map(|p| p.attributes.clone())
-                            .unwrap_or_default(),
-                    })
-                    .collect();
-                let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
-                let handle = tasks.spawn(async move {
-                    let out = call_delete(provider, reqs, o).await;
-                    (jobs, TaskResult::Delete(idx.into_iter().zip(out).collect()))
-                });
-                in_flight.insert(handle.id(), changes);
-            } else {
-                let reqs: Vec<ApplyRequest> = jobs
-                    .iter()
-                    .map(|j| ApplyRequest {
-                        address: plan.changes[j.change].address.clone(),
-                        prior: j.prior.as_ref().map(|p| p.attributes.clone()),
-                        config: j.config.clone(),
-                        token: j.token.clone(),
-                    })
-                    .collect();
-                let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
-                let handle = tasks.spawn(async move {
-                    let out = call_apply(provider.clone(), reqs.clone(), o).await;
-                    let out = verify::verify(&provider, &reqs, out).await;
-                    (jobs, TaskResult::Put(idx.into_iter().zip(out).collect()))
-                });
-                in_flight.insert(handle.id(), changes);
-            }
+            dispatch(&mut run, &mut queue, &mut pending, &mut tasks, ci, step)?;
         }
-        if tasks.is_empty() && pending.is_empty() {
+        if tasks.set.is_empty() && pending.is_empty() {
             break;
         }
-        let Some(joined) = tasks.join_next_with_id().await else {
+        let Some(joined) = tasks.set.join_next_with_id().await else {
             break;
         };
         let (jobs, result) = match joined {
             Ok((id, x)) => {
-                in_flight.remove(&id);
+                tasks.changes.remove(&id);
                 x
             }
             // The outcome of the calls is unknown: their intents stay for the next run.
             Err(e) => {
                 let err = ProviderError::new(ErrorKind::Panicked, e.to_string());
-                for ci in in_flight.remove(&e.id()).unwrap_or_default() {
+                for ci in tasks.changes.remove(&e.id()).unwrap_or_default() {
                     let msg = format!("{err}; the next run will reconcile it");
                     fail(&mut run, &mut queue, ci, msg);
                 }
@@ -553,88 +478,227 @@ pub async fn apply(
         };
         match result {
             TaskResult::Delete(results) => {
-                // One durable write for the whole batch, then the follow-ups.
-                let commits = jobs
-                    .iter()
-                    .zip(&results)
-                    .map(|(job, (ci, r))| {
-                        let outcome = match r {
-                            Ok(()) => Outcome::Remove(plan.changes[*ci].address.clone()),
-                            Err(_) => Outcome::Nothing,
-                        };
-                        (job.token.clone(), outcome)
-                    })
-                    .collect();
-                store.commit_many(commits)?;
-                for (ci, r) in results {
-                    let c = &plan.changes[ci];
-                    match r {
-                        Ok(()) => {
-                            run.records.remove(&c.address);
-                            if c.action == Action::Replace {
-                                follow_ups.push_back((ci, Step::Put));
-                            } else {
-                                run.report.deleted += 1;
-                                succeed(&mut run, &mut queue, ci);
-                            }
-                        }
-                        Err(e) => fail(&mut run, &mut queue, ci, e.to_string()),
-                    }
-                }
+                on_deleted(&mut run, &mut queue, &mut follow_ups, &jobs, results)?
             }
-            TaskResult::Put(results) => {
-                // Check every result, then record the whole batch in one durable write.
-                let mut commits = Vec::with_capacity(jobs.len());
-                let mut outcomes = Vec::with_capacity(jobs.len());
-                for (job, (ci, r)) in jobs.iter().zip(results) {
-                    let c = &plan.changes[ci];
-                    let provider_name = registry
-                        .get(&c.address.rtype)
-                        .map(|(p, _)| p.name().to_string())
-                        .unwrap_or_default();
-                    match r.and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
-                        Ok(resp) => {
-                            let rec = run.record(job, resp, &provider_name);
-                            commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
-                            outcomes.push((ci, Ok(rec)));
-                        }
-                        // The object may exist: keep the intent for the next run to reconcile.
-                        Err(e) if e.outcome_unknown() => {
-                            outcomes
-                                .push((ci, Err(format!("{e}; the next run will reconcile it"))));
-                        }
-                        Err(e) => {
-                            commits.push((job.token.clone(), Outcome::Nothing));
-                            outcomes.push((ci, Err(e.to_string())));
-                        }
-                    }
-                }
-                store.commit_many(commits)?;
-                for (ci, outcome) in outcomes {
-                    let c = &plan.changes[ci];
-                    match outcome {
-                        Ok(rec) => {
-                            run.records.insert(c.address.clone(), rec);
-                            match c.action {
-                                Action::Replace => run.report.replaced += 1,
-                                Action::Update => run.report.updated += 1,
-                                _ => {
-                                    run.report.created += 1;
-                                    run.created.push(c.address.clone());
-                                }
-                            }
-                            succeed(&mut run, &mut queue, ci);
-                        }
-                        Err(msg) => fail(&mut run, &mut queue, ci, msg),
-                    }
-                }
-            }
+            TaskResult::Put(results) => on_applied(&mut run, &mut queue, &jobs, results)?,
         }
     }
     if opts.rollback_on_failure && !run.report.failed.is_empty() {
         rollback(&mut run).await?;
     }
     Ok(run.report)
+}
+
+/// Takes from `pending` the changes that may share one call with `first`: same type and
+/// step, up to `max` in all, keeping the order of the rest.
+fn take_batch(
+    plan: &Plan,
+    pending: &mut VecDeque<(usize, Step)>,
+    first: usize,
+    step: Step,
+    max: usize,
+) -> Vec<usize> {
+    let mut group = vec![first];
+    if max <= 1 {
+        return group;
+    }
+    let rtype = &plan.changes[first].address.rtype;
+    let mut rest = VecDeque::with_capacity(pending.len());
+    for (cj, sj) in pending.drain(..) {
+        if group.len() < max && sj == step && plan.changes[cj].address.rtype == *rtype {
+            group.push(cj);
+        } else {
+            rest.push_back((cj, sj));
+        }
+    }
+    *pending = rest;
+    group
+}
+
+/// Starts one provider call for `ci` and the ready changes batched with it, after writing
+/// their intents.
+fn dispatch(
+    run: &mut Run<'_>,
+    queue: &mut ReadyQueue<'_>,
+    pending: &mut VecDeque<(usize, Step)>,
+    tasks: &mut Tasks,
+    ci: usize,
+    step: Step,
+) -> Result<(), ApplyError> {
+    let plan = run.plan;
+    let c = &plan.changes[ci];
+    let provider = match run.provider(c) {
+        Ok((p, _)) => p,
+        Err(msg) => {
+            start(run, ci);
+            fail(run, queue, ci, msg);
+            return Ok(());
+        }
+    };
+    let max = provider.max_batch(&c.address.rtype).max(1);
+    let mut jobs = Vec::new();
+    let mut intents = Vec::new();
+    for cj in take_batch(plan, pending, ci, step, max) {
+        start(run, cj);
+        match run.prepare(cj, step) {
+            Ok((job, intent)) => {
+                jobs.push(job);
+                intents.push(intent);
+            }
+            Err(msg) => fail(run, queue, cj, msg),
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    run.store.begin_many(&intents)?;
+    let idx: Vec<usize> = jobs.iter().map(|j| j.change).collect();
+    let o = run.opts.clone();
+    let handle = if step == Step::Delete {
+        let reqs: Vec<DeleteRequest> = jobs
+            .iter()
+            .map(|j| DeleteRequest {
+                address: plan.changes[j.change].address.clone(),
+                id: j.prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                prior: j
+                    .prior
+                    .as_ref()
+                    .map(|p| p.attributes.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let ids = idx.clone();
+        tasks.set.spawn(async move {
+            let out = call_delete(provider, reqs, o).await;
+            (jobs, TaskResult::Delete(ids.into_iter().zip(out).collect()))
+        })
+    } else {
+        let reqs: Vec<ApplyRequest> = jobs
+            .iter()
+            .map(|j| ApplyRequest {
+                address: plan.changes[j.change].address.clone(),
+                prior: j.prior.as_ref().map(|p| p.attributes.clone()),
+                config: j.config.clone(),
+                token: j.token.clone(),
+            })
+            .collect();
+        let ids = idx.clone();
+        tasks.set.spawn(async move {
+            let out = call_apply(provider.clone(), reqs.clone(), o).await;
+            let out = verify::verify(&provider, &reqs, out).await;
+            (jobs, TaskResult::Put(ids.into_iter().zip(out).collect()))
+        })
+    };
+    tasks.changes.insert(handle.id(), idx);
+    Ok(())
+}
+
+/// What a failed call leaves in state: nothing when it surely failed, the intent (so the
+/// next run reconciles) when its outcome is unknown.
+fn failed_outcome(e: &ProviderError) -> Option<Outcome> {
+    (!e.outcome_unknown()).then_some(Outcome::Nothing)
+}
+
+/// The message a failure is reported with.
+fn failure_message(e: &ProviderError) -> String {
+    if e.outcome_unknown() {
+        format!("{e}; the next run will reconcile it")
+    } else {
+        e.to_string()
+    }
+}
+
+/// Records a batch of deletes in one durable write, then queues the create half of
+/// replaces.
+fn on_deleted(
+    run: &mut Run<'_>,
+    queue: &mut ReadyQueue<'_>,
+    follow_ups: &mut VecDeque<(usize, Step)>,
+    jobs: &[Job],
+    results: Vec<(usize, Result<(), ProviderError>)>,
+) -> Result<(), ApplyError> {
+    let plan = run.plan;
+    let commits = jobs
+        .iter()
+        .zip(&results)
+        .filter_map(|(job, (ci, r))| {
+            let outcome = match r {
+                Ok(()) => Some(Outcome::Remove(plan.changes[*ci].address.clone())),
+                Err(e) => failed_outcome(e),
+            };
+            outcome.map(|o| (job.token.clone(), o))
+        })
+        .collect();
+    run.store.commit_many(commits)?;
+    for (ci, r) in results {
+        let c = &plan.changes[ci];
+        match r {
+            Ok(()) => {
+                run.records.remove(&c.address);
+                if c.action == Action::Replace {
+                    follow_ups.push_back((ci, Step::Put));
+                } else {
+                    run.report.deleted += 1;
+                    succeed(run, queue, ci);
+                }
+            }
+            Err(e) => fail(run, queue, ci, failure_message(&e)),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a batch of creates and updates, then records it in one durable write.
+fn on_applied(
+    run: &mut Run<'_>,
+    queue: &mut ReadyQueue<'_>,
+    jobs: &[Job],
+    results: Vec<(usize, Result<ApplyResponse, ProviderError>)>,
+) -> Result<(), ApplyError> {
+    let plan = run.plan;
+    let mut commits = Vec::with_capacity(jobs.len());
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (job, (ci, r)) in jobs.iter().zip(results) {
+        let c = &plan.changes[ci];
+        let provider_name = run
+            .registry
+            .get(&c.address.rtype)
+            .map(|(p, _)| p.name().to_string())
+            .unwrap_or_default();
+        match r.and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
+            Ok(resp) => {
+                let rec = run.record(job, resp, &provider_name);
+                commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
+                outcomes.push((ci, Ok(rec)));
+            }
+            Err(e) => {
+                if let Some(o) = failed_outcome(&e) {
+                    commits.push((job.token.clone(), o));
+                }
+                outcomes.push((ci, Err(failure_message(&e))));
+            }
+        }
+    }
+    run.store.commit_many(commits)?;
+    for (ci, outcome) in outcomes {
+        let c = &plan.changes[ci];
+        match outcome {
+            Ok(rec) => {
+                run.records.insert(c.address.clone(), rec);
+                match c.action {
+                    Action::Replace => run.report.replaced += 1,
+                    Action::Update => run.report.updated += 1,
+                    _ => {
+                        run.report.created += 1;
+                        run.created.push(c.address.clone());
+                    }
+                }
+                succeed(run, queue, ci);
+            }
+            Err(msg) => fail(run, queue, ci, msg),
+        }
+    }
+    Ok(())
 }
 
 fn first_step(a: Action) -> Step {
