@@ -1,50 +1,31 @@
-//! `aws_route53_zone` and `aws_route53_record`. Record changes of one zone go out in as
-//! few ChangeResourceRecordSets calls as the limits allow (1,000 changes with UPSERT
-//! counting twice, 32,000 characters of values); refresh lists each zone once.
+//! `aws_route53_record`: record changes of one zone go out in as few
+//! ChangeResourceRecordSets calls as the limits allow (1,000 changes with UPSERT counting
+//! twice, 32,000 characters of values); refresh lists each zone once.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord,
-    ResourceRecordSet, RrType, Tag, TagResourceType,
+    AliasTarget, Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType,
 };
 use serde_json::{json, Value};
 
-use super::error::{classify, code};
-use super::{short_token, tags_with_address, user_tags, Aws, Clients};
-use crate::providers::attrs::{keep_config, opt_str, opt_u64, req_str, TagSync};
-use crate::providers::resource::recover_update;
+use super::{check_name, known, list_zone, norm_name, submit, ZoneGone};
+use crate::providers::attrs::{keep_config, opt_u64, req_str};
+use crate::providers::aws::Aws;
+use crate::providers::aws::Clients;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
     RecoverRequest, ResourceSchema, ResourceType,
 };
-use crate::value::{Attrs, UNKNOWN};
+use crate::value::Attrs;
 
 /// Changes per ChangeResourceRecordSets call (an UPSERT counts twice).
 pub(super) const MAX_CHANGES: usize = 1000;
 /// Characters of record values per call.
 const MAX_CHARS: usize = 32_000;
-/// Record sets per ListResourceRecordSets page.
-const PAGE: i32 = 300;
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
-
-pub(super) fn zone_schema() -> ResourceSchema {
-    ResourceSchema {
-        type_name: "aws_route53_zone",
-        attributes: vec![
-            AttrSchema::required("name").force_new(),
-            AttrSchema::optional("comment"),
-            AttrSchema::optional("force_destroy"),
-            AttrSchema::optional("tags"),
-            AttrSchema::optional("region").force_new(),
-            AttrSchema::computed("zone_id"),
-            AttrSchema::computed("name_servers"),
-        ],
-    }
-}
-
-pub(super) fn record_schema() -> ResourceSchema {
+fn record_schema() -> ResourceSchema {
     ResourceSchema {
         type_name: "aws_route53_record",
         attributes: vec![
@@ -60,38 +41,7 @@ pub(super) fn record_schema() -> ResourceSchema {
     }
 }
 
-fn known(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str).filter(|s| *s != UNKNOWN)
-}
-
-fn check_name(what: &str, name: &str) -> Result<(), ProviderError> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && !name.ends_with('.')
-        && name.split('.').enumerate().all(|(i, l)| {
-            !l.is_empty()
-                && l.len() <= 63
-                && (l.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                }) || (i == 0 && l == "*"))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ProviderError::invalid(format!(
-            "invalid {what} `{name}`: expected lowercase DNS labels without a trailing dot"
-        )))
-    }
-}
-
-pub(super) fn validate_zone(c: &Attrs) -> Result<(), ProviderError> {
-    match known(c.get("name")) {
-        Some(n) => check_name("zone name", n),
-        None => Ok(()),
-    }
-}
-
-pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
+fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
     if let Some(t) = known(c.get("type")) {
         if !RECORD_TYPES.contains(&t) {
             return Err(ProviderError::invalid(format!(
@@ -114,315 +64,13 @@ pub(super) fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
 }
 
 /// `Z123` from `/hostedzone/Z123`.
-fn bare_zone_id(id: &str) -> String {
-    id.trim_start_matches("/hostedzone/").to_string()
-}
-
-/// Lowercase, no trailing dot, `*` unescaped.
-fn norm_name(n: &str) -> String {
-    n.trim_end_matches('.')
-        .replace("\\052", "*")
-        .to_ascii_lowercase()
-}
-
-pub(super) fn record_id(a: &Attrs) -> String {
+fn record_id(a: &Attrs) -> String {
     format!(
         "{}_{}_{}",
         a.get("zone_id").and_then(Value::as_str).unwrap_or_default(),
         a.get("name").and_then(Value::as_str).unwrap_or_default(),
         a.get("type").and_then(Value::as_str).unwrap_or_default()
     )
-}
-
-// ---------------------------------------------------------------- zones
-
-fn caller_reference(token: &str) -> String {
-    format!("landlord-{}", short_token(token, 40))
-}
-
-/// Every tag of a hosted zone, landlord's own included.
-async fn zone_tags(
-    aws: &Aws,
-    c: &Clients,
-    id: &str,
-) -> Result<BTreeMap<String, String>, ProviderError> {
-    aws.count("route53", "ListTagsForResource");
-    let out = c
-        .route53
-        .list_tags_for_resource()
-        .resource_type(TagResourceType::Hostedzone)
-        .resource_id(id)
-        .send()
-        .await
-        .map_err(|e| classify("route53 ListTagsForResource", e))?;
-    let tags = out.resource_tag_set().map(|s| s.tags()).unwrap_or_default();
-    Ok(tags
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect())
-}
-
-pub(super) async fn read_zone(
-    aws: &Aws,
-    c: &Clients,
-    id: &str,
-    prior: &Attrs,
-) -> Result<Option<Attrs>, ProviderError> {
-    aws.count("route53", "GetHostedZone");
-    let out = match c.route53.get_hosted_zone().id(id).send().await {
-        Ok(o) => o,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_hosted_zone()) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(classify("route53 GetHostedZone", e)),
-    };
-    let Some(z) = out.hosted_zone() else {
-        return Ok(None);
-    };
-    let mut a = Attrs::new();
-    a.insert("name".into(), json!(norm_name(z.name())));
-    if let Some(comment) = z.config().and_then(|c| c.comment()) {
-        a.insert("comment".into(), json!(comment));
-    }
-    a.insert("tags".into(), user_tags(zone_tags(aws, c, id).await?));
-    a.insert("zone_id".into(), json!(bare_zone_id(z.id())));
-    let ns: Vec<String> = out
-        .delegation_set()
-        .map(|d| d.name_servers().to_vec())
-        .unwrap_or_default();
-    a.insert("name_servers".into(), json!(ns));
-    keep_config(&mut a, prior, &["force_destroy", "region"]);
-    Ok(Some(a))
-}
-
-/// Finds a zone created under this intent's caller reference.
-async fn find_zone(
-    aws: &Aws,
-    c: &Clients,
-    name: &str,
-    token: &str,
-) -> Result<Option<String>, ProviderError> {
-    aws.count("route53", "ListHostedZonesByName");
-    let out = c
-        .route53
-        .list_hosted_zones_by_name()
-        .dns_name(name)
-        .send()
-        .await
-        .map_err(|e| classify("route53 ListHostedZonesByName", e))?;
-    let want = caller_reference(token);
-    Ok(out
-        .hosted_zones()
-        .iter()
-        .find(|z| norm_name(z.name()) == name && z.caller_reference() == want)
-        .map(|z| bare_zone_id(z.id())))
-}
-
-pub(super) async fn recover_zone(
-    aws: &Aws,
-    c: &Clients,
-    req: &RecoverRequest,
-) -> Result<Option<(String, Attrs)>, ProviderError> {
-    let name = req_str(&req.config, "name")?;
-    match find_zone(aws, c, name, &req.token).await? {
-        Some(id) => Ok(read_zone(aws, c, &id, &req.config).await?.map(|a| (id, a))),
-        None => Ok(None),
-    }
-}
-
-/// Makes the zone's live tags the configured ones plus the address tag.
-async fn set_zone_tags(
-    aws: &Aws,
-    c: &Clients,
-    id: &str,
-    req: &ApplyRequest,
-) -> Result<(), ProviderError> {
-    let want = tags_with_address(&req.config, &req.address)?;
-    let sync = TagSync::new(&zone_tags(aws, c, id).await?, &want, super::aws_owned);
-    if sync.is_empty() {
-        return Ok(());
-    }
-    aws.count("route53", "ChangeTagsForResource");
-    let mut call = c
-        .route53
-        .change_tags_for_resource()
-        .resource_type(TagResourceType::Hostedzone)
-        .resource_id(id);
-    for (k, v) in &sync.set {
-        call = call.add_tags(Tag::builder().key(k).value(v).build());
-    }
-    for k in sync.remove {
-        call = call.remove_tag_keys(k);
-    }
-    call.send()
-        .await
-        .map_err(|e| classify("route53 ChangeTagsForResource", e))?;
-    Ok(())
-}
-
-pub(super) async fn apply_zone(
-    aws: &Aws,
-    c: &Clients,
-    req: &ApplyRequest,
-) -> Result<ApplyResponse, ProviderError> {
-    let name = req_str(&req.config, "name")?;
-    let comment = opt_str(&req.config, "comment")?;
-    let id = match req
-        .prior
-        .as_ref()
-        .and_then(|p| p.get("zone_id"))
-        .and_then(Value::as_str)
-    {
-        Some(id) => {
-            if comment
-                != req
-                    .prior
-                    .as_ref()
-                    .and_then(|p| p.get("comment"))
-                    .and_then(Value::as_str)
-            {
-                aws.count("route53", "UpdateHostedZoneComment");
-                c.route53
-                    .update_hosted_zone_comment()
-                    .id(id)
-                    .set_comment(comment.map(str::to_string))
-                    .send()
-                    .await
-                    .map_err(|e| classify("route53 UpdateHostedZoneComment", e))?;
-            }
-            id.to_string()
-        }
-        None => {
-            aws.count("route53", "CreateHostedZone");
-            let mut call = c
-                .route53
-                .create_hosted_zone()
-                .name(name)
-                .caller_reference(caller_reference(&req.token));
-            if let Some(cm) = comment {
-                call = call.hosted_zone_config(HostedZoneConfig::builder().comment(cm).build());
-            }
-            match call.send().await {
-                Ok(out) => bare_zone_id(out.hosted_zone().map(|z| z.id()).unwrap_or_default()),
-                // A retry of this same create: the caller reference finds the zone.
-                Err(e) if code(&e) == Some("HostedZoneAlreadyExists") => {
-                    match find_zone(aws, c, name, &req.token).await? {
-                        Some(id) => id,
-                        None => return Err(classify("route53 CreateHostedZone", e)),
-                    }
-                }
-                Err(e) => return Err(classify("route53 CreateHostedZone", e)),
-            }
-        }
-    };
-    set_zone_tags(aws, c, &id, req).await?;
-    let attrs = read_zone(aws, c, &id, &req.config)
-        .await?
-        .ok_or_else(|| ProviderError::transient(format!("hosted zone `{id}` not readable yet")))?;
-    // What the service holds is recorded, never the configuration in its place: a change
-    // that did not converge shows up in the engine's check and in the next plan.
-    Ok(ApplyResponse {
-        id,
-        attributes: attrs,
-    })
-}
-
-pub(super) async fn delete_zone(
-    aws: &Aws,
-    c: &Clients,
-    req: &DeleteRequest,
-) -> Result<(), ProviderError> {
-    let id = req.id.clone();
-    if req.prior.get("force_destroy").and_then(Value::as_bool) == Some(true) {
-        let apex = req
-            .prior
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let sets = match list_zone(aws, c, &id, None).await {
-            Ok(s) => s,
-            Err(ZoneGone) => return Ok(()),
-        }?;
-        let doomed: Vec<ResourceRecordSet> = sets
-            .into_iter()
-            .filter(|s| {
-                !(norm_name(s.name()) == apex && matches!(s.r#type(), RrType::Soa | RrType::Ns))
-            })
-            .collect();
-        for chunk in doomed.chunks(MAX_CHANGES) {
-            let changes = chunk
-                .iter()
-                .map(|s| {
-                    Change::builder()
-                        .action(ChangeAction::Delete)
-                        .resource_record_set(s.clone())
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ProviderError::failed(e.to_string()))?;
-            submit(aws, c, &id, changes).await?;
-        }
-    }
-    aws.count("route53", "DeleteHostedZone");
-    match c.route53.delete_hosted_zone().id(&id).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_hosted_zone_not_empty()) => Err(ProviderError::failed(format!(
-            "hosted zone `{id}` still holds records that landlord does not manage; set `force_destroy: true` to delete them with the zone"
-        ))),
-        Err(e) => Err(classify("route53 DeleteHostedZone", e)),
-    }
-}
-
-// ---------------------------------------------------------------- records
-
-struct ZoneGone;
-
-/// Every record set of a zone (or, with `start`, at most one page from that name/type).
-async fn list_zone(
-    aws: &Aws,
-    c: &Clients,
-    zone: &str,
-    start: Option<(&str, &str)>,
-) -> Result<Result<Vec<ResourceRecordSet>, ProviderError>, ZoneGone> {
-    let mut out = Vec::new();
-    let mut next: Option<(String, RrType)> = start.map(|(n, t)| (n.to_string(), RrType::from(t)));
-    loop {
-        aws.count("route53", "ListResourceRecordSets");
-        let mut call = c.route53.list_resource_record_sets().hosted_zone_id(zone);
-        call = match (&next, start) {
-            (Some((n, t)), _) => call.start_record_name(n).start_record_type(t.clone()),
-            _ => call,
-        };
-        call = call.max_items(if start.is_some() { 1 } else { PAGE });
-        let page = match call.send().await {
-            Ok(p) => p,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_hosted_zone()) =>
-            {
-                return Err(ZoneGone)
-            }
-            Err(e) => return Ok(Err(classify("route53 ListResourceRecordSets", e))),
-        };
-        out.extend(page.resource_record_sets().iter().cloned());
-        if start.is_some() || !page.is_truncated() {
-            return Ok(Ok(out));
-        }
-        match (page.next_record_name(), page.next_record_type()) {
-            (Some(n), Some(t)) => next = Some((n.to_string(), t.clone())),
-            _ => return Ok(Ok(out)),
-        }
-    }
 }
 
 fn unquote(v: &str) -> String {
@@ -598,27 +246,6 @@ fn planned_attrs(c: &Attrs) -> Attrs {
     a
 }
 
-async fn submit(
-    aws: &Aws,
-    c: &Clients,
-    zone: &str,
-    changes: Vec<Change>,
-) -> Result<(), ProviderError> {
-    aws.count("route53", "ChangeResourceRecordSets");
-    let batch = ChangeBatch::builder()
-        .set_changes(Some(changes))
-        .build()
-        .map_err(|e| ProviderError::failed(e.to_string()))?;
-    c.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| classify("route53 ChangeResourceRecordSets", e))?;
-    Ok(())
-}
-
 fn weight(action: &ChangeAction, s: &ResourceRecordSet) -> (usize, usize) {
     let chars: usize = s.resource_records().iter().map(|r| r.value().len()).sum();
     let n = if *action == ChangeAction::Upsert {
@@ -654,7 +281,7 @@ fn batches<T>(items: Vec<(T, Change)>) -> Vec<Vec<(T, Change)>> {
 }
 
 /// Creates (CREATE) and updates (UPSERT) records, batched per zone within the limits.
-pub(super) async fn apply_records(
+async fn apply_records(
     aws: &Aws,
     c: &Clients,
     reqs: &[ApplyRequest],
@@ -775,7 +402,7 @@ async fn identical(
 
 /// Deletes records: their live sets are read a zone at a time, then deleted in batches
 /// per zone; a batch refused as a whole is retried record by record.
-pub(super) async fn delete_records(
+async fn delete_records(
     aws: &Aws,
     c: &Clients,
     reqs: &[DeleteRequest],
@@ -837,11 +464,7 @@ fn gone_is_success(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
     }
 }
 
-pub(super) async fn delete_record(
-    aws: &Aws,
-    c: &Clients,
-    req: &DeleteRequest,
-) -> Result<(), ProviderError> {
+async fn delete_record(aws: &Aws, c: &Clients, req: &DeleteRequest) -> Result<(), ProviderError> {
     // Delete what is live (a DELETE must match the current values exactly).
     let rr = ReadRequest {
         address: req.address.clone(),
@@ -864,45 +487,8 @@ pub(super) async fn delete_record(
     gone_is_success(submit(aws, c, &zone, vec![change]).await)
 }
 
-/// `aws_route53_zone`.
-pub(super) struct Zone;
-
-#[async_trait]
-impl ResourceType<Aws> for Zone {
-    fn schema(&self) -> ResourceSchema {
-        zone_schema()
-    }
-    fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
-        super::valid_region(c)?;
-        validate_zone(c)
-    }
-    fn verify_after_apply(&self) -> bool {
-        true
-    }
-    async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        read_zone(aws, &*aws.at(&req.prior).await, &req.id, &req.prior).await
-    }
-    async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        apply_zone(aws, &*aws.at(&req.config).await, req).await
-    }
-    async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
-        delete_zone(aws, &*aws.at(&req.prior).await, req).await
-    }
-    async fn recover(
-        &self,
-        aws: &Aws,
-        req: &RecoverRequest,
-    ) -> Result<Option<ApplyResponse>, ProviderError> {
-        if let Some(found) = recover_update(self, aws, req).await? {
-            return Ok(found);
-        }
-        let c = aws.at(&req.config).await;
-        Ok(recover_zone(aws, &c, req).await?.map(super::adopted))
-    }
-}
-
 /// `aws_route53_record`: batched per zone on apply, delete and refresh.
-pub(super) struct Record;
+pub(crate) struct Record;
 
 #[async_trait]
 impl ResourceType<Aws> for Record {
@@ -910,7 +496,7 @@ impl ResourceType<Aws> for Record {
         record_schema()
     }
     fn validate(&self, _: &Aws, c: &Attrs) -> Result<(), ProviderError> {
-        super::valid_region(c)?;
+        crate::providers::aws::valid_region(c)?;
         validate_record(c)
     }
     fn max_batch(&self) -> usize {
@@ -995,6 +581,65 @@ impl ResourceType<Aws> for Record {
         Ok(self
             .read(aws, &rr)
             .await?
-            .map(|a| super::adopted((record_id(&a), a))))
+            .map(|a| crate::providers::aws::adopted((record_id(&a), a))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(action: ChangeAction, value_len: usize) -> Change {
+        let set = ResourceRecordSet::builder()
+            .name("a.example.test")
+            .r#type(RrType::Txt)
+            .ttl(300)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value("x".repeat(value_len))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        Change::builder()
+            .action(action)
+            .resource_record_set(set)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_upsert_counts_twice_in_changes_and_characters() {
+        let c = change(ChangeAction::Upsert, 10);
+        assert_eq!(
+            weight(c.action(), c.resource_record_set().unwrap()),
+            (2, 20)
+        );
+        let c = change(ChangeAction::Create, 10);
+        assert_eq!(
+            weight(c.action(), c.resource_record_set().unwrap()),
+            (1, 10)
+        );
+    }
+
+    #[test]
+    fn batches_stay_within_a_thousand_changes_and_32000_characters() {
+        let creates: Vec<(usize, Change)> = (0..1500)
+            .map(|i| (i, change(ChangeAction::Create, 1)))
+            .collect();
+        let sizes: Vec<usize> = batches(creates).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1000, 500]);
+        let upserts: Vec<(usize, Change)> = (0..600)
+            .map(|i| (i, change(ChangeAction::Upsert, 1)))
+            .collect();
+        let sizes: Vec<usize> = batches(upserts).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![500, 100], "an UPSERT counts twice");
+        let long: Vec<(usize, Change)> = (0..5)
+            .map(|i| (i, change(ChangeAction::Create, 10_000)))
+            .collect();
+        let b = batches(long);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 2]);
+        assert_eq!(b[1][0].0, 3, "order is kept");
     }
 }
