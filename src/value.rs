@@ -19,6 +19,26 @@ pub const UNKNOWN: &str = "\u{1}(known after apply)";
 /// Text shown in place of sensitive values everywhere output is produced.
 pub const SENSITIVE_TEXT: &str = "(sensitive)";
 
+/// A value as shown to people: `(sensitive)` in place of a sensitive known value.
+pub fn redact(v: Option<&Value>, sensitive: bool) -> Option<Value> {
+    v.map(|v| {
+        if sensitive && v.as_str() != Some(UNKNOWN) {
+            Value::String(SENSITIVE_TEXT.into())
+        } else {
+            v.clone()
+        }
+    })
+}
+
+/// Replaces the `sensitive` attributes of `attrs` with `(sensitive)`.
+pub fn redact_attrs(attrs: &mut Attrs, sensitive: &[String]) {
+    for k in sensitive {
+        if let Some(v) = attrs.get_mut(k) {
+            *v = Value::String(SENSITIVE_TEXT.into());
+        }
+    }
+}
+
 /// Text shown in place of unknown values.
 pub const UNKNOWN_TEXT: &str = "(known after apply)";
 

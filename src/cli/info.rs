@@ -10,7 +10,7 @@ use super::args::GraphFormat;
 use super::EXIT_OK;
 use crate::addr::ResourceAddr;
 use crate::ops;
-use crate::value::SENSITIVE_TEXT;
+use crate::value::redact_attrs;
 use crate::workspace::Workspace;
 
 /// `landlord output`.
@@ -48,9 +48,7 @@ pub fn output(
                 .filter(|r| filter.as_ref().is_none_or(|f| f == &r.address))
             {
                 let mut attrs = r.attributes.clone();
-                for k in &r.sensitive {
-                    attrs.insert(k.clone(), json!(SENSITIVE_TEXT));
-                }
+                redact_attrs(&mut attrs, &r.sensitive);
                 if json_out {
                     doc.insert(r.address.to_string(), Value::Object(attrs));
                 } else {

@@ -1,12 +1,10 @@
 //! The state operations behind `landlord state ...`: inspect, repair and move recorded
 //! resources without touching the real objects.
 
-use serde_json::Value;
-
 use super::OpsError;
 use crate::addr::ResourceAddr;
 use crate::state::{Export, LockInfo, ResourceRecord, StateStore};
-use crate::value::SENSITIVE_TEXT;
+use crate::value::redact_attrs;
 
 /// Recorded addresses of the given tenants (all when empty), and how many operations of an
 /// interrupted run are pending.
@@ -26,11 +24,7 @@ pub fn list(
 /// One record with its sensitive attributes redacted.
 pub fn show(store: &dyn StateStore, addr: &ResourceAddr) -> Result<ResourceRecord, OpsError> {
     let mut r = recorded(store, addr)?;
-    for k in &r.sensitive {
-        if let Some(v) = r.attributes.get_mut(k) {
-            *v = Value::String(SENSITIVE_TEXT.into());
-        }
-    }
+    redact_attrs(&mut r.attributes, &r.sensitive);
     Ok(r)
 }
 
@@ -85,6 +79,7 @@ mod tests {
     use super::*;
     use crate::state::crypto::Key;
     use crate::state::SledStore;
+    use crate::value::SENSITIVE_TEXT;
     use std::time::Duration;
 
     fn record(addr: &str) -> ResourceRecord {

@@ -11,7 +11,7 @@ use crate::addr::ResourceAddr;
 use crate::providers::{AttrKind, PlanRequest, Registry, ResourceSchema};
 use crate::render::Desired;
 use crate::state::ResourceRecord;
-use crate::value::{is_unknown, Attrs, SENSITIVE_TEXT, UNKNOWN};
+use crate::value::{is_unknown, redact, Attrs, UNKNOWN};
 use crate::workspace::Status;
 
 /// What to plan.
@@ -29,16 +29,6 @@ impl Options {
     fn in_scope(&self, a: &ResourceAddr) -> bool {
         self.tenants.is_empty() || self.tenants.iter().any(|t| t == a.scope.as_str())
     }
-}
-
-fn redact(v: Option<&Value>, sensitive: bool) -> Option<Value> {
-    v.map(|v| {
-        if sensitive && v.as_str() != Some(UNKNOWN) {
-            Value::String(SENSITIVE_TEXT.into())
-        } else {
-            v.clone()
-        }
-    })
 }
 
 /// Diffs for a create: every configured value, then computed ones as unknown.

@@ -13,7 +13,7 @@ use crate::plan::show::attr_lines;
 use crate::plan::{AttrChange, PlanError};
 use crate::providers::{AttrKind, PlanRequest, ReadRequest, Registry};
 use crate::state::ResourceRecord;
-use crate::value::SENSITIVE_TEXT;
+use crate::value::redact;
 
 /// How a resource drifted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,15 +89,7 @@ pub async fn detect(
                     let now = cur.get(k);
                     if now != Some(recorded) {
                         let s = rec.sensitive.contains(k);
-                        let red = |v: Option<&Value>| {
-                            v.map(|v| {
-                                if s {
-                                    Value::String(SENSITIVE_TEXT.into())
-                                } else {
-                                    v.clone()
-                                }
-                            })
-                        };
+                        let red = |v: Option<&Value>| redact(v, s);
                         attrs.push(AttrChange {
                             name: k.clone(),
                             before: red(Some(recorded)),
