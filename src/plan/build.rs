@@ -8,8 +8,8 @@ use super::refresh::{refresh, Live};
 use super::resolve::{resolve_config, Known};
 use super::{Action, AttrChange, Mode, Plan, PlanError, ResourceChange, PLAN_FORMAT_VERSION};
 use crate::addr::ResourceAddr;
-use crate::providers::{AttrKind, PlanRequest, Registry, ResourceSchema};
-use crate::render::Desired;
+use crate::providers::{AttrKind, PlanRequest, PlanResponse, Registry, ResourceSchema};
+use crate::render::{Desired, DesiredResource};
 use crate::state::ResourceRecord;
 use crate::value::{is_unknown, redact, Attrs, UNKNOWN};
 use crate::workspace::Status;
@@ -101,183 +101,11 @@ pub async fn build(
             if !opts.in_scope(&d.address) {
                 continue;
             }
-            let addr = &d.address;
-            let (provider, schema) =
-                registry
-                    .get(&addr.rtype)
-                    .ok_or_else(|| PlanError::Provider {
-                        address: addr.clone(),
-                        message: format!("no provider serves type `{}`", addr.rtype),
-                    })?;
-            let (config, sensitive) = {
-                let known = |a: &ResourceAddr| -> Option<Known<'_>> {
-                    match planned.get(a) {
-                        Some(p) => Some(Known {
-                            attrs: &p.attrs,
-                            sensitive: &p.sensitive,
-                            complete: p.complete,
-                        }),
-                        None => records.get(a).map(|r| Known {
-                            attrs: &r.attributes,
-                            sensitive: &r.sensitive,
-                            complete: true,
-                        }),
-                    }
-                };
-                resolve_config(addr, &d.properties, schema, &known)?
-            };
-            let prior = records.get(addr);
-            let current: Option<&Attrs> = match prior {
-                Some(_) if opts.refresh => live.get(addr).and_then(Option::as_ref),
-                Some(p) => Some(&p.attributes),
-                None => None,
-            };
-            let (action, reasons, attributes, changes_on_update) = match (prior, current) {
-                (None, _) => (
-                    Action::Create,
-                    vec!["new resource".to_string()],
-                    create_diff(&config, &sensitive, schema),
-                    vec![],
-                ),
-                (Some(_), None) => (
-                    Action::Create,
-                    vec!["deleted out of band".to_string()],
-                    create_diff(&config, &sensitive, schema),
-                    vec![],
-                ),
-                (Some(prior), Some(current)) => {
-                    let mut diffs = Vec::new();
-                    let (mut template_changed, mut drifted, mut force) = (false, false, false);
-                    let mut behind = false;
-                    for (k, want) in &config {
-                        if d.lifecycle.ignore_changes.contains(k) {
-                            continue;
-                        }
-                        let (rec, cur) = (prior.attributes.get(k), current.get(k));
-                        let live_as_wanted = cur == Some(want) && !is_unknown(want);
-                        if live_as_wanted && rec == Some(want) {
-                            continue;
-                        }
-                        let (before, fnew) = if live_as_wanted {
-                            // State records something else (a change that landed in a run
-                            // that failed): apply again so state records it.
-                            behind = true;
-                            (rec, false)
-                        } else {
-                            if is_unknown(want) || rec != Some(want) {
-                                template_changed = true;
-                            } else {
-                                drifted = true;
-                            }
-                            let fnew = schema.attr(k).is_some_and(|a| a.force_new);
-                            force |= fnew;
-                            (cur, fnew)
-                        };
-                        let s = sensitive.contains(k) || prior.sensitive.contains(k);
-                        diffs.push(AttrChange {
-                            name: k.clone(),
-                            before: redact(before, s),
-                            after: redact(Some(want), s),
-                            sensitive: s,
-                            forces_replace: fnew,
-                        });
-                    }
-                    let pr = provider
-                        .plan(PlanRequest {
-                            address: addr.clone(),
-                            prior: Some(current.clone()),
-                            config: config.clone(),
-                        })
-                        .await
-                        .map_err(|e| PlanError::Provider {
-                            address: addr.clone(),
-                            message: e.to_string(),
-                        })?;
-                    let mut reasons = Vec::new();
-                    if template_changed {
-                        reasons.push("template changed".to_string());
-                    }
-                    if drifted {
-                        reasons.push("drift: changed out of band".to_string());
-                    }
-                    if behind {
-                        reasons.push("state behind the live object".to_string());
-                    }
-                    if let Some(r) = &pr.replace_reason {
-                        reasons.push(r.clone());
-                    }
-                    for k in &pr.requires_replace {
-                        match diffs.iter_mut().find(|c| &c.name == k) {
-                            Some(c) => c.forces_replace = true,
-                            None => {
-                                let s = prior.sensitive.contains(k);
-                                diffs.push(AttrChange {
-                                    name: k.clone(),
-                                    before: redact(current.get(k), s),
-                                    after: Some(Value::String(UNKNOWN.into())),
-                                    sensitive: s,
-                                    forces_replace: true,
-                                })
-                            }
-                        }
-                    }
-                    let action = if force || !pr.requires_replace.is_empty() {
-                        Action::Replace
-                    } else if !diffs.is_empty() {
-                        Action::Update
-                    } else {
-                        Action::NoOp
-                    };
-                    (action, reasons, diffs, pr.changes_on_update)
-                }
-            };
-            if action == Action::Replace && d.lifecycle.prevent_destroy {
-                return Err(PlanError::PreventDestroy {
-                    address: addr.clone(),
-                    action: "replace",
-                });
+            let change = plan_resource(d, &records, &live, &mut planned, registry, opts).await?;
+            match change {
+                Some(c) => changes.push(c),
+                None => unchanged += 1,
             }
-            // What dependents may assume about this resource.
-            let next = match (action, current) {
-                (Action::NoOp, Some(cur)) => Planned {
-                    attrs: cur.clone(),
-                    sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)),
-                    complete: true,
-                },
-                (Action::Update, Some(cur)) => {
-                    // Computed values survive an update unless the provider says otherwise.
-                    let mut a: Attrs = cur
-                        .iter()
-                        .filter(|(k, _)| !changes_on_update.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    a.extend(config.clone());
-                    Planned {
-                        attrs: a,
-                        sensitive: merge(&sensitive, prior.map(|p| &p.sensitive)),
-                        complete: false,
-                    }
-                }
-                _ => Planned {
-                    attrs: config.clone(),
-                    sensitive: sensitive.clone(),
-                    complete: false,
-                },
-            };
-            planned.insert(addr.clone(), next);
-            if action == Action::NoOp {
-                unchanged += 1;
-                continue;
-            }
-            changes.push(ResourceChange {
-                address: addr.clone(),
-                action,
-                reasons,
-                attributes,
-                properties: d.properties.clone(),
-                depends_on: d.depends_on.clone(),
-                lifecycle: d.lifecycle.clone(),
-            });
         }
     }
 
@@ -286,16 +114,6 @@ pub async fn build(
         if !opts.in_scope(addr) || (opts.mode == Mode::Normal && desired.index_of(addr).is_some()) {
             continue;
         }
-        let reason = match (opts.mode, addr.tenant()) {
-            (Mode::Destroy, _) => "destroy requested",
-            (_, None) => "no longer in shared.yaml",
-            (_, Some(t)) => match desired.tenants.get(t) {
-                None => "tenant removed",
-                Some(Status::Deleted) => "tenant deleted",
-                Some(Status::Suspended) => "tenant suspended",
-                Some(Status::Active) => "no longer in templates",
-            },
-        };
         if rec.lifecycle.prevent_destroy {
             return Err(PlanError::PreventDestroy {
                 address: addr.clone(),
@@ -303,34 +121,11 @@ pub async fn build(
             });
         }
         let schema = registry.get(&addr.rtype).map(|(_, s)| s);
-        let attributes = rec
-            .attributes
-            .iter()
-            .filter(|(k, _)| {
-                schema
-                    .and_then(|s| s.attr(k))
-                    .is_none_or(|a| a.kind != AttrKind::Computed)
-            })
-            .map(|(k, v)| {
-                let s = rec.sensitive.contains(k);
-                AttrChange {
-                    name: k.clone(),
-                    before: redact(Some(v), s),
-                    after: None,
-                    sensitive: s,
-                    forces_replace: false,
-                }
-            })
-            .collect();
-        changes.push(ResourceChange {
-            address: addr.clone(),
-            action: Action::Delete,
-            reasons: vec![reason.to_string()],
-            attributes,
-            properties: Attrs::new(),
-            depends_on: rec.dependencies.clone(),
-            lifecycle: rec.lifecycle.clone(),
-        });
+        changes.push(delete_change(
+            rec,
+            delete_reason(desired, opts.mode, addr),
+            schema,
+        ));
     }
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     let edges = order_edges(&changes);
@@ -345,6 +140,309 @@ pub async fn build(
         edges,
         unchanged,
     })
+}
+
+/// The change one desired resource needs (`None`: none), recording in `planned` what its
+/// dependents may assume about it.
+async fn plan_resource(
+    d: &DesiredResource,
+    records: &BTreeMap<ResourceAddr, ResourceRecord>,
+    live: &Live,
+    planned: &mut HashMap<ResourceAddr, Planned>,
+    registry: &Registry,
+    opts: &Options,
+) -> Result<Option<ResourceChange>, PlanError> {
+    let addr = &d.address;
+    let (provider, schema) = registry
+        .get(&addr.rtype)
+        .ok_or_else(|| PlanError::Provider {
+            address: addr.clone(),
+            message: format!("no provider serves type `{}`", addr.rtype),
+        })?;
+    let (config, sensitive) = {
+        let known = |a: &ResourceAddr| -> Option<Known<'_>> {
+            match planned.get(a) {
+                Some(p) => Some(Known {
+                    attrs: &p.attrs,
+                    sensitive: &p.sensitive,
+                    complete: p.complete,
+                }),
+                None => records.get(a).map(|r| Known {
+                    attrs: &r.attributes,
+                    sensitive: &r.sensitive,
+                    complete: true,
+                }),
+            }
+        };
+        resolve_config(addr, &d.properties, schema, &known)?
+    };
+    let prior = records.get(addr);
+    let current: Option<&Attrs> = match prior {
+        Some(_) if opts.refresh => live.get(addr).and_then(Option::as_ref),
+        Some(p) => Some(&p.attributes),
+        None => None,
+    };
+    let (action, reasons, attributes, changes_on_update) = match (prior, current) {
+        (None, _) => (
+            Action::Create,
+            vec!["new resource".to_string()],
+            create_diff(&config, &sensitive, schema),
+            vec![],
+        ),
+        (Some(_), None) => (
+            Action::Create,
+            vec!["deleted out of band".to_string()],
+            create_diff(&config, &sensitive, schema),
+            vec![],
+        ),
+        (Some(prior), Some(current)) => {
+            let diff = three_way(
+                &config,
+                &sensitive,
+                prior,
+                current,
+                schema,
+                &d.lifecycle.ignore_changes,
+            );
+            let pr = provider
+                .plan(PlanRequest {
+                    address: addr.clone(),
+                    prior: Some(current.clone()),
+                    config: config.clone(),
+                })
+                .await
+                .map_err(|e| PlanError::Provider {
+                    address: addr.clone(),
+                    message: e.to_string(),
+                })?;
+            let (action, reasons, diffs) = diff.with_provider(&pr, prior, current);
+            (action, reasons, diffs, pr.changes_on_update)
+        }
+    };
+    if action == Action::Replace && d.lifecycle.prevent_destroy {
+        return Err(PlanError::PreventDestroy {
+            address: addr.clone(),
+            action: "replace",
+        });
+    }
+    let next = assumed(
+        action,
+        current,
+        &config,
+        &sensitive,
+        prior,
+        &changes_on_update,
+    );
+    planned.insert(addr.clone(), next);
+    if action == Action::NoOp {
+        return Ok(None);
+    }
+    Ok(Some(ResourceChange {
+        address: addr.clone(),
+        action,
+        reasons,
+        attributes,
+        properties: d.properties.clone(),
+        depends_on: d.depends_on.clone(),
+        lifecycle: d.lifecycle.clone(),
+    }))
+}
+
+/// The outcome of comparing desired, recorded and live attributes of one resource.
+#[derive(Debug, Default)]
+struct ThreeWay {
+    /// Attributes to change, redacted.
+    diffs: Vec<AttrChange>,
+    /// The template wants something else than was recorded.
+    template_changed: bool,
+    /// The live object moved away from what was recorded and wanted.
+    drifted: bool,
+    /// The live object is as wanted but state records something else.
+    behind: bool,
+    /// A changed attribute forces a replace.
+    force: bool,
+}
+
+/// The three-way diff: for each configured attribute, desired (`config`) against recorded
+/// (`prior`) and live (`current`).
+fn three_way(
+    config: &Attrs,
+    sensitive: &[String],
+    prior: &ResourceRecord,
+    current: &Attrs,
+    schema: &ResourceSchema,
+    ignore: &[String],
+) -> ThreeWay {
+    let mut out = ThreeWay::default();
+    for (k, want) in config {
+        if ignore.contains(k) {
+            continue;
+        }
+        let (rec, cur) = (prior.attributes.get(k), current.get(k));
+        let live_as_wanted = cur == Some(want) && !is_unknown(want);
+        if live_as_wanted && rec == Some(want) {
+            continue;
+        }
+        let (before, fnew) = if live_as_wanted {
+            // State records something else (a change that landed in a run that failed):
+            // apply again so state records it.
+            out.behind = true;
+            (rec, false)
+        } else {
+            if is_unknown(want) || rec != Some(want) {
+                out.template_changed = true;
+            } else {
+                out.drifted = true;
+            }
+            let fnew = schema.attr(k).is_some_and(|a| a.force_new);
+            out.force |= fnew;
+            (cur, fnew)
+        };
+        let s = sensitive.contains(k) || prior.sensitive.contains(k);
+        out.diffs.push(AttrChange {
+            name: k.clone(),
+            before: redact(before, s),
+            after: redact(Some(want), s),
+            sensitive: s,
+            forces_replace: fnew,
+        });
+    }
+    out
+}
+
+impl ThreeWay {
+    /// The action, reasons and attribute changes once the provider added its replace
+    /// triggers.
+    fn with_provider(
+        mut self,
+        pr: &PlanResponse,
+        prior: &ResourceRecord,
+        current: &Attrs,
+    ) -> (Action, Vec<String>, Vec<AttrChange>) {
+        let mut reasons = Vec::new();
+        if self.template_changed {
+            reasons.push("template changed".to_string());
+        }
+        if self.drifted {
+            reasons.push("drift: changed out of band".to_string());
+        }
+        if self.behind {
+            reasons.push("state behind the live object".to_string());
+        }
+        if let Some(r) = &pr.replace_reason {
+            reasons.push(r.clone());
+        }
+        for k in &pr.requires_replace {
+            match self.diffs.iter_mut().find(|c| &c.name == k) {
+                Some(c) => c.forces_replace = true,
+                None => {
+                    let s = prior.sensitive.contains(k);
+                    self.diffs.push(AttrChange {
+                        name: k.clone(),
+                        before: redact(current.get(k), s),
+                        after: Some(Value::String(UNKNOWN.into())),
+                        sensitive: s,
+                        forces_replace: true,
+                    })
+                }
+            }
+        }
+        let action = if self.force || !pr.requires_replace.is_empty() {
+            Action::Replace
+        } else if !self.diffs.is_empty() {
+            Action::Update
+        } else {
+            Action::NoOp
+        };
+        (action, reasons, self.diffs)
+    }
+}
+
+/// What dependents may assume about a resource after its planned action.
+fn assumed(
+    action: Action,
+    current: Option<&Attrs>,
+    config: &Attrs,
+    sensitive: &[String],
+    prior: Option<&ResourceRecord>,
+    changes_on_update: &[String],
+) -> Planned {
+    match (action, current) {
+        (Action::NoOp, Some(cur)) => Planned {
+            attrs: cur.clone(),
+            sensitive: merge(sensitive, prior.map(|p| &p.sensitive)),
+            complete: true,
+        },
+        (Action::Update, Some(cur)) => {
+            // Computed values survive an update unless the provider says otherwise.
+            let mut a: Attrs = cur
+                .iter()
+                .filter(|(k, _)| !changes_on_update.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            a.extend(config.clone());
+            Planned {
+                attrs: a,
+                sensitive: merge(sensitive, prior.map(|p| &p.sensitive)),
+                complete: false,
+            }
+        }
+        _ => Planned {
+            attrs: config.clone(),
+            sensitive: sensitive.to_vec(),
+            complete: false,
+        },
+    }
+}
+
+/// Why a recorded resource that is not desired goes.
+fn delete_reason(desired: &Desired, mode: Mode, addr: &ResourceAddr) -> &'static str {
+    match (mode, addr.tenant()) {
+        (Mode::Destroy, _) => "destroy requested",
+        (_, None) => "no longer in shared.yaml",
+        (_, Some(t)) => match desired.tenants.get(t) {
+            None => "tenant removed",
+            Some(Status::Deleted) => "tenant deleted",
+            Some(Status::Suspended) => "tenant suspended",
+            Some(Status::Active) => "no longer in templates",
+        },
+    }
+}
+
+/// The delete of a recorded resource, showing its configured attributes going away.
+fn delete_change(
+    rec: &ResourceRecord,
+    reason: &str,
+    schema: Option<&ResourceSchema>,
+) -> ResourceChange {
+    let attributes = rec
+        .attributes
+        .iter()
+        .filter(|(k, _)| {
+            schema
+                .and_then(|s| s.attr(k))
+                .is_none_or(|a| a.kind != AttrKind::Computed)
+        })
+        .map(|(k, v)| {
+            let s = rec.sensitive.contains(k);
+            AttrChange {
+                name: k.clone(),
+                before: redact(Some(v), s),
+                after: None,
+                sensitive: s,
+                forces_replace: false,
+            }
+        })
+        .collect();
+    ResourceChange {
+        address: rec.address.clone(),
+        action: Action::Delete,
+        reasons: vec![reason.to_string()],
+        attributes,
+        properties: Attrs::new(),
+        depends_on: rec.dependencies.clone(),
+        lifecycle: rec.lifecycle.clone(),
+    }
 }
 
 fn merge(a: &[String], b: Option<&Vec<String>>) -> Vec<String> {
@@ -409,4 +507,113 @@ fn order_edges(changes: &[ResourceChange]) -> Vec<(usize, usize)> {
     edges.sort_unstable();
     edges.dedup();
     edges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::AttrSchema;
+    use serde_json::json;
+
+    fn attrs(v: serde_json::Value) -> Attrs {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn record(a: serde_json::Value) -> ResourceRecord {
+        ResourceRecord {
+            address: "acme/aws_s3_bucket.b".parse().unwrap(),
+            provider: "aws".into(),
+            id: "b".into(),
+            attributes: attrs(a),
+            sensitive: vec![],
+            dependencies: vec![],
+            lifecycle: Default::default(),
+            created_at: "now".into(),
+            updated_at: "now".into(),
+            serial: 0,
+        }
+    }
+
+    fn schema() -> ResourceSchema {
+        ResourceSchema {
+            type_name: "aws_s3_bucket",
+            attributes: vec![
+                AttrSchema::required("bucket").force_new(),
+                AttrSchema::optional("tags"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_three_way_diff_tells_template_changes_drift_and_state_behind_apart() {
+        let want = attrs(json!({"bucket": "b", "tags": {"t": "1"}}));
+        // drift: recorded as wanted, live differs
+        let d = three_way(
+            &want,
+            &[],
+            &record(json!({"bucket": "b", "tags": {"t": "1"}})),
+            &attrs(json!({"bucket": "b", "tags": {"t": "1", "x": "y"}})),
+            &schema(),
+            &[],
+        );
+        assert!(d.drifted && !d.template_changed && !d.behind && !d.force);
+        assert_eq!(d.diffs[0].name, "tags");
+        // template changed: recorded and live agree, the template wants more
+        let d = three_way(
+            &want,
+            &[],
+            &record(json!({"bucket": "b", "tags": {}})),
+            &attrs(json!({"bucket": "b", "tags": {}})),
+            &schema(),
+            &[],
+        );
+        assert!(d.template_changed && !d.drifted);
+        // state behind: live is as wanted, state recorded something else
+        let d = three_way(
+            &want,
+            &[],
+            &record(json!({"bucket": "b", "tags": {}})),
+            &want,
+            &schema(),
+            &[],
+        );
+        assert!(d.behind && d.diffs.iter().all(|c| !c.forces_replace));
+        // a force-new attribute that differs forces a replace; ignored ones do not count
+        let d = three_way(
+            &attrs(json!({"bucket": "c"})),
+            &[],
+            &record(json!({"bucket": "b"})),
+            &attrs(json!({"bucket": "b"})),
+            &schema(),
+            &[],
+        );
+        assert!(d.force);
+        let d = three_way(
+            &attrs(json!({"bucket": "c"})),
+            &[],
+            &record(json!({"bucket": "b"})),
+            &attrs(json!({"bucket": "b"})),
+            &schema(),
+            &["bucket".into()],
+        );
+        assert!(d.diffs.is_empty() && !d.force);
+    }
+
+    #[test]
+    fn provider_replace_triggers_turn_an_update_into_a_replace_with_a_reason() {
+        let rec = record(json!({"bucket": "b"}));
+        let current = attrs(json!({"bucket": "b", "not_after": "2026-01-01"}));
+        let pr = PlanResponse {
+            requires_replace: vec!["not_after".into()],
+            replace_reason: Some("renewal due".into()),
+            ..Default::default()
+        };
+        let (action, reasons, diffs) = ThreeWay::default().with_provider(&pr, &rec, &current);
+        assert_eq!(action, Action::Replace);
+        assert_eq!(reasons, vec!["renewal due".to_string()]);
+        assert!(diffs[0].forces_replace && diffs[0].name == "not_after");
+        let (action, _, _) =
+            ThreeWay::default().with_provider(&PlanResponse::default(), &rec, &current);
+        assert_eq!(action, Action::NoOp);
+    }
 }
