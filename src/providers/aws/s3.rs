@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use super::error::{classify, code};
 use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
-use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str};
+use std::collections::BTreeMap;
+
+use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str, TagSync};
 use crate::providers::resource::recover_update;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
@@ -234,20 +236,21 @@ async fn create(
     }
 }
 
-pub(super) async fn apply(
+/// Makes the bucket's live tags the configured ones plus the address tag (S3 replaces
+/// the whole tag set, so one call both removes and sets).
+async fn sync_tags(
     aws: &Aws,
     c: &Clients,
+    bucket: &str,
     req: &ApplyRequest,
-) -> Result<ApplyResponse, ProviderError> {
-    let cfg = &req.config;
-    let bucket = req_str(cfg, "bucket")?;
-    let prior = req.prior.as_ref();
-    if prior.is_none() {
-        create(aws, c, req, bucket).await?;
+) -> Result<(), ProviderError> {
+    let want = tags_with_address(&req.config, &req.address)?;
+    let live: BTreeMap<String, String> = all_tags(aws, c, bucket).await?.into_iter().collect();
+    if TagSync::new(&live, &want, super::aws_owned).is_empty() {
+        return Ok(());
     }
     let bad = |e: aws_sdk_s3::error::BuildError| ProviderError::invalid(e.to_string());
-
-    let tags = tags_with_address(cfg, &req.address)?
+    let tags = want
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
@@ -264,6 +267,22 @@ pub(super) async fn apply(
         .send()
         .await
         .map_err(|e| classify("s3 PutBucketTagging", e))?;
+    Ok(())
+}
+
+pub(super) async fn apply(
+    aws: &Aws,
+    c: &Clients,
+    req: &ApplyRequest,
+) -> Result<ApplyResponse, ProviderError> {
+    let cfg = &req.config;
+    let bucket = req_str(cfg, "bucket")?;
+    let prior = req.prior.as_ref();
+    if prior.is_none() {
+        create(aws, c, req, bucket).await?;
+    }
+    sync_tags(aws, c, bucket, req).await?;
+    let bad = |e: aws_sdk_s3::error::BuildError| ProviderError::invalid(e.to_string());
 
     let was = |k: &str| prior.and_then(|p| p.get(k)).cloned().unwrap_or(Value::Null);
     match opt_bool(cfg, "versioning")? {
