@@ -96,7 +96,158 @@ struct Loader {
     hasher: Sha256,
 }
 
+/// Tenant files of the workspace as (id, file name), sorted.
+fn tenant_files(root: &Path) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(root.join("tenants")) {
+        for entry in rd.flatten() {
+            let n = entry.file_name().to_string_lossy().to_string();
+            if let Some(stem) = n.strip_suffix(".yaml").or_else(|| n.strip_suffix(".yml")) {
+                names.push((stem.to_string(), n));
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
 impl Loader {
+    /// `landlord.toml`, with the workspace named after its directory when unnamed.
+    fn config(&mut self) -> Result<Config, WorkspaceError> {
+        let cfg_path = PathBuf::from("landlord.toml");
+        let cfg_text = self.read(&cfg_path)?.ok_or_else(|| {
+            WorkspaceError::io(
+                self.root.join("landlord.toml"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not a landlord workspace (no landlord.toml); use -C DIR",
+                ),
+            )
+        })?;
+        let mut config = Config::parse(&cfg_path, &cfg_text)?;
+        if config.workspace.name.is_empty() {
+            config.workspace.name = self
+                .root
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_else(|| "workspace".into());
+        }
+        Ok(config)
+    }
+
+    /// One tenant file, checked against its tier (loaded into `tiers` on first use).
+    fn tenant(
+        &mut self,
+        stem: &str,
+        fname: &str,
+        config: &Config,
+        tiers: &mut BTreeMap<String, Option<LoadedTier>>,
+    ) -> Result<LoadedTenant, Vec<WorkspaceError>> {
+        let rel = PathBuf::from("tenants").join(fname);
+        let text = self.read(&rel).map_err(|e| vec![e])?.unwrap_or_default();
+        let spec: Tenant = parse_yaml(&rel, &text).map_err(|e| vec![e.tenant(stem)])?;
+        let line = |f: &str| error::line_of(&text, f);
+        let policy = |msg: String, field: &str| {
+            vec![WorkspaceError::policy(&rel, msg)
+                .tenant(&spec.id)
+                .field(field)
+                .at_line(line(field))]
+        };
+        if !is_valid_tenant_id(&spec.id) {
+            return Err(policy(
+                format!(
+                    "invalid tenant id `{}`: expected `^[a-z][a-z0-9-]{{1,62}}$`",
+                    spec.id
+                ),
+                "id",
+            ));
+        }
+        if spec.id != stem {
+            return Err(policy(
+                format!("tenant id `{}` must equal the file name `{stem}`", spec.id),
+                "id",
+            ));
+        }
+        let mut errs = Vec::new();
+        if !tiers.contains_key(&spec.plan) {
+            let t = self.tier(&spec.plan).unwrap_or_else(|e| {
+                errs.push(e);
+                None
+            });
+            tiers.insert(spec.plan.clone(), t);
+        }
+        let Some(Some(tier)) = tiers.get(&spec.plan) else {
+            let msg = format!(
+                "unknown tier `{}` (available: {})",
+                spec.plan,
+                self.tier_names().join(", ")
+            );
+            errs.append(&mut policy(msg, "plan"));
+            return Err(errs);
+        };
+        let settings = policy::check_tenant(
+            &spec,
+            &spec.plan,
+            &tier.tier,
+            &tier.origin,
+            config,
+            &rel,
+            &text,
+        )?;
+        Ok(LoadedTenant {
+            spec,
+            path: rel,
+            settings,
+        })
+    }
+
+    /// Tier names of the workspace and the built-in library, sorted.
+    fn tier_names(&self) -> Vec<String> {
+        let mut avail = library::tier_names();
+        if let Ok(rd) = std::fs::read_dir(self.root.join("plans")) {
+            avail.extend(rd.flatten().filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".yaml")
+                    .map(str::to_string)
+            }));
+        }
+        avail.sort();
+        avail.dedup();
+        avail
+    }
+
+    /// Every module the tiers and `shared.yaml` use, each loaded once.
+    fn modules(
+        &mut self,
+        tiers: &BTreeMap<String, LoadedTier>,
+        shared: Option<&Shared>,
+        shared_path: &Path,
+        errs: &mut Vec<WorkspaceError>,
+    ) -> BTreeMap<String, Module> {
+        let mut modules = BTreeMap::new();
+        let uses = tiers
+            .values()
+            .flat_map(|t| t.tier.modules.iter().map(move |u| (u, t.origin.clone())))
+            .chain(
+                shared
+                    .iter()
+                    .flat_map(|s| s.modules.iter().map(|u| (u, shared_path.to_path_buf()))),
+            );
+        for (u, used_in) in uses {
+            if !modules.contains_key(&u.module) {
+                match self.module(&u.module, &used_in) {
+                    Ok(m) => {
+                        modules.insert(u.module.clone(), m);
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+        }
+        modules
+    }
+
     fn read(&mut self, rel: &Path) -> Result<Option<String>, WorkspaceError> {
         match std::fs::read_to_string(self.root.join(rel)) {
             Ok(t) => {
@@ -211,176 +362,30 @@ impl Workspace {
             hasher: Sha256::new(),
         };
         ld.hasher.update(library::digest().as_bytes());
-        let cfg_path = PathBuf::from("landlord.toml");
-        let cfg_text = ld.read(&cfg_path)?.ok_or_else(|| {
-            WorkspaceError::io(
-                root.join("landlord.toml"),
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "not a landlord workspace (no landlord.toml); use -C DIR",
-                ),
-            )
-        })?;
-        let mut config = Config::parse(&cfg_path, &cfg_text)?;
-        if config.workspace.name.is_empty() {
-            config.workspace.name = root
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-                .unwrap_or_else(|| "workspace".into());
-        }
-
+        let config = ld.config()?;
         let mut errs = Vec::new();
         let mut tiers: BTreeMap<String, Option<LoadedTier>> = BTreeMap::new();
         let mut tenants = Vec::new();
-        let mut names = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(root.join("tenants")) {
-            for entry in rd.flatten() {
-                let n = entry.file_name().to_string_lossy().to_string();
-                if let Some(stem) = n.strip_suffix(".yaml").or_else(|| n.strip_suffix(".yml")) {
-                    names.push((stem.to_string(), n));
-                }
-            }
-        }
-        names.sort();
-        for (stem, fname) in names {
-            let rel = PathBuf::from("tenants").join(&fname);
-            let text = match ld.read(&rel) {
-                Ok(t) => t.unwrap_or_default(),
-                Err(e) => {
-                    errs.push(e);
-                    continue;
-                }
-            };
-            let spec: Tenant = match parse_yaml(&rel, &text) {
-                Ok(s) => s,
-                Err(e) => {
-                    errs.push(e.tenant(&stem));
-                    continue;
-                }
-            };
-            let line = |f: &str| error::line_of(&text, f);
-            if !is_valid_tenant_id(&spec.id) {
-                errs.push(
-                    WorkspaceError::policy(
-                        &rel,
-                        format!(
-                            "invalid tenant id `{}`: expected `^[a-z][a-z0-9-]{{1,62}}$`",
-                            spec.id
-                        ),
-                    )
-                    .tenant(&spec.id)
-                    .field("id")
-                    .at_line(line("id")),
-                );
-                continue;
-            }
-            if spec.id != stem {
-                errs.push(
-                    WorkspaceError::policy(
-                        &rel,
-                        format!("tenant id `{}` must equal the file name `{stem}`", spec.id),
-                    )
-                    .tenant(&spec.id)
-                    .field("id")
-                    .at_line(line("id")),
-                );
-                continue;
-            }
-            if !tiers.contains_key(&spec.plan) {
-                let t = match ld.tier(&spec.plan) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        errs.push(e);
-                        None
-                    }
-                };
-                tiers.insert(spec.plan.clone(), t);
-            }
-            let Some(Some(tier)) = tiers.get(&spec.plan) else {
-                let mut avail = library::tier_names();
-                if let Ok(rd) = std::fs::read_dir(root.join("plans")) {
-                    avail.extend(rd.flatten().filter_map(|e| {
-                        e.file_name()
-                            .to_str()?
-                            .strip_suffix(".yaml")
-                            .map(str::to_string)
-                    }));
-                }
-                avail.sort();
-                avail.dedup();
-                errs.push(
-                    WorkspaceError::policy(
-                        &rel,
-                        format!(
-                            "unknown tier `{}` (available: {})",
-                            spec.plan,
-                            avail.join(", ")
-                        ),
-                    )
-                    .tenant(&spec.id)
-                    .field("plan")
-                    .at_line(line("plan")),
-                );
-                continue;
-            };
-            match policy::check_tenant(
-                &spec,
-                &spec.plan,
-                &tier.tier,
-                &tier.origin,
-                &config,
-                &rel,
-                &text,
-            ) {
-                Ok(settings) => tenants.push(LoadedTenant {
-                    spec,
-                    path: rel,
-                    settings,
-                }),
+        for (stem, fname) in tenant_files(root) {
+            match ld.tenant(&stem, &fname, &config, &mut tiers) {
+                Ok(t) => tenants.push(t),
                 Err(mut e) => errs.append(&mut e),
             }
         }
-
         let shared_path = PathBuf::from("shared.yaml");
         let shared: Option<Shared> = match ld.read(&shared_path) {
-            Ok(Some(t)) => match parse_yaml(&shared_path, &t) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    errs.push(e);
-                    None
-                }
-            },
+            Ok(Some(t)) => parse_yaml(&shared_path, &t).map_err(|e| errs.push(e)).ok(),
             Ok(None) => None,
             Err(e) => {
                 errs.push(e);
                 None
             }
         };
-
         let tiers: BTreeMap<String, LoadedTier> = tiers
             .into_iter()
             .filter_map(|(k, v)| Some((k, v?)))
             .collect();
-        let mut modules = BTreeMap::new();
-        let uses = tiers
-            .values()
-            .flat_map(|t| t.tier.modules.iter().map(move |u| (u, t.origin.clone())))
-            .chain(
-                shared
-                    .iter()
-                    .flat_map(|s| s.modules.iter().map(|u| (u, shared_path.clone()))),
-            );
-        for (u, used_in) in uses {
-            if !modules.contains_key(&u.module) {
-                match ld.module(&u.module, &used_in) {
-                    Ok(m) => {
-                        modules.insert(u.module.clone(), m);
-                    }
-                    Err(e) => errs.push(e),
-                }
-            }
-        }
+        let modules = ld.modules(&tiers, shared.as_ref(), &shared_path, &mut errs);
         if !errs.is_empty() {
             return Err(LoadErrors(errs));
         }

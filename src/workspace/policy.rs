@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::config::Config;
 use super::error::{line_of, WorkspaceError};
 use super::tenant::{DomainKind, Tenant};
-use super::tier::Tier;
+use super::tier::{Rule, Tier};
 
 /// Looks up a dotted path in a JSON value.
 pub fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
@@ -93,83 +93,135 @@ pub fn check_tenant(
     path: &Path,
     text: &str,
 ) -> Result<Value, Vec<WorkspaceError>> {
-    let mut errs = Vec::new();
-    let err = |field: &str, msg: String| {
-        WorkspaceError::policy(path, msg)
-            .tenant(&tenant.id)
-            .field(field)
-            .at_line(line_of(text, field))
+    let cx = Check {
+        tenant,
+        tier_name,
+        tier,
+        tier_path,
+        path,
+        text,
     };
-
-    // Customization allow-list.
-    let mut overrides = Vec::new();
-    leaves("", &tenant.settings, &mut overrides);
-    for (p, v) in &overrides {
-        let field = format!("settings.{p}");
-        let allowed = tier
-            .customizations
-            .iter()
-            .find(|c| p == &c.path || p.starts_with(&format!("{}.", c.path)));
-        let Some(c) = allowed else {
-            let list: Vec<&str> = tier
-                .customizations
-                .iter()
-                .map(|c| c.path.as_str())
-                .collect();
-            let list = if list.is_empty() {
-                "none".to_string()
-            } else {
-                list.join(", ")
-            };
-            errs.push(err(&field, format!("setting `{p}` is not customizable in tier `{tier_name}` (customizable: {list})")));
-            continue;
-        };
-        if let Some(opts) = &c.one_of {
-            if !opts.contains(v) {
-                let list: Vec<String> = opts.iter().map(value_text).collect();
-                errs.push(err(
-                    &field,
-                    format!(
-                        "value `{}` is not allowed by tier `{tier_name}`: expected one of {}",
-                        value_text(v),
-                        list.join(", ")
-                    ),
-                ));
-            }
-        }
-        if let Some(pat) = &c.pattern {
-            match regex(pat, tier_path) {
-                Ok(re) if !re.is_match(&value_text(v)) => errs.push(err(
-                    &field,
-                    format!(
-                        "value `{}` does not match pattern `{pat}` of tier `{tier_name}`",
-                        value_text(v)
-                    ),
-                )),
-                Ok(_) => {}
-                Err(e) => errs.push(e),
-            }
-        }
-    }
+    let mut errs = Vec::new();
+    cx.customizations(&mut errs);
     let mut settings = if tier.defaults.is_null() {
         Value::Object(Default::default())
     } else {
         tier.defaults.clone()
     };
     deep_merge(&mut settings, &tenant.settings);
-
-    // Validation rules on the tenant document with settings merged.
+    // Validation rules run on the tenant document with settings merged.
     let mut doc = serde_json::to_value(tenant).unwrap_or(Value::Null);
     doc["settings"] = settings.clone();
     for rule in &tier.validation {
-        let v = get_path(&doc, &rule.path);
+        cx.rule(rule, &doc, &mut errs);
+    }
+    cx.limits(&mut errs);
+    cx.residency(config, &mut errs);
+    if errs.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errs)
+    }
+}
+
+/// One tenant checked against its tier: where errors point.
+struct Check<'a> {
+    tenant: &'a Tenant,
+    tier_name: &'a str,
+    tier: &'a Tier,
+    tier_path: &'a Path,
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Check<'_> {
+    /// An error on `field` of the tenant file, with its line.
+    fn err(&self, field: &str, msg: String) -> WorkspaceError {
+        WorkspaceError::policy(self.path, msg)
+            .tenant(&self.tenant.id)
+            .field(field)
+            .at_line(line_of(self.text, field))
+    }
+
+    /// Pushes an error when `v` does not match the tier's `pattern`.
+    fn pattern(
+        &self,
+        pat: &str,
+        v: &Value,
+        field: &str,
+        msg: impl Fn(&str) -> String,
+        errs: &mut Vec<WorkspaceError>,
+    ) {
+        match regex(pat, self.tier_path) {
+            Ok(re) if !re.is_match(&value_text(v)) => {
+                errs.push(self.err(field, msg(&value_text(v))))
+            }
+            Ok(_) => {}
+            Err(e) => errs.push(e),
+        }
+    }
+
+    /// The customization allow-list: every tenant setting must be customizable, with an
+    /// allowed value.
+    fn customizations(&self, errs: &mut Vec<WorkspaceError>) {
+        let tier_name = self.tier_name;
+        let mut overrides = Vec::new();
+        leaves("", &self.tenant.settings, &mut overrides);
+        for (p, v) in &overrides {
+            let field = format!("settings.{p}");
+            let allowed = self
+                .tier
+                .customizations
+                .iter()
+                .find(|c| p == &c.path || p.starts_with(&format!("{}.", c.path)));
+            let Some(c) = allowed else {
+                let list: Vec<&str> = self
+                    .tier
+                    .customizations
+                    .iter()
+                    .map(|c| c.path.as_str())
+                    .collect();
+                let list = if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                };
+                errs.push(self.err(&field, format!("setting `{p}` is not customizable in tier `{tier_name}` (customizable: {list})")));
+                continue;
+            };
+            if let Some(opts) = &c.one_of {
+                if !opts.contains(v) {
+                    let list: Vec<String> = opts.iter().map(value_text).collect();
+                    errs.push(self.err(
+                        &field,
+                        format!(
+                            "value `{}` is not allowed by tier `{tier_name}`: expected one of {}",
+                            value_text(v),
+                            list.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Some(pat) = &c.pattern {
+                let msg = |v: &str| {
+                    format!("value `{v}` does not match pattern `{pat}` of tier `{tier_name}`")
+                };
+                self.pattern(pat, v, &field, msg, errs);
+            }
+        }
+    }
+
+    /// One validation rule of the tier.
+    fn rule(&self, rule: &Rule, doc: &Value, errs: &mut Vec<WorkspaceError>) {
+        let tier_name = self.tier_name;
+        let v = get_path(doc, &rule.path);
         let required = rule.required
             || match &rule.required_when {
-                Some(expr) => match eval_condition(expr, &doc) {
+                Some(expr) => match eval_condition(expr, doc) {
                     Ok(b) => b,
                     Err(m) => {
                         errs.push(WorkspaceError::policy(
-                            tier_path,
+                            self.tier_path,
                             format!("rule on `{}`: {m}", rule.path),
                         ));
                         false
@@ -178,70 +230,76 @@ pub fn check_tenant(
                 None => false,
             };
         let custom = |generic: String| rule.message.clone().unwrap_or(generic);
-        match v {
-            None if required => {
+        let Some(v) = v else {
+            if required {
                 let why = rule
                     .required_when
                     .as_ref()
                     .map(|w| format!(" when `{w}`"))
                     .unwrap_or_default();
-                errs.push(err(
+                errs.push(self.err(
                     &rule.path,
                     custom(format!("is required by tier `{tier_name}`{why}")),
                 ));
             }
-            None => {}
-            Some(v) => {
-                if let Some(pat) = &rule.pattern {
-                    match regex(pat, tier_path) {
-                        Ok(re) if !re.is_match(&value_text(v)) => errs.push(err(
-                            &rule.path,
-                            custom(format!("value `{}` does not match pattern `{pat}` required by tier `{tier_name}`", value_text(v))),
-                        )),
-                        Ok(_) => {}
-                        Err(e) => errs.push(e),
-                    }
-                }
-                if let Some(opts) = &rule.one_of {
-                    if !opts.contains(v) {
-                        let list: Vec<String> = opts.iter().map(value_text).collect();
-                        errs.push(err(
-                            &rule.path,
-                            custom(format!(
-                                "value `{}` must be one of {} (tier `{tier_name}`)",
-                                value_text(v),
-                                list.join(", ")
-                            )),
-                        ));
-                    }
-                }
+            return;
+        };
+        if let Some(pat) = &rule.pattern {
+            let msg = |v: &str| {
+                custom(format!(
+                    "value `{v}` does not match pattern `{pat}` required by tier `{tier_name}`"
+                ))
+            };
+            self.pattern(pat, v, &rule.path, msg, errs);
+        }
+        if let Some(opts) = &rule.one_of {
+            if !opts.contains(v) {
+                let list: Vec<String> = opts.iter().map(value_text).collect();
+                errs.push(self.err(
+                    &rule.path,
+                    custom(format!(
+                        "value `{}` must be one of {} (tier `{tier_name}`)",
+                        value_text(v),
+                        list.join(", ")
+                    )),
+                ));
             }
         }
     }
 
-    // Limits.
-    if let Some(&max) = tier.limits.get("custom_domains") {
+    /// The tier's limits (custom domains).
+    fn limits(&self, errs: &mut Vec<WorkspaceError>) {
+        let Some(&max) = self.tier.limits.get("custom_domains") else {
+            return;
+        };
+        let tenant = self.tenant;
         let primary = tenant
             .domain
             .as_ref()
             .is_some_and(|d| d.kind != DomainKind::Subdomain) as u64;
         let count = primary + tenant.aliases.len() as u64;
         if count > max {
-            errs.push(err(
+            errs.push(self.err(
                 "aliases",
-                format!("{count} custom domains exceed the limit of {max} of tier `{tier_name}`"),
+                format!(
+                    "{count} custom domains exceed the limit of {max} of tier `{}`",
+                    self.tier_name
+                ),
             ));
         }
     }
 
-    // Residency: the tenant's region must sit inside its own residency and the tier's.
-    if let Some(region) = &tenant.region {
+    /// Residency: the tenant's region must sit inside its own residency and the tier's.
+    fn residency(&self, config: &Config, errs: &mut Vec<WorkspaceError>) {
+        let Some(region) = &self.tenant.region else {
+            return;
+        };
         for (allowed, whose) in [
-            (&tenant.residency, "the tenant's residency"),
-            (&tier.residency, "tier residency"),
+            (&self.tenant.residency, "the tenant's residency"),
+            (&self.tier.residency, "tier residency"),
         ] {
             if !allowed.is_empty() && !region_allowed(config, region, allowed) {
-                errs.push(err(
+                errs.push(self.err(
                     "region",
                     format!(
                         "residency violation: region `{region}` is outside {whose} [{}]",
@@ -250,11 +308,6 @@ pub fn check_tenant(
                 ));
             }
         }
-    }
-    if errs.is_empty() {
-        Ok(settings)
-    } else {
-        Err(errs)
     }
 }
 
