@@ -167,6 +167,137 @@ struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
+    /// Resources sorted by address; a second definition of an address is an error.
+    fn unique(
+        &mut self,
+        mut raw: Vec<(DesiredResource, Vec<String>)>,
+    ) -> Vec<(DesiredResource, Vec<String>)> {
+        raw.sort_by(|a, b| a.0.address.cmp(&b.0.address));
+        let mut resources: Vec<(DesiredResource, Vec<String>)> = Vec::with_capacity(raw.len());
+        for item in raw {
+            if let Some(prev) = resources.last().filter(|p| p.0.address == item.0.address) {
+                let (prev_t, addr) = (prev.0.template.clone(), item.0.address.clone());
+                self.at(
+                    &item.0,
+                    format!("duplicate address `{addr}` (also defined in `{prev_t}`)"),
+                );
+                continue;
+            }
+            resources.push(item);
+        }
+        resources
+    }
+
+    /// The resource a `depends_on` entry or reference of `res` names, if it may use it:
+    /// known, in its own tenant or shared, and (for references) with that attribute.
+    #[allow(clippy::too_many_arguments)]
+    fn target(
+        &mut self,
+        res: &DesiredResource,
+        addrs: &BTreeSet<ResourceAddr>,
+        scope: Option<&Scope>,
+        rtype: &str,
+        name: &str,
+        what: &str,
+        attr: Option<&str>,
+    ) -> Option<ResourceAddr> {
+        let here = &res.address.scope;
+        let scope = scope.cloned().unwrap_or_else(|| here.clone());
+        if let (Scope::Tenant(other), true) = (&scope, &scope != here) {
+            self.at(
+                res,
+                format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"),
+            );
+            return None;
+        }
+        let a = ResourceAddr::new(scope, rtype, name)
+            .ok()
+            .filter(|a| addrs.contains(a));
+        let Some(a) = a else {
+            self.at(res, format!("{what} to unknown resource `{rtype}.{name}`"));
+            return None;
+        };
+        if let (Some(attr), Some((_, schema))) = (attr, self.registry.get(rtype)) {
+            if schema.attr(attr).is_none() {
+                self.at(
+                    res,
+                    format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"),
+                );
+                return None;
+            }
+        }
+        Some(a)
+    }
+
+    /// What `res` depends on: its explicit `depends_on` and every resource it references.
+    fn dependencies(
+        &mut self,
+        res: &DesiredResource,
+        explicit: &[String],
+        addrs: &BTreeSet<ResourceAddr>,
+    ) -> Vec<ResourceAddr> {
+        let mut deps = BTreeSet::new();
+        for d in explicit {
+            let (scope, rest) = match d.strip_prefix("shared.") {
+                Some(rest) => (Some(Scope::Shared), rest),
+                None => (None, d.as_str()),
+            };
+            match rest.split_once('.') {
+                Some((t, n)) => {
+                    if let Some(a) =
+                        self.target(res, addrs, scope.as_ref(), t, n, "depends_on", None)
+                    {
+                        deps.insert(a);
+                    }
+                }
+                None => self.at(
+                    res,
+                    format!("depends_on entry `{d}` must be `<type>.<name>`"),
+                ),
+            }
+        }
+        match value::references(&Value::Object(res.properties.clone())) {
+            Ok(refs) => {
+                for rf in refs {
+                    let (scope, attr) = (rf.scope.as_ref(), Some(rf.attr.as_str()));
+                    if let Some(a) =
+                        self.target(res, addrs, scope, &rf.rtype, &rf.name, "reference", attr)
+                    {
+                        deps.insert(a);
+                    }
+                }
+            }
+            Err(e) => self.at(res, e.to_string()),
+        }
+        deps.remove(&res.address);
+        deps.into_iter().collect()
+    }
+
+    /// The dependency graph of `out`; a cycle is an error naming it.
+    fn graph(&mut self, out: &[DesiredResource]) -> Dag {
+        let mut dag = Dag::new(out.len());
+        let index: BTreeMap<&ResourceAddr, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (&d.address, i))
+            .collect();
+        for (i, d) in out.iter().enumerate() {
+            for dep in &d.depends_on {
+                if let Some(&j) = index.get(dep) {
+                    dag.add_edge(i, j);
+                }
+            }
+        }
+        if let Some(cycle) = dag.find_cycle() {
+            let first = &out[cycle[0]];
+            let mut names: Vec<String> =
+                cycle.iter().map(|&i| out[i].address.to_string()).collect();
+            names.push(first.address.to_string());
+            self.at(first, format!("dependency cycle: {}", names.join(" -> ")));
+        }
+        dag
+    }
+
     fn err(
         &mut self,
         template: &str,
@@ -407,20 +538,7 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         r.render_scope(&scope, &tier.tier.modules, &used_in, &base, &mut raw);
     }
 
-    // Addresses must be unique.
-    raw.sort_by(|a, b| a.0.address.cmp(&b.0.address));
-    let mut resources: Vec<(DesiredResource, Vec<String>)> = Vec::with_capacity(raw.len());
-    for item in raw {
-        if let Some(prev) = resources.last().filter(|p| p.0.address == item.0.address) {
-            let (prev_t, addr) = (prev.0.template.clone(), item.0.address.clone());
-            r.at(
-                &item.0,
-                format!("duplicate address `{addr}` (also defined in `{prev_t}`)"),
-            );
-            continue;
-        }
-        resources.push(item);
-    }
+    let resources = r.unique(raw);
     for (res, _) in &resources {
         let res_residency = residency
             .get(&res.address.scope)
@@ -428,104 +546,13 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
             .unwrap_or_default();
         r.check_schema(res, &res_residency);
     }
-
-    // Dependencies: explicit and through references.
     let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
     let mut out: Vec<DesiredResource> = Vec::with_capacity(resources.len());
     for (mut res, explicit) in resources {
-        let mut deps = BTreeSet::new();
-        let here = res.address.scope.clone();
-        let target = |r: &mut Renderer,
-                      scope: Option<&Scope>,
-                      rtype: &str,
-                      name: &str,
-                      what: &str,
-                      attr: Option<&str>|
-         -> Option<ResourceAddr> {
-            let scope = scope.cloned().unwrap_or_else(|| here.clone());
-            if let (Scope::Tenant(other), true) = (&scope, scope != here) {
-                r.at(
-                    &res,
-                    format!("{what} to another tenant `{other}` is not allowed (tenant isolation)"),
-                );
-                return None;
-            }
-            let a = ResourceAddr::new(scope, rtype, name)
-                .ok()
-                .filter(|a| addrs.contains(a));
-            let Some(a) = a else {
-                r.at(&res, format!("{what} to unknown resource `{rtype}.{name}`"));
-                return None;
-            };
-            if let (Some(attr), Some((_, schema))) = (attr, r.registry.get(rtype)) {
-                if schema.attr(attr).is_none() {
-                    r.at(
-                        &res,
-                        format!("reference to unknown attribute `{attr}` of `{rtype}.{name}`"),
-                    );
-                    return None;
-                }
-            }
-            Some(a)
-        };
-        for d in &explicit {
-            let (scope, rest) = match d.strip_prefix("shared.") {
-                Some(rest) => (Some(Scope::Shared), rest),
-                None => (None, d.as_str()),
-            };
-            match rest.split_once('.') {
-                Some((t, n)) => {
-                    if let Some(a) = target(&mut r, scope.as_ref(), t, n, "depends_on", None) {
-                        deps.insert(a);
-                    }
-                }
-                None => r.at(
-                    &res,
-                    format!("depends_on entry `{d}` must be `<type>.<name>`"),
-                ),
-            }
-        }
-        match value::references(&Value::Object(res.properties.clone())) {
-            Ok(refs) => {
-                for rf in refs {
-                    if let Some(a) = target(
-                        &mut r,
-                        rf.scope.as_ref(),
-                        &rf.rtype,
-                        &rf.name,
-                        "reference",
-                        Some(&rf.attr),
-                    ) {
-                        deps.insert(a);
-                    }
-                }
-            }
-            Err(e) => r.at(&res, e.to_string()),
-        }
-        deps.remove(&res.address);
-        res.depends_on = deps.into_iter().collect();
+        res.depends_on = r.dependencies(&res, &explicit, &addrs);
         out.push(res);
     }
-
-    let mut dag = Dag::new(out.len());
-    let index: BTreeMap<&ResourceAddr, usize> = out
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (&d.address, i))
-        .collect();
-    for (i, d) in out.iter().enumerate() {
-        for dep in &d.depends_on {
-            if let Some(&j) = index.get(dep) {
-                dag.add_edge(i, j);
-            }
-        }
-    }
-    if let Some(cycle) = dag.find_cycle() {
-        let first = &out[cycle[0]];
-        let mut names: Vec<String> = cycle.iter().map(|&i| out[i].address.to_string()).collect();
-        names.push(first.address.to_string());
-        r.at(first, format!("dependency cycle: {}", names.join(" -> ")));
-    }
+    let dag = r.graph(&out);
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
