@@ -9,9 +9,12 @@ mod tls;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use super::{
-    ApiStats, ApplyResponse, Family, Interrupted, ProviderError, ReadRequest, RecoverRequest,
-    ResourceType, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Family, Interrupted, PlanRequest,
+    PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType,
+    Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -67,6 +70,61 @@ impl Builtin {
 
 /// How many generated values or files one call carries.
 const BATCH: usize = 16;
+
+/// A value generated locally and kept only in state (random values, keys, certificates):
+/// the shape of those types, given [`ResourceType`] by one blanket implementation.
+trait Generated: Send + Sync {
+    /// The type's schema.
+    fn schema(&self) -> ResourceSchema;
+    /// The call counter this type reports (`random.generate`).
+    fn operation(&self) -> &'static str;
+    /// Checks a known configuration.
+    fn validate(&self, _c: &Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Extra replace triggers (renewals).
+    fn plan(&self, _config: &Attrs, _prior: &Attrs) -> PlanResponse {
+        PlanResponse::default()
+    }
+    /// Generates the value, keeping the prior one where the configuration allows.
+    fn generate(&self, c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError>;
+}
+
+#[async_trait]
+impl<T: Generated> ResourceType<Builtin> for T {
+    fn schema(&self) -> ResourceSchema {
+        Generated::schema(self)
+    }
+    fn validate(&self, _: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+        Generated::validate(self, c)
+    }
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+    async fn plan(&self, _: &Builtin, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
+        Ok(match &req.prior {
+            Some(prior) => Generated::plan(self, &req.config, prior),
+            None => PlanResponse::default(),
+        })
+    }
+    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+        read_recorded(req)
+    }
+    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        b.count(self.operation());
+        self.generate(&req.config, req.prior.as_ref())
+    }
+    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn recover(
+        &self,
+        _: &Builtin,
+        req: &RecoverRequest,
+    ) -> Result<Option<ApplyResponse>, ProviderError> {
+        recover_generated(req)
+    }
+}
 
 /// Generated values and timers live only in state: they cannot drift.
 fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {

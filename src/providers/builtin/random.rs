@@ -1,9 +1,6 @@
 //! `random_password` and `random_id`: values generated once and kept in state.
 
-use async_trait::async_trait;
-
-use super::{read_recorded, recover_generated, Builtin, BATCH};
-use crate::providers::{ApplyRequest, DeleteRequest, ReadRequest, RecoverRequest, ResourceType};
+use super::Generated;
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
 use serde_json::{json, Value};
@@ -168,62 +165,32 @@ mod tests {
 /// `random_password`.
 pub(super) struct Password;
 
-#[async_trait]
-impl ResourceType<Builtin> for Password {
+impl Generated for Password {
     fn schema(&self) -> ResourceSchema {
         password_schema()
     }
-    fn validate(&self, _: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+    fn operation(&self) -> &'static str {
+        "random.generate"
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
         validate_password(c)
     }
-    fn max_batch(&self) -> usize {
-        BATCH
-    }
-    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        read_recorded(req)
-    }
-    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        b.count("random.generate");
-        password(&req.config, req.prior.as_ref())
-    }
-    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn recover(
-        &self,
-        _: &Builtin,
-        req: &RecoverRequest,
-    ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+    fn generate(&self, c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
+        password(c, prior)
     }
 }
 
 /// `random_id`.
 pub(super) struct Id;
 
-#[async_trait]
-impl ResourceType<Builtin> for Id {
+impl Generated for Id {
     fn schema(&self) -> ResourceSchema {
         id_schema()
     }
-    fn max_batch(&self) -> usize {
-        BATCH
+    fn operation(&self) -> &'static str {
+        "random.generate"
     }
-    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        read_recorded(req)
-    }
-    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        b.count("random.generate");
-        id(&req.config, req.prior.as_ref())
-    }
-    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn recover(
-        &self,
-        _: &Builtin,
-        req: &RecoverRequest,
-    ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+    fn generate(&self, c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
+        id(c, prior)
     }
 }

@@ -1,11 +1,6 @@
 //! `tls_private_key` and `tls_self_signed_cert`, generated with rcgen.
 
-use async_trait::async_trait;
-
-use super::{read_recorded, recover_generated, Builtin, BATCH};
-use crate::providers::{
-    ApplyRequest, DeleteRequest, PlanRequest, ReadRequest, RecoverRequest, ResourceType,
-};
+use super::Generated;
 use rcgen::{CertificateParams, DnType, KeyPair, SignatureAlgorithm};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -257,68 +252,35 @@ mod tests {
 /// `tls_private_key`.
 pub(super) struct PrivateKey;
 
-#[async_trait]
-impl ResourceType<Builtin> for PrivateKey {
+impl Generated for PrivateKey {
     fn schema(&self) -> ResourceSchema {
         private_key_schema()
     }
-    fn validate(&self, _: &Builtin, c: &Attrs) -> Result<(), ProviderError> {
+    fn operation(&self) -> &'static str {
+        "tls.generate_key"
+    }
+    fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
         validate_key(c)
     }
-    fn max_batch(&self) -> usize {
-        BATCH
-    }
-    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        read_recorded(req)
-    }
-    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        b.count("tls.generate_key");
-        private_key(&req.config, req.prior.as_ref())
-    }
-    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn recover(
-        &self,
-        _: &Builtin,
-        req: &RecoverRequest,
-    ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+    fn generate(&self, c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
+        private_key(c, prior)
     }
 }
 
 /// `tls_self_signed_cert`: replaced when its renewal is due.
 pub(super) struct SelfSignedCert;
 
-#[async_trait]
-impl ResourceType<Builtin> for SelfSignedCert {
+impl Generated for SelfSignedCert {
     fn schema(&self) -> ResourceSchema {
         self_signed_cert_schema()
     }
-    fn max_batch(&self) -> usize {
-        BATCH
+    fn operation(&self) -> &'static str {
+        "tls.sign_certificate"
     }
-    async fn plan(&self, _: &Builtin, req: &PlanRequest) -> Result<PlanResponse, ProviderError> {
-        Ok(match &req.prior {
-            Some(prior) => plan_renewal(&req.config, prior),
-            None => PlanResponse::default(),
-        })
+    fn plan(&self, config: &Attrs, prior: &Attrs) -> PlanResponse {
+        plan_renewal(config, prior)
     }
-    async fn read(&self, _: &Builtin, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        read_recorded(req)
-    }
-    async fn apply(&self, b: &Builtin, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        b.count("tls.sign_certificate");
-        self_signed_cert(&req.config, req.prior.as_ref())
-    }
-    async fn delete(&self, _: &Builtin, _: &DeleteRequest) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn recover(
-        &self,
-        _: &Builtin,
-        req: &RecoverRequest,
-    ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+    fn generate(&self, c: &Attrs, prior: Option<&Attrs>) -> Result<ApplyResponse, ProviderError> {
+        self_signed_cert(c, prior)
     }
 }
