@@ -129,6 +129,19 @@ impl Azurite {
         rt.block_on(client.delete().into_future())
             .expect("delete container");
     }
+
+    /// Sets a container's public access level out of band (`None`, `Blob` or `Container`).
+    pub fn set_container_access(
+        &self,
+        account: &str,
+        name: &str,
+        access: azure_storage_blobs::container::PublicAccess,
+    ) {
+        let rt = runtime();
+        let client = self.client(account).container_client(name);
+        rt.block_on(client.set_acl(access).into_future())
+            .expect("set container acl");
+    }
 }
 
 impl Drop for Azurite {

@@ -81,6 +81,14 @@ impl Ws {
         Ws { dir, env: vec![] }
     }
 
+    /// An empty workspace, for tests that write every file themselves.
+    pub fn empty() -> Ws {
+        Ws {
+            dir: tempfile::tempdir().unwrap(),
+            env: vec![],
+        }
+    }
+
     /// The same workspace with extra environment for every run.
     pub fn with_env(mut self, env: Vec<(String, String)>) -> Ws {
         self.env.extend(env);

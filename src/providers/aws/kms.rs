@@ -209,21 +209,15 @@ pub(super) async fn apply_key(
     {
         Some(id) => {
             let prior = req.prior.as_ref().expect("prior is set");
-            if prior
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                != description
-            {
-                aws.count("kms", "UpdateKeyDescription");
-                c.kms
-                    .update_key_description()
-                    .key_id(id)
-                    .description(description)
-                    .send()
-                    .await
-                    .map_err(|e| classify("kms UpdateKeyDescription", e))?;
-            }
+            // Set on every update: the recorded description says nothing of the live one.
+            aws.count("kms", "UpdateKeyDescription");
+            c.kms
+                .update_key_description()
+                .key_id(id)
+                .description(description)
+                .send()
+                .await
+                .map_err(|e| classify("kms UpdateKeyDescription", e))?;
             sync_tags(aws, c, id, cfg, req).await?;
             (
                 id.to_string(),
@@ -261,7 +255,8 @@ pub(super) async fn apply_key(
         .and_then(|p| p.get("enable_key_rotation"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if rotation || was {
+    // On an update the live setting may differ from the recorded one: always set it.
+    if rotation || was || req.prior.is_some() {
         let op = if rotation {
             "EnableKeyRotation"
         } else {

@@ -194,22 +194,15 @@ async fn apply_zone(
         .and_then(Value::as_str)
     {
         Some(id) => {
-            if comment
-                != req
-                    .prior
-                    .as_ref()
-                    .and_then(|p| p.get("comment"))
-                    .and_then(Value::as_str)
-            {
-                aws.count("route53", "UpdateHostedZoneComment");
-                c.route53
-                    .update_hosted_zone_comment()
-                    .id(id)
-                    .set_comment(comment.map(str::to_string))
-                    .send()
-                    .await
-                    .map_err(|e| classify("route53 UpdateHostedZoneComment", e))?;
-            }
+            // Set on every update: the recorded comment says nothing of the live one.
+            aws.count("route53", "UpdateHostedZoneComment");
+            c.route53
+                .update_hosted_zone_comment()
+                .id(id)
+                .set_comment(comment.map(str::to_string))
+                .send()
+                .await
+                .map_err(|e| classify("route53 UpdateHostedZoneComment", e))?;
             id.to_string()
         }
         None => {
