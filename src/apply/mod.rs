@@ -151,7 +151,7 @@ struct Job {
 }
 
 enum TaskResult {
-    Put(Vec<(usize, Result<ApplyResponse, ProviderError>)>),
+    Put(Vec<(usize, verify::Checked)>),
     Delete(Vec<(usize, Result<(), ProviderError>)>),
 }
 
@@ -653,19 +653,33 @@ fn on_applied(
     run: &mut Run<'_>,
     queue: &mut ReadyQueue<'_>,
     jobs: &[Job],
-    results: Vec<(usize, Result<ApplyResponse, ProviderError>)>,
+    results: Vec<(usize, verify::Checked)>,
 ) -> Result<(), ApplyError> {
     let plan = run.plan;
     let mut commits = Vec::with_capacity(jobs.len());
     let mut outcomes = Vec::with_capacity(jobs.len());
-    for (job, (ci, r)) in jobs.iter().zip(results) {
+    for (job, (ci, (r, diverged))) in jobs.iter().zip(results) {
         let c = &plan.changes[ci];
         let provider_name = run
             .registry
             .get(&c.address.rtype)
             .map(|(p, _)| p.name().to_string())
             .unwrap_or_default();
-        match r.and_then(|resp| check_result(&job.config, &resp).map(|_| resp)) {
+        let checked = match diverged {
+            Some(_) => r,
+            None => r.and_then(|resp| check_result(&job.config, &resp).map(|_| resp)),
+        };
+        match checked {
+            // The object exists as the service holds it: record that, and fail the change.
+            Ok(resp) if diverged.is_some() => {
+                let rec = run.record(job, resp, &provider_name);
+                commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
+                let e = diverged
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                outcomes.push((ci, Err((Some(rec), e))));
+            }
             Ok(resp) => {
                 let rec = run.record(job, resp, &provider_name);
                 commits.push((job.token.clone(), Outcome::Put(Box::new(rec.clone()))));
@@ -675,7 +689,7 @@ fn on_applied(
                 if let Some(o) = failed_outcome(&e) {
                     commits.push((job.token.clone(), o));
                 }
-                outcomes.push((ci, Err(failure_message(&e))));
+                outcomes.push((ci, Err((None, failure_message(&e)))));
             }
         }
     }
@@ -695,7 +709,15 @@ fn on_applied(
                 }
                 succeed(run, queue, ci);
             }
-            Err(msg) => fail(run, queue, ci, msg),
+            Err((recorded, msg)) => {
+                if let Some(rec) = recorded {
+                    run.records.insert(c.address.clone(), rec);
+                    if c.action == Action::Create {
+                        run.created.push(c.address.clone());
+                    }
+                }
+                fail(run, queue, ci, msg)
+            }
         }
     }
     Ok(())

@@ -262,3 +262,61 @@ async fn intents_of_a_killed_run_are_adopted_or_forgotten() {
         "the adopted object matches"
     );
 }
+
+#[tokio::test]
+async fn a_panicked_provider_call_fails_its_resources_and_keeps_their_intents() {
+    let e = env();
+    e.fake.lock().unwrap().panics.push("boom".into());
+    let d = desired(&[
+        ("acme/fake_item.boom", "1", &[]),
+        ("acme/fake_item.after", "2", &["acme/fake_item.boom"]),
+    ]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .expect("a panic is a resource failure, not a storage error");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert!(r.failed[0].1.contains("panicked"), "{r:?}");
+    assert!(r.failed[0].1.contains("next run will reconcile"), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "its dependent is skipped");
+    let intents = e.store.intents().unwrap();
+    assert_eq!(intents.len(), 1, "the outcome is unknown: the intent stays");
+    assert_eq!(intents[0].address.to_string(), "acme/fake_item.boom");
+}
+
+#[tokio::test]
+async fn an_apply_that_did_not_converge_fails_naming_the_attribute_and_records_what_is_live() {
+    let e = env();
+    e.fake.lock().unwrap().lies.push("liar".into());
+    let d = desired(&[
+        ("acme/fake_item.liar", "1", &[]),
+        ("acme/fake_item.honest", "2", &[]),
+    ]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!(r.created, 1, "{r:?}");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert!(r.failed[0].1.contains("`value` did not converge"), "{r:?}");
+    let names: Vec<String> = e
+        .store
+        .resources()
+        .unwrap()
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(names, vec!["acme/fake_item.honest", "acme/fake_item.liar"]);
+    let liar = e
+        .store
+        .resource(&"acme/fake_item.liar".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        liar.attributes["value"], "something else",
+        "the live value is recorded"
+    );
+    let again = plan_for(&e, &d, true).await;
+    assert_eq!(again.changes.len(), 1, "the next plan shows the difference");
+    assert_eq!(again.changes[0].action, crate::plan::Action::Update);
+}

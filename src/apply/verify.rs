@@ -34,21 +34,26 @@ pub(super) fn compare(
     Ok(())
 }
 
+/// One apply result after the read-back: what to record, and the error when the object
+/// did not converge (recorded as the service holds it, so the next plan shows the
+/// difference, and failed so the run says so).
+pub(super) type Checked = (Result<ApplyResponse, ProviderError>, Option<ProviderError>);
+
 /// Reads back each successful result whose type declares it cheap (or every one with
-/// `LANDLORD_VERIFY_APPLY=always`) and turns a non-converged one into an error.
+/// `LANDLORD_VERIFY_APPLY=always`).
 pub(super) async fn verify(
     p: &Arc<dyn Provider>,
     reqs: &[ApplyRequest],
     results: Vec<Result<ApplyResponse, ProviderError>>,
-) -> Vec<Result<ApplyResponse, ProviderError>> {
+) -> Vec<Checked> {
     let mut out = Vec::with_capacity(results.len());
     for (req, res) in reqs.iter().zip(results) {
         let Ok(resp) = res else {
-            out.push(res);
+            out.push((res, None));
             continue;
         };
         if !(always() || p.verify_after_apply(&req.address.rtype)) {
-            out.push(Ok(resp));
+            out.push((Ok(resp), None));
             continue;
         }
         let schema = p
@@ -61,15 +66,30 @@ pub(super) async fn verify(
             id: resp.id.clone(),
             prior: resp.attributes.clone(),
         };
-        let checked = match p.read(read).await {
+        out.push(match p.read(read).await {
+            // Not readable yet (eventual consistency): the next plan looks again.
             Ok(r) => match r.current {
-                Some(live) => compare(&req.config, &live, sensitive).map(|_| resp),
-                // Not readable yet (eventual consistency): the next plan looks again.
-                None => Ok(resp),
+                None => (Ok(resp), None),
+                Some(live) => match compare(&req.config, &live, sensitive) {
+                    Ok(()) => (Ok(resp), None),
+                    Err(e) => {
+                        let mut held = resp;
+                        for (k, v) in live {
+                            if !sensitive(&k) {
+                                held.attributes.insert(k, v);
+                            }
+                        }
+                        (Ok(held), Some(e.at(&req.address)))
+                    }
+                },
             },
-            Err(e) => Err(e.context("reading the object back after apply")),
-        };
-        out.push(checked.map_err(|e| e.at(&req.address)));
+            Err(e) => (
+                Err(e
+                    .context("reading the object back after apply")
+                    .at(&req.address)),
+                None,
+            ),
+        });
     }
     out
 }

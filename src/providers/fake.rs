@@ -28,6 +28,10 @@ pub struct FakeState {
     pub transient: HashMap<String, u32>,
     /// Resource names that always fail.
     pub fatal: Vec<String>,
+    /// Resource names whose apply panics.
+    pub panics: Vec<String>,
+    /// Resource names whose apply reports success but stores another value.
+    pub lies: Vec<String>,
 }
 
 /// The fake provider.
@@ -67,6 +71,9 @@ impl Provider for Fake {
     fn max_batch(&self, _type_name: &str) -> usize {
         100
     }
+    fn verify_after_apply(&self, _type_name: &str) -> bool {
+        true
+    }
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         self.stats.record("fake", "Get");
         Ok(ReadResponse {
@@ -93,6 +100,10 @@ impl Provider for Fake {
     }
     async fn apply(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
         self.stats.record("fake", "BatchPut");
+        let panics = self.state.lock().unwrap().panics.clone();
+        if let Some(r) = reqs.iter().find(|r| panics.contains(&r.address.name)) {
+            panic!("fake provider bug on {}", r.address);
+        }
         let mut st = self.state.lock().unwrap();
         st.apply_batches.push(reqs.len());
         reqs.into_iter()
@@ -112,7 +123,11 @@ impl Provider for Fake {
                     .and_then(|p| p.get("uid").cloned())
                     .unwrap_or(json!(format!("uid-{}", r.token)));
                 a.insert("uid".into(), uid.clone());
-                st.objects.insert(r.address.to_string(), a.clone());
+                let mut stored = a.clone();
+                if st.lies.contains(&name) {
+                    stored.insert("value".into(), json!("something else"));
+                }
+                st.objects.insert(r.address.to_string(), stored);
                 Ok(ApplyResponse {
                     id: uid.as_str().unwrap_or_default().to_string(),
                     attributes: a,
