@@ -584,8 +584,8 @@ fn dispatch(
             .collect();
         let ids = idx.clone();
         tasks.set.spawn(async move {
-            let out = call_apply(provider.clone(), reqs.clone(), o).await;
-            let out = verify::verify(&provider, &reqs, out).await;
+            let out = call_apply(provider.clone(), reqs.clone(), o.clone()).await;
+            let out = verify::verify(&provider, &o, &reqs, out).await;
             (jobs, TaskResult::Put(ids.into_iter().zip(out).collect()))
         })
     };

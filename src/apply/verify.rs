@@ -40,9 +40,12 @@ pub(super) fn compare(
 pub(super) type Checked = (Result<ApplyResponse, ProviderError>, Option<ProviderError>);
 
 /// Reads back each successful result whose type declares it cheap (or every one with
-/// `LANDLORD_VERIFY_APPLY=always`).
+/// `LANDLORD_VERIFY_APPLY=always`), retrying transient read failures like any call. A
+/// read that still fails leaves the apply standing: not being able to check is not a
+/// failure of the change, and the next plan reads the object again.
 pub(super) async fn verify(
     p: &Arc<dyn Provider>,
+    opts: &super::Options,
     reqs: &[ApplyRequest],
     results: Vec<Result<ApplyResponse, ProviderError>>,
 ) -> Vec<Checked> {
@@ -66,8 +69,21 @@ pub(super) async fn verify(
             id: resp.id.clone(),
             prior: resp.attributes.clone(),
         };
-        out.push(match p.read(read).await {
-            // Not readable yet (eventual consistency): the next plan looks again.
+        let read = super::call_with_retries(vec![read], opts.clone(), |mut batch, _| {
+            let p = p.clone();
+            async move {
+                match batch.pop() {
+                    Some(r) => vec![p.read(r).await],
+                    None => vec![],
+                }
+            }
+        })
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(ProviderError::failed("no answer from the provider")));
+        out.push(match read {
+            // Not readable (yet): the apply stands; the next plan reads the object again.
+            Err(_) => (Ok(resp), None),
             Ok(r) => match r.current {
                 None => (Ok(resp), None),
                 Some(live) => match compare(&req.config, &live, sensitive) {
@@ -83,12 +99,6 @@ pub(super) async fn verify(
                     }
                 },
             },
-            Err(e) => (
-                Err(e
-                    .context("reading the object back after apply")
-                    .at(&req.address)),
-                None,
-            ),
         });
     }
     out
