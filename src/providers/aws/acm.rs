@@ -96,14 +96,16 @@ fn sans(c: &Attrs) -> Vec<String> {
 }
 
 async fn tags(aws: &Aws, c: &Clients, arn: &str) -> Result<Vec<(String, String)>, ProviderError> {
-    aws.count("acm", "ListTagsForCertificate");
-    let out = c
-        .acm
-        .list_tags_for_certificate()
-        .certificate_arn(arn)
-        .send()
-        .await
-        .map_err(|e| classify("acm ListTagsForCertificate", e))?;
+    let out = aws
+        .call(
+            "acm",
+            "ListTagsForCertificate",
+            c.acm
+                .list_tags_for_certificate()
+                .certificate_arn(arn)
+                .send(),
+        )
+        .await?;
     Ok(out
         .tags()
         .iter()
@@ -165,14 +167,13 @@ pub(super) async fn read_certificate(
     a.insert("domain_name".into(), json!(domain));
     if imported(prior) {
         // ACM returns the body (never the key): compare it with what was imported.
-        aws.count("acm", "GetCertificate");
-        let got = c
-            .acm
-            .get_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .map_err(|e| classify("acm GetCertificate", e))?;
+        let got = aws
+            .call(
+                "acm",
+                "GetCertificate",
+                c.acm.get_certificate().certificate_arn(arn).send(),
+            )
+            .await?;
         let live = got.certificate().unwrap_or_default();
         let body = match prior.get("certificate_body").and_then(Value::as_str) {
             Some(p) if p.trim() == live.trim() => p.to_string(),
@@ -243,25 +244,29 @@ async fn sync_tags(
             .filter_map(|k| live.get_key_value(k))
             .map(build)
             .collect::<Result<Vec<_>, _>>()?;
-        aws.count("acm", "RemoveTagsFromCertificate");
-        c.acm
-            .remove_tags_from_certificate()
-            .certificate_arn(arn)
-            .set_tags(Some(stale))
-            .send()
-            .await
-            .map_err(|e| classify("acm RemoveTagsFromCertificate", e))?;
+        aws.call(
+            "acm",
+            "RemoveTagsFromCertificate",
+            c.acm
+                .remove_tags_from_certificate()
+                .certificate_arn(arn)
+                .set_tags(Some(stale))
+                .send(),
+        )
+        .await?;
     }
     if !sync.set.is_empty() {
         let set = sync.set.iter().map(build).collect::<Result<Vec<_>, _>>()?;
-        aws.count("acm", "AddTagsToCertificate");
-        c.acm
-            .add_tags_to_certificate()
-            .certificate_arn(arn)
-            .set_tags(Some(set))
-            .send()
-            .await
-            .map_err(|e| classify("acm AddTagsToCertificate", e))?;
+        aws.call(
+            "acm",
+            "AddTagsToCertificate",
+            c.acm
+                .add_tags_to_certificate()
+                .certificate_arn(arn)
+                .set_tags(Some(set))
+                .send(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -377,14 +382,16 @@ pub(super) async fn recover_certificate(
     let addr = req.address.to_string();
     let mut next: Option<String> = None;
     loop {
-        aws.count("acm", "ListCertificates");
-        let page = c
-            .acm
-            .list_certificates()
-            .set_next_token(next.clone())
-            .send()
-            .await
-            .map_err(|e| classify("acm ListCertificates", e))?;
+        let page = aws
+            .call(
+                "acm",
+                "ListCertificates",
+                c.acm
+                    .list_certificates()
+                    .set_next_token(next.clone())
+                    .send(),
+            )
+            .await?;
         for s in page.certificate_summary_list() {
             let Some(arn) = s.certificate_arn() else {
                 continue;
@@ -456,14 +463,13 @@ pub(super) async fn apply_validation(
     let arn = req_str(&req.config, "certificate_arn")?;
     let deadline = Instant::now() + timeout(&req.config)?;
     loop {
-        aws.count("acm", "DescribeCertificate");
-        let out = c
-            .acm
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .map_err(|e| classify("acm DescribeCertificate", e))?;
+        let out = aws
+            .call(
+                "acm",
+                "DescribeCertificate",
+                c.acm.describe_certificate().certificate_arn(arn).send(),
+            )
+            .await?;
         let status = out.certificate().and_then(|d| d.status()).cloned();
         match status {
             Some(CertificateStatus::Issued) => {

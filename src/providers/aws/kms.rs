@@ -71,14 +71,13 @@ async fn key_tags(
     c: &Clients,
     id: &str,
 ) -> Result<Vec<(String, String)>, ProviderError> {
-    aws.count("kms", "ListResourceTags");
-    let out = c
-        .kms
-        .list_resource_tags()
-        .key_id(id)
-        .send()
-        .await
-        .map_err(|e| classify("kms ListResourceTags", e))?;
+    let out = aws
+        .call(
+            "kms",
+            "ListResourceTags",
+            c.kms.list_resource_tags().key_id(id).send(),
+        )
+        .await?;
     Ok(out
         .tags()
         .iter()
@@ -112,14 +111,13 @@ pub(super) async fn read_key(
     ) {
         return Ok(None);
     }
-    aws.count("kms", "GetKeyRotationStatus");
-    let rot = c
-        .kms
-        .get_key_rotation_status()
-        .key_id(id)
-        .send()
-        .await
-        .map_err(|e| classify("kms GetKeyRotationStatus", e))?;
+    let rot = aws
+        .call(
+            "kms",
+            "GetKeyRotationStatus",
+            c.kms.get_key_rotation_status().key_id(id).send(),
+        )
+        .await?;
     let mut a = Attrs::new();
     a.insert(
         "description".into(),
@@ -148,14 +146,16 @@ async fn sync_tags(
     let live: BTreeMap<String, String> = key_tags(aws, c, id).await?.into_iter().collect();
     let sync = TagSync::new(&live, &want, super::aws_owned);
     if !sync.remove.is_empty() {
-        aws.count("kms", "UntagResource");
-        c.kms
-            .untag_resource()
-            .key_id(id)
-            .set_tag_keys(Some(sync.remove))
-            .send()
-            .await
-            .map_err(|e| classify("kms UntagResource", e))?;
+        aws.call(
+            "kms",
+            "UntagResource",
+            c.kms
+                .untag_resource()
+                .key_id(id)
+                .set_tag_keys(Some(sync.remove))
+                .send(),
+        )
+        .await?;
     }
     if !sync.set.is_empty() {
         let tags = sync
@@ -169,14 +169,12 @@ async fn sync_tags(
                     .map_err(|e| ProviderError::invalid(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        aws.count("kms", "TagResource");
-        c.kms
-            .tag_resource()
-            .key_id(id)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| classify("kms TagResource", e))?;
+        aws.call(
+            "kms",
+            "TagResource",
+            c.kms.tag_resource().key_id(id).set_tags(Some(tags)).send(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -210,14 +208,16 @@ pub(super) async fn apply_key(
         Some(id) => {
             let prior = req.prior.as_ref().expect("prior is set");
             // Set on every update: the recorded description says nothing of the live one.
-            aws.count("kms", "UpdateKeyDescription");
-            c.kms
-                .update_key_description()
-                .key_id(id)
-                .description(description)
-                .send()
-                .await
-                .map_err(|e| classify("kms UpdateKeyDescription", e))?;
+            aws.call(
+                "kms",
+                "UpdateKeyDescription",
+                c.kms
+                    .update_key_description()
+                    .key_id(id)
+                    .description(description)
+                    .send(),
+            )
+            .await?;
             sync_tags(aws, c, id, cfg, req).await?;
             (
                 id.to_string(),
@@ -229,16 +229,18 @@ pub(super) async fn apply_key(
             )
         }
         None => {
-            aws.count("kms", "CreateKey");
             // Tags go with the create call, so a key is always found again by its address.
-            let out = c
-                .kms
-                .create_key()
-                .description(description)
-                .set_tags(Some(kms_tags(cfg, req)?))
-                .send()
-                .await
-                .map_err(|e| classify("kms CreateKey", e))?;
+            let out = aws
+                .call(
+                    "kms",
+                    "CreateKey",
+                    c.kms
+                        .create_key()
+                        .description(description)
+                        .set_tags(Some(kms_tags(cfg, req)?))
+                        .send(),
+                )
+                .await?;
             let m = out
                 .key_metadata()
                 .ok_or_else(|| ProviderError::failed("kms CreateKey returned no key"))?;
@@ -296,14 +298,13 @@ pub(super) async fn recover_key(
     let addr = req.address.to_string();
     let mut marker: Option<String> = None;
     loop {
-        aws.count("kms", "ListKeys");
-        let page = c
-            .kms
-            .list_keys()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| classify("kms ListKeys", e))?;
+        let page = aws
+            .call(
+                "kms",
+                "ListKeys",
+                c.kms.list_keys().set_marker(marker.clone()).send(),
+            )
+            .await?;
         for k in page.keys() {
             let Some(id) = k.key_id() else { continue };
             if key_tags(aws, c, id)
@@ -365,14 +366,13 @@ pub(super) async fn read_alias(
     let name = req_str(prior, "name")?;
     let mut marker: Option<String> = None;
     loop {
-        aws.count("kms", "ListAliases");
-        let page = c
-            .kms
-            .list_aliases()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| classify("kms ListAliases", e))?;
+        let page = aws
+            .call(
+                "kms",
+                "ListAliases",
+                c.kms.list_aliases().set_marker(marker.clone()).send(),
+            )
+            .await?;
         if let Some(a) = page.aliases().iter().find(|a| a.alias_name() == Some(name)) {
             let mut out = Attrs::new();
             out.insert("name".into(), json!(name));
@@ -400,23 +400,27 @@ pub(super) async fn apply_alias(
     let target = req_str(&req.config, "target_key_id")?;
     let exists = req.prior.is_some() || read_alias(aws, c, &req.config).await?.is_some();
     if exists {
-        aws.count("kms", "UpdateAlias");
-        c.kms
-            .update_alias()
-            .alias_name(name)
-            .target_key_id(target)
-            .send()
-            .await
-            .map_err(|e| classify("kms UpdateAlias", e))?;
+        aws.call(
+            "kms",
+            "UpdateAlias",
+            c.kms
+                .update_alias()
+                .alias_name(name)
+                .target_key_id(target)
+                .send(),
+        )
+        .await?;
     } else {
-        aws.count("kms", "CreateAlias");
-        c.kms
-            .create_alias()
-            .alias_name(name)
-            .target_key_id(target)
-            .send()
-            .await
-            .map_err(|e| classify("kms CreateAlias", e))?;
+        aws.call(
+            "kms",
+            "CreateAlias",
+            c.kms
+                .create_alias()
+                .alias_name(name)
+                .target_key_id(target)
+                .send(),
+        )
+        .await?;
     }
     let mut a = read_alias(aws, c, &req.config)
         .await?

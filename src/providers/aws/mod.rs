@@ -23,6 +23,8 @@ mod s3;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -153,6 +155,21 @@ impl Aws {
         // A request sent just before a kill may still be executing (an emulator's first
         // call to a service takes hundreds of milliseconds): give it time to land.
         Ok(Family::new(NAME, aws, types).with_settle(std::time::Duration::from_secs(2)))
+    }
+
+    /// One SDK call: counted, and its error labelled, under the same operation name.
+    pub(crate) async fn call<T, E>(
+        &self,
+        service: &str,
+        operation: &str,
+        call: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, ProviderError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.count(service, operation);
+        call.await
+            .map_err(|e| error::classify(&format!("{service} {operation}"), e))
     }
 
     /// Counts one API call.

@@ -127,13 +127,13 @@ pub(super) async fn read(
     let mut a = Attrs::new();
     a.insert("bucket".into(), json!(bucket));
     a.insert("tags".into(), user_tags(all_tags(aws, c, bucket).await?));
-    aws.count("s3", "GetBucketVersioning");
-    let v =
-        c.s3.get_bucket_versioning()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| classify("s3 GetBucketVersioning", e))?;
+    let v = aws
+        .call(
+            "s3",
+            "GetBucketVersioning",
+            c.s3.get_bucket_versioning().bucket(bucket).send(),
+        )
+        .await?;
     a.insert(
         "versioning".into(),
         json!(v.status() == Some(&BucketVersioningStatus::Enabled)),
@@ -255,18 +255,20 @@ async fn sync_tags(
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
-    aws.count("s3", "PutBucketTagging");
-    c.s3.put_bucket_tagging()
-        .bucket(bucket)
-        .tagging(
-            Tagging::builder()
-                .set_tag_set(Some(tags))
-                .build()
-                .map_err(bad)?,
-        )
-        .send()
-        .await
-        .map_err(|e| classify("s3 PutBucketTagging", e))?;
+    aws.call(
+        "s3",
+        "PutBucketTagging",
+        c.s3.put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(
+                Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(bad)?,
+            )
+            .send(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -292,13 +294,17 @@ pub(super) async fn apply(
             } else {
                 BucketVersioningStatus::Suspended
             };
-            aws.count("s3", "PutBucketVersioning");
-            c.s3.put_bucket_versioning()
-                .bucket(bucket)
-                .versioning_configuration(VersioningConfiguration::builder().status(status).build())
-                .send()
-                .await
-                .map_err(|e| classify("s3 PutBucketVersioning", e))?;
+            aws.call(
+                "s3",
+                "PutBucketVersioning",
+                c.s3.put_bucket_versioning()
+                    .bucket(bucket)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder().status(status).build(),
+                    )
+                    .send(),
+            )
+            .await?;
         }
         _ => {}
     }
@@ -317,28 +323,30 @@ pub(super) async fn apply(
             let rule = ServerSideEncryptionRule::builder()
                 .apply_server_side_encryption_by_default(d.build().map_err(bad)?)
                 .build();
-            aws.count("s3", "PutBucketEncryption");
-            c.s3.put_bucket_encryption()
-                .bucket(bucket)
-                .server_side_encryption_configuration(
-                    ServerSideEncryptionConfiguration::builder()
-                        .rules(rule)
-                        .build()
-                        .map_err(bad)?,
-                )
-                .send()
-                .await
-                .map_err(|e| classify("s3 PutBucketEncryption", e))?;
+            aws.call(
+                "s3",
+                "PutBucketEncryption",
+                c.s3.put_bucket_encryption()
+                    .bucket(bucket)
+                    .server_side_encryption_configuration(
+                        ServerSideEncryptionConfiguration::builder()
+                            .rules(rule)
+                            .build()
+                            .map_err(bad)?,
+                    )
+                    .send(),
+            )
+            .await?;
         }
         None if cfg.contains_key("server_side_encryption")
             && !was("server_side_encryption").is_null() =>
         {
-            aws.count("s3", "DeleteBucketEncryption");
-            c.s3.delete_bucket_encryption()
-                .bucket(bucket)
-                .send()
-                .await
-                .map_err(|e| classify("s3 DeleteBucketEncryption", e))?;
+            aws.call(
+                "s3",
+                "DeleteBucketEncryption",
+                c.s3.delete_bucket_encryption().bucket(bucket).send(),
+            )
+            .await?;
         }
         None => {}
     }
@@ -351,21 +359,23 @@ pub(super) async fn apply(
                 .block_public_policy(true)
                 .restrict_public_buckets(true)
                 .build();
-            aws.count("s3", "PutPublicAccessBlock");
-            c.s3.put_public_access_block()
-                .bucket(bucket)
-                .public_access_block_configuration(pab)
-                .send()
-                .await
-                .map_err(|e| classify("s3 PutPublicAccessBlock", e))?;
+            aws.call(
+                "s3",
+                "PutPublicAccessBlock",
+                c.s3.put_public_access_block()
+                    .bucket(bucket)
+                    .public_access_block_configuration(pab)
+                    .send(),
+            )
+            .await?;
         }
         Some(false) if was("block_public_access") == json!(true) => {
-            aws.count("s3", "DeletePublicAccessBlock");
-            c.s3.delete_public_access_block()
-                .bucket(bucket)
-                .send()
-                .await
-                .map_err(|e| classify("s3 DeletePublicAccessBlock", e))?;
+            aws.call(
+                "s3",
+                "DeletePublicAccessBlock",
+                c.s3.delete_public_access_block().bucket(bucket).send(),
+            )
+            .await?;
         }
         _ => {}
     }
@@ -408,15 +418,17 @@ async fn all_versions(
     let mut out = Vec::new();
     let (mut key, mut version): (Option<String>, Option<String>) = (None, None);
     loop {
-        aws.count("s3", "ListObjectVersions");
-        let page =
-            c.s3.list_object_versions()
-                .bucket(bucket)
-                .set_key_marker(key.clone())
-                .set_version_id_marker(version.clone())
-                .send()
-                .await
-                .map_err(|e| classify("s3 ListObjectVersions", e))?;
+        let page = aws
+            .call(
+                "s3",
+                "ListObjectVersions",
+                c.s3.list_object_versions()
+                    .bucket(bucket)
+                    .set_key_marker(key.clone())
+                    .set_version_id_marker(version.clone())
+                    .send(),
+            )
+            .await?;
         let ids = page
             .versions()
             .iter()
@@ -557,16 +569,18 @@ pub(super) async fn apply_object(
         req_str(cfg, "key")?,
         req_str(cfg, "content")?,
     );
-    aws.count("s3", "PutObject");
-    let out =
-        c.s3.put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(content.as_bytes().to_vec().into())
-            .set_content_type(opt_str(cfg, "content_type")?.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| classify("s3 PutObject", e))?;
+    let out = aws
+        .call(
+            "s3",
+            "PutObject",
+            c.s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(content.as_bytes().to_vec().into())
+                .set_content_type(opt_str(cfg, "content_type")?.map(str::to_string))
+                .send(),
+        )
+        .await?;
     let mut a = cfg.clone();
     a.insert(
         "etag".into(),

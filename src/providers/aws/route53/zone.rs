@@ -54,15 +54,17 @@ async fn zone_tags(
     c: &Clients,
     id: &str,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    aws.count("route53", "ListTagsForResource");
-    let out = c
-        .route53
-        .list_tags_for_resource()
-        .resource_type(TagResourceType::Hostedzone)
-        .resource_id(id)
-        .send()
-        .await
-        .map_err(|e| classify("route53 ListTagsForResource", e))?;
+    let out = aws
+        .call(
+            "route53",
+            "ListTagsForResource",
+            c.route53
+                .list_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(id)
+                .send(),
+        )
+        .await?;
     let tags = out.resource_tag_set().map(|s| s.tags()).unwrap_or_default();
     Ok(tags
         .iter()
@@ -118,14 +120,13 @@ async fn find_zone(
     name: &str,
     token: &str,
 ) -> Result<Option<String>, ProviderError> {
-    aws.count("route53", "ListHostedZonesByName");
-    let out = c
-        .route53
-        .list_hosted_zones_by_name()
-        .dns_name(name)
-        .send()
-        .await
-        .map_err(|e| classify("route53 ListHostedZonesByName", e))?;
+    let out = aws
+        .call(
+            "route53",
+            "ListHostedZonesByName",
+            c.route53.list_hosted_zones_by_name().dns_name(name).send(),
+        )
+        .await?;
     let want = caller_reference(token);
     Ok(out
         .hosted_zones()
@@ -195,14 +196,16 @@ async fn apply_zone(
     {
         Some(id) => {
             // Set on every update: the recorded comment says nothing of the live one.
-            aws.count("route53", "UpdateHostedZoneComment");
-            c.route53
-                .update_hosted_zone_comment()
-                .id(id)
-                .set_comment(comment.map(str::to_string))
-                .send()
-                .await
-                .map_err(|e| classify("route53 UpdateHostedZoneComment", e))?;
+            aws.call(
+                "route53",
+                "UpdateHostedZoneComment",
+                c.route53
+                    .update_hosted_zone_comment()
+                    .id(id)
+                    .set_comment(comment.map(str::to_string))
+                    .send(),
+            )
+            .await?;
             id.to_string()
         }
         None => {
