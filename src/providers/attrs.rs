@@ -121,8 +121,24 @@ impl TagSync {
     }
 }
 
-/// DNS record types landlord manages, in every DNS provider.
+/// DNS record types landlord manages: every one on RFC 2136 servers.
 pub(crate) const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA", "SRV"];
+
+/// The record types landlord writes through cloud DNS APIs (Route 53, Azure DNS): all but SRV.
+pub(crate) const CLOUD_RECORD_TYPES: &[&str] = RECORD_TYPES.split_at(6).0;
+
+/// Checks a known `type` attribute against the record types a provider writes.
+pub(crate) fn check_record_type(c: &Attrs, allowed: &[&str]) -> Result<(), ProviderError> {
+    match c.get("type").and_then(Value::as_str) {
+        Some(t) if t != crate::value::UNKNOWN && !allowed.contains(&t) => {
+            Err(ProviderError::invalid(format!(
+                "unsupported record type `{t}`: expected one of {}",
+                allowed.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
 
 #[cfg(test)]
 mod tests {

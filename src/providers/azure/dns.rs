@@ -11,24 +11,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::super::attrs::opt_u64;
+use super::super::attrs::{check_record_type, opt_u64, CLOUD_RECORD_TYPES};
 use super::super::challenge::ChallengeZone;
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
 use super::{classify, found, req, split_tags, tags, Arm, Clients, Live};
 use crate::value::Attrs;
 
-const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
-
 pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
-    match c.get("type").and_then(Value::as_str) {
-        Some(t) if t != crate::value::UNKNOWN && !RECORD_TYPES.contains(&t) => {
-            Err(ProviderError::invalid(format!(
-                "unsupported record type `{t}`: expected one of {}",
-                RECORD_TYPES.join(", ")
-            )))
-        }
-        _ => Ok(()),
-    }
+    check_record_type(c, CLOUD_RECORD_TYPES)
 }
 
 pub(super) async fn read_zone(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {
@@ -398,7 +388,7 @@ fn set_values(
         other => {
             return Err(ProviderError::invalid(format!(
                 "unsupported record type `{other}`: expected one of {}",
-                RECORD_TYPES.join(", ")
+                CLOUD_RECORD_TYPES.join(", ")
             )))
         }
     }

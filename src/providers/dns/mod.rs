@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 pub use server::{DnsServer, RrSet};
 
-use super::attrs::RECORD_TYPES;
+use super::attrs::{check_record_type, RECORD_TYPES};
 use super::attrs::{opt_u64, req_str};
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, ProviderError,
@@ -301,18 +301,7 @@ impl ResourceType<Dns> for Record {
     }
 
     fn validate(&self, dns: &Dns, c: &Attrs) -> Result<(), ProviderError> {
-        if let Some(t) = c
-            .get("type")
-            .and_then(Value::as_str)
-            .filter(|t| *t != UNKNOWN)
-        {
-            if !RECORD_TYPES.contains(&t) {
-                return Err(ProviderError::invalid(format!(
-                    "unsupported record type `{t}`: expected one of {}",
-                    RECORD_TYPES.join(", ")
-                )));
-            }
-        }
+        check_record_type(c, RECORD_TYPES)?;
         if c.get("zone")
             .and_then(Value::as_str)
             .is_some_and(|z| z != UNKNOWN)

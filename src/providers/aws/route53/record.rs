@@ -11,7 +11,9 @@ use aws_sdk_route53::types::{
 use serde_json::{json, Value};
 
 use super::{check_name, known, list_zone, norm_name, submit, ZoneGone};
-use crate::providers::attrs::{keep_config, opt_u64, req_str};
+use crate::providers::attrs::{
+    check_record_type, keep_config, opt_u64, req_str, CLOUD_RECORD_TYPES,
+};
 use crate::providers::aws::Aws;
 use crate::providers::aws::Clients;
 use crate::providers::{
@@ -24,7 +26,6 @@ use crate::value::Attrs;
 pub(super) const MAX_CHANGES: usize = 1000;
 /// Characters of record values per call.
 const MAX_CHARS: usize = 32_000;
-const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA"];
 fn record_schema() -> ResourceSchema {
     ResourceSchema {
         type_name: "aws_route53_record",
@@ -42,14 +43,7 @@ fn record_schema() -> ResourceSchema {
 }
 
 fn validate_record(c: &Attrs) -> Result<(), ProviderError> {
-    if let Some(t) = known(c.get("type")) {
-        if !RECORD_TYPES.contains(&t) {
-            return Err(ProviderError::invalid(format!(
-                "unsupported record type `{t}`: expected one of {}",
-                RECORD_TYPES.join(", ")
-            )));
-        }
-    }
+    check_record_type(c, CLOUD_RECORD_TYPES)?;
     if let Some(n) = known(c.get("name")) {
         check_name("record name", n)?;
     }
