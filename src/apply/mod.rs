@@ -243,10 +243,12 @@ async fn call_apply(
             }
             // A create that failed may still have happened (a later step of it failed, or
             // the answer was lost): look for it with the same token before creating again.
+            // An object found as planned is adopted; one found half-made (a throttled
+            // later step) is finished as an update of what exists.
             let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
                 batch.iter().map(|_| None).collect();
             let mut again = Vec::new();
-            for (i, r) in batch.into_iter().enumerate() {
+            for (i, mut r) in batch.into_iter().enumerate() {
                 if r.prior.is_none() {
                     let found = p
                         .recover(RecoverRequest {
@@ -259,8 +261,11 @@ async fn call_apply(
                         })
                         .await;
                     if let Ok(Recovery::Adopt(resp)) = found {
-                        out[i] = Some(Ok(resp));
-                        continue;
+                        if check_result(&r.config, &resp).is_ok() {
+                            out[i] = Some(Ok(resp));
+                            continue;
+                        }
+                        r.prior = Some(resp.attributes);
                     }
                 }
                 again.push((i, r));

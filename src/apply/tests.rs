@@ -320,3 +320,33 @@ async fn an_apply_that_did_not_converge_fails_naming_the_attribute_and_records_w
     assert_eq!(again.changes.len(), 1, "the next plan shows the difference");
     assert_eq!(again.changes[0].action, crate::plan::Action::Update);
 }
+
+#[tokio::test]
+async fn a_create_left_half_made_by_a_throttled_step_is_finished_not_adopted_as_is() {
+    let e = env();
+    e.fake.lock().unwrap().half.push("bucket".into());
+    let d = desired(&[("acme/fake_item.bucket", "1", &[])]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!((r.created, r.failed.len()), (1, 0), "{r:?}");
+    let st = e.fake.lock().unwrap();
+    assert_eq!(st.objects.len(), 1, "no second object");
+    assert_eq!(
+        st.objects["acme/fake_item.bucket"]["value"], "1",
+        "finished"
+    );
+    assert_eq!(
+        st.recovers,
+        vec!["acme/fake_item.bucket"],
+        "found by its token first"
+    );
+    drop(st);
+    let rec = e
+        .store
+        .resource(&"acme/fake_item.bucket".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.attributes["value"], "1");
+}

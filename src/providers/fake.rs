@@ -32,6 +32,9 @@ pub struct FakeState {
     pub panics: Vec<String>,
     /// Resource names whose apply reports success but stores another value.
     pub lies: Vec<String>,
+    /// Resource names whose first create lands half-made (value `partial`) and then
+    /// fails transiently, like a multi-call create whose later call is throttled.
+    pub half: Vec<String>,
 }
 
 /// The fake provider.
@@ -115,6 +118,14 @@ impl Provider for Fake {
                 if let Some(n) = st.transient.get_mut(&name).filter(|n| **n > 0) {
                     *n -= 1;
                     return Err(ProviderError::transient("throttled"));
+                }
+                if r.prior.is_none() && st.half.contains(&name) {
+                    st.half.retain(|n| n != &name);
+                    let mut partial = r.config.clone();
+                    partial.insert("value".into(), json!("partial"));
+                    partial.insert("uid".into(), json!(format!("uid-{}", r.token)));
+                    st.objects.insert(r.address.to_string(), partial);
+                    return Err(ProviderError::throttled("SlowDown", None));
                 }
                 let mut a = r.config.clone();
                 let uid = r
