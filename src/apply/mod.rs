@@ -244,7 +244,8 @@ async fn call_apply(
             // A create that failed may still have happened (a later step of it failed, or
             // the answer was lost): look for it with the same token before creating again.
             // An object found as planned is adopted; one found half-made (a throttled
-            // later step) is finished as an update of what exists.
+            // later step) is finished as an update of what exists; only one surely not
+            // there is created again.
             let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
                 batch.iter().map(|_| None).collect();
             let mut again = Vec::new();
@@ -260,12 +261,21 @@ async fn call_apply(
                             token: r.token.clone(),
                         })
                         .await;
-                    if let Ok(Recovery::Adopt(resp)) = found {
-                        if check_result(&r.config, &resp).is_ok() {
-                            out[i] = Some(Ok(resp));
+                    match found {
+                        Ok(Recovery::Adopt(resp)) => {
+                            if check_result(&r.config, &resp).is_ok() {
+                                out[i] = Some(Ok(resp));
+                                continue;
+                            }
+                            r.prior = Some(resp.attributes);
+                        }
+                        Ok(Recovery::Gone) => {}
+                        // Not knowing whether the first attempt landed, creating again
+                        // could make a second object: the lookup is retried instead.
+                        Err(e) => {
+                            out[i] = Some(Err(e));
                             continue;
                         }
-                        r.prior = Some(resp.attributes);
                     }
                 }
                 again.push((i, r));

@@ -350,3 +350,24 @@ async fn a_create_left_half_made_by_a_throttled_step_is_finished_not_adopted_as_
         .unwrap();
     assert_eq!(rec.attributes["value"], "1");
 }
+
+#[tokio::test]
+async fn a_failed_lookup_after_a_failed_create_is_retried_instead_of_creating_again() {
+    let e = env();
+    e.fake.lock().unwrap().half.push("zone".into());
+    e.fake.lock().unwrap().recover_failures = 2;
+    let d = desired(&[("acme/fake_item.zone", "1", &[])]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!((r.created, r.failed.len()), (1, 0), "{r:?}");
+    let st = e.fake.lock().unwrap();
+    assert_eq!(st.recovers.len(), 3, "looked up until the lookup answered");
+    assert_eq!(
+        st.apply_batches.len(),
+        2,
+        "one create, then one update of the half-made object: never a second create"
+    );
+    assert_eq!(st.objects["acme/fake_item.zone"]["value"], "1");
+}

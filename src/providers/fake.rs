@@ -35,6 +35,8 @@ pub struct FakeState {
     /// Resource names whose first create lands half-made (value `partial`) and then
     /// fails transiently, like a multi-call create whose later call is throttled.
     pub half: Vec<String>,
+    /// How many recoveries fail transiently before they answer.
+    pub recover_failures: u32,
 }
 
 /// The fake provider.
@@ -164,6 +166,10 @@ impl Provider for Fake {
     async fn recover(&self, req: RecoverRequest) -> Result<Recovery, ProviderError> {
         let mut st = self.state.lock().unwrap();
         st.recovers.push(req.address.to_string());
+        if st.recover_failures > 0 {
+            st.recover_failures -= 1;
+            return Err(ProviderError::transient("lookup throttled"));
+        }
         match st.objects.get(&req.address.to_string()).cloned() {
             Some(a) => Ok(Recovery::Adopt(ApplyResponse {
                 id: a["uid"].as_str().unwrap_or_default().into(),

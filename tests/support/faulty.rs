@@ -1,16 +1,60 @@
 //! A loopback HTTP proxy in front of moto that answers a share of requests with
-//! throttling errors or 503s, in the wire format of each AWS protocol.
+//! throttling errors or 503s, in the wire format of each AWS protocol: every `every`-th
+//! request, or on a seeded schedule that does not depend on the order concurrent
+//! requests arrive in.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A running proxy.
 pub struct FaultyProxy {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     faults: Arc<AtomicUsize>,
+}
+
+/// Which requests get a fault.
+#[derive(Clone)]
+enum Schedule {
+    /// Every n-th request in arrival order.
+    Every(usize),
+    /// The first `budget(key)` requests of each distinct request (method, path and query,
+    /// `x-amz-target`), where the budget (0 to 3) is a hash of the seed and the key: so
+    /// some requests pass, some fail within the SDK's own attempts, and some fail all
+    /// three and reach the engine's retries, whatever order they arrive in.
+    Seeded(u64, Arc<Mutex<HashMap<String, usize>>>),
+}
+
+impl Schedule {
+    fn faults(&self, head: &[String], count: &AtomicUsize) -> bool {
+        match self {
+            Schedule::Every(every) => {
+                (count.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(*every)
+            }
+            Schedule::Seeded(seed, seen) => {
+                let target = head
+                    .iter()
+                    .find(|h| h.to_ascii_lowercase().starts_with("x-amz-target:"))
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                let key = format!(
+                    "{} {target}",
+                    head.first().map(String::as_str).unwrap_or_default()
+                );
+                // FNV-1a: stable across runs and platforms.
+                let budget = key.bytes().fold(0xcbf2_9ce4_8422_2325 ^ seed, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                }) % 4;
+                let mut seen = seen.lock().unwrap();
+                let n = seen.entry(key).or_default();
+                *n += 1;
+                *n as u64 <= budget
+            }
+        }
+    }
 }
 
 /// What the proxy answers instead of forwarding.
@@ -28,8 +72,21 @@ impl FaultyProxy {
         Self::start_with(upstream, every, Fault::Throttle)
     }
 
+    /// Forwards to `upstream`, answering on a seeded schedule (see `Schedule::Seeded`).
+    pub fn seeded(upstream: &str, seed: u64) -> FaultyProxy {
+        Self::run(
+            upstream,
+            Schedule::Seeded(seed, Arc::default()),
+            Fault::Throttle,
+        )
+    }
+
     /// Like `start`, with the kind of fault.
     pub fn start_with(upstream: &str, every: usize, kind: Fault) -> FaultyProxy {
+        Self::run(upstream, Schedule::Every(every), kind)
+    }
+
+    fn run(upstream: &str, schedule: Schedule, kind: Fault) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let faults = Arc::new(AtomicUsize::new(0));
@@ -37,9 +94,10 @@ impl FaultyProxy {
         let (up, f) = (upstream.to_string(), faults.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (up, f, count) = (up.clone(), f.clone(), count.clone());
+                let (up, f, count, schedule) =
+                    (up.clone(), f.clone(), count.clone(), schedule.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &up, &f, &count, every, kind);
+                    let _ = serve(conn, &up, &f, &count, &schedule, kind);
                 });
             }
         });
@@ -150,7 +208,7 @@ fn serve(
     upstream: &str,
     faults: &AtomicUsize,
     count: &AtomicUsize,
-    every: usize,
+    schedule: &Schedule,
     kind: Fault,
 ) -> std::io::Result<()> {
     let mut out = conn.try_clone()?;
@@ -158,8 +216,7 @@ fn serve(
     let Some((head, body)) = read_request(&mut reader)? else {
         return Ok(());
     };
-    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-    if n.is_multiple_of(every) {
+    if schedule.faults(&head, count) {
         let k = faults.fetch_add(1, Ordering::SeqCst);
         let answer = match kind {
             Fault::Throttle => fault(&head, k),
