@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::addr::ResourceAddr;
 use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
+use crate::plan::retry::{call_with_retries, RetryPolicy};
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
     ApplyRequest, ApplyResponse, DeleteRequest, ErrorKind, Interrupted, Provider, ProviderError,
@@ -39,19 +40,36 @@ pub struct Options {
     pub attempts: u32,
     /// First retry delay; doubles each attempt, with jitter.
     pub backoff: Duration,
+    /// How long a throttled call keeps being retried after its attempts are used up,
+    /// counted from its first attempt (quotas are shared: waiting is the repair).
+    pub throttle_budget: Duration,
     /// Time limit of one provider call.
     pub timeout: Duration,
     /// On failure, delete what this run created.
     pub rollback_on_failure: bool,
 }
 
+impl Options {
+    /// The retry policy of provider calls.
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.attempts,
+            backoff: self.backoff,
+            throttle_budget: self.throttle_budget,
+            timeout: self.timeout,
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
+        let r = RetryPolicy::default();
         Options {
             parallelism: 10,
-            attempts: 5,
-            backoff: Duration::from_millis(200),
-            timeout: Duration::from_secs(600),
+            attempts: r.attempts,
+            backoff: r.backoff,
+            throttle_budget: r.throttle_budget,
+            timeout: r.timeout,
             rollback_on_failure: false,
         }
     }
@@ -166,76 +184,12 @@ fn token(addr: &ResourceAddr) -> String {
     )
 }
 
-/// The longest single wait between two attempts, whatever a service asks for.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
-
-fn backoff(opts: &Options, attempt: u32) -> Duration {
-    let base = opts.backoff.saturating_mul(1u32 << attempt.min(10));
-    let jitter = rand::thread_rng().gen_range(0..=base.as_millis().max(1) as u64 / 2);
-    base + Duration::from_millis(jitter)
-}
-
-/// Calls the provider with a batch, retrying the requests whose errors are retryable
-/// (with backoff, or the service's `Retry-After` when longer) up to `opts.attempts`; one
-/// result per request, in order. A call that exceeds `opts.timeout` fails all its
-/// requests as timed out, which leaves their outcome unknown.
-async fn call_with_retries<R, T, F, Fut>(
-    reqs: Vec<R>,
-    opts: Options,
-    call: F,
-) -> Vec<Result<T, ProviderError>>
-where
-    R: Clone,
-    F: Fn(Vec<R>, u32) -> Fut,
-    Fut: std::future::Future<Output = Vec<Result<T, ProviderError>>>,
-{
-    let mut results: Vec<Option<Result<T, ProviderError>>> = reqs.iter().map(|_| None).collect();
-    let mut pending: Vec<usize> = (0..reqs.len()).collect();
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        let batch: Vec<R> = pending.iter().map(|&i| reqs[i].clone()).collect();
-        let out = match tokio::time::timeout(opts.timeout, call(batch, attempt)).await {
-            Ok(out) => out,
-            Err(_) => pending
-                .iter()
-                .map(|_| {
-                    Err(ProviderError::timed_out(format!(
-                        "timed out after {:?}",
-                        opts.timeout
-                    )))
-                })
-                .collect(),
-        };
-        attempt += 1;
-        let mut retry = Vec::new();
-        let mut wait = backoff(&opts, attempt);
-        for (&i, r) in pending.iter().zip(out) {
-            match r {
-                Err(e) if e.is_retryable() && attempt < opts.attempts => {
-                    // A throttled call waits at least as long as the service asked.
-                    wait = wait.max(e.retry_after().unwrap_or_default());
-                    retry.push(i);
-                }
-                other => results[i] = Some(other),
-            }
-        }
-        pending = retry;
-        if !pending.is_empty() {
-            tokio::time::sleep(wait.min(MAX_RETRY_WAIT)).await;
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(ProviderError::failed("no result from provider"))))
-        .collect()
-}
-
 async fn call_apply(
     p: Arc<dyn Provider>,
     reqs: Vec<ApplyRequest>,
     opts: Options,
 ) -> Vec<Result<ApplyResponse, ProviderError>> {
-    call_with_retries(reqs, opts, |batch, attempt| {
+    call_with_retries(reqs, opts.retry(), |batch, attempt| {
         let p = p.clone();
         async move {
             if attempt == 0 {
@@ -299,7 +253,7 @@ async fn call_delete(
     reqs: Vec<DeleteRequest>,
     opts: Options,
 ) -> Vec<Result<(), ProviderError>> {
-    call_with_retries(reqs, opts, |batch, _| p.delete_many(batch)).await
+    call_with_retries(reqs, opts.retry(), |batch, _| p.delete_many(batch)).await
 }
 
 /// Checks that every known planned value survived apply.

@@ -371,3 +371,39 @@ async fn a_failed_lookup_after_a_failed_create_is_retried_instead_of_creating_ag
     );
     assert_eq!(st.objects["acme/fake_item.zone"]["value"], "1");
 }
+
+#[tokio::test]
+async fn throttled_calls_are_retried_past_their_attempts_within_the_throttle_budget() {
+    let e = env();
+    e.fake.lock().unwrap().throttled.insert("busy".into(), 8);
+    e.fake.lock().unwrap().transient.insert("flaky".into(), 8);
+    let d = desired(&[
+        ("acme/fake_item.busy", "1", &[]),
+        ("acme/fake_item.flaky", "2", &[]),
+    ]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &fast(), &NoHook)
+        .await
+        .unwrap();
+    assert_eq!(r.created, 1, "the throttled one waits its turn: {r:?}");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(
+        r.failed[0].0.name, "flaky",
+        "other transient failures stop after 5 attempts"
+    );
+    let no_budget = Options {
+        throttle_budget: Duration::ZERO,
+        ..fast()
+    };
+    e.fake.lock().unwrap().throttled.insert("late".into(), 8);
+    let d = desired(&[("acme/fake_item.late", "3", &[])]);
+    let p = plan_for(&e, &d, false).await;
+    let r = apply(&p, &e.store, &e.registry, &no_budget, &NoHook)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.failed.len(),
+        1,
+        "without a budget the attempts bound it: {r:?}"
+    );
+}

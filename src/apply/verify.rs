@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::plan::retry::call_with_retries;
 use crate::providers::{ApplyRequest, ApplyResponse, Provider, ProviderError, ReadRequest};
 use crate::value::{is_unknown, Attrs};
 
@@ -69,7 +70,7 @@ pub(super) async fn verify(
             id: resp.id.clone(),
             prior: resp.attributes.clone(),
         };
-        let read = super::call_with_retries(vec![read], opts.clone(), |mut batch, _| {
+        let read = call_with_retries(vec![read], opts.retry(), |mut batch, _| {
             let p = p.clone();
             async move {
                 match batch.pop() {

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod file;
 pub mod refresh;
 pub mod resolve;
+pub mod retry;
 pub mod show;
 
 use serde::{Deserialize, Serialize};

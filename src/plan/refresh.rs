@@ -1,4 +1,5 @@
-//! Refresh: read the live object behind every recorded resource, batched per provider.
+//! Refresh: read the live object behind every recorded resource, batched per provider,
+//! retried on the engine's policy.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use crate::providers::{ReadRequest, Registry};
 use crate::state::ResourceRecord;
 use crate::value::Attrs;
 
+use super::retry::{call_with_retries, RetryPolicy};
 use super::PlanError;
 
 /// Live attributes by address; `None` = gone.
@@ -38,7 +40,11 @@ pub async fn refresh(registry: &Registry, records: &[&ResourceRecord]) -> Result
                 prior: r.attributes.clone(),
             })
             .collect();
-        let results = provider.read_many(reqs).await;
+        // Reads change nothing: retryable failures are simply read again.
+        let results = call_with_retries(reqs, RetryPolicy::default(), |batch, _| {
+            provider.read_many(batch)
+        })
+        .await;
         recs.iter()
             .map(|r| r.address.clone())
             .zip(results)

@@ -37,6 +37,8 @@ pub struct FakeState {
     pub half: Vec<String>,
     /// How many recoveries fail transiently before they answer.
     pub recover_failures: u32,
+    /// Remaining throttled answers per resource name.
+    pub throttled: HashMap<String, u32>,
 }
 
 /// The fake provider.
@@ -116,6 +118,10 @@ impl Provider for Fake {
                 let name = r.address.name.clone();
                 if st.fatal.contains(&name) {
                     return Err(ProviderError::invalid(format!("{name} is refused")));
+                }
+                if let Some(n) = st.throttled.get_mut(&name).filter(|n| **n > 0) {
+                    *n -= 1;
+                    return Err(ProviderError::throttled("Rate exceeded", None));
                 }
                 if let Some(n) = st.transient.get_mut(&name).filter(|n| **n > 0) {
                     *n -= 1;
