@@ -18,7 +18,8 @@ use tokio::task::JoinSet;
 use crate::addr::ResourceAddr;
 use crate::graph::ReadyQueue;
 use crate::plan::resolve::{resolve_config, Known};
-use crate::plan::retry::{call_with_retries, RetryPolicy};
+use crate::plan::retry::call_with_retries;
+pub use crate::plan::retry::RetryPolicy;
 use crate::plan::{Action, Plan, PlanError, ResourceChange};
 use crate::providers::{
     ApplyRequest, ApplyResponse, DeleteRequest, ErrorKind, Interrupted, Provider, ProviderError,
@@ -36,40 +37,17 @@ pub use recover::recover;
 pub struct Options {
     /// Resources in flight at once.
     pub parallelism: usize,
-    /// Attempts per provider call for retryable errors (at least 1).
-    pub attempts: u32,
-    /// First retry delay; doubles each attempt, with jitter.
-    pub backoff: Duration,
-    /// How long a throttled call keeps being retried after its attempts are used up,
-    /// counted from its first attempt (quotas are shared: waiting is the repair).
-    pub throttle_budget: Duration,
-    /// Time limit of one provider call.
-    pub timeout: Duration,
+    /// How provider calls are retried and how long one may take.
+    pub retry: RetryPolicy,
     /// On failure, delete what this run created.
     pub rollback_on_failure: bool,
 }
 
-impl Options {
-    /// The retry policy of provider calls.
-    fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            attempts: self.attempts,
-            backoff: self.backoff,
-            throttle_budget: self.throttle_budget,
-            timeout: self.timeout,
-        }
-    }
-}
-
 impl Default for Options {
     fn default() -> Self {
-        let r = RetryPolicy::default();
         Options {
             parallelism: 10,
-            attempts: r.attempts,
-            backoff: r.backoff,
-            throttle_budget: r.throttle_budget,
-            timeout: r.timeout,
+            retry: RetryPolicy::default(),
             rollback_on_failure: false,
         }
     }
@@ -189,7 +167,7 @@ async fn call_apply(
     reqs: Vec<ApplyRequest>,
     opts: Options,
 ) -> Vec<Result<ApplyResponse, ProviderError>> {
-    call_with_retries(reqs, opts.retry(), |batch, attempt| {
+    call_with_retries(reqs, opts.retry, |batch, attempt| {
         let p = p.clone();
         async move {
             if attempt == 0 {
@@ -253,7 +231,7 @@ async fn call_delete(
     reqs: Vec<DeleteRequest>,
     opts: Options,
 ) -> Vec<Result<(), ProviderError>> {
-    call_with_retries(reqs, opts.retry(), |batch, _| p.delete_many(batch)).await
+    call_with_retries(reqs, opts.retry, |batch, _| p.delete_many(batch)).await
 }
 
 /// Checks that every known planned value survived apply.

@@ -89,7 +89,10 @@ async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
 
 fn fast() -> Options {
     Options {
-        backoff: Duration::from_millis(1),
+        retry: RetryPolicy {
+            backoff: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        },
         ..Options::default()
     }
 }
@@ -391,10 +394,8 @@ async fn throttled_calls_are_retried_past_their_attempts_within_the_throttle_bud
         r.failed[0].0.name, "flaky",
         "other transient failures stop after 5 attempts"
     );
-    let no_budget = Options {
-        throttle_budget: Duration::ZERO,
-        ..fast()
-    };
+    let mut no_budget = fast();
+    no_budget.retry.throttle_budget = Duration::ZERO;
     e.fake.lock().unwrap().throttled.insert("late".into(), 8);
     let d = desired(&[("acme/fake_item.late", "3", &[])]);
     let p = plan_for(&e, &d, false).await;

@@ -50,13 +50,14 @@ pub(super) async fn verify(
     reqs: &[ApplyRequest],
     results: Vec<Result<ApplyResponse, ProviderError>>,
 ) -> Vec<Checked> {
+    let always = always();
     let mut out = Vec::with_capacity(results.len());
     for (req, res) in reqs.iter().zip(results) {
         let Ok(resp) = res else {
             out.push((res, None));
             continue;
         };
-        if !(always() || p.verify_after_apply(&req.address.rtype)) {
+        if !(always || p.verify_after_apply(&req.address.rtype)) {
             out.push((Ok(resp), None));
             continue;
         }
@@ -70,7 +71,7 @@ pub(super) async fn verify(
             id: resp.id.clone(),
             prior: resp.attributes.clone(),
         };
-        let read = call_with_retries(vec![read], opts.retry(), |mut batch, _| {
+        let read = call_with_retries(vec![read], opts.retry, |mut batch, _| {
             let p = p.clone();
             async move {
                 match batch.pop() {

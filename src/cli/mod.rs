@@ -254,9 +254,11 @@ fn confirm(what: &str) -> Result<()> {
 fn exec_options(exec: &ExecArgs) -> apply::Options {
     apply::Options {
         parallelism: exec.parallelism as usize,
-        timeout: exec.timeout,
+        retry: apply::RetryPolicy {
+            timeout: exec.timeout,
+            ..apply::RetryPolicy::default()
+        },
         rollback_on_failure: exec.rollback_on_failure,
-        ..apply::Options::default()
     }
 }
 
