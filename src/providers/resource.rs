@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ApplyRequest, ApplyResponse, DeleteRequest, PlanRequest, PlanResponse, Provider, ProviderError,
-    ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema,
+    ApplyRequest, ApplyResponse, DeleteRequest, Interrupted, PlanRequest, PlanResponse, Provider,
+    ProviderError, ReadRequest, ReadResponse, RecoverRequest, Recovery, ResourceSchema,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -129,6 +129,26 @@ pub(crate) async fn recover_update<Cx: ?Sized + Sync, T: ResourceType<Cx> + ?Siz
             attributes,
         }
     })))
+}
+
+/// The read of a type that lives only in state (generated values, timers, ACME
+/// certificates, passed checks): the recorded attributes are the object; it cannot drift.
+pub(crate) fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
+    Ok(Some(req.prior.clone()))
+}
+
+/// Recovery of a type that lives only in state: an update that was not recorded keeps
+/// the recorded object; an unrecorded create left nothing behind.
+pub(crate) fn recover_recorded(
+    req: &RecoverRequest,
+) -> Result<Option<ApplyResponse>, ProviderError> {
+    Ok(match (req.op, &req.prior, &req.id) {
+        (Interrupted::Update, Some(prior), Some(id)) => Some(ApplyResponse {
+            id: id.clone(),
+            attributes: prior.clone(),
+        }),
+        _ => None,
+    })
 }
 
 /// A provider made of a table of resource types sharing one context.

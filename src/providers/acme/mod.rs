@@ -27,10 +27,11 @@ use super::attrs::{opt_str, opt_u64, req_str};
 use super::azure::Azure;
 use super::challenge::ChallengeZone;
 use super::dns::Servers;
+use super::resource::{read_recorded, recover_recorded};
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, Interrupted,
-    PlanRequest, PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema,
-    ResourceType, Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, PlanRequest,
+    PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType,
+    Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -388,11 +389,6 @@ fn leaf_facts(pem: &str) -> Result<(String, String), ProviderError> {
     Ok((not_after, cert.raw_serial_as_string().replace(':', "")))
 }
 
-/// Certificates and accounts live in state: nothing to read.
-fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-    Ok(Some(req.prior.clone()))
-}
-
 /// In-place updates touch only local settings (renewal window, challenge provider).
 fn update_settings(prior: &Attrs, config: &Attrs) -> ApplyResponse {
     let mut a = prior.clone();
@@ -401,19 +397,6 @@ fn update_settings(prior: &Attrs, config: &Attrs) -> ApplyResponse {
         id: String::new(),
         attributes: a,
     }
-}
-
-/// Nothing external is left half-done that state needs: an unrecorded order is simply
-/// issued again (its challenge records were removed or expire); an unrecorded update of
-/// local settings keeps the recorded object.
-fn recover_recorded(req: &RecoverRequest) -> Result<Option<ApplyResponse>, ProviderError> {
-    Ok(match (req.op, &req.prior, &req.id) {
-        (Interrupted::Update, Some(prior), Some(id)) => Some(ApplyResponse {
-            id: id.clone(),
-            attributes: prior.clone(),
-        }),
-        _ => None,
-    })
 }
 
 /// `acme_registration`: an ACME account.
@@ -443,6 +426,8 @@ impl ResourceType<Acme> for Registration {
     async fn delete(&self, _: &Acme, _: &DeleteRequest) -> Result<(), ProviderError> {
         Ok(())
     }
+    /// Nothing external is left half-done that state needs: an unrecorded order is
+    /// simply issued again (its challenge records were removed or expire).
     async fn recover(
         &self,
         _: &Acme,
@@ -511,6 +496,8 @@ impl ResourceType<Acme> for Certificate {
     async fn delete(&self, _: &Acme, _: &DeleteRequest) -> Result<(), ProviderError> {
         Ok(())
     }
+    /// Nothing external is left half-done that state needs: an unrecorded order is
+    /// simply issued again (its challenge records were removed or expire).
     async fn recover(
         &self,
         _: &Acme,

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::resource::{read_recorded, recover_recorded};
+
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Family, Interrupted, PlanRequest,
-    PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType,
-    Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, DeleteRequest, Family, PlanRequest, PlanResponse,
+    ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType, Settings,
+    SettingsError,
 };
 use crate::value::Attrs;
 
@@ -122,23 +124,6 @@ impl<T: Generated> ResourceType<Builtin> for T {
         _: &Builtin,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+        recover_recorded(req)
     }
-}
-
-/// Generated values and timers live only in state: they cannot drift.
-fn read_recorded(req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-    Ok(Some(req.prior.clone()))
-}
-
-/// Recovery of a generated value: an update that was not recorded keeps the old value;
-/// an unrecorded create left nothing behind.
-fn recover_generated(req: &RecoverRequest) -> Result<Option<ApplyResponse>, ProviderError> {
-    Ok(match (req.op, &req.prior, &req.id) {
-        (Interrupted::Update, Some(prior), Some(id)) => Some(ApplyResponse {
-            id: id.clone(),
-            attributes: prior.clone(),
-        }),
-        _ => None,
-    })
 }

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::{read_recorded, recover_generated, Builtin};
+use super::Builtin;
+use crate::providers::resource::{read_recorded, recover_recorded};
 use crate::providers::{ApplyRequest, DeleteRequest, ReadRequest, RecoverRequest, ResourceType};
 use std::time::Duration;
 
@@ -101,6 +102,6 @@ impl ResourceType<Builtin> for TimeSleep {
         _: &Builtin,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        recover_generated(req)
+        recover_recorded(req)
     }
 }

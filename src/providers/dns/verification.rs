@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 
 use super::Dns;
+use crate::providers::resource::read_recorded;
 use crate::providers::{ApplyRequest, DeleteRequest, ReadRequest, RecoverRequest, ResourceType};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -125,7 +126,7 @@ impl ResourceType<Dns> for DomainVerification {
         schema()
     }
     async fn read(&self, _: &Dns, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
-        Ok(Some(req.prior.clone()))
+        read_recorded(req)
     }
     async fn apply(&self, dns: &Dns, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         verify(
