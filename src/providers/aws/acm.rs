@@ -541,11 +541,10 @@ impl ResourceType<Aws> for Certificate {
         aws: &Aws,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        if let Some(found) = recover_update(self, aws, req).await? {
-            return Ok(found);
-        }
-        let c = aws.at(&req.config).await;
-        Ok(recover_certificate(aws, &c, req).await?.map(super::adopted))
+        aws.recover_with(self, req, |c| async move {
+            recover_certificate(aws, &c, req).await
+        })
+        .await
     }
 }
 

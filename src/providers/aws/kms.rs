@@ -9,7 +9,6 @@ use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use std::collections::BTreeMap;
 
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, opt_u64, req_str, TagSync};
-use crate::providers::resource::recover_update;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
     RecoverRequest, ResourceSchema, ResourceType,
@@ -480,11 +479,12 @@ impl ResourceType<Aws> for Key {
         aws: &Aws,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        if let Some(found) = recover_update(self, aws, req).await? {
-            return Ok(found);
-        }
-        let c = aws.at(&req.config).await;
-        Ok(recover_key(aws, &c, req).await?.map(super::adopted))
+        aws.recover_with(
+            self,
+            req,
+            |c| async move { recover_key(aws, &c, req).await },
+        )
+        .await
     }
 }
 

@@ -28,8 +28,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use super::resource::recover_update;
 use super::{
-    ApiStats, ApplyResponse, Family, ProviderError, ResourceType, Settings, SettingsError,
+    ApiStats, ApplyResponse, Family, ProviderError, RecoverRequest, ResourceType, Settings,
+    SettingsError,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
@@ -191,16 +193,54 @@ impl Aws {
         self.clients(&self.region_of(attrs)).await
     }
 
-    /// Positions of the requests per region, for batched calls.
-    pub(crate) fn by_region<'a>(
+    /// Runs a batched `call` once per region on that region's requests (the region each
+    /// request's attributes name), answering in request order.
+    pub(crate) async fn per_region<R, T, F, Fut>(
         &self,
-        attrs: impl Iterator<Item = &'a Attrs>,
-    ) -> BTreeMap<String, Vec<usize>> {
-        let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, a) in attrs.enumerate() {
-            out.entry(self.region_of(a)).or_default().push(i);
+        reqs: &[R],
+        attrs: impl Fn(&R) -> &Attrs,
+        call: F,
+    ) -> Vec<Result<T, ProviderError>>
+    where
+        R: Clone,
+        F: Fn(Arc<Clients>, Vec<R>) -> Fut,
+        Fut: std::future::Future<Output = Vec<Result<T, ProviderError>>>,
+    {
+        let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in reqs.iter().enumerate() {
+            regions.entry(self.region_of(attrs(r))).or_default().push(i);
         }
-        out
+        let mut out: Vec<Option<Result<T, ProviderError>>> = reqs.iter().map(|_| None).collect();
+        for (region, idx) in regions {
+            let batch: Vec<R> = idx.iter().map(|&i| reqs[i].clone()).collect();
+            let answers = call(self.clients(&region).await, batch).await;
+            for (&i, res) in idx.iter().zip(answers) {
+                out[i] = Some(res);
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("no answer for the request"))))
+            .collect()
+    }
+
+    /// Recovery of an object of type `t`: an interrupted update reads it by its id; an
+    /// interrupted create looks for it with `find` (caller reference, idempotency token
+    /// or address tag) in the region its configuration names.
+    pub(crate) async fn recover_with<T, F, Fut>(
+        &self,
+        t: &T,
+        req: &RecoverRequest,
+        find: F,
+    ) -> Result<Option<ApplyResponse>, ProviderError>
+    where
+        T: ResourceType<Aws> + ?Sized,
+        F: FnOnce(Arc<Clients>) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<(String, Attrs)>, ProviderError>>,
+    {
+        if let Some(found) = recover_update(t, self, req).await? {
+            return Ok(found);
+        }
+        Ok(find(self.at(&req.config).await).await?.map(adopted))
     }
 
     /// Clients for a region, built on first use.

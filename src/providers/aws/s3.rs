@@ -14,7 +14,6 @@ use super::{tags_with_address, user_tags, Aws, Clients, ADDRESS_TAG};
 use std::collections::BTreeMap;
 
 use crate::providers::attrs::{keep_config, opt_bool, opt_str, req_str, TagSync};
-use crate::providers::resource::recover_update;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, ProviderError, ReadRequest,
     RecoverRequest, ResourceSchema, ResourceType,
@@ -635,11 +634,8 @@ impl ResourceType<Aws> for Bucket {
         aws: &Aws,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        if let Some(found) = recover_update(self, aws, req).await? {
-            return Ok(found);
-        }
-        let c = aws.at(&req.config).await;
-        Ok(recover(aws, &c, req).await?.map(super::adopted))
+        aws.recover_with(self, req, |c| async move { recover(aws, &c, req).await })
+            .await
     }
 }
 

@@ -508,16 +508,12 @@ impl ResourceType<Aws> for Record {
         aws: &Aws,
         reqs: &[ReadRequest],
     ) -> Vec<Result<Option<Attrs>, ProviderError>> {
-        let mut out: Vec<Option<Result<Option<Attrs>, ProviderError>>> =
-            reqs.iter().map(|_| None).collect();
-        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.prior)) {
-            let c = aws.clients(&region).await;
-            let batch: Vec<ReadRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
-            for (&i, res) in idx.iter().zip(read_records(aws, &c, &batch).await) {
-                out[i] = Some(res);
-            }
-        }
-        out.into_iter().map(|o| o.unwrap_or(Ok(None))).collect()
+        aws.per_region(
+            reqs,
+            |r| &r.prior,
+            |c, batch| async move { read_records(aws, &c, &batch).await },
+        )
+        .await
     }
     async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         self.apply_many(aws, std::slice::from_ref(req))
@@ -530,18 +526,12 @@ impl ResourceType<Aws> for Record {
         aws: &Aws,
         reqs: &[ApplyRequest],
     ) -> Vec<Result<ApplyResponse, ProviderError>> {
-        let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
-            reqs.iter().map(|_| None).collect();
-        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.config)) {
-            let c = aws.clients(&region).await;
-            let batch: Vec<ApplyRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
-            for (&i, res) in idx.iter().zip(apply_records(aws, &c, &batch).await) {
-                out[i] = Some(res);
-            }
-        }
-        out.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("record was not submitted"))))
-            .collect()
+        aws.per_region(
+            reqs,
+            |r| &r.config,
+            |c, batch| async move { apply_records(aws, &c, &batch).await },
+        )
+        .await
     }
     async fn delete(&self, aws: &Aws, req: &DeleteRequest) -> Result<(), ProviderError> {
         delete_record(aws, &*aws.at(&req.prior).await, req).await
@@ -551,15 +541,12 @@ impl ResourceType<Aws> for Record {
         aws: &Aws,
         reqs: &[DeleteRequest],
     ) -> Vec<Result<(), ProviderError>> {
-        let mut out: Vec<Result<(), ProviderError>> = reqs.iter().map(|_| Ok(())).collect();
-        for (region, idx) in aws.by_region(reqs.iter().map(|r| &r.prior)) {
-            let c = aws.clients(&region).await;
-            let batch: Vec<DeleteRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
-            for (&i, res) in idx.iter().zip(delete_records(aws, &c, &batch).await) {
-                out[i] = res;
-            }
-        }
-        out
+        aws.per_region(
+            reqs,
+            |r| &r.prior,
+            |c, batch| async move { delete_records(aws, &c, &batch).await },
+        )
+        .await
     }
     async fn recover(
         &self,

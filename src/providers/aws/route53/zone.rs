@@ -15,7 +15,6 @@ use super::{bare_zone_id, check_name, known, list_zone, norm_name, submit, ZoneG
 use crate::providers::attrs::{keep_config, opt_str, req_str, TagSync};
 use crate::providers::aws::error::{classify, code};
 use crate::providers::aws::{short_token, tags_with_address, user_tags, Aws, Clients};
-use crate::providers::resource::recover_update;
 use crate::providers::{
     ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ProviderError, ReadRequest,
     RecoverRequest, ResourceSchema, ResourceType,
@@ -315,12 +314,11 @@ impl ResourceType<Aws> for Zone {
         aws: &Aws,
         req: &RecoverRequest,
     ) -> Result<Option<ApplyResponse>, ProviderError> {
-        if let Some(found) = recover_update(self, aws, req).await? {
-            return Ok(found);
-        }
-        let c = aws.at(&req.config).await;
-        Ok(recover_zone(aws, &c, req)
-            .await?
-            .map(crate::providers::aws::adopted))
+        aws.recover_with(
+            self,
+            req,
+            |c| async move { recover_zone(aws, &c, req).await },
+        )
+        .await
     }
 }
