@@ -15,6 +15,7 @@ pub mod dns;
 mod error;
 #[cfg(test)]
 pub mod fake;
+pub mod postgres;
 pub mod resource;
 mod stats;
 
@@ -237,6 +238,17 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Fills what a configuration leaves to the provider (defaults, attributes derived
+    /// from local files), before planning.
+    fn complete(&self, _address: &ResourceAddr, _config: &mut Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// The region an object is placed in beyond its `region`/`location` attribute.
+    fn region(&self, _address: &ResourceAddr, _config: &Attrs) -> Option<String> {
+        None
+    }
+
     /// How long a request of a killed run may still be processed by the server after the
     /// client died. Recovery of a younger intent waits that long before it looks.
     fn recovery_settle(&self) -> std::time::Duration {
@@ -345,6 +357,7 @@ impl Registry {
             stats.clone(),
         )?;
         let dns = dns::Dns::provider(servers, stats.clone());
+        let postgres = postgres::Postgres::provider(settings, stats.clone())?;
         Ok(Self::with_providers(
             vec![
                 Arc::new(builtin),
@@ -352,6 +365,7 @@ impl Registry {
                 Arc::new(dns),
                 Arc::new(acme),
                 azure,
+                Arc::new(postgres),
             ],
             stats,
         ))

@@ -32,6 +32,18 @@ pub trait ResourceType<Cx: ?Sized + Sync>: Send + Sync {
         Ok(())
     }
 
+    /// Fills what a configuration leaves to the provider (defaults, attributes derived
+    /// from local files) so that plan compares them too.
+    fn complete(&self, _cx: &Cx, _config: &mut Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// The region the object is placed in when the configuration does not say it with
+    /// `region` or `location` (e.g. the region of the database server it names).
+    fn region(&self, _cx: &Cx, _config: &Attrs) -> Option<String> {
+        None
+    }
+
     /// How many creates/updates (and deletes) one call may carry.
     fn max_batch(&self) -> usize {
         1
@@ -271,6 +283,16 @@ impl<Cx: Send + Sync + 'static> Provider for Family<Cx> {
 
     fn recovery_settle(&self) -> Duration {
         self.settle
+    }
+
+    fn complete(&self, address: &ResourceAddr, config: &mut Attrs) -> Result<(), ProviderError> {
+        self.of(address)?
+            .complete(&self.cx, config)
+            .map_err(|e| e.at(address))
+    }
+
+    fn region(&self, address: &ResourceAddr, config: &Attrs) -> Option<String> {
+        self.of(address).ok()?.region(&self.cx, config)
     }
 
     fn max_batch(&self, type_name: &str) -> usize {

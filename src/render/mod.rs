@@ -462,14 +462,23 @@ impl<'a> Renderer<'a> {
                 _ => {}
             }
         }
-        for key in ["region", "location"] {
-            if let Some(Value::String(region)) = r.properties.get(key) {
-                if !residency.is_empty()
-                    && !region.contains("${")
-                    && !region_allowed(&self.ws.config, region, residency)
-                {
-                    self.at(r, format!("residency violation: `{key}` `{region}` is outside the tenant's residency [{}]", residency.join(", ")));
-                }
+        let placed = ["region", "location"]
+            .into_iter()
+            .filter_map(|key| match r.properties.get(key) {
+                Some(Value::String(region)) => Some((format!("`{key}`"), region.clone())),
+                _ => None,
+            })
+            .chain(
+                provider
+                    .region(&r.address, &r.properties)
+                    .map(|region| ("the server's region".to_string(), region)),
+            );
+        for (what, region) in placed {
+            if !residency.is_empty()
+                && !region.contains("${")
+                && !region_allowed(&self.ws.config, &region, residency)
+            {
+                self.at(r, format!("residency violation: {what} `{region}` is outside the tenant's residency [{}]", residency.join(", ")));
             }
         }
         // Providers validate what is known now; referenced values are unknown until apply.
@@ -479,6 +488,19 @@ impl<'a> Renderer<'a> {
             .map(|(k, v)| (k.clone(), mask_references(v)))
             .collect();
         if let Err(e) = provider.validate(&r.address, &known) {
+            self.at(r, e.to_string());
+        }
+    }
+}
+
+impl Renderer<'_> {
+    /// Lets the provider fill defaults and derived attributes into the configuration.
+    fn complete(&mut self, r: &mut DesiredResource) {
+        let Some((provider, _)) = self.registry.get(&r.address.rtype) else {
+            return;
+        };
+        let provider = provider.clone();
+        if let Err(e) = provider.complete(&r.address, &mut r.properties) {
             self.at(r, e.to_string());
         }
     }
@@ -538,13 +560,14 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
         r.render_scope(&scope, &tier.tier.modules, &used_in, &base, &mut raw);
     }
 
-    let resources = r.unique(raw);
-    for (res, _) in &resources {
+    let mut resources = r.unique(raw);
+    for (res, _) in &mut resources {
         let res_residency = residency
             .get(&res.address.scope)
             .cloned()
             .unwrap_or_default();
         r.check_schema(res, &res_residency);
+        r.complete(res);
     }
     let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
     let mut out: Vec<DesiredResource> = Vec::with_capacity(resources.len());

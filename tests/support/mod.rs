@@ -8,6 +8,7 @@ pub mod bind;
 pub mod faulty;
 pub mod moto;
 pub mod pebble;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
