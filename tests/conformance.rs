@@ -31,6 +31,7 @@ use support::azurite::Azurite;
 use support::bind::Bind;
 use support::moto::{Moto, Sdk};
 use support::pebble::Pebble;
+use support::postgres::Pg;
 use support::Ws;
 
 // ---------------------------------------------------------------------------------------
@@ -1708,6 +1709,324 @@ ca_bundle = "{ca}"
 }
 
 // ---------------------------------------------------------------------------------------
+// PostgreSQL: a fresh cluster
+// ---------------------------------------------------------------------------------------
+
+/// The cluster the PostgreSQL cases run against.
+struct PgCx {
+    pg: Pg,
+}
+
+impl PgCx {
+    /// Runs SQL as the superuser in database `postgres`.
+    fn sql(&self, q: &str) -> String {
+        self.pg.psql("postgres", q)
+    }
+
+    /// Whether a query in database `postgres` answers `t`.
+    fn holds(&self, q: &str) -> bool {
+        self.sql(q) == "t"
+    }
+}
+
+fn pg_cases() -> Vec<Case<PgCx>> {
+    vec![
+        Case {
+            ty: "postgresql_role",
+            minimal: "{ name: conf_min }",
+            full: r#"{ name: conf_full, login: true, password: "conf-Secret-1", connection_limit: 5, inherit: false, roles: ["${postgresql_role.group.name}"], valid_until: "2030-01-01T00:00:00Z" }"#,
+            mutable: vec![
+                Mutation {
+                    attr: "login",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER ROLE {} NOLOGIN", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "connection_limit",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER ROLE {} CONNECTION LIMIT 9", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "inherit",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER ROLE {} INHERIT", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "roles",
+                    change: |p, o| {
+                        p.sql(&format!("REVOKE conf_group FROM {}", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "valid_until",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER ROLE {} VALID UNTIL '2031-06-01'", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "password",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER ROLE {} PASSWORD 'changed-by-hand'", o.s("name")));
+                    },
+                },
+            ],
+            force_new: vec![fnew("name", "name: conf_full", "name: conf_other")],
+            delete: Some(|p, o| {
+                p.sql(&format!("DROP ROLE {}", o.s("name")));
+            }),
+            exists: Some(|p, o| {
+                p.holds(&format!("SELECT count(*) = 1 FROM pg_roles WHERE rolname = '{}'", o.s("name")))
+            }),
+        },
+        Case {
+            ty: "postgresql_database",
+            minimal: "{ name: conf_db_min }",
+            full: r#"{ name: conf_db_full, owner: "${postgresql_role.group.name}", encoding: UTF8, lc_collate: C, template: template0, connection_limit: 7, allow_connections: true }"#,
+            mutable: vec![
+                Mutation {
+                    attr: "owner",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER DATABASE {} OWNER TO postgres", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "connection_limit",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER DATABASE {} CONNECTION LIMIT 70", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "allow_connections",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", o.s("name")));
+                    },
+                },
+            ],
+            force_new: vec![
+                fnew("name", "name: conf_db_full", "name: conf_db_other"),
+                fnew("encoding", "encoding: UTF8", "encoding: SQL_ASCII"),
+                fnew("lc_collate", "lc_collate: C", "lc_collate: POSIX"),
+                fnew("template", "template: template0", "template: template1"),
+            ],
+            delete: Some(|p, o| {
+                p.sql(&format!("DROP DATABASE {}", o.s("name")));
+            }),
+            exists: Some(|p, o| {
+                p.holds(&format!("SELECT count(*) = 1 FROM pg_database WHERE datname = '{}'", o.s("name")))
+            }),
+        },
+        Case {
+            ty: "postgresql_schema",
+            minimal: "{ database: postgres, name: conf_s_min }",
+            full: r#"{ database: postgres, name: conf_s_full, owner: "${postgresql_role.group.name}", drop_cascade: true }"#,
+            mutable: vec![
+                Mutation {
+                    attr: "owner",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER SCHEMA {} OWNER TO postgres", o.s("name")));
+                    },
+                },
+                Mutation {
+                    attr: "name",
+                    change: |p, o| {
+                        p.sql(&format!("ALTER SCHEMA {} RENAME TO conf_s_renamed", o.s("name")));
+                    },
+                },
+            ],
+            force_new: vec![fnew("database", "database: postgres", "database: template1")],
+            delete: Some(|p, o| {
+                p.sql(&format!("DROP SCHEMA {} CASCADE", o.s("name")));
+            }),
+            exists: Some(|p, o| {
+                p.holds(&format!("SELECT count(*) = 1 FROM pg_namespace WHERE nspname = '{}'", o.s("name")))
+            }),
+        },
+        Case {
+            ty: "postgresql_grant",
+            minimal: r#"{ database: postgres, role: "${postgresql_role.group.name}", object_type: database, privileges: [connect] }"#,
+            full: r#"{ database: postgres, role: "${postgresql_role.group.name}", schema: "${postgresql_migrations.host.schema}", object_type: table, objects: [items], privileges: [SELECT, UPDATE] }"#,
+            mutable: vec![
+                Mutation {
+                    attr: "privileges",
+                    change: |p, _| {
+                        p.sql("REVOKE UPDATE ON conf_host.items FROM conf_group");
+                    },
+                },
+                Mutation {
+                    attr: "privileges",
+                    change: |p, _| {
+                        p.sql("GRANT INSERT ON conf_host.items TO conf_group");
+                    },
+                },
+            ],
+            force_new: vec![
+                fnew("objects", "objects: [items]", "objects: [items, items2]"),
+                fnew("object_type", "object_type: table", "object_type: sequence"),
+                fnew_min("role", "role: \"${postgresql_role.group.name}\"", "role: public"),
+            ],
+            delete: None,
+            exists: Some(|p, o| {
+                if o.addr.ends_with(".min") {
+                    p.holds("SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = 'postgres' AND a.grantee = to_regrole('conf_group'))")
+                } else {
+                    p.holds("SELECT count(*) > 0 FROM information_schema.role_table_grants WHERE grantee = 'conf_group' AND table_schema = 'conf_host'")
+                }
+            }),
+        },
+        Case {
+            ty: "postgresql_default_privileges",
+            minimal: r#"{ database: postgres, role: "${postgresql_role.group.name}", owner: postgres, object_type: table, privileges: [SELECT] }"#,
+            full: r#"{ database: postgres, role: "${postgresql_role.group.name}", owner: postgres, schema: "${postgresql_schema.host.name}", object_type: sequence, privileges: [SELECT, UPDATE] }"#,
+            mutable: vec![Mutation {
+                attr: "privileges",
+                change: |p, _| {
+                    p.sql("ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA conf_host REVOKE UPDATE ON SEQUENCES FROM conf_group");
+                },
+            }],
+            force_new: vec![
+                fnew("object_type", "object_type: sequence", "object_type: table"),
+                fnew("owner", "owner: postgres, schema", "owner: \"${postgresql_role.group.name}\", schema"),
+            ],
+            delete: None,
+            exists: Some(|p, o| {
+                let ty = if o.addr.ends_with(".min") { "r" } else { "S" };
+                p.holds(&format!("SELECT count(*) > 0 FROM pg_default_acl d, aclexplode(d.defaclacl) a WHERE d.defaclobjtype = '{ty}' AND a.grantee = to_regrole('conf_group')"))
+            }),
+        },
+        Case {
+            ty: "postgresql_extension",
+            minimal: "{ database: postgres, name: pgcrypto }",
+            full: r#"{ database: postgres, name: citext, schema: "${postgresql_schema.host.name}", version: "1.6" }"#,
+            mutable: vec![Mutation {
+                attr: "schema",
+                change: |p, o| {
+                    p.sql(&format!("ALTER EXTENSION {} SET SCHEMA public", o.s("name")));
+                },
+            }],
+            force_new: vec![fnew("name", "name: citext", "name: hstore")],
+            delete: Some(|p, o| {
+                p.sql(&format!("DROP EXTENSION {}", o.s("name")));
+            }),
+            exists: Some(|p, o| {
+                p.holds(&format!("SELECT count(*) = 1 FROM pg_extension WHERE extname = '{}'", o.s("name")))
+            }),
+        },
+        Case {
+            ty: "postgresql_policy",
+            minimal: r#"{ database: postgres, schema: "${postgresql_migrations.host.schema}", table: items2, name: conf_min, using: "true" }"#,
+            full: r#"{ database: postgres, schema: "${postgresql_migrations.host.schema}", table: items, name: conf_full, command: UPDATE, roles: ["${postgresql_role.group.name}"], using: "tenant = current_setting('app.tenant_id', true)", with_check: "tenant IS NOT NULL", row_security: force }"#,
+            mutable: vec![
+                Mutation {
+                    attr: "roles",
+                    change: |p, _| {
+                        p.sql("ALTER POLICY conf_full ON conf_host.items TO public");
+                    },
+                },
+                Mutation {
+                    attr: "using",
+                    change: |p, _| {
+                        p.sql("ALTER POLICY conf_full ON conf_host.items USING (false)");
+                    },
+                },
+                Mutation {
+                    attr: "row_security",
+                    change: |p, _| {
+                        p.sql("ALTER TABLE conf_host.items DISABLE ROW LEVEL SECURITY");
+                    },
+                },
+                Mutation {
+                    attr: "with_check",
+                    change: |p, _| {
+                        p.sql("ALTER POLICY conf_full ON conf_host.items WITH CHECK (true)");
+                    },
+                },
+            ],
+            force_new: vec![
+                fnew("command", "command: UPDATE", "command: ALL"),
+                fnew("table", "table: items,", "table: items2,"),
+                fnew("name", "name: conf_full", "name: conf_other"),
+            ],
+            delete: Some(|p, o| {
+                p.sql(&format!("DROP POLICY {} ON conf_host.{}", o.s("name"), o.s("table")));
+            }),
+            exists: Some(|p, o| {
+                p.holds(&format!("SELECT count(*) = 1 FROM pg_policy WHERE polname = '{}'", o.s("name")))
+            }),
+        },
+        Case {
+            ty: "postgresql_migrations",
+            minimal: r#"{ database: postgres, schema: "${postgresql_schema.mig_min.name}", source: migrations/min }"#,
+            full: r#"{ database: postgres, schema: "${postgresql_schema.mig_full.name}", role: "${postgresql_role.group.name}", source: migrations/full }"#,
+            mutable: vec![Mutation {
+                attr: "versions",
+                change: |p, _| {
+                    p.sql("DELETE FROM conf_mig_full.landlord_schema_migrations WHERE version = '0002'");
+                },
+            }],
+            force_new: vec![fnew("database", "database: postgres", "database: template1")],
+            delete: None,
+            exists: Some(|p, o| {
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'landlord_schema_migrations' AND n.nspname = '{}'",
+                    if o.addr.ends_with(".min") { "conf_mig_min" } else { "conf_mig_full" }
+                ))
+            }),
+        },
+    ]
+}
+
+/// The objects the PostgreSQL cases refer to: a group role, a schema with two tables
+/// (made by a migration) and two schemas to migrate.
+const PG_HOSTS: &str = r#"- type: postgresql_role
+  name: group
+  properties: { name: conf_group }
+- type: postgresql_schema
+  name: host
+  properties: { database: postgres, name: conf_host, drop_cascade: true }
+- type: postgresql_migrations
+  name: host
+  properties: { database: postgres, schema: "${postgresql_schema.host.name}", source: migrations/host }
+- type: postgresql_schema
+  name: mig_min
+  properties: { database: postgres, name: conf_mig_min, drop_cascade: true }
+- type: postgresql_schema
+  name: mig_full
+  properties: { database: postgres, name: conf_mig_full, owner: "${postgresql_role.group.name}", drop_cascade: true }
+"#;
+
+#[test]
+fn postgres_types_conform() {
+    let pg = Pg::start();
+    let (var, password) = pg.password_env();
+    let ws = conformance_ws().with_env(vec![(var, password)]);
+    let cases = pg_cases();
+    write_workspace(
+        &ws,
+        &format!(
+            "[workspace]\nname = \"conf\"\n\n{}",
+            pg.provider_toml("main", "us-east-1")
+        ),
+        PG_HOSTS,
+        &cases,
+    );
+    ws.write(
+        "migrations/host/0001_items.sql",
+        "CREATE TABLE items (id serial PRIMARY KEY, tenant text);\nCREATE TABLE items2 (id int);\n",
+    );
+    ws.write("migrations/min/0001_one.sql", "CREATE TABLE one (id int);\n");
+    ws.write("migrations/full/0001_one.sql", "CREATE TABLE one (id int);\n");
+    ws.write(
+        "migrations/full/0002_two.sql",
+        "CREATE TABLE two (id int);\nCREATE INDEX two_id ON two (id);\n",
+    );
+    let cx = PgCx { pg };
+    Suite::new(&ws, &cx, &cases).run_all();
+}
+
+// ---------------------------------------------------------------------------------------
 // Every registered type has a case
 // ---------------------------------------------------------------------------------------
 
@@ -1728,6 +2047,7 @@ fn registry_types_all_have_conformance_cases() {
     aws_cases().iter().for_each(|c| add(c.ty));
     azure_cases().iter().for_each(|c| add(c.ty));
     dns_cases().iter().for_each(|c| add(c.ty));
+    pg_cases().iter().for_each(|c| add(c.ty));
     assert_eq!(
         registered, cased,
         "every registered resource type needs a conformance case (and every case a registered type)"

@@ -38,7 +38,8 @@ fn all_privileges(object_type: &str) -> &'static [&'static str] {
             "UPDATE",
         ],
         "sequence" => &["SELECT", "UPDATE", "USAGE"],
-        "function" | "type" => &["EXECUTE", "USAGE"],
+        "function" => &["EXECUTE"],
+        "type" => &["USAGE"],
         _ => &[],
     }
 }
@@ -144,7 +145,7 @@ async fn acl_rows(
                 "SELECT n.nspname::text, c.relname::text, {GRANTEE}, a.privilege_type::text \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN LATERAL aclexplode(coalesce(c.relacl, \
-                     acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END, c.relowner))) a ON true \
+                     acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner))) a ON true \
                  WHERE n.nspname = ANY($1) AND c.relkind IN ({kinds})"
             )
         }

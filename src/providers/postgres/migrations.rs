@@ -266,7 +266,8 @@ impl Catalog for Migrations {
         }
         Ok(schemas
             .iter()
-            .map(|schema| {
+            .zip(wanted)
+            .map(|(schema, w)| {
                 found.iter().find(|r| r.get::<_, &str>(0) == *schema)?;
                 let rows = history.get(*schema).cloned().unwrap_or_default();
                 let mut a = Attrs::new();
@@ -274,9 +275,13 @@ impl Catalog for Migrations {
                     "versions".into(),
                     json!(rows.iter().map(|r| &r.0).collect::<Vec<_>>()),
                 );
+                // A missing row shows in `versions`; the checksums of the files landlord
+                // knows stay, so only a row whose checksum differs shows here.
+                let mut sums = checksums(w.attrs);
+                sums.extend(rows);
                 a.insert(
                     "checksums".into(),
-                    Value::Object(rows.into_iter().map(|(k, v)| (k, json!(v))).collect()),
+                    Value::Object(sums.into_iter().map(|(k, v)| (k, json!(v))).collect()),
                 );
                 Some(Live {
                     attrs: a,
@@ -302,7 +307,19 @@ impl Catalog for Migrations {
         let role = opt_str(c, "role")?;
         let files = files(&pg.root, source)?;
         let desired = checksums(c);
-        let applied = live.map(|l| checksums(&l.attrs)).unwrap_or_default();
+        let applied: BTreeMap<String, String> = match live {
+            Some(l) => {
+                let sums = checksums(&l.attrs);
+                str_list(&l.attrs, "versions")?
+                    .into_iter()
+                    .map(|v| {
+                        let sum = sums.get(&v).cloned().unwrap_or_default();
+                        (v, sum)
+                    })
+                    .collect()
+            }
+            None => BTreeMap::new(),
+        };
         check_unchanged(source, &desired, &applied)?;
         if let Some(extra) = applied.keys().find(|k| !desired.contains_key(*k)) {
             return Err(ProviderError::failed(format!(
