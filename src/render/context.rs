@@ -24,6 +24,31 @@ pub(super) fn engine(
             ))
         },
     );
+    // SQL quoting for templates that put tenant values into SQL text (policy expressions):
+    // `{{ x | sql_literal }}` is a string literal, `{{ x | sql_ident }}` an identifier.
+    for (name, quote) in [
+        ("sql_literal", crate::providers::postgres::sql::literal as fn(&str) -> String),
+        ("sql_ident", crate::providers::postgres::sql::ident),
+    ] {
+        tera.register_filter(
+            name,
+            move |v: &tera::Value,
+                  _: &std::collections::HashMap<String, tera::Value>|
+                  -> tera::Result<tera::Value> {
+                let text = match v {
+                    tera::Value::String(s) => s.clone(),
+                    tera::Value::Number(n) => n.to_string(),
+                    tera::Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(tera::Error::msg(format!(
+                            "`{name}` quotes text, numbers and booleans, not {other}"
+                        )))
+                    }
+                };
+                Ok(tera::Value::String(quote(&text)))
+            },
+        );
+    }
     let mut sources = BTreeMap::new();
     let mut errors = Vec::new();
     for m in ws.modules.values() {

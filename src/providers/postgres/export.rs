@@ -119,5 +119,9 @@ pub(super) async fn dump(
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
         ));
     }
+    // Tenant data: readable by the owner only, like every secret landlord writes.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(format!("{}: {e}", partial.display())))?;
     std::fs::rename(&partial, &out).map_err(|e| fail(format!("{}: {e}", out.display())))
 }

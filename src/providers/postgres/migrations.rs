@@ -9,7 +9,8 @@
 //! refuses to guess about. A row deleted by hand for a version landlord recorded as
 //! applied is written back without running the file again. A migration killed mid-file is
 //! rolled back by PostgreSQL and runs again on the next apply; an advisory lock per schema
-//! keeps two runners from applying the same file.
+//! keeps two runners from applying the same file. Destroying the resource changes nothing
+//! on the server: what the files made goes with the schema or database.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -419,23 +420,15 @@ impl Catalog for Migrations {
     async fn delete(
         &self,
         _pg: &Postgres,
-        server: &Server,
+        _server: &Server,
         _address: &ResourceAddr,
-        prior: &Attrs,
-        live: Option<&Live>,
+        _prior: &Attrs,
+        _live: Option<&Live>,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
-        let conn = server.conn(Some(req_str(prior, "database")?)).await?;
-        server.count("drop.history");
-        // The objects the files made stay with the schema; only the history is removed.
-        conn.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {}",
-            qualified(req_str(prior, "schema")?, TABLE)
-        ))
-        .await
-        .map_err(|e| classify("drop the migration history", e))
+        // Nothing to undo: the objects the files made, and the history that records them,
+        // live and go with their schema or database (which are exported first when they
+        // have `export_on_destroy`, history included, so a restore knows its version).
+        Ok(())
     }
 }
 
