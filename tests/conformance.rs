@@ -1763,13 +1763,19 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 Mutation {
                     attr: "valid_until",
                     change: |p, o| {
-                        p.sql(&format!("ALTER ROLE {} VALID UNTIL '2031-06-01'", o.s("name")));
+                        p.sql(&format!(
+                            "ALTER ROLE {} VALID UNTIL '2031-06-01'",
+                            o.s("name")
+                        ));
                     },
                 },
                 Mutation {
                     attr: "password",
                     change: |p, o| {
-                        p.sql(&format!("ALTER ROLE {} PASSWORD 'changed-by-hand'", o.s("name")));
+                        p.sql(&format!(
+                            "ALTER ROLE {} PASSWORD 'changed-by-hand'",
+                            o.s("name")
+                        ));
                     },
                 },
             ],
@@ -1778,7 +1784,10 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 p.sql(&format!("DROP ROLE {}", o.s("name")));
             }),
             exists: Some(|p, o| {
-                p.holds(&format!("SELECT count(*) = 1 FROM pg_roles WHERE rolname = '{}'", o.s("name")))
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_roles WHERE rolname = '{}'",
+                    o.s("name")
+                ))
             }),
         },
         Case {
@@ -1795,13 +1804,19 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 Mutation {
                     attr: "connection_limit",
                     change: |p, o| {
-                        p.sql(&format!("ALTER DATABASE {} CONNECTION LIMIT 70", o.s("name")));
+                        p.sql(&format!(
+                            "ALTER DATABASE {} CONNECTION LIMIT 70",
+                            o.s("name")
+                        ));
                     },
                 },
                 Mutation {
                     attr: "allow_connections",
                     change: |p, o| {
-                        p.sql(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", o.s("name")));
+                        p.sql(&format!(
+                            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                            o.s("name")
+                        ));
                     },
                 },
             ],
@@ -1815,7 +1830,10 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 p.sql(&format!("DROP DATABASE {}", o.s("name")));
             }),
             exists: Some(|p, o| {
-                p.holds(&format!("SELECT count(*) = 1 FROM pg_database WHERE datname = '{}'", o.s("name")))
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_database WHERE datname = '{}'",
+                    o.s("name")
+                ))
             }),
         },
         Case {
@@ -1832,16 +1850,26 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 Mutation {
                     attr: "name",
                     change: |p, o| {
-                        p.sql(&format!("ALTER SCHEMA {} RENAME TO conf_s_renamed", o.s("name")));
+                        p.sql(&format!(
+                            "ALTER SCHEMA {} RENAME TO conf_s_renamed",
+                            o.s("name")
+                        ));
                     },
                 },
             ],
-            force_new: vec![fnew("database", "database: postgres", "database: template1")],
+            force_new: vec![fnew(
+                "database",
+                "database: postgres",
+                "database: template1",
+            )],
             delete: Some(|p, o| {
                 p.sql(&format!("DROP SCHEMA {} CASCADE", o.s("name")));
             }),
             exists: Some(|p, o| {
-                p.holds(&format!("SELECT count(*) = 1 FROM pg_namespace WHERE nspname = '{}'", o.s("name")))
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_namespace WHERE nspname = '{}'",
+                    o.s("name")
+                ))
             }),
         },
         Case {
@@ -1865,7 +1893,11 @@ fn pg_cases() -> Vec<Case<PgCx>> {
             force_new: vec![
                 fnew("objects", "objects: [items]", "objects: [items, items2]"),
                 fnew("object_type", "object_type: table", "object_type: sequence"),
-                fnew_min("role", "role: \"${postgresql_role.group.name}\"", "role: public"),
+                fnew_min(
+                    "role",
+                    "role: \"${postgresql_role.group.name}\"",
+                    "role: public",
+                ),
             ],
             delete: None,
             exists: Some(|p, o| {
@@ -1888,7 +1920,11 @@ fn pg_cases() -> Vec<Case<PgCx>> {
             }],
             force_new: vec![
                 fnew("object_type", "object_type: sequence", "object_type: table"),
-                fnew("owner", "owner: postgres, schema", "owner: \"${postgresql_role.group.name}\", schema"),
+                fnew(
+                    "owner",
+                    "owner: postgres, schema",
+                    "owner: \"${postgresql_role.group.name}\", schema",
+                ),
             ],
             delete: None,
             exists: Some(|p, o| {
@@ -1903,7 +1939,10 @@ fn pg_cases() -> Vec<Case<PgCx>> {
             mutable: vec![Mutation {
                 attr: "schema",
                 change: |p, o| {
-                    p.sql(&format!("ALTER EXTENSION {} SET SCHEMA public", o.s("name")));
+                    p.sql(&format!(
+                        "ALTER EXTENSION {} SET SCHEMA public",
+                        o.s("name")
+                    ));
                 },
             }],
             force_new: vec![fnew("name", "name: citext", "name: hstore")],
@@ -1911,7 +1950,10 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 p.sql(&format!("DROP EXTENSION {}", o.s("name")));
             }),
             exists: Some(|p, o| {
-                p.holds(&format!("SELECT count(*) = 1 FROM pg_extension WHERE extname = '{}'", o.s("name")))
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_extension WHERE extname = '{}'",
+                    o.s("name")
+                ))
             }),
         },
         Case {
@@ -1950,10 +1992,17 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                 fnew("name", "name: conf_full", "name: conf_other"),
             ],
             delete: Some(|p, o| {
-                p.sql(&format!("DROP POLICY {} ON conf_host.{}", o.s("name"), o.s("table")));
+                p.sql(&format!(
+                    "DROP POLICY {} ON conf_host.{}",
+                    o.s("name"),
+                    o.s("table")
+                ));
             }),
             exists: Some(|p, o| {
-                p.holds(&format!("SELECT count(*) = 1 FROM pg_policy WHERE polname = '{}'", o.s("name")))
+                p.holds(&format!(
+                    "SELECT count(*) = 1 FROM pg_policy WHERE polname = '{}'",
+                    o.s("name")
+                ))
             }),
         },
         Case {
@@ -1966,7 +2015,11 @@ fn pg_cases() -> Vec<Case<PgCx>> {
                     p.sql("DELETE FROM conf_mig_full.landlord_schema_migrations WHERE version = '0002'");
                 },
             }],
-            force_new: vec![fnew("database", "database: postgres", "database: template1")],
+            force_new: vec![fnew(
+                "database",
+                "database: postgres",
+                "database: template1",
+            )],
             delete: None,
             exists: Some(|p, o| {
                 p.holds(&format!(
@@ -2016,8 +2069,14 @@ fn postgres_types_conform() {
         "migrations/host/0001_items.sql",
         "CREATE TABLE items (id serial PRIMARY KEY, tenant text);\nCREATE TABLE items2 (id int);\n",
     );
-    ws.write("migrations/min/0001_one.sql", "CREATE TABLE one (id int);\n");
-    ws.write("migrations/full/0001_one.sql", "CREATE TABLE one (id int);\n");
+    ws.write(
+        "migrations/min/0001_one.sql",
+        "CREATE TABLE one (id int);\n",
+    );
+    ws.write(
+        "migrations/full/0001_one.sql",
+        "CREATE TABLE one (id int);\n",
+    );
     ws.write(
         "migrations/full/0002_two.sql",
         "CREATE TABLE two (id int);\nCREATE INDEX two_id ON two (id);\n",

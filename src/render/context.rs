@@ -27,7 +27,10 @@ pub(super) fn engine(
     // SQL quoting for templates that put tenant values into SQL text (policy expressions):
     // `{{ x | sql_literal }}` is a string literal, `{{ x | sql_ident }}` an identifier.
     for (name, quote) in [
-        ("sql_literal", crate::providers::postgres::sql::literal as fn(&str) -> String),
+        (
+            "sql_literal",
+            crate::providers::postgres::sql::literal as fn(&str) -> String,
+        ),
         ("sql_ident", crate::providers::postgres::sql::ident),
     ] {
         tera.register_filter(

@@ -99,8 +99,9 @@ impl ServerConfig {
         };
         let sslrootcert = s("sslrootcert")?.map(|p| root.join(p));
         if sslmode == SslMode::VerifyFull && sslrootcert.is_none() {
-            return Err("`sslmode = \"verify-full\"` needs `sslrootcert` (the CA certificate file)"
-                .into());
+            return Err(
+                "`sslmode = \"verify-full\"` needs `sslrootcert` (the CA certificate file)".into(),
+            );
         }
         Ok(ServerConfig {
             host: s("host")?.ok_or("`host` is required")?,
@@ -139,13 +140,17 @@ pub(super) struct Conn<'a> {
 impl std::ops::Deref for Conn<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a lent connection holds its client")
+        self.client
+            .as_ref()
+            .expect("a lent connection holds its client")
     }
 }
 
 impl std::ops::DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("a lent connection holds its client")
+        self.client
+            .as_mut()
+            .expect("a lent connection holds its client")
     }
 }
 

@@ -59,7 +59,10 @@ impl Catalog for Database {
     }
 
     fn id(&self, server: &str, c: &Attrs) -> String {
-        format!("{server}/{}", c.get("name").and_then(Value::as_str).unwrap_or_default())
+        format!(
+            "{server}/{}",
+            c.get("name").and_then(Value::as_str).unwrap_or_default()
+        )
     }
 
     async fn read(
@@ -157,7 +160,10 @@ impl Catalog for Database {
                 .map_err(|e| classify(&format!("create database {raw}"), e))?;
         }
         let stmts = [
-            format!("COMMENT ON DATABASE {name} IS {}", literal(&marker(&r.address))),
+            format!(
+                "COMMENT ON DATABASE {name} IS {}",
+                literal(&marker(&r.address))
+            ),
             format!(
                 "ALTER DATABASE {name} WITH CONNECTION LIMIT {} ALLOW_CONNECTIONS {}",
                 opt_i64(c, "connection_limit")?.unwrap_or(-1),
@@ -192,8 +198,11 @@ impl Catalog for Database {
         }
         let conn = server.conn(None).await?;
         server.count("drop.database");
-        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)))
-            .await
-            .map_err(|e| classify(&format!("drop database {name}"), e))
+        conn.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ident(name)
+        ))
+        .await
+        .map_err(|e| classify(&format!("drop database {name}"), e))
     }
 }

@@ -109,7 +109,10 @@ impl Catalog for Extension {
             }
             Some(l) => {
                 if let Some(schema) = schema.filter(|s| l.attrs.get("schema") != Some(&json!(s))) {
-                    stmts.push(format!("ALTER EXTENSION {name} SET SCHEMA {}", ident(schema)));
+                    stmts.push(format!(
+                        "ALTER EXTENSION {name} SET SCHEMA {}",
+                        ident(schema)
+                    ));
                 }
                 if let Some(v) = version.filter(|v| l.attrs.get("version") != Some(&json!(v))) {
                     stmts.push(format!("ALTER EXTENSION {name} UPDATE TO {}", literal(v)));

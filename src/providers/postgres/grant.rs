@@ -56,7 +56,11 @@ fn normalize(c: &mut Attrs, object_type_key: &str) -> Result<(), ProviderError> 
             return Ok(());
         }
         let p = p.to_ascii_uppercase();
-        let p = if p == "TEMP" { "TEMPORARY".to_string() } else { p };
+        let p = if p == "TEMP" {
+            "TEMPORARY".to_string()
+        } else {
+            p
+        };
         let known = all_privileges(&t);
         if p == "ALL" || p == "ALL PRIVILEGES" {
             set.extend(known.iter().map(|s| s.to_string()));
@@ -69,7 +73,10 @@ fn normalize(c: &mut Attrs, object_type_key: &str) -> Result<(), ProviderError> 
             )));
         }
     }
-    c.insert("privileges".into(), json!(set.into_iter().collect::<Vec<_>>()));
+    c.insert(
+        "privileges".into(),
+        json!(set.into_iter().collect::<Vec<_>>()),
+    );
     if c.contains_key("objects") {
         let mut objects = str_list(c, "objects")?;
         objects.sort();
@@ -231,8 +238,7 @@ impl Catalog for Grant {
         check_idents(c, &["database", "role", "schema", "objects"])?;
         check_one_of(c, "object_type", OBJECT_TYPES)?;
         let t = opt_str(c, "object_type")?;
-        if t.is_some_and(|t| t != "database" && t != UNKNOWN) && opt_str(c, "schema")?.is_none()
-        {
+        if t.is_some_and(|t| t != "database" && t != UNKNOWN) && opt_str(c, "schema")?.is_none() {
             return Err(ProviderError::invalid(format!(
                 "`schema` is required for object_type `{}`",
                 t.unwrap_or_default()
@@ -290,7 +296,10 @@ impl Catalog for Grant {
         let mut acls: BTreeMap<String, Vec<AclRow>> = BTreeMap::new();
         for (kind, schemas) in by_kind {
             let schemas: Vec<String> = schemas.into_iter().collect();
-            acls.insert(kind.clone(), acl_rows(server, &conn, &kind, &schemas).await?);
+            acls.insert(
+                kind.clone(),
+                acl_rows(server, &conn, &kind, &schemas).await?,
+            );
         }
         let mut out = Vec::with_capacity(wanted.len());
         for (w, role) in wanted.iter().zip(&roles) {
@@ -326,10 +335,7 @@ impl Catalog for Grant {
             }
             let want = str_list(w.attrs, "privileges")?;
             let mut a = Attrs::new();
-            a.insert(
-                "privileges".into(),
-                json!(summarize(&per_object, &want)),
-            );
+            a.insert("privileges".into(), json!(summarize(&per_object, &want)));
             out.push(Some(Live {
                 attrs: a,
                 owner: None,
@@ -417,7 +423,9 @@ const DEFAULT_TYPES: &[(&str, &str, &str)] = &[
     ("schema", "SCHEMAS", "n"),
 ];
 
-fn default_type(t: &str) -> Result<&'static (&'static str, &'static str, &'static str), ProviderError> {
+fn default_type(
+    t: &str,
+) -> Result<&'static (&'static str, &'static str, &'static str), ProviderError> {
     DEFAULT_TYPES.iter().find(|d| d.0 == t).ok_or_else(|| {
         ProviderError::invalid(format!(
             "`object_type` is `{t}`: expected table, sequence, function, type or schema"
@@ -428,7 +436,10 @@ fn default_type(t: &str) -> Result<&'static (&'static str, &'static str, &'stati
 /// `ALTER DEFAULT PRIVILEGES FOR ROLE owner [IN SCHEMA s]` with `action`.
 fn alter_default(c: &Attrs, action: &str) -> Result<String, ProviderError> {
     let (_, plural, _) = default_type(req_str(c, "object_type")?)?;
-    let mut s = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", ident(req_str(c, "owner")?));
+    let mut s = format!(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {}",
+        ident(req_str(c, "owner")?)
+    );
     if let Some(schema) = opt_str(c, "schema")?.filter(|s| !s.is_empty()) {
         s.push_str(&format!(" IN SCHEMA {}", ident(schema)));
     }
@@ -557,8 +568,14 @@ impl Catalog for DefaultPrivileges {
         if !privileges.is_empty() {
             stmts.push(alter_default(c, &privileges.join(", "))?);
         }
-        acl_transaction(pg, server, req_str(c, "database")?, &stmts, "default privileges")
-            .await?;
+        acl_transaction(
+            pg,
+            server,
+            req_str(c, "database")?,
+            &stmts,
+            "default privileges",
+        )
+        .await?;
         Ok(Attrs::new())
     }
 

@@ -339,7 +339,9 @@ impl Catalog for Migrations {
         {
             let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
             if let Some(s) = &set_role {
-                tx.batch_execute(s).await.map_err(|e| classify("set role", e))?;
+                tx.batch_execute(s)
+                    .await
+                    .map_err(|e| classify("set role", e))?;
             }
             server.count("create.history");
             tx.batch_execute(&format!(
@@ -380,7 +382,9 @@ impl Catalog for Migrations {
                 continue;
             }
             if let Some(s) = &set_role {
-                tx.batch_execute(s).await.map_err(|e| classify("set role", e))?;
+                tx.batch_execute(s)
+                    .await
+                    .map_err(|e| classify("set role", e))?;
             }
             if !recorded.contains(&f.key) {
                 tx.batch_execute(&format!("SET LOCAL search_path TO {}", ident(schema)))
@@ -461,7 +465,11 @@ mod tests {
         for f in ["10_c.sql", "2_b.sql", "0001_a.sql", "notes.txt"] {
             std::fs::write(d.path().join(f), "select 1;").unwrap();
         }
-        let keys: Vec<String> = files(d.path(), ".").unwrap().into_iter().map(|f| f.key).collect();
+        let keys: Vec<String> = files(d.path(), ".")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
         assert_eq!(keys, vec!["0001_a", "2_b", "10_c"]);
         std::fs::write(d.path().join("02_again.sql"), "").unwrap();
         let e = files(d.path(), ".").unwrap_err();

@@ -119,10 +119,7 @@ impl Postgres {
                 "`server` must be known when planning",
             )),
             Some(name) => self.servers.get(name).ok_or_else(|| {
-                ProviderError::invalid(format!(
-                    "unknown postgresql server `{name}` ({})",
-                    names()
-                ))
+                ProviderError::invalid(format!("unknown postgresql server `{name}` ({})", names()))
             }),
             None if self.servers.len() == 1 => {
                 Ok(self.servers.values().next().expect("one server"))
@@ -147,9 +144,14 @@ impl Postgres {
 /// Maps a driver error to the engine's error classes, naming the operation.
 fn classify(what: &str, e: tokio_postgres::Error) -> ProviderError {
     let Some(db) = e.as_db_error() else {
-        // No answer from the server: refused, reset, timed out, TLS failure (the
-        // driver's text names the cause, e.g. "Connection refused (os error 111)").
-        let text = e.to_string();
+        // No answer from the server: refused, reset, timed out, TLS failure. The driver's
+        // own text ("error connecting to server") leaves the cause to its source chain.
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
         if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
             return ProviderError::auth(format!("{what}: {text}"));
         }
@@ -160,9 +162,7 @@ fn classify(what: &str, e: tokio_postgres::Error) -> ProviderError {
         "28P01" | "28000" => ProviderError::auth(text),
         "3D000" | "42704" | "3F000" | "42P01" => ProviderError::not_found(text),
         "42710" | "42P06" | "42P04" | "42P07" => ProviderError::already_exists(text),
-        "40001" | "40P01" | "55P03" | "53300" | "57P03" | "55006" => {
-            ProviderError::transient(text)
-        }
+        "40001" | "40P01" | "55P03" | "53300" | "57P03" | "55006" => ProviderError::transient(text),
         "XX000" if db.message().contains("concurrently") => ProviderError::transient(text),
         "42501" => ProviderError::auth(text),
         c if c.starts_with("22") || c.starts_with("42") || c == "0A000" => {
@@ -335,12 +335,9 @@ impl<T: Catalog> ResourceType<Postgres> for T {
         // Group by (server, database): one catalog read each.
         let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
         for (i, r) in reqs.iter().enumerate() {
-            let key = pg.server(&r.prior).and_then(|s| {
-                Ok((
-                    s.name.clone(),
-                    self.database(&r.prior)?.map(str::to_string),
-                ))
-            });
+            let key = pg
+                .server(&r.prior)
+                .and_then(|s| Ok((s.name.clone(), self.database(&r.prior)?.map(str::to_string))));
             match key {
                 Ok(k) => groups.entry(k).or_default().push(i),
                 Err(e) => out[i] = Some(Err(e)),

@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use super::super::attrs::{opt_str, req_str};
 use super::super::{AttrSchema, PlanRequest, PlanResponse, ProviderError, ResourceSchema};
 use super::conn::Server;
-use super::sql::{check_idents, check_one_of, grantee, ident, literal, marked_by, marker, qualified};
+use super::sql::{
+    check_idents, check_one_of, grantee, ident, literal, marked_by, marker, qualified,
+};
 use super::{classify, in_order_of, str_list, Catalog, Live, Postgres, Wanted};
 use crate::addr::ResourceAddr;
 use crate::providers::ApplyRequest;
@@ -213,16 +215,18 @@ impl Catalog for Policy {
             a.insert("table".into(), json!(table));
             a.insert("name".into(), json!(name));
             a.insert("command".into(), json!(command));
-            a.insert(
-                "roles".into(),
-                in_order_of(row.get(4), w.attrs, "roles"),
-            );
+            a.insert("roles".into(), in_order_of(row.get(4), w.attrs, "roles"));
             // An expression the server still holds as recorded keeps its configured text.
-            for (key, sql_key, col) in [("using", "using_sql", 5), ("with_check", "with_check_sql", 6)] {
+            for (key, sql_key, col) in [
+                ("using", "using_sql", 5),
+                ("with_check", "with_check_sql", 6),
+            ] {
                 let live: Option<String> = row.get(col);
                 let recorded = w.attrs.get(sql_key).and_then(Value::as_str);
                 let value = match (&live, recorded) {
-                    (Some(l), Some(r)) if l == r => w.attrs.get(key).cloned().unwrap_or(Value::Null),
+                    (Some(l), Some(r)) if l == r => {
+                        w.attrs.get(key).cloned().unwrap_or(Value::Null)
+                    }
                     (None, _) => Value::Null,
                     (Some(l), _) => json!(l),
                 };
@@ -259,11 +263,7 @@ impl Catalog for Policy {
         let roles = roles.join(", ");
         let using = opt_str(c, "using")?.map(|u| format!(" USING ({u})"));
         let check = opt_str(c, "with_check")?.map(|w| format!(" WITH CHECK ({w})"));
-        let expressions = format!(
-            "{}{}",
-            using.unwrap_or_default(),
-            check.unwrap_or_default()
-        );
+        let expressions = format!("{}{}", using.unwrap_or_default(), check.unwrap_or_default());
         let mut stmts = vec![
             format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
             if opt_str(c, "row_security")? == Some("enable") {
@@ -290,7 +290,11 @@ impl Catalog for Policy {
         let _held = lock.lock().await;
         let mut conn = server.conn(Some(db)).await?;
         let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-        server.count(if live.is_some() { "alter.policy" } else { "create.policy" });
+        server.count(if live.is_some() {
+            "alter.policy"
+        } else {
+            "create.policy"
+        });
         for s in &stmts {
             tx.execute(s.as_str(), &[])
                 .await
@@ -309,7 +313,10 @@ impl Catalog for Policy {
             .map_err(|e| classify(&format!("commit policy {name}"), e))?;
         let mut extra = Attrs::new();
         extra.insert("using_sql".into(), json!(row.get::<_, Option<String>>(0)));
-        extra.insert("with_check_sql".into(), json!(row.get::<_, Option<String>>(1)));
+        extra.insert(
+            "with_check_sql".into(),
+            json!(row.get::<_, Option<String>>(1)),
+        );
         Ok(extra)
     }
 
@@ -337,7 +344,12 @@ impl Catalog for Policy {
         match conn.execute(stmt.as_str(), &[]).await {
             Ok(_) => Ok(()),
             // The table went first (a dropped schema): the policy went with it.
-            Err(e) if e.code().is_some_and(|c| ["42P01", "3F000"].contains(&c.code())) => Ok(()),
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| ["42P01", "3F000"].contains(&c.code())) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(classify("drop policy", e)),
         }
     }

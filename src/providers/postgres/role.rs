@@ -86,7 +86,10 @@ impl Catalog for Role {
     }
 
     fn id(&self, server: &str, c: &Attrs) -> String {
-        format!("{server}/{}", c.get("name").and_then(Value::as_str).unwrap_or_default())
+        format!(
+            "{server}/{}",
+            c.get("name").and_then(Value::as_str).unwrap_or_default()
+        )
     }
 
     async fn read(
@@ -212,11 +215,12 @@ impl Catalog for Role {
             stmts.push(format!("REVOKE {} FROM {name}", ident(g)));
         }
         let mut conn = server.conn(None).await?;
-        let tx = conn
-            .transaction()
-            .await
-            .map_err(|e| classify("begin", e))?;
-        server.count(if live.is_some() { "alter.role" } else { "create.role" });
+        let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
+        server.count(if live.is_some() {
+            "alter.role"
+        } else {
+            "create.role"
+        });
         tx.batch_execute(&stmts.join(";\n"))
             .await
             .map_err(|e| classify(&format!("apply role {name}"), e))?;
@@ -277,7 +281,12 @@ impl Catalog for Role {
                 Ok(()) => {}
                 // The database was dropped meanwhile.
                 Err(e) if e.code().is_some_and(|c| c.code() == "3D000") => {}
-                Err(e) => return Err(classify(&format!("release objects of role {name} in {db}"), e)),
+                Err(e) => {
+                    return Err(classify(
+                        &format!("release objects of role {name} in {db}"),
+                        e,
+                    ))
+                }
             }
         }
         let c = server.conn(None).await?;

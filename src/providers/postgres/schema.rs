@@ -122,7 +122,10 @@ impl Catalog for Schema {
             Some(l) => {
                 let live_name = req_str(&l.attrs, "name")?;
                 if live_name != raw {
-                    stmts.push(format!("ALTER SCHEMA {} RENAME TO {name}", ident(live_name)));
+                    stmts.push(format!(
+                        "ALTER SCHEMA {} RENAME TO {name}",
+                        ident(live_name)
+                    ));
                 }
             }
             None => stmts.push(format!("CREATE SCHEMA {name}")),
@@ -136,7 +139,11 @@ impl Catalog for Schema {
         ));
         let mut conn = server.conn(Some(req_str(c, "database")?)).await?;
         let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-        server.count(if live.is_some() { "alter.schema" } else { "create.schema" });
+        server.count(if live.is_some() {
+            "alter.schema"
+        } else {
+            "create.schema"
+        });
         tx.batch_execute(&stmts.join(";\n"))
             .await
             .map_err(|e| classify(&format!("apply schema {raw}"), e))?;

@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn identifiers_and_literals_cannot_close_their_quotes() {
-        assert_eq!(ident(r#"a"; DROP TABLE t; --"#), r#""a""; DROP TABLE t; --""#);
+        assert_eq!(
+            ident(r#"a"; DROP TABLE t; --"#),
+            r#""a""; DROP TABLE t; --""#
+        );
         assert_eq!(literal("it's $$ ; --"), "'it''s $$ ; --'");
         assert_eq!(literal(r"back\slash'"), r" E'back\\slash'''");
         assert_eq!(grantee("public"), "PUBLIC");
