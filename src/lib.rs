@@ -39,8 +39,10 @@
 //! files), [`providers::aws`] (Route 53, S3, ACM, KMS on aws-sdk-rust),
 //! [`providers::dns`] (RFC 2136 + TSIG, AXFR, served-answer checks, domain verification),
 //! [`providers::azure`] (resource groups, Azure DNS, storage accounts and blob containers,
-//! key vaults on the azure_mgmt crates) and [`providers::acme`] (ACME certificates over
-//! DNS-01, published through any [`providers::challenge::ChallengeZone`]). Each resource
+//! key vaults on the azure_mgmt crates), [`providers::acme`] (ACME certificates over
+//! DNS-01, published through any [`providers::challenge::ChallengeZone`]) and
+//! [`providers::postgres`] (roles, databases, schemas, grants, RLS policies and
+//! migrations on tokio-postgres). Each resource
 //! type is one [`providers::ResourceType`] implementation in its provider's table
 //! ([`providers::Family`]); errors carry a [`providers::ErrorKind`] the engine decides on.
 //! The engine owns retries, timeouts, concurrency, finishing interrupted deletes, reading

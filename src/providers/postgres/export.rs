@@ -15,9 +15,11 @@ pub(super) fn target(c: &Attrs) -> Result<Option<PathBuf>, ProviderError> {
     let spec = match c.get("export_on_destroy") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,
-        Some(v) => return Err(ProviderError::invalid(format!(
+        Some(v) => {
+            return Err(ProviderError::invalid(format!(
             "`export_on_destroy` must be a mapping such as {{ path: exports/acme.dump }}, got {v}"
-        ))),
+        )))
+        }
     };
     if let Some(k) = spec.keys().find(|k| k.as_str() != "path") {
         return Err(ProviderError::invalid(format!(

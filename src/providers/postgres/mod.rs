@@ -48,6 +48,9 @@ use conn::Server;
 
 const NAME: &str = "postgresql";
 
+/// The lock held while changing ACLs in one database.
+type AclLock = Arc<tokio::sync::Mutex<()>>;
+
 /// What every PostgreSQL resource type shares: the configured servers and the
 /// workspace root (migration sources and export files are relative to it).
 pub struct Postgres {
@@ -56,7 +59,7 @@ pub struct Postgres {
     /// One lock per (server, database): grants and policies change shared catalog rows
     /// (a table's ACL), which concurrent transactions would fail on with
     /// "tuple concurrently updated".
-    acl_locks: std::sync::Mutex<BTreeMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    acl_locks: std::sync::Mutex<BTreeMap<(String, String), AclLock>>,
 }
 
 impl Postgres {
@@ -132,7 +135,7 @@ impl Postgres {
     }
 
     /// The lock serializing ACL changes in one database of one server.
-    fn acl_lock(&self, server: &str, db: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn acl_lock(&self, server: &str, db: &str) -> AclLock {
         let mut locks = self.acl_locks.lock().unwrap_or_else(|p| p.into_inner());
         locks
             .entry((server.to_string(), db.to_string()))
