@@ -289,6 +289,23 @@ impl Server {
         Ok(client)
     }
 
+    /// Runs `stmts` in `database` in one round trip, atomically: PostgreSQL runs the
+    /// statements of one simple-protocol query in one implicit transaction. (Statements
+    /// that refuse a transaction block, such as `CREATE DATABASE`, go alone.)
+    pub async fn batch(
+        &self,
+        database: Option<&str>,
+        op: &str,
+        what: &str,
+        stmts: &[String],
+    ) -> Result<(), ProviderError> {
+        let c = self.conn(database).await?;
+        self.count(op);
+        c.batch_execute(&stmts.join(";\n"))
+            .await
+            .map_err(|e| classify(what, e))
+    }
+
     /// Whether the admin user is a superuser (and so may read password verifiers).
     pub async fn is_superuser(&self) -> Result<bool, ProviderError> {
         self.superuser

@@ -58,11 +58,8 @@ impl Catalog for Database {
         Ok(None)
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        format!(
-            "{server}/{}",
-            c.get("name").and_then(Value::as_str).unwrap_or_default()
-        )
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["name"]
     }
 
     async fn read(
@@ -72,10 +69,7 @@ impl Catalog for Database {
         _db: Option<&str>,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let names: Vec<&str> = wanted
-            .iter()
-            .map(|w| req_str(w.attrs, "name"))
-            .collect::<Result<_, _>>()?;
+        let names = super::names(wanted, "name")?;
         let c = server.conn(None).await?;
         server.count("select.pg_database");
         let rows = c
@@ -122,7 +116,6 @@ impl Catalog for Database {
         let c = &r.config;
         let raw = req_str(c, "name")?;
         let name = ident(raw);
-        let conn = server.conn(None).await?;
         if let Some(l) = live {
             if l.owner.as_deref() != Some(&r.address.to_string()) {
                 return Err(ProviderError::conflict(format!(
@@ -154,10 +147,9 @@ impl Catalog for Database {
             if let Some(l) = collate {
                 create.push_str(&format!(" LC_COLLATE {}", literal(l)));
             }
-            server.count("create.database");
-            conn.batch_execute(&create)
-                .await
-                .map_err(|e| classify(&format!("create database {raw}"), e))?;
+            server
+                .batch(None, "create.database", &format!("create database {raw}"), &[create])
+                .await?;
         }
         let stmts = [
             format!(
@@ -174,10 +166,9 @@ impl Catalog for Database {
         if let Some(o) = opt_str(c, "owner")? {
             stmts.push(format!("ALTER DATABASE {name} OWNER TO {}", ident(o)));
         }
-        server.count("alter.database");
-        conn.batch_execute(&stmts.join(";\n"))
-            .await
-            .map_err(|e| classify(&format!("alter database {raw}"), e))?;
+        server
+            .batch(None, "alter.database", &format!("alter database {raw}"), &stmts)
+            .await?;
         Ok(Attrs::new())
     }
 
@@ -196,13 +187,9 @@ impl Catalog for Database {
         if let Some(file) = export::target(prior)? {
             export::dump(server, &pg.root, &file, name, None).await?;
         }
-        let conn = server.conn(None).await?;
-        server.count("drop.database");
-        conn.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            ident(name)
-        ))
-        .await
-        .map_err(|e| classify(&format!("drop database {name}"), e))
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name));
+        server
+            .batch(None, "drop.database", &format!("drop database {name}"), &[drop])
+            .await
     }
 }

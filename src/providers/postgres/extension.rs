@@ -39,9 +39,8 @@ impl Catalog for Extension {
         false
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!("{server}/{}/{}", s("database"), s("name"))
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "name"]
     }
 
     async fn read(
@@ -54,10 +53,7 @@ impl Catalog for Extension {
         let Some(conn) = super::conn_if_exists(server, db).await? else {
             return Ok(wanted.iter().map(|_| None).collect());
         };
-        let names: Vec<&str> = wanted
-            .iter()
-            .map(|w| req_str(w.attrs, "name"))
-            .collect::<Result<_, _>>()?;
+        let names = super::names(wanted, "name")?;
         server.count("select.pg_extension");
         let rows = conn
             .query(
@@ -122,15 +118,10 @@ impl Catalog for Extension {
         if stmts.is_empty() {
             return Ok(Attrs::new());
         }
-        let mut conn = server.conn(Some(req_str(c, "database")?)).await?;
-        let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-        server.count("extension");
-        tx.batch_execute(&stmts.join(";\n"))
-            .await
-            .map_err(|e| classify(&format!("apply extension {raw}"), e))?;
-        tx.commit()
-            .await
-            .map_err(|e| classify(&format!("commit extension {raw}"), e))?;
+        let db = Some(req_str(c, "database")?);
+        server
+            .batch(db, "extension", &format!("apply extension {raw}"), &stmts)
+            .await?;
         Ok(Attrs::new())
     }
 
@@ -146,10 +137,13 @@ impl Catalog for Extension {
             return Ok(());
         }
         let name = req_str(prior, "name")?;
-        let conn = server.conn(Some(req_str(prior, "database")?)).await?;
-        server.count("drop.extension");
-        conn.batch_execute(&format!("DROP EXTENSION IF EXISTS {}", ident(name)))
+        server
+            .batch(
+                Some(req_str(prior, "database")?),
+                "drop.extension",
+                &format!("drop extension {name}"),
+                &[format!("DROP EXTENSION IF EXISTS {}", ident(name))],
+            )
             .await
-            .map_err(|e| classify(&format!("drop extension {name}"), e))
     }
 }

@@ -260,15 +260,8 @@ impl Catalog for Grant {
         false
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!(
-            "{server}/{}/{}/{}/{}",
-            s("database"),
-            s("role"),
-            s("object_type"),
-            s("schema")
-        )
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "role", "object_type", "schema"]
     }
 
     async fn read(
@@ -344,24 +337,52 @@ impl Catalog for Grant {
         Ok(out)
     }
 
+    fn max_batch(&self) -> usize {
+        GRANT_BATCH
+    }
+
     async fn apply(
         &self,
         pg: &Postgres,
         server: &Server,
         r: &ApplyRequest,
-        _live: Option<&Live>,
+        live: Option<&Live>,
     ) -> Result<Attrs, ProviderError> {
-        let c = &r.config;
-        let db = req_str(c, "database")?;
-        let on = on_clause(c, db)?;
-        let to = grantee(req_str(c, "role")?);
-        let privileges = str_list(c, "privileges")?;
-        let mut stmts = vec![format!("REVOKE ALL ON {on} FROM {to}")];
-        if !privileges.is_empty() {
-            stmts.push(format!("GRANT {} ON {on} TO {to}", privileges.join(", ")));
+        self.apply_batch(pg, server, &[(r, live)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::failed("no answer")))
+    }
+
+    /// Every grant of one (database, role) pair in the batch in ONE transaction: what is
+    /// no longer wanted is revoked and what is wanted granted, atomically.
+    async fn apply_batch(
+        &self,
+        pg: &Postgres,
+        server: &Server,
+        reqs: &[(&ApplyRequest, Option<&Live>)],
+    ) -> Vec<Result<Attrs, ProviderError>> {
+        let mut out: Vec<Result<Attrs, ProviderError>> =
+            reqs.iter().map(|_| Ok(Attrs::new())).collect();
+        let mut pairs: BTreeMap<(String, String), (Vec<usize>, Vec<String>)> = BTreeMap::new();
+        for (i, (r, _)) in reqs.iter().enumerate() {
+            match grant_statements(&r.config) {
+                Ok((db, role, stmts)) => {
+                    let pair = pairs.entry((db, role)).or_default();
+                    pair.0.push(i);
+                    pair.1.extend(stmts);
+                }
+                Err(e) => out[i] = Err(e),
+            }
         }
-        acl_transaction(pg, server, db, &stmts, "grant").await?;
-        Ok(Attrs::new())
+        for ((db, _), (idx, stmts)) in pairs {
+            if let Err(e) = acl_transaction(pg, server, &db, &stmts, "grant").await {
+                for i in idx {
+                    out[i] = Err(e.clone());
+                }
+            }
+        }
+        out
     }
 
     async fn delete(
@@ -385,6 +406,24 @@ impl Catalog for Grant {
     }
 }
 
+/// How many grants one apply carries (one transaction per (database, role) pair in it).
+const GRANT_BATCH: usize = 32;
+
+/// The database, role and statements that make a grant's privileges exactly the
+/// configured ones.
+fn grant_statements(c: &Attrs) -> Result<(String, String, Vec<String>), ProviderError> {
+    let db = req_str(c, "database")?;
+    let role = req_str(c, "role")?;
+    let on = on_clause(c, db)?;
+    let to = grantee(role);
+    let privileges = str_list(c, "privileges")?;
+    let mut stmts = vec![format!("REVOKE ALL ON {on} FROM {to}")];
+    if !privileges.is_empty() {
+        stmts.push(format!("GRANT {} ON {on} TO {to}", privileges.join(", ")));
+    }
+    Ok((db.to_string(), role.to_string(), stmts))
+}
+
 /// Runs ACL statements in one transaction, one at a time per database.
 async fn acl_transaction(
     pg: &Postgres,
@@ -395,15 +434,9 @@ async fn acl_transaction(
 ) -> Result<(), ProviderError> {
     let lock = pg.acl_lock(&server.name, db);
     let _held = lock.lock().await;
-    let mut conn = server.conn(Some(db)).await?;
-    let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-    server.count(what);
-    tx.batch_execute(&stmts.join(";\n"))
+    server
+        .batch(Some(db), what, &format!("{what} in database {db}"), stmts)
         .await
-        .map_err(|e| classify(&format!("{what} in database {db}"), e))?;
-    tx.commit()
-        .await
-        .map_err(|e| classify(&format!("commit {what} in database {db}"), e))
 }
 
 /// A revoke whose role, schema or object is already gone has nothing left to revoke.
@@ -485,16 +518,8 @@ impl Catalog for DefaultPrivileges {
         false
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!(
-            "{server}/{}/{}/{}/{}/{}",
-            s("database"),
-            s("owner"),
-            s("role"),
-            s("object_type"),
-            s("schema")
-        )
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "owner", "role", "object_type", "schema"]
     }
 
     async fn read(

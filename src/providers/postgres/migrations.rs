@@ -189,9 +189,8 @@ impl Catalog for Migrations {
         false
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!("{server}/{}/{}", s("database"), s("schema"))
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "schema"]
     }
 
     async fn plan(
@@ -217,10 +216,7 @@ impl Catalog for Migrations {
         let Some(conn) = super::conn_if_exists(server, db).await? else {
             return Ok(wanted.iter().map(|_| None).collect());
         };
-        let schemas: Vec<&str> = wanted
-            .iter()
-            .map(|w| req_str(w.attrs, "schema"))
-            .collect::<Result<_, _>>()?;
+        let schemas = super::names(wanted, "schema")?;
         server.count("select.pg_namespace");
         let found = conn
             .query(

@@ -217,8 +217,12 @@ trait Catalog: Send + Sync {
     fn database<'a>(&self, c: &'a Attrs) -> Result<Option<&'a str>, ProviderError> {
         opt_str(c, "database")
     }
+    /// The attributes that, after the server's name, make the provider id.
+    fn id_keys(&self) -> &'static [&'static str];
     /// The provider id.
-    fn id(&self, server: &str, c: &Attrs) -> String;
+    fn id(&self, server: &str, c: &Attrs) -> String {
+        id_of(server, c, self.id_keys())
+    }
     /// Checks a planned change against the live server (best effort: skipped when the
     /// server cannot be reached, since apply checks again).
     async fn plan(
@@ -246,6 +250,24 @@ trait Catalog: Send + Sync {
         r: &ApplyRequest,
         live: Option<&Live>,
     ) -> Result<Attrs, ProviderError>;
+    /// How many creates/updates one apply may carry ([`Catalog::apply_batch`]).
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Several creates/updates of one database, one answer per request; types whose
+    /// changes belong in one transaction override it.
+    async fn apply_batch(
+        &self,
+        pg: &Postgres,
+        server: &Server,
+        reqs: &[(&ApplyRequest, Option<&Live>)],
+    ) -> Vec<Result<Attrs, ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for (r, live) in reqs {
+            out.push(self.apply(pg, server, r, *live).await);
+        }
+        out
+    }
     /// Deletes the object; gone already is success.
     async fn delete(
         &self,
@@ -373,30 +395,45 @@ impl<T: Catalog> ResourceType<Postgres> for T {
             .collect()
     }
 
+    fn max_batch(&self) -> usize {
+        Catalog::max_batch(self)
+    }
+
     async fn apply(&self, pg: &Postgres, r: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let c = &r.config;
-        let server = pg.server(c)?;
-        // The live object as the recorded attributes know it (e.g. the password
-        // verifier that tells whether the password changed out of band).
-        let mut known = c.clone();
-        if let Some(p) = &r.prior {
-            for (k, v) in p {
-                known.entry(k.clone()).or_insert_with(|| v.clone());
+        self.apply_many(pg, std::slice::from_ref(r))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ProviderError::failed("no answer")))
+    }
+
+    async fn apply_many(
+        &self,
+        pg: &Postgres,
+        reqs: &[ApplyRequest],
+    ) -> Vec<Result<ApplyResponse, ProviderError>> {
+        let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
+            reqs.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
+        for (i, r) in reqs.iter().enumerate() {
+            let key = pg.server(&r.config).and_then(|s| {
+                Ok((s.name.clone(), self.database(&r.config)?.map(str::to_string)))
+            });
+            match key {
+                Ok(k) => groups.entry(k).or_default().push(i),
+                Err(e) => out[i] = Some(Err(e)),
             }
         }
-        let live = self.read_one(pg, &r.address, &known).await?;
-        let extra = Catalog::apply(self, pg, server, r, live.as_ref()).await?;
-        let mut reference = c.clone();
-        reference.extend(extra);
-        let live = self
-            .read_one(pg, &r.address, &reference)
-            .await?
-            .ok_or_else(|| ProviderError::transient("the object is not readable yet"))?;
-        let attributes = view(&Catalog::schema(self), &reference, live.attrs);
-        Ok(ApplyResponse {
-            id: self.id(&server.name, &attributes),
-            attributes,
-        })
+        for ((server, db), idx) in groups {
+            let server = &pg.servers[&server];
+            let group: Vec<&ApplyRequest> = idx.iter().map(|&i| &reqs[i]).collect();
+            let answers = apply_group(self, pg, server, db.as_deref(), &group).await;
+            for (&i, a) in idx.iter().zip(answers) {
+                out[i] = Some(a);
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("no answer"))))
+            .collect()
     }
 
     async fn delete(&self, pg: &Postgres, req: &DeleteRequest) -> Result<(), ProviderError> {
@@ -424,6 +461,124 @@ impl<T: Catalog> ResourceType<Postgres> for T {
             _ => None,
         })
     }
+}
+
+/// Applies requests of one database: one catalog read of the live objects, the type's
+/// (possibly batched) apply, one catalog read back.
+async fn apply_group<T: Catalog + ?Sized>(
+    t: &T,
+    pg: &Postgres,
+    server: &Server,
+    db: Option<&str>,
+    reqs: &[&ApplyRequest],
+) -> Vec<Result<ApplyResponse, ProviderError>> {
+    let all = |e: ProviderError| reqs.iter().map(|_| Err(e.clone())).collect();
+    // The live objects as the recorded attributes know them (e.g. the password verifier
+    // that tells whether the password changed out of band).
+    let known: Vec<Attrs> = reqs
+        .iter()
+        .map(|r| {
+            let mut k = r.config.clone();
+            for (key, v) in r.prior.iter().flatten() {
+                k.entry(key.clone()).or_insert_with(|| v.clone());
+            }
+            k
+        })
+        .collect();
+    let wanted: Vec<Wanted> = reqs
+        .iter()
+        .zip(&known)
+        .map(|(r, attrs)| Wanted {
+            address: &r.address,
+            attrs,
+        })
+        .collect();
+    let lives = match Catalog::read(t, pg, server, db, &wanted).await {
+        Ok(l) => l,
+        Err(e) => return all(e),
+    };
+    let pairs: Vec<(&ApplyRequest, Option<&Live>)> =
+        reqs.iter().copied().zip(lives.iter().map(Option::as_ref)).collect();
+    let applied = Catalog::apply_batch(t, pg, server, &pairs).await;
+    // Read back what was applied, as the configuration plus what apply computed.
+    let references: Vec<Option<Attrs>> = reqs
+        .iter()
+        .zip(&applied)
+        .map(|(r, a)| {
+            a.as_ref().ok().map(|extra| {
+                let mut reference = r.config.clone();
+                reference.extend(extra.clone());
+                reference
+            })
+        })
+        .collect();
+    let back: Vec<(usize, Wanted)> = references
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref().map(|attrs| {
+                (
+                    i,
+                    Wanted {
+                        address: &reqs[i].address,
+                        attrs,
+                    },
+                )
+            })
+        })
+        .collect();
+    let (positions, wanted): (Vec<usize>, Vec<Wanted>) = back.into_iter().unzip();
+    let read_back = if wanted.is_empty() {
+        Ok(vec![])
+    } else {
+        Catalog::read(t, pg, server, db, &wanted).await
+    };
+    let schema = Catalog::schema(t);
+    let mut out: Vec<Result<ApplyResponse, ProviderError>> = applied
+        .into_iter()
+        .map(|a| a.map(|_| ApplyResponse {
+            id: String::new(),
+            attributes: Attrs::new(),
+        }))
+        .collect();
+    match read_back {
+        Err(e) => {
+            for &i in &positions {
+                out[i] = Err(e.clone());
+            }
+        }
+        Ok(lives) => {
+            for (&i, live) in positions.iter().zip(lives) {
+                let reference = references[i].as_ref().expect("applied");
+                out[i] = match live {
+                    None => Err(ProviderError::transient("the object is not readable yet")),
+                    Some(live) => {
+                        let attributes = view(&schema, reference, live.attrs);
+                        Ok(ApplyResponse {
+                            id: Catalog::id(t, &server.name, &attributes),
+                            attributes,
+                        })
+                    }
+                };
+            }
+        }
+    }
+    out
+}
+
+/// The `key` attribute of every wanted resource, in order.
+fn names<'a>(wanted: &[Wanted<'a>], key: &str) -> Result<Vec<&'a str>, ProviderError> {
+    wanted.iter().map(|w| super::attrs::req_str(w.attrs, key)).collect()
+}
+
+/// A provider id: the server, then the values of `keys`, joined by `/`.
+fn id_of(server: &str, c: &Attrs, keys: &[&str]) -> String {
+    let mut id = server.to_string();
+    for k in keys {
+        id.push('/');
+        id.push_str(c.get(*k).and_then(Value::as_str).unwrap_or_default());
+    }
+    id
 }
 
 /// A string list attribute (`[]` when absent).

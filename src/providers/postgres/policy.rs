@@ -141,15 +141,8 @@ impl Catalog for Policy {
         Ok(())
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!(
-            "{server}/{}/{}.{}/{}",
-            s("database"),
-            s("schema"),
-            s("table"),
-            s("name")
-        )
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "schema", "table", "name"]
     }
 
     async fn plan(

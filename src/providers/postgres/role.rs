@@ -85,11 +85,8 @@ impl Catalog for Role {
         Ok(None)
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        format!(
-            "{server}/{}",
-            c.get("name").and_then(Value::as_str).unwrap_or_default()
-        )
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["name"]
     }
 
     async fn read(
@@ -99,10 +96,7 @@ impl Catalog for Role {
         _db: Option<&str>,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let names: Vec<&str> = wanted
-            .iter()
-            .map(|w| req_str(w.attrs, "name"))
-            .collect::<Result<_, _>>()?;
+        let names = super::names(wanted, "name")?;
         let verifier = if server.is_superuser().await? {
             "(SELECT a.rolpassword FROM pg_authid a WHERE a.oid = r.oid)"
         } else {
@@ -214,23 +208,14 @@ impl Catalog for Role {
         for g in live_roles.iter().filter(|g| !want_roles.contains(g)) {
             stmts.push(format!("REVOKE {} FROM {name}", ident(g)));
         }
-        let mut conn = server.conn(None).await?;
-        let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-        server.count(if live.is_some() {
-            "alter.role"
-        } else {
-            "create.role"
-        });
-        tx.batch_execute(&stmts.join(";\n"))
-            .await
-            .map_err(|e| classify(&format!("apply role {name}"), e))?;
-        tx.commit()
-            .await
-            .map_err(|e| classify(&format!("commit role {name}"), e))?;
+        let op = if live.is_some() { "alter.role" } else { "create.role" };
+        server
+            .batch(None, op, &format!("apply role {name}"), &stmts)
+            .await?;
         if !login && live.is_some_and(|l| l.attrs.get("login") == Some(&json!(true))) {
             // Login just revoked (a suspended tenant): end the role's open sessions too.
             server.count("select.pg_terminate_backend");
-            conn.execute(
+            server.conn(None).await?.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
                 &[&req_str(c, "name")?],
             )
@@ -289,10 +274,13 @@ impl Catalog for Role {
                 }
             }
         }
-        let c = server.conn(None).await?;
-        server.count("drop.role");
-        c.batch_execute(&format!("{release}; DROP ROLE IF EXISTS {}", ident(name)))
+        server
+            .batch(
+                None,
+                "drop.role",
+                &format!("drop role {name}"),
+                &[release, format!("DROP ROLE IF EXISTS {}", ident(name))],
+            )
             .await
-            .map_err(|e| classify(&format!("drop role {name}"), e))
     }
 }

@@ -46,9 +46,8 @@ impl Catalog for Schema {
         Ok(())
     }
 
-    fn id(&self, server: &str, c: &Attrs) -> String {
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
-        format!("{server}/{}/{}", s("database"), s("name"))
+    fn id_keys(&self) -> &'static [&'static str] {
+        &["database", "name"]
     }
 
     async fn read(
@@ -58,10 +57,7 @@ impl Catalog for Schema {
         db: Option<&str>,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let names: Vec<&str> = wanted
-            .iter()
-            .map(|w| req_str(w.attrs, "name"))
-            .collect::<Result<_, _>>()?;
+        let names = super::names(wanted, "name")?;
         let markers: Vec<String> = wanted.iter().map(|w| marker(w.address)).collect();
         let Some(c) = super::conn_if_exists(server, db).await? else {
             return Ok(wanted.iter().map(|_| None).collect());
@@ -137,19 +133,11 @@ impl Catalog for Schema {
             "COMMENT ON SCHEMA {name} IS {}",
             literal(&marker(&r.address))
         ));
-        let mut conn = server.conn(Some(req_str(c, "database")?)).await?;
-        let tx = conn.transaction().await.map_err(|e| classify("begin", e))?;
-        server.count(if live.is_some() {
-            "alter.schema"
-        } else {
-            "create.schema"
-        });
-        tx.batch_execute(&stmts.join(";\n"))
-            .await
-            .map_err(|e| classify(&format!("apply schema {raw}"), e))?;
-        tx.commit()
-            .await
-            .map_err(|e| classify(&format!("commit schema {raw}"), e))?;
+        let op = if live.is_some() { "alter.schema" } else { "create.schema" };
+        let db = Some(req_str(c, "database")?);
+        server
+            .batch(db, op, &format!("apply schema {raw}"), &stmts)
+            .await?;
         Ok(Attrs::new())
     }
 
@@ -176,10 +164,9 @@ impl Catalog for Schema {
         } else {
             ""
         };
-        let conn = server.conn(Some(db)).await?;
-        server.count("drop.schema");
-        conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {}{cascade}", ident(name)))
+        let drop = format!("DROP SCHEMA IF EXISTS {}{cascade}", ident(name));
+        server
+            .batch(Some(db), "drop.schema", &format!("drop schema {name} in {db}"), &[drop])
             .await
-            .map_err(|e| classify(&format!("drop schema {name} in {db}"), e))
     }
 }
