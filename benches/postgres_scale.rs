@@ -61,7 +61,9 @@ fn workspace(pg: &Pg, n: usize) -> Ws {
     ws
 }
 
-/// Round trips to PostgreSQL a `--json` report counted (connections included).
+/// Calls to PostgreSQL a `--json` report counted: connections, queries and statement
+/// batches (a query with parameters is two round trips on the wire; BEGIN and COMMIT
+/// around a migration file are not counted).
 fn round_trips(report: &Value) -> u64 {
     report["api_calls"]
         .as_array()
@@ -83,7 +85,7 @@ fn main() {
     let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
     println!(
         "{:>8} {:>10}  {:<34} {:>9} {:>12}",
-        "tenants", "resources", "phase", "seconds", "round trips"
+        "tenants", "resources", "phase", "seconds", "calls"
     );
     for n in sizes {
         let pg = Pg::start();

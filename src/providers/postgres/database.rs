@@ -148,7 +148,12 @@ impl Catalog for Database {
                 create.push_str(&format!(" LC_COLLATE {}", literal(l)));
             }
             server
-                .batch(None, "create.database", &format!("create database {raw}"), &[create])
+                .batch(
+                    None,
+                    "create.database",
+                    &format!("create database {raw}"),
+                    &[create],
+                )
                 .await?;
         }
         let stmts = [
@@ -167,7 +172,12 @@ impl Catalog for Database {
             stmts.push(format!("ALTER DATABASE {name} OWNER TO {}", ident(o)));
         }
         server
-            .batch(None, "alter.database", &format!("alter database {raw}"), &stmts)
+            .batch(
+                None,
+                "alter.database",
+                &format!("alter database {raw}"),
+                &stmts,
+            )
             .await?;
         Ok(Attrs::new())
     }
@@ -189,7 +199,12 @@ impl Catalog for Database {
         }
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name));
         server
-            .batch(None, "drop.database", &format!("drop database {name}"), &[drop])
+            .batch(
+                None,
+                "drop.database",
+                &format!("drop database {name}"),
+                &[drop],
+            )
             .await
     }
 }

@@ -2,7 +2,7 @@
 //! its schema and version kept as configured.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::super::attrs::{opt_str, req_str};
 use super::super::{AttrSchema, ProviderError, ResourceSchema};

@@ -416,7 +416,10 @@ impl<T: Catalog> ResourceType<Postgres> for T {
         let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
         for (i, r) in reqs.iter().enumerate() {
             let key = pg.server(&r.config).and_then(|s| {
-                Ok((s.name.clone(), self.database(&r.config)?.map(str::to_string)))
+                Ok((
+                    s.name.clone(),
+                    self.database(&r.config)?.map(str::to_string),
+                ))
             });
             match key {
                 Ok(k) => groups.entry(k).or_default().push(i),
@@ -497,8 +500,11 @@ async fn apply_group<T: Catalog + ?Sized>(
         Ok(l) => l,
         Err(e) => return all(e),
     };
-    let pairs: Vec<(&ApplyRequest, Option<&Live>)> =
-        reqs.iter().copied().zip(lives.iter().map(Option::as_ref)).collect();
+    let pairs: Vec<(&ApplyRequest, Option<&Live>)> = reqs
+        .iter()
+        .copied()
+        .zip(lives.iter().map(Option::as_ref))
+        .collect();
     let applied = Catalog::apply_batch(t, pg, server, &pairs).await;
     // Read back what was applied, as the configuration plus what apply computed.
     let references: Vec<Option<Attrs>> = reqs
@@ -536,10 +542,12 @@ async fn apply_group<T: Catalog + ?Sized>(
     let schema = Catalog::schema(t);
     let mut out: Vec<Result<ApplyResponse, ProviderError>> = applied
         .into_iter()
-        .map(|a| a.map(|_| ApplyResponse {
-            id: String::new(),
-            attributes: Attrs::new(),
-        }))
+        .map(|a| {
+            a.map(|_| ApplyResponse {
+                id: String::new(),
+                attributes: Attrs::new(),
+            })
+        })
         .collect();
     match read_back {
         Err(e) => {
@@ -568,7 +576,10 @@ async fn apply_group<T: Catalog + ?Sized>(
 
 /// The `key` attribute of every wanted resource, in order.
 fn names<'a>(wanted: &[Wanted<'a>], key: &str) -> Result<Vec<&'a str>, ProviderError> {
-    wanted.iter().map(|w| super::attrs::req_str(w.attrs, key)).collect()
+    wanted
+        .iter()
+        .map(|w| super::attrs::req_str(w.attrs, key))
+        .collect()
 }
 
 /// A provider id: the server, then the values of `keys`, joined by `/`.

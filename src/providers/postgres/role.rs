@@ -208,19 +208,26 @@ impl Catalog for Role {
         for g in live_roles.iter().filter(|g| !want_roles.contains(g)) {
             stmts.push(format!("REVOKE {} FROM {name}", ident(g)));
         }
-        let op = if live.is_some() { "alter.role" } else { "create.role" };
+        let op = if live.is_some() {
+            "alter.role"
+        } else {
+            "create.role"
+        };
         server
             .batch(None, op, &format!("apply role {name}"), &stmts)
             .await?;
         if !login && live.is_some_and(|l| l.attrs.get("login") == Some(&json!(true))) {
             // Login just revoked (a suspended tenant): end the role's open sessions too.
             server.count("select.pg_terminate_backend");
-            server.conn(None).await?.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                &[&req_str(c, "name")?],
-            )
-            .await
-            .map_err(|e| classify("end the sessions of a role losing LOGIN", e))?;
+            server
+                .conn(None)
+                .await?
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    &[&req_str(c, "name")?],
+                )
+                .await
+                .map_err(|e| classify("end the sessions of a role losing LOGIN", e))?;
         }
         Ok(extra)
     }

@@ -133,7 +133,11 @@ impl Catalog for Schema {
             "COMMENT ON SCHEMA {name} IS {}",
             literal(&marker(&r.address))
         ));
-        let op = if live.is_some() { "alter.schema" } else { "create.schema" };
+        let op = if live.is_some() {
+            "alter.schema"
+        } else {
+            "create.schema"
+        };
         let db = Some(req_str(c, "database")?);
         server
             .batch(db, op, &format!("apply schema {raw}"), &stmts)
@@ -166,7 +170,12 @@ impl Catalog for Schema {
         };
         let drop = format!("DROP SCHEMA IF EXISTS {}{cascade}", ident(name));
         server
-            .batch(Some(db), "drop.schema", &format!("drop schema {name} in {db}"), &[drop])
+            .batch(
+                Some(db),
+                "drop.schema",
+                &format!("drop schema {name} in {db}"),
+                &[drop],
+            )
             .await
     }
 }
