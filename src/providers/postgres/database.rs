@@ -188,11 +188,8 @@ impl Catalog for Database {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let name = req_str(prior, "name")?;
         if let Some(file) = export::target(prior)? {
             export::dump(server, &pg.root, &file, name, None).await?;

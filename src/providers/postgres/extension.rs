@@ -131,11 +131,8 @@ impl Catalog for Extension {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let name = req_str(prior, "name")?;
         server
             .batch(

@@ -391,11 +391,8 @@ impl Catalog for Grant {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let db = req_str(prior, "database")?;
         let stmt = format!(
             "REVOKE ALL ON {} FROM {}",
@@ -610,11 +607,8 @@ impl Catalog for DefaultPrivileges {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let stmt = alter_default(prior, "REVOKE")?;
         ignore_gone(
             acl_transaction(pg, server, req_str(prior, "database")?, &[stmt], "revoke").await,

@@ -424,7 +424,7 @@ impl Catalog for Migrations {
         _server: &Server,
         _address: &ResourceAddr,
         _prior: &Attrs,
-        _live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
         // Nothing to undo: the objects the files made, and the history that records them,
         // live and go with their schema or database (which are exported first when they

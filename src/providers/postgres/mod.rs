@@ -268,14 +268,15 @@ trait Catalog: Send + Sync {
         }
         out
     }
-    /// Deletes the object; gone already is success.
+    /// Deletes the live object (the engine's delete of an object already gone never gets
+    /// here).
     async fn delete(
         &self,
         pg: &Postgres,
         server: &Server,
         address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        live: &Live,
     ) -> Result<(), ProviderError>;
 }
 
@@ -441,8 +442,10 @@ impl<T: Catalog> ResourceType<Postgres> for T {
 
     async fn delete(&self, pg: &Postgres, req: &DeleteRequest) -> Result<(), ProviderError> {
         let server = pg.server(&req.prior)?;
-        let live = self.read_one(pg, &req.address, &req.prior).await?;
-        Catalog::delete(self, pg, server, &req.address, &req.prior, live.as_ref()).await
+        match self.read_one(pg, &req.address, &req.prior).await? {
+            Some(live) => Catalog::delete(self, pg, server, &req.address, &req.prior, &live).await,
+            None => Ok(()),
+        }
     }
 
     async fn recover(

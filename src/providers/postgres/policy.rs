@@ -319,11 +319,8 @@ impl Catalog for Policy {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let db = req_str(prior, "database")?;
         let lock = pg.acl_lock(&server.name, db);
         let _held = lock.lock().await;

@@ -238,11 +238,8 @@ impl Catalog for Role {
         server: &Server,
         _address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        _live: &Live,
     ) -> Result<(), ProviderError> {
-        if live.is_none() {
-            return Ok(());
-        }
         let name = req_str(prior, "name")?;
         // Databases where the role owns objects or holds privileges (pg_shdepend knows).
         let dbs: Vec<String> = {

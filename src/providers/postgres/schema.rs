@@ -151,9 +151,8 @@ impl Catalog for Schema {
         server: &Server,
         address: &ResourceAddr,
         prior: &Attrs,
-        live: Option<&Live>,
+        live: &Live,
     ) -> Result<(), ProviderError> {
-        let Some(live) = live else { return Ok(()) };
         if live.owner.as_deref() != Some(address.to_string().as_str()) {
             // Not ours (never created, or somebody else's under the same name).
             return Ok(());
