@@ -18,7 +18,8 @@
 //! 6. [`ops`] is one function per operation; [`cli`] parses arguments, calls `ops` and
 //!    renders results.
 //!
-//! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`];
+//! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`],
+//! [`suggest`];
 //! L1 [`workspace`], [`state`], [`providers`] (`state` and `providers` do not import each
 //! other); L2 [`render`]; L3 [`plan`] (with [`plan::drift`]); L4 [`apply`]; L5 [`ops`];
 //! L6 [`cli`].
@@ -63,5 +64,6 @@ pub mod plan;
 pub mod providers;
 pub mod render;
 pub mod state;
+pub mod suggest;
 pub mod value;
 pub mod workspace;

@@ -335,6 +335,17 @@ pub struct SettingsError {
     pub message: String,
 }
 
+/// The `[providers.<name>]` tables landlord reads.
+pub const PROVIDER_TABLES: &[&str] = &[
+    "local",
+    "aws",
+    "azure",
+    "dns",
+    "dns_verification",
+    "acme",
+    "postgresql",
+];
+
 /// Routes resource types to providers.
 pub struct Registry {
     providers: Vec<Arc<dyn Provider>>,
@@ -345,6 +356,16 @@ pub struct Registry {
 impl Registry {
     /// Builds the providers a workspace configures.
     pub fn new(settings: &Settings) -> Result<Registry, SettingsError> {
+        if let Some(name) = settings
+            .tables
+            .keys()
+            .find(|k| !PROVIDER_TABLES.contains(&k.as_str()))
+        {
+            return Err(SettingsError {
+                provider: name.clone(),
+                message: crate::suggest::unknown("provider table", name, PROVIDER_TABLES),
+            });
+        }
         let stats = Arc::new(ApiStats::default());
         let builtin = builtin::Builtin::provider(settings, stats.clone())?;
         let aws = aws::Aws::provider(settings, stats.clone())?;

@@ -64,18 +64,22 @@ pub(super) fn engine(
         .map(|(n, s)| (n.as_str(), s.as_str()))
         .collect();
     if let Err(e) = tera.add_raw_templates(all) {
-        let (msg, line) = explain(&e, "");
+        // tera names the template in the outermost error ("Failed to parse 'NAME'") and
+        // puts the parser's text, with its line, in the innermost one.
+        let outer = e.to_string();
         let template = sources
             .keys()
-            .find(|n| msg.contains(n.as_str()))
+            .find(|n| outer.contains(&format!("'{n}'")))
             .cloned()
             .unwrap_or_else(|| "modules".into());
+        let (msg, line) = explain(&e, "");
         errors.push(RenderError {
             template,
             line,
             tenant: None,
             resource: None,
-            message: msg,
+            message: format!("template syntax error: {msg}"),
+            syntax: true,
         });
     }
     if errors.is_empty() {

@@ -65,6 +65,8 @@ pub struct RenderError {
     pub tenant: Option<String>,
     /// Resource concerned (`<type>.<name>`), when any.
     pub resource: Option<String>,
+    /// The template text itself is wrong (a syntax error), whatever tenant renders it.
+    pub syntax: bool,
     /// What is wrong.
     pub message: String,
 }
@@ -75,9 +77,10 @@ impl fmt::Display for RenderError {
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
         }
-        match &self.tenant {
-            Some(t) => write!(f, ": tenant `{t}`")?,
-            None => write!(f, ": shared")?,
+        match (&self.tenant, self.syntax) {
+            (_, true) => {}
+            (Some(t), _) => write!(f, ": tenant `{t}`")?,
+            (None, _) => write!(f, ": shared")?,
         }
         if let Some(r) = &self.resource {
             write!(f, ": resource `{r}`")?;
@@ -269,7 +272,15 @@ impl<'a> Renderer<'a> {
             }
             Err(e) => self.at(res, e.to_string()),
         }
-        deps.remove(&res.address);
+        if deps.remove(&res.address) {
+            self.at(
+                res,
+                format!(
+                    "dependency cycle: `{}` depends on itself (a reference to its own attributes or its own name in `depends_on`)",
+                    res.address.local()
+                ),
+            );
+        }
         deps.into_iter().collect()
     }
 
@@ -312,6 +323,7 @@ impl<'a> Renderer<'a> {
             tenant: tenant.map(str::to_string),
             resource,
             message,
+            syntax: false,
         });
     }
 
@@ -398,6 +410,14 @@ impl<'a> Renderer<'a> {
                         continue;
                     }
                 };
+                if let Some(l) = crate::workspace::depth::too_deep(&text) {
+                    let msg = format!(
+                        "rendered output nests deeper than {} levels (rendered line {l})",
+                        crate::workspace::depth::MAX_DEPTH
+                    );
+                    self.err(&name, tenant, None, None, msg);
+                    continue;
+                }
                 let raws: Vec<RawResource> =
                     match serde_yaml_ng::from_str::<Option<Vec<RawResource>>>(&text) {
                         Ok(v) => v.unwrap_or_default(),
@@ -597,6 +617,7 @@ mod tests {
             tenant: Some(tenant.into()),
             resource: None,
             message: message.into(),
+            syntax: false,
         }
     }
 

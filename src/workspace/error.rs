@@ -56,7 +56,10 @@ impl WorkspaceError {
     pub(crate) fn yaml(path: impl Into<PathBuf>, e: &serde_yaml_ng::Error) -> Self {
         let mut err = Self::syntax(
             path,
-            format!("malformed YAML: {}", strip_location(&e.to_string())),
+            format!(
+                "malformed YAML: {}",
+                super::config::with_hint(&strip_location(&e.to_string()))
+            ),
         );
         err.line = e.location().map(|l| l.line());
         err

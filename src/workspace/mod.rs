@@ -5,6 +5,7 @@
 //! Imports only `addr` from the crate; never state, providers or the engine.
 
 pub mod config;
+pub mod depth;
 pub mod error;
 pub mod library;
 pub mod policy;
@@ -88,6 +89,16 @@ impl From<WorkspaceError> for LoadErrors {
 }
 
 fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, WorkspaceError> {
+    if let Some(line) = depth::too_deep(text) {
+        return Err(WorkspaceError::syntax(
+            path,
+            format!(
+                "YAML nested deeper than {} levels (refused before parsing)",
+                depth::MAX_DEPTH
+            ),
+        )
+        .at_line(Some(line)));
+    }
     serde_yaml_ng::from_str(text).map_err(|e| WorkspaceError::yaml(path, &e))
 }
 
@@ -366,7 +377,22 @@ impl Workspace {
         let mut errs = Vec::new();
         let mut tiers: BTreeMap<String, Option<LoadedTier>> = BTreeMap::new();
         let mut tenants = Vec::new();
-        for (stem, fname) in tenant_files(root) {
+        let files = tenant_files(root);
+        for pair in files.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                errs.push(WorkspaceError::policy(
+                    PathBuf::from("tenants").join(&pair[1].1),
+                    format!(
+                        "tenant `{}` is defined twice: in tenants/{} and tenants/{}; keep one file per tenant",
+                        pair[0].0, pair[0].1, pair[1].1
+                    ),
+                ));
+            }
+        }
+        if !errs.is_empty() {
+            return Err(LoadErrors(errs));
+        }
+        for (stem, fname) in files {
             match ld.tenant(&stem, &fname, &config, &mut tiers) {
                 Ok(t) => tenants.push(t),
                 Err(mut e) => errs.append(&mut e),

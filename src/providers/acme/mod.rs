@@ -107,7 +107,7 @@ impl Acme {
                             .ok_or_else(|| bad("`contact` must be a list of mailto: URIs".into()))?
                     }
                     "eab_kid" | "eab_hmac_env" => {}
-                    other => return Err(bad(format!("unknown setting `{other}` (directory, contact, ca_bundle, eab_kid, eab_hmac_env)"))),
+                    other => return Err(bad(crate::suggest::unknown("setting", other, &["directory", "contact", "ca_bundle", "eab_kid", "eab_hmac_env"]))),
                 }
             }
             if let (Some(kid), Some(env)) = (

@@ -308,7 +308,7 @@ impl Azure {
         stats: Arc<ApiStats>,
     ) -> Result<Result<Arc<Clients>, String>, String> {
         if let Some(k) = t.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(format!("unknown setting `{k}` ({})", SETTINGS.join(", ")));
+            return Err(crate::suggest::unknown("setting", k, SETTINGS));
         }
         let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let subscription =

@@ -53,7 +53,7 @@ impl Servers {
             };
             for (k, v) in t {
                 if k != "nameservers" {
-                    return Err(bad(format!("unknown setting `{k}` (nameservers)")));
+                    return Err(bad(crate::suggest::unknown("setting", k, &["nameservers"])));
                 }
                 for ns in v
                     .as_array()
@@ -79,20 +79,17 @@ impl Servers {
             };
             let t = v.as_table().ok_or_else(|| bad("expected a table".into()))?;
             let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
-            for k in t.keys() {
-                if ![
-                    "server",
-                    "zone",
-                    "tsig_key_name",
-                    "tsig_algorithm",
-                    "tsig_secret_env",
-                    "propagation_timeout_seconds",
-                    "nameservers",
-                ]
-                .contains(&k.as_str())
-                {
-                    return Err(bad(format!("unknown setting `{k}`")));
-                }
+            const KEYS: &[&str] = &[
+                "server",
+                "zone",
+                "tsig_key_name",
+                "tsig_algorithm",
+                "tsig_secret_env",
+                "propagation_timeout_seconds",
+                "nameservers",
+            ];
+            if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
+                return Err(bad(crate::suggest::unknown("setting", k, KEYS)));
             }
             let server =
                 s("server").ok_or_else(|| bad("`server` (host:port) is required".into()))?;

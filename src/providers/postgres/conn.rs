@@ -72,10 +72,7 @@ impl ServerConfig {
     /// Parses one server table; `root` resolves a relative `sslrootcert`.
     pub fn parse(t: &toml::Table, root: &std::path::Path) -> Result<ServerConfig, String> {
         if let Some(k) = t.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown setting `{k}` (expected one of {})",
-                SETTINGS.join(", ")
-            ));
+            return Err(crate::suggest::unknown("setting", k, SETTINGS));
         }
         let s = |k: &str| -> Result<Option<String>, String> {
             match t.get(k) {
