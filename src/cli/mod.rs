@@ -220,7 +220,7 @@ async fn plan_cmd(
         Format::Markdown => print!("{}", show::markdown(&p)),
     }
     if let Some(out) = out {
-        plan::file::save(&p, &ops::out_path(dir, out))?;
+        plan::file::save(&p, &ops::out_path(dir, out), st.master())?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this plan with: landlord apply {}",
             out.display(),
@@ -324,11 +324,16 @@ async fn apply_cmd(
 ) -> Result<u8> {
     let s = ops::open(dir)?;
     let desired = ops::desired(&s)?;
+    // A saved plan is verified before state is opened.
+    let saved = match plan_file {
+        Some(f) => Some(ops::read_saved_plan(&s, &ops::out_path(dir, f))?),
+        None => None,
+    };
     let st = state_for(&s, "landlord apply", run)?;
     let hook = progress::Progress::new(0, false, json);
-    let p = match plan_file {
-        Some(f) => {
-            let p = ops::saved_plan(&s, &st, &ops::out_path(dir, f), &hook).await?;
+    let p = match saved {
+        Some(p) => {
+            ops::check_saved_plan(&s, &st, &p, &hook).await?;
             if !json {
                 print!("{}", show::text(&p, color));
             }

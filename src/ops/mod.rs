@@ -76,7 +76,15 @@ pub struct OpenState {
     pub store: Box<dyn StateStore>,
     /// Master key source (`Generated` means a key file was just created).
     pub key: KeySource,
+    master: crypto::Key,
     scopes: Vec<String>,
+}
+
+impl OpenState {
+    /// The master key, which also signs saved plans.
+    pub fn master(&self) -> &crypto::Key {
+        &self.master
+    }
 }
 
 impl Drop for OpenState {
@@ -127,6 +135,26 @@ pub fn break_state_lock(dir: &Path) -> Result<Option<LockInfo>, OpsError> {
     }
 }
 
+/// The workspace's master key (`LANDLORD_MASTER_KEY`, a KMS-held key file or the key
+/// file), or `None` when there is none yet.
+pub fn find_master_key(
+    root: &Path,
+    config: &Config,
+) -> Result<Option<(crypto::Key, KeySource)>, OpsError> {
+    let env = std::env::var(crypto::MASTER_KEY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let key_file = root.join(&config.state.key_file);
+    Ok(match (&env, &config.state.kms_key_id) {
+        (None, Some(kms)) => Some(crypto::kms_master_key(
+            kms,
+            config.state.region.as_deref(),
+            &key_file,
+        )?),
+        _ => crypto::read_master_key(env, &key_file)?,
+    })
+}
+
 /// Opens the state of `ws`, waiting up to `lock_timeout`, and locks `scopes`
 /// (`workspace` or tenant ids) for the life of the returned value.
 pub fn open_state(
@@ -136,15 +164,16 @@ pub fn open_state(
     scopes: &[String],
     lock_timeout: Duration,
 ) -> Result<OpenState, OpsError> {
-    let env = std::env::var(crypto::MASTER_KEY_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
     let key_file = root.join(&config.state.key_file);
-    let (key, source) = match (&env, &config.state.kms_key_id) {
-        (None, Some(kms)) => {
-            crypto::kms_master_key(kms, config.state.region.as_deref(), &key_file)?
-        }
-        _ => crypto::master_key(env, &key_file)?,
+    // A key is generated only for a state that holds no secret yet, and written only
+    // once the state is known to be such: a lost key file is never silently replaced.
+    let (key, source, fresh) = match find_master_key(root, config)? {
+        Some((k, s)) => (k, s, false),
+        None => (
+            crypto::Key::generate(),
+            KeySource::Generated(key_file.clone()),
+            true,
+        ),
     };
     let ttl = Duration::from_secs(3600);
     let me = holder("workspace", command, ttl);
@@ -156,18 +185,37 @@ pub fn open_state(
                 std::process::id(),
                 time::OffsetDateTime::now_utc().unix_timestamp_nanos()
             ));
-            Box::new(S3Store::open(at, &work, key, &me, lock_timeout)?)
+            Box::new(S3Store::open(at, &work, key.clone(), &me, lock_timeout)?)
         }
         None => Box::new(SledStore::open(
             &root.join(&config.state.path),
-            key,
+            key.clone(),
             &me,
             lock_timeout,
         )?),
     };
+    if fresh {
+        if store.holds_sealed()? {
+            return Err(StateError::Key(format!(
+                "this state holds sealed secrets but no master key was found: {} is not set and the key file `{}` does not exist; restore the key file from your backup (or set {}); nothing was changed",
+                crypto::MASTER_KEY_ENV,
+                key_file.display(),
+                crypto::MASTER_KEY_ENV
+            ))
+            .into());
+        }
+        crypto::write_key_file(&key, &key_file)?;
+    } else {
+        store.check_key().map_err(|e| {
+            StateError::Key(format!(
+                "the master key from {source} does not open this state's secrets ({e}); nothing was changed"
+            ))
+        })?;
+    }
     let mut st = OpenState {
         store,
         key: source,
+        master: key,
         scopes: vec![],
     };
     for s in scopes {
@@ -221,7 +269,7 @@ pub async fn make_plan(
 ) -> Result<Plan, OpsError> {
     check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
     apply::recover(st.store.as_ref(), &s.registry, hook).await?;
-    Ok(plan::build(
+    let mut p = plan::build(
         desired,
         st.store.resources()?,
         st.store.serial()?,
@@ -229,7 +277,9 @@ pub async fn make_plan(
         &s.registry,
         opts,
     )
-    .await?)
+    .await?;
+    p.lineage = st.store.lineage()?;
+    Ok(p)
 }
 
 /// Lock scopes for a run limited to `tenants`.
@@ -271,19 +321,44 @@ pub async fn run_plan(
     Ok(report)
 }
 
-/// Loads a saved plan and refuses it when stale.
-pub async fn saved_plan(
+/// Reads a saved plan, verified with the workspace's master key, before any state is
+/// opened: a plan edited on its way through CI storage never gets that far.
+pub fn read_saved_plan(s: &Session, path: &Path) -> Result<Plan, OpsError> {
+    let Some((key, source)) = find_master_key(&s.ws.root, &s.ws.config)? else {
+        return Err(StateError::Key(format!(
+            "cannot verify the saved plan `{}`: no master key ({} is not set and the key file `{}` does not exist)",
+            path.display(),
+            crypto::MASTER_KEY_ENV,
+            s.ws.root.join(&s.ws.config.state.key_file).display()
+        ))
+        .into());
+    };
+    file::load(path, &key).map_err(|e| match e {
+        file::PlanFileError::Tampered(p) => StateError::Key(format!(
+            "plan file `{p}` was modified after it was saved, or saved with another master key than {source}: its signature does not match; make a new plan with `landlord plan --out`"
+        ))
+        .into(),
+        other => other.into(),
+    })
+}
+
+/// Refuses a verified saved plan made for another state or against older state or inputs.
+pub async fn check_saved_plan(
     s: &Session,
     st: &OpenState,
-    path: &Path,
+    plan: &Plan,
     hook: &dyn Hook,
-) -> Result<Plan, OpsError> {
-    let plan = file::load(path)?;
+) -> Result<(), OpsError> {
     // Operations a killed run left behind are reconciled first; if that changes state,
     // the plan no longer describes it and is refused below.
     apply::recover(st.store.as_ref(), &s.registry, hook).await?;
-    file::check_fresh(&plan, st.store.serial()?, &s.ws.input_hash)?;
-    Ok(plan)
+    file::check_fresh(
+        plan,
+        &st.store.lineage()?,
+        st.store.serial()?,
+        &s.ws.input_hash,
+    )?;
+    Ok(())
 }
 
 /// Drift of the recorded resources in scope.

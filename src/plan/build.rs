@@ -132,6 +132,7 @@ pub async fn build(
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         mode: opts.mode,
+        lineage: String::new(),
         state_serial: serial,
         input_hash: input_hash.to_string(),
         tenants: opts.tenants.clone(),

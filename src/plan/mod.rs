@@ -123,6 +123,9 @@ pub struct Plan {
     pub format_version: u32,
     /// Normal or destroy.
     pub mode: Mode,
+    /// Lineage of the state the plan was made against.
+    #[serde(default)]
+    pub lineage: String,
     /// State serial the plan was made against.
     pub state_serial: u64,
     /// Digest of the workspace inputs the plan was made from.

@@ -115,6 +115,18 @@ pub enum KeySource {
     },
 }
 
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env => write!(f, "{MASTER_KEY_ENV}"),
+            KeySource::File(p) | KeySource::Generated(p) => write!(f, "key file `{}`", p.display()),
+            KeySource::Kms { file, key_id, .. } => {
+                write!(f, "key file `{}` (under KMS key `{key_id}`)", file.display())
+            }
+        }
+    }
+}
+
 /// Prefix of a key file whose key is encrypted under KMS.
 const KMS_PREFIX: &str = "kms:";
 
@@ -224,35 +236,73 @@ fn write_new(path: &Path, text: &str) -> Result<(), StateError> {
     f.sync_all().map_err(io)
 }
 
-/// Loads the master key from the environment, or from `key_file`, generating it if absent.
-pub fn master_key(env: Option<String>, key_file: &Path) -> Result<(Key, KeySource), StateError> {
+/// The master key from `env` (the value of `LANDLORD_MASTER_KEY`) or `key_file`, or
+/// `None` when neither holds one; never creates a key. A key file that group or others
+/// may read is refused, as ssh refuses such private keys.
+pub fn read_master_key(
+    env: Option<String>,
+    key_file: &Path,
+) -> Result<Option<(Key, KeySource)>, StateError> {
     if let Some(v) = env.filter(|v| !v.trim().is_empty()) {
         let k = Key::parse(&v).ok_or_else(|| {
             StateError::Key(format!(
                 "{MASTER_KEY_ENV} must be 64 hex digits or base64 of 32 bytes"
             ))
         })?;
-        return Ok((k, KeySource::Env));
+        return Ok(Some((k, KeySource::Env)));
     }
     match std::fs::read_to_string(key_file) {
         Ok(t) => {
+            check_private(key_file)?;
             let k = Key::parse(&t).ok_or_else(|| {
                 StateError::Key(format!(
                     "key file `{}` does not hold a 32-byte key",
                     key_file.display()
                 ))
             })?;
-            Ok((k, KeySource::File(key_file.to_path_buf())))
+            Ok(Some((k, KeySource::File(key_file.to_path_buf()))))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let k = Key::generate();
-            write_new(key_file, &format!("{}\n", hex::encode(k.0)))?;
-            Ok((k, KeySource::Generated(key_file.to_path_buf())))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StateError::Key(format!(
             "cannot read key file `{}`: {e}",
             key_file.display()
         ))),
+    }
+}
+
+/// Refuses a key file that group or others may read or write.
+fn check_private(key_file: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key_file)
+        .map_err(|e| StateError::Key(format!("key file `{}`: {e}", key_file.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(StateError::Key(format!(
+            "key file `{}` is accessible by group or others (mode {:04o}): run `chmod 600 {}`",
+            key_file.display(),
+            mode & 0o7777,
+            key_file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `key` to a new key file (mode 0600); fails when the file exists.
+pub fn write_key_file(key: &Key, key_file: &Path) -> Result<KeySource, StateError> {
+    write_new(key_file, &format!("{}\n", hex::encode(key.0)))?;
+    Ok(KeySource::Generated(key_file.to_path_buf()))
+}
+
+/// The master key from `env` or `key_file`, generating a key file when there is none.
+pub fn master_key(env: Option<String>, key_file: &Path) -> Result<(Key, KeySource), StateError> {
+    match read_master_key(env, key_file)? {
+        Some(found) => Ok(found),
+        None => {
+            let k = Key::generate();
+            let source = write_key_file(&k, key_file)?;
+            Ok((k, source))
+        }
     }
 }
 

@@ -227,6 +227,12 @@ pub struct Export {
 pub trait StateStore: Send + Sync {
     /// The current serial (bumped by every committed change).
     fn serial(&self) -> Result<u64, StateError>;
+    /// The state's lineage: a random id given when it was created, kept by export/import.
+    fn lineage(&self) -> Result<String, StateError>;
+    /// Whether a secret was ever sealed in this state (a data key exists).
+    fn holds_sealed(&self) -> Result<bool, StateError>;
+    /// Checks that the master key opens this state's sealed secrets.
+    fn check_key(&self) -> Result<(), StateError>;
     /// Every resource record, sorted by address.
     fn resources(&self) -> Result<Vec<ResourceRecord>, StateError>;
     /// One record.

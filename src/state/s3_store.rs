@@ -453,6 +453,15 @@ impl Drop for S3Store {
 }
 
 impl StateStore for S3Store {
+    fn lineage(&self) -> Result<String, StateError> {
+        self.inner.lineage()
+    }
+    fn holds_sealed(&self) -> Result<bool, StateError> {
+        self.inner.holds_sealed()
+    }
+    fn check_key(&self) -> Result<(), StateError> {
+        self.inner.check_key()
+    }
     fn serial(&self) -> Result<u64, StateError> {
         self.inner.serial()
     }

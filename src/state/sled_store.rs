@@ -454,6 +454,21 @@ impl SledStore {
 }
 
 impl StateStore for SledStore {
+    fn lineage(&self) -> Result<String, StateError> {
+        self.meta_str("lineage")
+    }
+    fn holds_sealed(&self) -> Result<bool, StateError> {
+        Ok(!self.keys.is_empty())
+    }
+    fn check_key(&self) -> Result<(), StateError> {
+        match self.keys.iter().next() {
+            Some(entry) => {
+                let (scope, _) = entry.map_err(|e| self.err(e))?;
+                self.data_key(&String::from_utf8_lossy(&scope)).map(|_| ())
+            }
+            None => Ok(()),
+        }
+    }
     fn serial(&self) -> Result<u64, StateError> {
         let v = self.meta.get("serial").map_err(|e| self.err(e))?;
         Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
