@@ -28,7 +28,7 @@
 //!
 //! - workspace inputs: read by [`workspace`]; the built-in library (`modules/`, `plans/`
 //!   of this repository) is embedded by [`workspace::library`].
-//! - `state/` (sled database and `holder.json`), or with `[state] backend = "s3"` an S3
+//! - `state/` (sled database and `lock`, which names the holder), or with `[state] backend = "s3"` an S3
 //!   object and its lock object: owned by [`state`].
 //! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
 //! - saved plan files (`plan --out`): [`plan::file`].

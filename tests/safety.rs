@@ -85,7 +85,7 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let holder = ws.join("state/holder.json");
+    let holder = ws.join("state/lock");
     let start = Instant::now();
     while !std::fs::read_to_string(&holder)
         .is_ok_and(|t| t.contains(&format!("\"pid\":{}", first.id())))
@@ -118,8 +118,18 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
         "names the holder's command: {}",
         r.all()
     );
+    assert!(
+        !r.stderr.contains("state unlock"),
+        "a live local holder is never worth `state unlock`: {}",
+        r.all()
+    );
     assert!(waited >= Duration::from_secs(1), "waited {waited:?}");
     assert!(first.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(&holder).unwrap(),
+        "",
+        "the holder record is emptied when the run ends"
+    );
     ws.ok(&["plan", "--detailed-exitcode"], 0);
 }
 

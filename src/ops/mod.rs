@@ -107,6 +107,7 @@ pub fn holder(scope: &str, command: &str, ttl: Duration) -> LockInfo {
         pid: std::process::id(),
         command: command.into(),
         since: now_rfc3339(),
+        process_start: crate::state::holder::process_start(std::process::id()),
         expiry: expiry
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod holder;
 mod s3_store;
 mod sdk;
 mod sled_store;
@@ -117,6 +118,10 @@ pub struct LockInfo {
     pub since: String,
     /// RFC 3339 time after which it is stale.
     pub expiry: String,
+    /// When the holding process started (clock ticks since boot): with the pid, tells
+    /// the live holder from a leftover record of a process whose pid was reused.
+    #[serde(default)]
+    pub process_start: Option<u64>,
 }
 
 impl std::fmt::Display for LockInfo {
@@ -184,12 +189,15 @@ pub enum StateError {
         message: String,
     },
     /// Another run holds the lock.
-    #[error("state is locked by {holder}; waited {waited:?}. If that run is gone, run `landlord state unlock`")]
+    #[error("state is locked by {holder}; waited {waited:?}{advice}")]
     Locked {
         /// The holder.
         holder: String,
         /// How long this run waited.
         waited: Duration,
+        /// What to do about it, when anything (`state unlock` only for a lock that can
+        /// outlive its holder).
+        advice: String,
     },
     /// The master key is missing, malformed or wrong.
     #[error("master key: {0}")]

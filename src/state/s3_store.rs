@@ -256,6 +256,7 @@ impl S3Store {
                 return Err(StateError::Locked {
                     holder: info.map(|h| h.to_string()).unwrap_or_default(),
                     waited: start.elapsed(),
+                    advice: UNLOCK_ADVICE.into(),
                 });
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -439,6 +440,10 @@ impl S3Store {
         self.uploaded.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
     }
 }
+
+/// What to do about a lock object whose holder may be gone (on another host it cannot
+/// be checked).
+const UNLOCK_ADVICE: &str = ". If that run is gone, run `landlord state unlock`";
 
 impl Drop for S3Store {
     fn drop(&mut self) {

@@ -1,6 +1,7 @@
 //! The sled backend: one embedded database directory, trees `resources`, `intents`,
 //! `locks`, `history`, `audit`, `keys` and `meta`. The directory is held exclusively by one
-//! process at a time; a waiting process names the holder from `holder.json`.
+//! process at a time through `state/lock` (see [`holder`](super::holder)), which also
+//! names the holder to a waiting process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::audit::{self, AuditAction, AuditEvent};
+use super::holder;
 use super::crypto::{self, Key};
 use super::{
     Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
@@ -20,7 +22,6 @@ use super::{
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
-const HOLDER_FILE: &str = "holder.json";
 
 /// On-disk form of a resource record or intent: sensitive attributes sealed.
 #[derive(Serialize, Deserialize)]
@@ -47,6 +48,8 @@ pub struct SledStore {
     host: String,
     /// `user@host`, written into audit events.
     actor: String,
+    /// The directory lock, released when the store is dropped (after the database).
+    _held: holder::Held,
 }
 
 /// A record as stored (sealed bytes) and its audit digest.
@@ -101,24 +104,17 @@ impl SledStore {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| storage(format!("cannot create directory: {e}")))?;
+        // Our lock first (it names us to waiters); sled's own lock follows at once.
+        let held = holder::take(dir, holder, timeout)?;
         let db = loop {
             match sled::Config::new().path(dir).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
-                    if e.to_string().contains("lock")
-                        || e.kind() == std::io::ErrorKind::WouldBlock =>
+                    if (e.to_string().contains("lock")
+                        || e.kind() == std::io::ErrorKind::WouldBlock)
+                        && start.elapsed() < timeout.max(Duration::from_secs(2)) =>
                 {
-                    if start.elapsed() >= timeout {
-                        let who = std::fs::read(dir.join(HOLDER_FILE))
-                            .ok()
-                            .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
-                            .map(|h| h.to_string())
-                            .unwrap_or_else(|| "another process".into());
-                        return Err(StateError::Locked {
-                            holder: who,
-                            waited: start.elapsed(),
-                        });
-                    }
+                    // A process of an older landlord, which takes sled's lock only.
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(sled::Error::Corruption { .. }) | Err(sled::Error::ReportableBug(_)) => {
@@ -145,16 +141,9 @@ impl SledStore {
             data_keys: Mutex::new(HashMap::new()),
             host: hostname(),
             actor: format!("{}@{}", holder.owner, holder.host),
+            _held: held,
         };
         store.init_meta()?;
-        let tmp = dir.join(format!("{HOLDER_FILE}.tmp"));
-        let body = serde_json::to_vec(holder).unwrap_or_default();
-        if std::fs::write(&tmp, body)
-            .and_then(|_| std::fs::rename(&tmp, dir.join(HOLDER_FILE)))
-            .is_err()
-        {
-            return Err(storage("cannot write holder.json".into()));
-        }
         Ok(store)
     }
 
@@ -586,6 +575,7 @@ impl StateStore for SledStore {
                     return Err(StateError::Locked {
                         holder: held.to_string(),
                         waited: Duration::ZERO,
+                        advice: ". If that run is gone, run `landlord state unlock`".into(),
                     });
                 }
             }
@@ -613,7 +603,7 @@ impl StateStore for SledStore {
         for l in &removed {
             self.locks.remove(&l.scope).map_err(|e| self.err(e))?;
         }
-        let _ = std::fs::remove_file(self.path.join(HOLDER_FILE));
+
         self.flush()?;
         Ok(removed)
     }
