@@ -149,13 +149,20 @@ fn validate(dir: &Path) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Opens the state for a command and announces a generated master key.
+/// Opens the state for a command and announces a generated master key. Commands that
+/// change state record lock scopes; reading ones (plan, drift) write nothing.
 fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
+    let writes = !matches!(command, "landlord plan" | "landlord drift");
+    let scopes = if writes {
+        ops::scopes(&run.tenants)
+    } else {
+        vec![]
+    };
     let st = ops::open_state(
         &s.ws.root,
         &s.ws.config,
         command,
-        &ops::scopes(&run.tenants),
+        &scopes,
         run.lock_timeout,
     )?;
     match &st.key {

@@ -35,6 +35,21 @@ struct Sealed<T> {
 /// The sled-backed state store.
 pub struct SledStore {
     path: PathBuf,
+    /// The open database; taken on drop so it can be closed before the lock is released.
+    trees: Option<Trees>,
+    master: Key,
+    data_keys: Mutex<HashMap<String, Key>>,
+    host: String,
+    /// `user@host`, written into audit events.
+    actor: String,
+    /// Whether this run wrote anything (then the database is settled on close).
+    dirty: std::sync::atomic::AtomicBool,
+    /// The directory lock, released when the store is dropped (after the database).
+    _held: holder::Held,
+}
+
+/// The database and its trees.
+pub struct Trees {
     db: sled::Db,
     resources: sled::Tree,
     intents: sled::Tree,
@@ -43,13 +58,28 @@ pub struct SledStore {
     audit: sled::Tree,
     keys: sled::Tree,
     meta: sled::Tree,
-    master: Key,
-    data_keys: Mutex<HashMap<String, Key>>,
-    host: String,
-    /// `user@host`, written into audit events.
-    actor: String,
-    /// The directory lock, released when the store is dropped (after the database).
-    _held: holder::Held,
+}
+
+impl std::ops::Deref for SledStore {
+    type Target = Trees;
+    fn deref(&self) -> &Trees {
+        self.trees.as_ref().expect("the database is open until the store is dropped")
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        let Some(trees) = self.trees.take() else {
+            return;
+        };
+        let _ = trees.db.flush();
+        drop(trees);
+        // sled writes a snapshot of its log when it is next opened; a writer opens it once
+        // more itself, so a later read-only command finds nothing to write.
+        if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            drop(sled::Config::new().path(&self.path).open());
+        }
+    }
 }
 
 /// A record as stored (sealed bytes) and its audit digest.
@@ -127,8 +157,7 @@ impl SledStore {
             }
         };
         let tree = |n: &str| db.open_tree(n).map_err(|e| storage(e.to_string()));
-        let store = SledStore {
-            path: dir.to_path_buf(),
+        let trees = Trees {
             resources: tree("resources")?,
             intents: tree("intents")?,
             locks: tree("locks")?,
@@ -137,6 +166,11 @@ impl SledStore {
             keys: tree("keys")?,
             meta: tree("meta")?,
             db,
+        };
+        let store = SledStore {
+            path: dir.to_path_buf(),
+            trees: Some(trees),
+            dirty: Default::default(),
             master,
             data_keys: Mutex::new(HashMap::new()),
             host: hostname(),
@@ -205,6 +239,8 @@ impl SledStore {
     }
 
     fn flush(&self) -> Result<(), StateError> {
+        self.dirty
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
