@@ -42,7 +42,10 @@ pub fn hint(word: &str, known: &[&str]) -> String {
 pub fn unknown(what: &str, word: &str, known: &[&str]) -> String {
     match nearest(word, known) {
         Some(k) => format!("unknown {what} `{word}` (did you mean `{k}`?)"),
-        None => format!("unknown {what} `{word}` (expected one of {})", known.join(", ")),
+        None => format!(
+            "unknown {what} `{word}` (expected one of {})",
+            known.join(", ")
+        ),
     }
 }
 

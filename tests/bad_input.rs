@@ -1,6 +1,7 @@
 //! Each case: an applied quick start, one bad input, then `validate`, `plan` and `apply`
 //! must all exit 1 with a message naming file (and line), tenant and field or resource,
-//! and `state export` must be byte-identical before and after.
+//! and the state directory's files (and `state export`) must be byte-identical before and
+//! after.
 
 use crate::support::Ws;
 
@@ -23,9 +24,15 @@ fn fails_everywhere(ws: &Ws, expect: &[&str]) {
 fn check(setup: impl Fn(&Ws), expect: &[&str]) {
     let ws = Ws::example("quickstart");
     ws.ok(&["apply", "--auto-approve"], 0);
+    let files = crate::support::state_files(&ws);
     let before = ws.export();
     setup(&ws);
     fails_everywhere(&ws, expect);
+    assert_eq!(
+        crate::support::state_files(&ws),
+        files,
+        "the state files must be byte-identical"
+    );
     assert_eq!(ws.export(), before, "state must be byte-identical");
 }
 

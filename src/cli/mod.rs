@@ -152,19 +152,14 @@ fn validate(dir: &Path) -> Result<u8> {
 /// Opens the state for a command and announces a generated master key. Commands that
 /// change state record lock scopes; reading ones (plan, drift) write nothing.
 fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
-    let writes = !matches!(command, "landlord plan" | "landlord drift");
+    let writes = !matches!(command, "landlord plan" | "landlord drift")
+        && !command.ends_with(" (saved plan)");
     let scopes = if writes {
         ops::scopes(&run.tenants)
     } else {
         vec![]
     };
-    let st = ops::open_state(
-        &s.ws.root,
-        &s.ws.config,
-        command,
-        &scopes,
-        run.lock_timeout,
-    )?;
+    let st = ops::open_state(&s.ws.root, &s.ws.config, command, &scopes, run.lock_timeout)?;
     match &st.key {
         KeySource::Generated(p) => eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display()),
         KeySource::Kms { file, key_id, generated: true } => eprintln!("Generated a master key under KMS key `{key_id}`, stored encrypted in {}: keep that file with the workspace (only KMS can decrypt it).", file.display()),
@@ -336,11 +331,19 @@ async fn apply_cmd(
         Some(f) => Some(ops::read_saved_plan(&s, &ops::out_path(dir, f))?),
         None => None,
     };
-    let st = state_for(&s, "landlord apply", run)?;
+    // A saved plan is checked against state before this run records its lock scopes, so
+    // a refused plan leaves state as it was.
+    let command = if saved.is_some() {
+        "landlord apply (saved plan)"
+    } else {
+        "landlord apply"
+    };
+    let mut st = state_for(&s, command, run)?;
     let hook = progress::Progress::new(0, false, json);
     let p = match saved {
         Some(p) => {
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
+            st.lock_scopes(&ops::scopes(&run.tenants), "landlord apply")?;
             if !json {
                 print!("{}", show::text(&p, color));
             }

@@ -85,6 +85,16 @@ impl OpenState {
     pub fn master(&self) -> &crypto::Key {
         &self.master
     }
+
+    /// Records lock scopes (`workspace` or tenant ids) for the life of this value.
+    pub fn lock_scopes(&mut self, scopes: &[String], command: &str) -> Result<(), OpsError> {
+        for s in scopes {
+            self.store
+                .lock(&holder(s, command, Duration::from_secs(3600)))?;
+            self.scopes.push(s.clone());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for OpenState {
@@ -176,8 +186,7 @@ pub fn open_state(
             true,
         ),
     };
-    let ttl = Duration::from_secs(3600);
-    let me = holder("workspace", command, ttl);
+    let me = holder("workspace", command, Duration::from_secs(3600));
     let store: Box<dyn StateStore> = match s3_location(config) {
         Some(at) => {
             // The working copy lives outside the workspace and goes with the run.
@@ -219,10 +228,7 @@ pub fn open_state(
         master: key,
         scopes: vec![],
     };
-    for s in scopes {
-        st.store.lock(&holder(s, command, ttl))?;
-        st.scopes.push(s.clone());
-    }
+    st.lock_scopes(scopes, command)?;
     Ok(st)
 }
 
@@ -334,13 +340,26 @@ pub fn read_saved_plan(s: &Session, path: &Path) -> Result<Plan, OpsError> {
         ))
         .into());
     };
-    file::load(path, &key).map_err(|e| match e {
-        file::PlanFileError::Tampered(p) => StateError::Key(format!(
-            "plan file `{p}` was modified after it was saved, or saved with another master key than {source}: its signature does not match; make a new plan with `landlord plan --out`"
-        ))
-        .into(),
-        other => other.into(),
-    })
+    let plan = file::load(path, &key).map_err(|e| -> OpsError {
+        match e {
+            file::PlanFileError::Tampered(p) => StateError::Key(format!(
+                "plan file `{p}` was modified after it was saved, or saved with another master key than {source}: its signature does not match; make a new plan with `landlord plan --out`"
+            ))
+            .into(),
+            other => other.into(),
+        }
+    })?;
+    // A local state that does not exist cannot be the one the plan was made for; say so
+    // without creating it.
+    let local = s.ws.root.join(&s.ws.config.state.path);
+    if s3_location(&s.ws.config).is_none() && !local.join("db").exists() {
+        return Err(file::PlanFileError::OtherState {
+            plan: plan.lineage,
+            state: "none: this workspace has no state yet".into(),
+        }
+        .into());
+    }
+    Ok(plan)
 }
 
 /// Refuses a verified saved plan made for another state or against older state or inputs.

@@ -80,7 +80,10 @@ pub fn load(path: &Path, key: &Key) -> Result<Plan, PlanFileError> {
         path: shown.clone(),
         message,
     };
-    let newline = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     let (header, json) = (&bytes[..newline], bytes.get(newline + 1..).unwrap_or(&[]));
     let mac = std::str::from_utf8(header)
         .ok()

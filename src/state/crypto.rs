@@ -121,7 +121,11 @@ impl std::fmt::Display for KeySource {
             KeySource::Env => write!(f, "{MASTER_KEY_ENV}"),
             KeySource::File(p) | KeySource::Generated(p) => write!(f, "key file `{}`", p.display()),
             KeySource::Kms { file, key_id, .. } => {
-                write!(f, "key file `{}` (under KMS key `{key_id}`)", file.display())
+                write!(
+                    f,
+                    "key file `{}` (under KMS key `{key_id}`)",
+                    file.display()
+                )
             }
         }
     }

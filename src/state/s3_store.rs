@@ -19,7 +19,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use super::audit::AuditEvent;
 use super::crypto::Key;
 use super::sdk::Rt;
-use super::sled_store::{pid_alive, SledStore};
+use super::sled_store::SledStore;
 use super::{Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore};
 use crate::addr::ResourceAddr;
 
@@ -233,7 +233,9 @@ impl S3Store {
                 None => true,
                 Some(h) => {
                     h.expiry < super::now_rfc3339()
-                        || (h.host == holder.host && h.pid != holder.pid && !pid_alive(h.pid))
+                        || (h.host == holder.host
+                            && h.pid != holder.pid
+                            && !super::holder::is_live(h))
                 }
             };
             if stale {
@@ -253,10 +255,19 @@ impl S3Store {
                 continue;
             }
             if start.elapsed() >= timeout {
+                // A live holder on this host is shown as such; one elsewhere cannot be
+                // checked, so unlocking is named as the way out if it is gone.
+                let live_here = info
+                    .as_ref()
+                    .is_some_and(|h| h.host == holder.host && super::holder::is_live(h));
                 return Err(StateError::Locked {
                     holder: info.map(|h| h.to_string()).unwrap_or_default(),
                     waited: start.elapsed(),
-                    advice: UNLOCK_ADVICE.into(),
+                    advice: if live_here {
+                        String::new()
+                    } else {
+                        UNLOCK_ADVICE.into()
+                    },
                 });
             }
             std::thread::sleep(Duration::from_millis(250));

@@ -13,15 +13,14 @@ use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::audit::{self, AuditAction, AuditEvent};
-use super::holder;
 use super::crypto::{self, Key};
+use super::holder;
 use super::{
     Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
     FORMAT_VERSION,
 };
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
-
 
 /// On-disk form of a resource record or intent: sensitive attributes sealed.
 #[derive(Serialize, Deserialize)]
@@ -63,7 +62,9 @@ pub struct Trees {
 impl std::ops::Deref for SledStore {
     type Target = Trees;
     fn deref(&self) -> &Trees {
-        self.trees.as_ref().expect("the database is open until the store is dropped")
+        self.trees
+            .as_ref()
+            .expect("the database is open until the store is dropped")
     }
 }
 
@@ -239,8 +240,7 @@ impl SledStore {
     }
 
     fn flush(&self) -> Result<(), StateError> {
-        self.dirty
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
@@ -605,7 +605,7 @@ impl StateStore for SledStore {
         if let Some(v) = self.locks.get(&info.scope).map_err(|e| self.err(e))? {
             if let Ok(held) = serde_json::from_slice::<LockInfo>(&v) {
                 let expired = held.expiry < super::now_rfc3339();
-                let dead = held.host == self.host && !pid_alive(held.pid);
+                let dead = held.host == self.host && !holder::is_live(&held);
                 let ours = held.host == self.host && held.pid == std::process::id();
                 if !expired && !dead && !ours {
                     return Err(StateError::Locked {

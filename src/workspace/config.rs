@@ -98,7 +98,11 @@ pub(super) fn with_hint(message: &str) -> String {
     };
     let known: Vec<&str> = c[3]
         .split(", ")
-        .map(|k| k.trim_matches('`').trim_start_matches("or `").trim_end_matches('`'))
+        .map(|k| {
+            k.trim_matches('`')
+                .trim_start_matches("or `")
+                .trim_end_matches('`')
+        })
         .collect();
     match crate::suggest::nearest(&c[2], &known) {
         Some(k) => format!("unknown {} `{}` (did you mean `{k}`?)", &c[1], &c[2]),

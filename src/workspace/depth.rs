@@ -35,7 +35,10 @@ pub fn too_deep(text: &str) -> Option<usize> {
         }
         let mut rest = body;
         let mut dashes = 0;
-        while let Some(r) = rest.strip_prefix("- ").or_else(|| (rest == "-").then_some("")) {
+        while let Some(r) = rest
+            .strip_prefix("- ")
+            .or_else(|| (rest == "-").then_some(""))
+        {
             dashes += 1;
             rest = r.trim_start_matches(' ');
         }
@@ -92,7 +95,9 @@ mod tests {
 
     #[test]
     fn deep_block_flow_and_sequence_nesting_are_refused_with_the_line() {
-        let block: String = (0..100).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+        let block: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect();
         assert_eq!(too_deep(&block), Some(64));
         let flow = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
         assert_eq!(too_deep(&flow), Some(1));

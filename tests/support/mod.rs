@@ -296,3 +296,20 @@ pub fn plan_json(ws: &Ws, extra: &[&str]) -> serde_json::Value {
     args.extend(extra);
     serde_json::from_str(&ws.ok(&args, 0).stdout).unwrap()
 }
+
+/// Every file of the state directory but the lock file (which records the current
+/// holder), by path, with a digest of its bytes: what must not change when a run
+/// changes nothing.
+pub fn state_files(ws: &Ws) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut files = Vec::new();
+    walk(&ws.join("state"), &mut files);
+    files
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "lock"))
+        .map(|p| {
+            let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default()));
+            (p.display().to_string(), digest)
+        })
+        .collect()
+}

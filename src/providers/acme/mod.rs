@@ -102,12 +102,28 @@ impl Acme {
                     "contact" => {
                         s.contact = v
                             .as_array()
-                            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
                             .or_else(|| v.as_str().map(|x| vec![x.to_string()]))
                             .ok_or_else(|| bad("`contact` must be a list of mailto: URIs".into()))?
                     }
                     "eab_kid" | "eab_hmac_env" => {}
-                    other => return Err(bad(crate::suggest::unknown("setting", other, &["directory", "contact", "ca_bundle", "eab_kid", "eab_hmac_env"]))),
+                    other => {
+                        return Err(bad(crate::suggest::unknown(
+                            "setting",
+                            other,
+                            &[
+                                "directory",
+                                "contact",
+                                "ca_bundle",
+                                "eab_kid",
+                                "eab_hmac_env",
+                            ],
+                        )))
+                    }
                 }
             }
             if let (Some(kid), Some(env)) = (

@@ -107,7 +107,13 @@ impl AwsSettings {
                 "profile" => s.profile = Some(text),
                 "endpoint_url" => s.endpoint_url = Some(text),
                 "assume_role_arn" => s.assume_role_arn = Some(text),
-                other => return Err(bad(crate::suggest::unknown("setting", other, &["region", "profile", "endpoint_url", "assume_role_arn"]))),
+                other => {
+                    return Err(bad(crate::suggest::unknown(
+                        "setting",
+                        other,
+                        &["region", "profile", "endpoint_url", "assume_role_arn"],
+                    )))
+                }
             }
         }
         if !REGIONS.contains(&s.region.as_str()) {
