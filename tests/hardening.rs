@@ -540,7 +540,7 @@ fn mutated_workspace_files_never_panic_or_hang_validate() {
     let cases: usize = std::env::var("LANDLORD_MUTATION_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(120);
+        .unwrap_or(400);
     let seed: u64 = std::env::var("LANDLORD_MUTATION_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
