@@ -243,3 +243,82 @@ fn intents_of_a_killed_run_wait_in_s3_until_the_next_run_reconciles_them() {
     );
     assert!(!ws.ok(&["state", "list"], 0).stderr.contains("pending"));
 }
+
+#[test]
+fn saved_plans_and_lock_holders_hold_with_s3_state() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    crate::support::add_slow_module(&ws, "1500ms");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let plan = ws.join("change.plan");
+    let plan_arg = plan.to_str().unwrap();
+    ws.edit(
+        "tenants/globex.yaml",
+        "rate_limit_burst: 100",
+        "rate_limit_burst: 50",
+    );
+    ws.ok(&["plan", "--out", plan_arg], 0);
+    let original = std::fs::read(&plan).unwrap();
+
+    // Edited on its way: refused before the state is opened.
+    let text = String::from_utf8(original.clone()).unwrap();
+    std::fs::write(&plan, text.replacen("50", "51", 1)).unwrap();
+    let r = ws.ok(&["apply", plan_arg], 1);
+    assert!(
+        r.stderr.contains("was modified after it was saved"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(objects(&moto), [STATE], "no lock was taken");
+
+    // Made for another S3 state of the same key: refused.
+    let other = Ws::example("quickstart").with_env(moto.env());
+    other.write(
+        "landlord.toml",
+        &ws.read("landlord.toml").replace(
+            "bucket = \"team-state\"",
+            "bucket = \"team-state\"\nkey = \"other/state.json\"",
+        ),
+    );
+    other.ok(&["apply", "--auto-approve"], 0);
+    other.edit(
+        "tenants/globex.yaml",
+        "rate_limit_burst: 100",
+        "rate_limit_burst: 50",
+    );
+    std::fs::write(&plan, &original).unwrap();
+    let r = other.ok(&["apply", plan_arg], 1);
+    assert!(
+        r.stderr.contains("was made for another state"),
+        "{}",
+        r.all()
+    );
+    ws.ok(&["apply", plan_arg], 0);
+
+    // Two applies at once: the loser names the live holder and does not advise unlock.
+    ws.write(
+        "modules/test/slow/slow.yaml.tera",
+        "- type: time_sleep\n  name: again\n  properties: { create_duration: 1500ms }\n",
+    );
+    let spawn = || {
+        ws.cmd(&["apply", "--auto-approve", "--lock-timeout", "0s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = (a.id(), b.id());
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (winner, loser) = match (oa.status.code(), ob.status.code()) {
+        (Some(0), Some(1)) => (pids.0, ob),
+        (Some(1), Some(0)) => (pids.1, oa),
+        other => panic!("expected one success and one refusal, got {other:?}"),
+    };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.contains(&format!("pid {winner},")) && err.contains("`landlord apply`"),
+        "{err}"
+    );
+    assert!(!err.contains("state unlock"), "a live holder here: {err}");
+}

@@ -54,6 +54,7 @@ fn env() -> Env {
         command: "t".into(),
         since: "".into(),
         expiry: "".into(),
+        process_start: None,
     };
     let store = SledStore::open(dir.path(), Key::generate(), &holder, Duration::ZERO).unwrap();
     let stats = Arc::new(ApiStats::default());

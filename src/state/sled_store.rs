@@ -810,6 +810,7 @@ mod tests {
             command: "test".into(),
             since: super::super::now_rfc3339(),
             expiry: "9999".into(),
+            process_start: None,
         }
     }
 

@@ -134,6 +134,7 @@ mod tests {
         Plan {
             format_version: PLAN_FORMAT_VERSION,
             mode: Mode::Normal,
+            lineage: String::new(),
             state_serial: 0,
             input_hash: String::new(),
             tenants: vec![],
