@@ -98,7 +98,7 @@ mod tests {
         let block: String = (0..100)
             .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
             .collect();
-        assert_eq!(too_deep(&block), Some(64));
+        assert_eq!(too_deep(&block), Some(65), "line 65 is the 65th level");
         let flow = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
         assert_eq!(too_deep(&flow), Some(1));
         let seq = format!("{}x\n", "- ".repeat(100));
