@@ -427,6 +427,27 @@ fn a_resource_that_depends_on_itself_is_a_cycle_at_validate() {
             r.all()
         );
     }
+    // A shared resource naming itself.
+    let ws = Ws::example("quickstart");
+    ws.write(
+        "modules/test/selfref/module.yaml",
+        "description: under test\n",
+    );
+    ws.write(
+        "modules/test/selfref/selfref.yaml.tera",
+        "- type: random_id\n  name: s\n  properties: { byte_length: 4, prefix: \"${shared.random_id.s.hex}\" }\n",
+    );
+    ws.edit(
+        "shared.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/selfref\n",
+    );
+    let r = ws.ok(&["validate"], 1);
+    assert!(
+        r.stderr.contains("depends on itself") && r.stderr.contains("shared"),
+        "{}",
+        r.all()
+    );
 }
 
 #[test]
@@ -457,6 +478,11 @@ fn a_tenant_defined_twice_names_both_files() {
     ws.write("tenants/hooli.yaml", "");
     let r = ws.ok(&["validate"], 1);
     assert!(r.stderr.contains("tenants/hooli.yaml"), "{}", r.all());
+    // Not text at all.
+    std::fs::write(ws.join("tenants/hooli.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let r = ws.ok(&["validate"], 1);
+    assert!(r.stderr.contains("tenants/hooli.yaml"), "{}", r.all());
+    assert!(!r.stderr.contains("panicked"), "{}", r.all());
 }
 
 /// A small deterministic generator (xorshift), so a failing case can be replayed by seed.
