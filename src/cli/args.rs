@@ -114,6 +114,19 @@ pub struct ExecArgs {
 /// landlord commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print landlord's version (as `--version` does).
+    Version,
+    /// Show a saved plan (verified against the master key); touches no state.
+    #[command(
+        after_help = "Examples:\n  landlord plan --out plan.bin\n  landlord show plan.bin\n  landlord show plan.bin --json"
+    )]
+    Show {
+        /// A plan saved by `landlord plan --out FILE`.
+        plan_file: PathBuf,
+        /// Print JSON (the format of `plan --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load and check the workspace and its templates; touches no state.
     #[command(after_help = "Example:\n  landlord -C examples/quickstart validate")]
     Validate,

@@ -76,6 +76,7 @@ pub fn output(
 /// `landlord graph`.
 pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> {
     let s = ops::open(dir)?;
+    ops::check_tenants(&s.ws, tenants, None)?;
     let d = ops::desired(&s)?;
     let keep =
         |a: &ResourceAddr| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str());
@@ -148,21 +149,32 @@ pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!(
-            "{:<24} {:<14} {:<10} {:<14} {:>9}  DOMAIN",
-            "ID", "TIER", "STATUS", "REGION", "RESOURCES"
-        );
-        for r in &rows {
-            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-            println!(
-                "{:<24} {:<14} {:<10} {:<14} {:>9}  {}",
-                s("id"),
-                s("tier"),
-                s("status"),
-                s("region"),
-                r["resources"],
-                s("domain")
-            );
+        let cell = |r: &Value, k: &str| match &r[k] {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".to_string(),
+            other => other.to_string(),
+        };
+        let columns = ["id", "tier", "status", "region", "resources", "domain"];
+        let table: Vec<Vec<String>> = std::iter::once(
+            columns.iter().map(|c| c.to_uppercase()).collect(),
+        )
+        .chain(rows.iter().map(|r| columns.iter().map(|c| cell(r, c)).collect()))
+        .collect();
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|i| table.iter().map(|row| row[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for row in &table {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (text, w))| match columns[i] {
+                    "resources" => format!("{text:>w$}"),
+                    "domain" => text.clone(),
+                    _ => format!("{text:<w$}"),
+                })
+                .collect();
+            println!("{}", line.join("  ").trim_end());
         }
     }
     Ok(EXIT_OK)

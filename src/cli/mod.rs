@@ -33,6 +33,13 @@ pub fn main() -> u8 {
     // Two TLS stacks link rustls with different crypto back-ends (aws-lc-rs for AWS, ACME
     // and DNS; ring through the Azure HTTP client): choose one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Terraform's spellings (`-out`, `-auto-approve`, `-target`) get a hint, not clap's
+    // generic error.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(hint) = argv.iter().skip(1).find_map(|a| terraform_spelling(a)) {
+        eprintln!("error: {hint}");
+        return EXIT_ERROR;
+    }
     // Usage errors exit 1 like every other error: 2 means "changes" to CI scripts.
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -60,6 +67,34 @@ pub fn main() -> u8 {
     }
 }
 
+/// The hint for a flag spelt the Terraform way, if `arg` is one.
+fn terraform_spelling(arg: &str) -> Option<String> {
+    let (flag, value) = match arg.split_once('=') {
+        Some((f, v)) => (f, Some(v)),
+        None => (arg, None),
+    };
+    let ours = match flag.trim_start_matches('-') {
+        "target" => "--tenant",
+        _ if flag.starts_with("--") => return None,
+        "out" => "--out",
+        "auto-approve" => "--auto-approve",
+        "json" => "--json",
+        "detailed-exitcode" => "--detailed-exitcode",
+        "refresh" => "--refresh",
+        "lock-timeout" => "--lock-timeout",
+        "parallelism" => "--parallelism",
+        "destroy" => "--destroy",
+        "no-color" => "--no-color",
+        _ => return None,
+    };
+    let with_value = value.map(|v| format!("{ours}={v}")).unwrap_or_else(|| ours.to_string());
+    Some(if flag.trim_start_matches('-') == "target" {
+        format!("`{arg}` is Terraform's spelling: landlord selects tenants with `--tenant ID` (repeatable)")
+    } else {
+        format!("`{arg}` is Terraform's spelling: landlord takes `{with_value}`")
+    })
+}
+
 fn color(cli_no_color: bool) -> bool {
     !cli_no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
@@ -68,6 +103,11 @@ async fn run(cli: Cli) -> Result<u8> {
     let dir = cli.dir.clone();
     match cli.command {
         Command::Validate => validate(&dir),
+        Command::Version => {
+            println!("landlord {}", env!("CARGO_PKG_VERSION"));
+            Ok(EXIT_OK)
+        }
+        Command::Show { plan_file, json } => show_cmd(&dir, &plan_file, json, color(cli.no_color)),
         Command::Plan {
             run,
             plan,
@@ -294,6 +334,8 @@ async fn execute(
             "api_calls": api_calls(s),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if report.failed.is_empty() && command == "landlord destroy" {
+        println!("\nDestroy complete! Resources: {} destroyed.", report.deleted);
     } else if report.failed.is_empty() {
         println!(
             "\nApply complete! Resources: {} added, {} changed, {} replaced, {} destroyed.",
@@ -328,7 +370,11 @@ async fn apply_cmd(
     let desired = ops::desired(&s)?;
     // A saved plan is verified before state is opened.
     let saved = match plan_file {
-        Some(f) => Some(ops::read_saved_plan(&s, &ops::out_path(dir, f))?),
+        Some(f) => Some(ops::read_saved_plan(
+            &s.ws.root,
+            &s.ws.config,
+            &ops::out_path(dir, f),
+        )?),
         None => None,
     };
     // A saved plan is checked against state before this run records its lock scopes, so
@@ -375,6 +421,19 @@ async fn apply_cmd(
         return Ok(EXIT_OK);
     }
     execute(&s, &st, &p, "landlord apply", exec, json, run.stats).await
+}
+
+/// `landlord show PLANFILE`: a saved plan, verified, as text or JSON; touches no state.
+fn show_cmd(dir: &Path, plan_file: &Path, json: bool, color: bool) -> Result<u8> {
+    let config = crate::workspace::load_config(dir)?;
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let p = ops::read_saved_plan(&root, &config, &ops::out_path(dir, plan_file))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&show::json(&p, &[]))?);
+    } else {
+        print!("{}", show::text(&p, color));
+    }
+    Ok(EXIT_OK)
 }
 
 async fn destroy_cmd(

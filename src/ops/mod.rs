@@ -105,14 +105,42 @@ impl Drop for OpenState {
     }
 }
 
+/// Who runs landlord, for locks, history and audit: `LANDLORD_ACTOR` (a CI job id, a
+/// pull-request author), else the OS user of this process (by uid, as `$USER` is unset
+/// in many containers), else `uid <n>`.
+pub fn actor() -> String {
+    if let Some(a) = std::env::var("LANDLORD_ACTOR")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+    {
+        return a;
+    }
+    // SAFETY: getpwuid_r writes into the buffers we own and returns a pointer into them.
+    let uid = unsafe { libc::geteuid() };
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: pw_name points at a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        if let Ok(n) = name.to_str() {
+            if !n.is_empty() {
+                return n.to_string();
+            }
+        }
+    }
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {uid}"))
+}
+
 /// Who we are, for locks and history.
 pub fn holder(scope: &str, command: &str, ttl: Duration) -> LockInfo {
     let expiry = time::OffsetDateTime::now_utc() + ttl;
     LockInfo {
         scope: scope.into(),
-        owner: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into()),
+        owner: actor(),
         host: crate::state::hostname(),
         pid: std::process::id(),
         command: command.into(),
@@ -232,7 +260,9 @@ pub fn open_state(
     Ok(st)
 }
 
-fn check_tenants(
+/// Refuses tenant selectors that name no tenant file and nothing in state (`st`, when
+/// given).
+pub fn check_tenants(
     ws: &Workspace,
     tenants: &[String],
     st: Option<&dyn StateStore>,
@@ -329,14 +359,15 @@ pub async fn run_plan(
 }
 
 /// Reads a saved plan, verified with the workspace's master key, before any state is
-/// opened: a plan edited on its way through CI storage never gets that far.
-pub fn read_saved_plan(s: &Session, path: &Path) -> Result<Plan, OpsError> {
-    let Some((key, source)) = find_master_key(&s.ws.root, &s.ws.config)? else {
+/// opened: a plan edited on its way through CI storage never gets that far. A plan made
+/// for a local state that does not exist is refused without creating it.
+pub fn read_saved_plan(root: &Path, config: &Config, path: &Path) -> Result<Plan, OpsError> {
+    let Some((key, source)) = find_master_key(root, config)? else {
         return Err(StateError::Key(format!(
             "cannot verify the saved plan `{}`: no master key ({} is not set and the key file `{}` does not exist)",
             path.display(),
             crypto::MASTER_KEY_ENV,
-            s.ws.root.join(&s.ws.config.state.key_file).display()
+            root.join(&config.state.key_file).display()
         ))
         .into());
     };
@@ -351,8 +382,8 @@ pub fn read_saved_plan(s: &Session, path: &Path) -> Result<Plan, OpsError> {
     })?;
     // A local state that does not exist cannot be the one the plan was made for; say so
     // without creating it.
-    let local = s.ws.root.join(&s.ws.config.state.path);
-    if s3_location(&s.ws.config).is_none() && !local.join("db").exists() {
+    let local = root.join(&config.state.path);
+    if s3_location(config).is_none() && !local.join("db").exists() {
         return Err(file::PlanFileError::OtherState {
             plan: plan.lineage,
             state: "none: this workspace has no state yet".into(),

@@ -12,10 +12,18 @@ pub fn list(
     store: &dyn StateStore,
     tenants: &[String],
 ) -> Result<(Vec<ResourceAddr>, usize), OpsError> {
-    let addrs = store
-        .resources()?
+    let addrs: Vec<ResourceAddr> = store.resources()?.into_iter().map(|r| r.address).collect();
+    // A selector that matches nothing is refused here as plan, apply and drift refuse it.
+    if let Some(t) = tenants
+        .iter()
+        .find(|t| !addrs.iter().any(|a| a.scope.as_str() == t.as_str()))
+    {
+        return Err(OpsError::Usage(format!(
+            "unknown tenant `{t}`: nothing recorded in state for it"
+        )));
+    }
+    let addrs = addrs
         .into_iter()
-        .map(|r| r.address)
         .filter(|a| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str()))
         .collect();
     Ok((addrs, store.intents()?.len()))

@@ -105,6 +105,8 @@ fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Workspa
 struct Loader {
     root: PathBuf,
     hasher: Sha256,
+    /// Tiers whose file failed to load (reported once; their tenants add nothing).
+    broken_tiers: std::collections::BTreeSet<String>,
 }
 
 /// Tenant files of the workspace as (id, file name), sorted.
@@ -184,11 +186,16 @@ impl Loader {
         if !tiers.contains_key(&spec.plan) {
             let t = self.tier(&spec.plan).unwrap_or_else(|e| {
                 errs.push(e);
+                self.broken_tiers.insert(spec.plan.clone());
                 None
             });
             tiers.insert(spec.plan.clone(), t);
         }
         let Some(Some(tier)) = tiers.get(&spec.plan) else {
+            if self.broken_tiers.contains(&spec.plan) {
+                // The tier file itself is wrong, and says so once.
+                return Err(errs);
+            }
             let msg = format!(
                 "unknown tier `{}` (available: {})",
                 spec.plan,
@@ -371,6 +378,7 @@ impl Workspace {
         let mut ld = Loader {
             root: root.to_path_buf(),
             hasher: Sha256::new(),
+            broken_tiers: Default::default(),
         };
         ld.hasher.update(library::digest().as_bytes());
         let config = ld.config()?;
