@@ -669,6 +669,15 @@ fn builtin_cases() -> Vec<Case<Fs>> {
             exists: None,
         },
         Case {
+            ty: "zone_serial",
+            minimal: "{}",
+            full: "{ triggers: { records: \"a b\" } }",
+            mutable: vec![],
+            force_new: vec![],
+            delete: None,
+            exists: None,
+        },
+        Case {
             ty: "random_id",
             minimal: "{ byte_length: 8 }",
             full: r#"{ byte_length: 8, prefix: "c-" }"#,

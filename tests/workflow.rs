@@ -28,7 +28,7 @@ fn quickstart_applies_every_file_and_then_plans_no_changes() {
     let ws = Ws::example("quickstart");
     let r = ws.ok(&["apply", "--auto-approve"], 0);
     assert!(
-        r.stdout.contains("Apply complete! Resources: 22 added"),
+        r.stdout.contains("Apply complete! Resources: 23 added"),
         "{}",
         r.all()
     );
@@ -287,8 +287,13 @@ fn destroy_tenant_touches_only_that_tenant() {
     );
     assert_reverse_dependency_order(&destroyed_order(&r.stdout), "acme");
     assert!(
-        !ws.join("out/acme").read_dir().unwrap().any(|_| true),
-        "acme's files are gone"
+        r.stdout.contains("Destroy complete! Resources: ") && !r.stdout.contains("Apply complete"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !ws.join("out/acme").exists(),
+        "acme's files and the directory they left empty are gone"
     );
     assert!(ws.join("out/globex/nginx.conf").exists());
     let list = ws.ok(&["state", "list"], 0).stdout;

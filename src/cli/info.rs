@@ -155,13 +155,21 @@ pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
             other => other.to_string(),
         };
         let columns = ["id", "tier", "status", "region", "resources", "domain"];
-        let table: Vec<Vec<String>> = std::iter::once(
-            columns.iter().map(|c| c.to_uppercase()).collect(),
-        )
-        .chain(rows.iter().map(|r| columns.iter().map(|c| cell(r, c)).collect()))
-        .collect();
+        let table: Vec<Vec<String>> =
+            std::iter::once(columns.iter().map(|c| c.to_uppercase()).collect())
+                .chain(
+                    rows.iter()
+                        .map(|r| columns.iter().map(|c| cell(r, c)).collect()),
+                )
+                .collect();
         let widths: Vec<usize> = (0..columns.len())
-            .map(|i| table.iter().map(|row| row[i].chars().count()).max().unwrap_or(0))
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         for row in &table {
             let line: Vec<String> = row

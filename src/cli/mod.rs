@@ -69,6 +69,9 @@ pub fn main() -> u8 {
 
 /// The hint for a flag spelt the Terraform way, if `arg` is one.
 fn terraform_spelling(arg: &str) -> Option<String> {
+    if !arg.starts_with('-') {
+        return None;
+    }
     let (flag, value) = match arg.split_once('=') {
         Some((f, v)) => (f, Some(v)),
         None => (arg, None),
@@ -87,7 +90,9 @@ fn terraform_spelling(arg: &str) -> Option<String> {
         "no-color" => "--no-color",
         _ => return None,
     };
-    let with_value = value.map(|v| format!("{ours}={v}")).unwrap_or_else(|| ours.to_string());
+    let with_value = value
+        .map(|v| format!("{ours}={v}"))
+        .unwrap_or_else(|| ours.to_string());
     Some(if flag.trim_start_matches('-') == "target" {
         format!("`{arg}` is Terraform's spelling: landlord selects tenants with `--tenant ID` (repeatable)")
     } else {
@@ -335,7 +340,10 @@ async fn execute(
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if report.failed.is_empty() && command == "landlord destroy" {
-        println!("\nDestroy complete! Resources: {} destroyed.", report.deleted);
+        println!(
+            "\nDestroy complete! Resources: {} destroyed.",
+            report.deleted
+        );
     } else if report.failed.is_empty() {
         println!(
             "\nApply complete! Resources: {} added, {} changed, {} replaced, {} destroyed.",

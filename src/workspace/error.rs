@@ -54,18 +54,15 @@ impl WorkspaceError {
     }
 
     pub(crate) fn yaml(path: impl Into<PathBuf>, e: &serde_yaml_ng::Error) -> Self {
-        let mut err = Self::syntax(
-            path,
-            {
-                let text = super::config::with_hint(&strip_location(&e.to_string()));
-                // A misspelt key is not malformed YAML: say only what it is.
-                if text.starts_with("unknown field") {
-                    text
-                } else {
-                    format!("malformed YAML: {text}")
-                }
-            },
-        );
+        let mut err = Self::syntax(path, {
+            let text = super::config::with_hint(&strip_location(&e.to_string()));
+            // A misspelt key is not malformed YAML: say only what it is.
+            if text.starts_with("unknown field") {
+                text
+            } else {
+                format!("malformed YAML: {text}")
+            }
+        });
         err.line = e.location().map(|l| l.line());
         err
     }

@@ -211,13 +211,25 @@ impl Files {
         let filename = req_str(prior, "filename")?;
         let path = self.path(filename)?;
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::io(
-                &format!("cannot delete `{filename}`"),
-                &e,
-            )),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ProviderError::io(
+                    &format!("cannot delete `{filename}`"),
+                    &e,
+                ))
+            }
         }
+        // Directories below the root left empty go too (a retired tenant leaves no
+        // `out/<tenant>/`); `remove_dir` refuses any that still holds something.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,10 @@
 //! Built-in offline providers: `random_password`, `random_id`, `tls_private_key`,
-//! `tls_self_signed_cert`, `local_file` and `time_sleep`. Attribute names follow the
+//! `tls_self_signed_cert`, `local_file`, `time_sleep` and `zone_serial`. Attribute names follow the
 //! Terraform providers of the same names.
 
 mod local_file;
 mod random;
+mod serial;
 mod time_sleep;
 mod tls;
 
@@ -57,6 +58,7 @@ impl Builtin {
             Box::new(tls::SelfSignedCert),
             Box::new(local_file::LocalFile),
             Box::new(time_sleep::TimeSleep),
+            Box::new(serial::ZoneSerial),
         ];
         let builtin = Builtin {
             files: local_file::Files::new(settings.root.clone(), root),
