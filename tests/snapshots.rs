@@ -8,6 +8,8 @@ fn filtered(name: &str, text: &str) {
             (r"(?s)-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", "[CERTIFICATE]"),
             (r"state serial is \d+", "state serial is [N]"),
             (r#""state_serial": \d+"#, r#""state_serial": "[N]""#),
+            // Zone serials are dates (YYYYMMDDnn).
+            (r"\b20\d{8}\b", "[ZONE-SERIAL]"),
         ],
         prepend_module_to_snapshot => false,
     }, {
