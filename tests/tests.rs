@@ -10,6 +10,8 @@ mod azure;
 mod bad_input;
 /// RFC 2136 records on BIND, domain verification and ACME certificates from Pebble.
 mod dns;
+/// Interrupts, Terraform habits and the rough edges a new user meets.
+mod everyday;
 /// Tampered saved plans, lock holders, master keys, misspelt config, hostile YAML.
 mod hardening;
 /// The PostgreSQL provider against a fresh cluster per test.

@@ -41,6 +41,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// On failure, delete what this run created.
     pub rollback_on_failure: bool,
+    /// Set (by a signal handler) to stop starting new calls; the calls in flight finish.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             parallelism: 10,
             retry: RetryPolicy::default(),
             rollback_on_failure: false,
+            stop: None,
         }
     }
 }
@@ -97,6 +100,20 @@ pub struct Report {
     pub skipped: Vec<ResourceAddr>,
     /// Resources deleted again by `--rollback-on-failure`.
     pub rolled_back: Vec<ResourceAddr>,
+    /// Set when the run was stopped before the plan was through.
+    pub interrupted: Option<Interruption>,
+}
+
+/// Where a stopped run left its plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Interruption {
+    /// Changes applied and recorded.
+    pub done: usize,
+    /// Changes never started.
+    pub not_started: usize,
+    /// Changes started that did not end in a recorded success (failed, or in flight when
+    /// the run stopped: their intents are reconciled by the next run).
+    pub unresolved: usize,
 }
 
 impl Report {
@@ -388,6 +405,11 @@ pub async fn apply(
     let mut tasks = Tasks::default();
     // The bound is on provider calls in flight: a batch of records is one call.
     let parallelism = opts.parallelism.max(1);
+    let stopping = || {
+        opts.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    };
 
     loop {
         for x in follow_ups.drain(..).rev() {
@@ -396,13 +418,13 @@ pub async fn apply(
         while let Some(i) = queue.pop() {
             pending.push_back((i, first_step(plan.changes[i].action)));
         }
-        while tasks.set.len() < parallelism {
+        while tasks.set.len() < parallelism && !stopping() {
             let Some((ci, step)) = pending.pop_front() else {
                 break;
             };
             dispatch(&mut run, &mut queue, &mut pending, &mut tasks, ci, step)?;
         }
-        if tasks.set.is_empty() && pending.is_empty() {
+        if tasks.set.is_empty() && (pending.is_empty() || stopping()) {
             break;
         }
         let Some(joined) = tasks.set.join_next_with_id().await else {
@@ -429,6 +451,17 @@ pub async fn apply(
             }
             TaskResult::Put(results) => on_applied(&mut run, &mut queue, &jobs, results)?,
         }
+    }
+    if stopping() {
+        let r = &run.report;
+        let done = r.created + r.updated + r.replaced + r.deleted;
+        let started = run.started.len();
+        run.report.interrupted = Some(Interruption {
+            done,
+            not_started: plan.changes.len().saturating_sub(started),
+            unresolved: started.saturating_sub(done),
+        });
+        return Ok(run.report);
     }
     if opts.rollback_on_failure && !run.report.failed.is_empty() {
         rollback(&mut run).await?;

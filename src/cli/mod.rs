@@ -27,6 +27,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code for "changes present" / "drift found".
 pub const EXIT_CHANGES: u8 = 2;
+/// Exit code of a run stopped by SIGINT or SIGTERM (128 + 2, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> u8 {
@@ -306,7 +308,41 @@ fn exec_options(exec: &ExecArgs) -> apply::Options {
             ..apply::RetryPolicy::default()
         },
         rollback_on_failure: exec.rollback_on_failure,
+        stop: None,
     }
+}
+
+/// Watches for SIGINT and SIGTERM during an apply: the first stops new calls (those in
+/// flight finish, each within `timeout`, and their outcomes are recorded); the second
+/// exits at once, which the write-ahead intents make safe.
+fn on_interrupt(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    timeout: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!(
+            "\nInterrupted: no new calls start; waiting for the calls in flight (each at most {}s). Interrupt again to stop at once: the next run reconciles what was under way.",
+            timeout.as_secs()
+        );
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("Stopped at once: the next run reconciles the calls that were in flight.");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    })
 }
 
 /// Executes `p`, prints the outcome, returns the exit code.
@@ -321,8 +357,21 @@ async fn execute(
 ) -> Result<u8> {
     let tty = std::io::stdout().is_terminal();
     let hook = progress::Progress::new(p.changes.len(), tty, json);
-    let report = ops::run_plan(s, st, p, command, &exec_options(exec), &hook).await?;
+    let mut opts = exec_options(exec);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    opts.stop = Some(stop.clone());
+    let signals = on_interrupt(stop, exec.timeout);
+    let report = ops::run_plan(s, st, p, command, &opts, &hook).await;
+    signals.abort();
+    let report = report?;
     hook.finish();
+    if let Some(i) = report.interrupted {
+        eprintln!(
+            "interrupted: {} done, {} not started, {} in flight reconciled next run",
+            i.done, i.not_started, i.unresolved
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
     if json {
         let failed: Vec<serde_json::Value> = report
             .failed
