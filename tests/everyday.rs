@@ -312,3 +312,40 @@ fn the_tenants_table_lines_up() {
         serde_json::from_str(&ws.ok(&["tenants", "list", "--json"], 0).stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn an_endpoint_where_nothing_listens_is_reported_within_seconds() {
+    let port = crate::support::moto::free_port();
+    let closed = format!("127.0.0.1:{port}");
+    let azure = Ws::example("azure").with_env(vec![("LANDLORD_AZURE_TOKEN".into(), "t".into())]);
+    azure.edit(
+        "landlord.toml",
+        "http://127.0.0.1:7070",
+        &format!("http://{closed}"),
+    );
+    let aws =
+        Ws::example("aws").with_env(crate::support::moto::env_for(&format!("http://{closed}")));
+    for (name, ws) in [("azure", &azure), ("aws", &aws)] {
+        let t = Instant::now();
+        let r = ws.run(&["apply", "--auto-approve", "--parallelism", "4"]);
+        let took = t.elapsed();
+        assert_eq!(r.code, 1, "{name}: {}", r.all());
+        assert!(took < Duration::from_secs(30), "{name}: took {took:?}");
+        let all = r.all();
+        assert!(
+            all.contains("Connection refused") || all.contains("connection refused"),
+            "{name}: the OS error is named:\n{all}"
+        );
+        assert!(all.contains("cannot reach the service"), "{name}:\n{all}");
+        assert!(
+            all.contains("retrying in") && all.contains("attempt 2 of 2"),
+            "{name}: each retry shows as a line off a terminal:\n{all}"
+        );
+        if name == "azure" {
+            assert!(
+                all.contains(&closed),
+                "{name}: the endpoint is named:\n{all}"
+            );
+        }
+    }
+}

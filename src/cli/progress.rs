@@ -25,6 +25,14 @@ impl Progress {
             );
             b
         });
+        // Retries show as the bar's message on a terminal, as a line each otherwise.
+        match &bar {
+            Some(b) => {
+                let b = b.clone();
+                crate::plan::retry::observe_retries(move |l| b.set_message(l.to_string()));
+            }
+            None => crate::plan::retry::observe_retries(|l| eprintln!("{l}")),
+        }
         Progress { bar, to_stderr }
     }
 

@@ -37,6 +37,31 @@ impl Default for RetryPolicy {
 /// The longest single wait between two attempts, whatever a service asks for.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
+/// Receives one line per retried call: process-wide, since calls run in spawned tasks
+/// that cannot borrow the command's progress printer.
+type RetryObserver = Box<dyn Fn(&str) + Send + Sync>;
+
+static OBSERVER: std::sync::RwLock<Option<RetryObserver>> = std::sync::RwLock::new(None);
+
+/// Sends a line for every retry ("`addr`: retrying in 0.8s (attempt 2 of 5): cause") to
+/// `f` (a progress printer), replacing the previous receiver.
+pub fn observe_retries(f: impl Fn(&str) + Send + Sync + 'static) {
+    if let Ok(mut o) = OBSERVER.write() {
+        *o = Some(Box::new(f));
+    }
+}
+
+fn notify(line: &str) {
+    if let Ok(o) = OBSERVER.read() {
+        if let Some(f) = o.as_ref() {
+            f(line);
+        }
+    }
+}
+
+/// Attempts of a call whose endpoint does not answer at all.
+const UNREACHABLE_ATTEMPTS: u32 = 2;
+
 fn backoff(opts: &RetryPolicy, attempt: u32) -> Duration {
     let base = opts.backoff.saturating_mul(1u32 << attempt.min(10));
     let jitter = rand::thread_rng().gen_range(0..=base.as_millis().max(1) as u64 / 2);
@@ -78,10 +103,15 @@ where
         };
         attempt += 1;
         let mut retry = Vec::new();
+        let mut cause: Option<ProviderError> = None;
         let mut wait = backoff(&opts, attempt);
         for (&i, r) in pending.iter().zip(out) {
             let again = |e: &ProviderError| {
                 let throttled = matches!(e.kind, ErrorKind::Throttled { .. });
+                if e.kind == ErrorKind::Unreachable {
+                    // Once more (a service restarting), not for minutes.
+                    return attempt < UNREACHABLE_ATTEMPTS;
+                }
                 attempt < opts.attempts || (throttled && first.elapsed() < opts.throttle_budget)
             };
             match r {
@@ -89,9 +119,31 @@ where
                     // A throttled call waits at least as long as the service asked.
                     wait = wait.max(e.retry_after().unwrap_or_default());
                     retry.push(i);
+                    cause.get_or_insert(e);
                 }
                 other => results[i] = Some(other),
             }
+        }
+        if let Some(e) = &cause {
+            let what = e
+                .address
+                .as_ref()
+                .map_or_else(|| "a call".to_string(), |a| a.to_string());
+            let more = if retry.len() > 1 {
+                format!(" (and {} more in its batch)", retry.len() - 1)
+            } else {
+                String::new()
+            };
+            notify(&format!(
+                "{what}{more}: retrying in {:.1}s (attempt {} of {}): {e}",
+                wait.min(MAX_RETRY_WAIT).as_secs_f64(),
+                attempt + 1,
+                if e.kind == ErrorKind::Unreachable {
+                    UNREACHABLE_ATTEMPTS
+                } else {
+                    opts.attempts
+                }
+            ));
         }
         pending = retry;
         if !pending.is_empty() {

@@ -16,6 +16,9 @@ pub enum ErrorKind {
     Invalid,
     /// A temporary failure (5xx, busy, connection reset): worth retrying.
     Transient,
+    /// The endpoint did not answer at all (connection refused, name unresolvable, host
+    /// unreachable): retried once, then reported at once with the endpoint and the OS error.
+    Unreachable,
     /// The service asked us to slow down, optionally saying for how long.
     Throttled {
         /// The wait the service asked for (`Retry-After`), when it named one.
@@ -53,6 +56,7 @@ fn prefix(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::Invalid => "invalid configuration: ",
         ErrorKind::Transient => "temporary failure: ",
+        ErrorKind::Unreachable => "cannot reach the service: ",
         ErrorKind::Throttled { .. } => "throttled: ",
         ErrorKind::Auth => "authentication failed: ",
         ErrorKind::Conflict => "conflict: ",
@@ -80,6 +84,10 @@ impl ProviderError {
     /// A temporary failure, retried by the engine.
     pub fn transient(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transient, message)
+    }
+    /// An endpoint that does not answer, retried once.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unreachable, message)
     }
     /// A throttled call, retried after `retry_after` (or the engine's backoff).
     pub fn throttled(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
@@ -128,7 +136,7 @@ impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Transient | ErrorKind::Throttled { .. }
+            ErrorKind::Transient | ErrorKind::Unreachable | ErrorKind::Throttled { .. }
         )
     }
 

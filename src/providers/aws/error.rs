@@ -62,6 +62,9 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     match &e {
         // The SDK's own timeouts are connect and attempt timeouts: the engine's call
         // timeout, not these, decides that an outcome is unknown.
+        SdkError::DispatchFailure(df) if df.is_io() => {
+            ProviderError::unreachable(format!("{what}: {}", aws_smithy_display(&e)))
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ProviderError::transient(format!("{what}: {}", aws_smithy_display(&e)))
         }

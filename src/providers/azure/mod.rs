@@ -174,13 +174,28 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
     let message = e
         .as_http_error()
         .and_then(|h| h.error_message().map(str::to_string))
-        .unwrap_or_else(|| e.to_string());
+        .unwrap_or_else(|| {
+            // Transport errors name the URL and the OS error only in their sources.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let c_text = c.to_string();
+                if !text.contains(&c_text) {
+                    text.push_str(&format!(": {c_text}"));
+                }
+                cause = c.source();
+            }
+            text
+        });
     let text = match code.as_str() {
         "" => format!("{what}: {message}"),
         c => format!("{what}: {c}: {message}"),
     };
     if *e.kind() == azure_core::error::ErrorKind::Credential {
         return ProviderError::auth(text);
+    }
+    if status.is_none() && *e.kind() == azure_core::error::ErrorKind::Io {
+        return ProviderError::unreachable(text);
     }
     match status {
         // azure_core's pipeline already waited out the server's Retry-After.
@@ -347,29 +362,54 @@ impl Azure {
             },
         };
         let build = |e: azure_core::Error| format!("cannot build the Azure client: {e}");
+        // The engine owns retries; azure_core's own (8 retries over up to a minute per call
+        // by default) are bounded to a few seconds, so an endpoint that refuses or does not
+        // answer is reported within seconds. A connect timeout covers hosts that never answer.
+        let http: Arc<dyn azure_core::HttpClient> = Arc::new(
+            reqwest::ClientBuilder::new()
+                .pool_max_idle_per_host(0)
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+        );
+        let transport = azure_core::TransportOptions::new(http.clone());
+        let retry = azure_core::RetryOptions::exponential(
+            azure_core::ExponentialRetryOptions::default()
+                .max_retries(3u32)
+                .max_total_elapsed(std::time::Duration::from_secs(10))
+                .max_delay(std::time::Duration::from_secs(5)),
+        );
         let scope = endpoint
             .join(azure_core::auth::DEFAULT_SCOPE_SUFFIX)
             .map_err(|e| format!("invalid `endpoint`: {e}"))?
             .to_string();
         let clients = Clients {
             resources: azure_mgmt_resources::Client::builder(credential.clone())
+                .transport(transport.clone())
+                .retry(retry.clone())
                 .endpoint(endpoint.clone())
                 .build()
                 .map_err(build)?,
             dns: azure_mgmt_dns::package_2018_05::Client::builder(credential.clone())
+                .transport(transport.clone())
+                .retry(retry.clone())
                 .endpoint(endpoint.clone())
                 .build()
                 .map_err(build)?,
             storage: azure_mgmt_storage::Client::builder(credential.clone())
+                .transport(transport.clone())
+                .retry(retry.clone())
                 .endpoint(endpoint.clone())
                 .build()
                 .map_err(build)?,
             vaults: azure_mgmt_keyvault::Client::builder(credential.clone())
+                .transport(transport.clone())
+                .retry(retry.clone())
                 .endpoint(endpoint)
                 .build()
                 .map_err(build)?,
             lro: lro::Poller {
-                http: azure_core::new_http_client(),
+                http,
                 credential,
                 scope,
                 stats: stats.clone(),

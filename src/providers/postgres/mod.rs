@@ -158,7 +158,7 @@ fn classify(what: &str, e: tokio_postgres::Error) -> ProviderError {
         if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
             return ProviderError::auth(format!("{what}: {text}"));
         }
-        return ProviderError::transient(format!("{what}: {text}"));
+        return ProviderError::unreachable(format!("{what}: {text}"));
     };
     let text = format!("{what}: {} ({})", db.message(), db.code().code());
     match db.code().code() {
