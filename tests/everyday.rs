@@ -349,3 +349,42 @@ fn an_endpoint_where_nothing_listens_is_reported_within_seconds() {
         }
     }
 }
+
+#[test]
+fn fmt_rewrites_tenants_and_tiers_canonically_and_check_reports_them() {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["fmt", "--check"], 0);
+    let messy = "# the acme tenant\nid: acme   \r\nname: Acme Corp\nplan: enterprise\nstatus: active\nregion: eu-west-1\nresidency: [eu]\ndomain:\n      kind: custom\n      name: shop.acme.test\naliases: [www.acme.test]\n\n\n\nsettings:\n    nginx: { client_max_body_size: 250m }\nlabels: { account_manager: dana }";
+    ws.write("tenants/acme.yaml", messy);
+    let changes = |ws: &Ws| crate::support::plan_json(ws, &["--refresh=false"])["changes"].clone();
+    let before = changes(&ws);
+    let r = ws.ok(&["fmt", "--check"], 2);
+    assert!(r.stdout.contains("tenants/acme.yaml"), "{}", r.all());
+    assert_eq!(
+        ws.read("tenants/acme.yaml"),
+        messy,
+        "--check writes nothing"
+    );
+    let r = ws.ok(&["fmt"], 0);
+    assert_eq!(r.stdout.trim(), "tenants/acme.yaml");
+    let formatted = ws.read("tenants/acme.yaml");
+    assert!(
+        formatted.starts_with("# the acme tenant\nid: acme\n"),
+        "{formatted}"
+    );
+    assert!(
+        formatted.contains("domain:\n  kind: custom\n  name: shop.acme.test\n"),
+        "{formatted}"
+    );
+    assert!(
+        !formatted.contains("\n\n\n") && formatted.ends_with("}\n"),
+        "{formatted}"
+    );
+    ws.ok(&["fmt", "--check"], 0);
+    assert_eq!(changes(&ws), before, "the same tenant before and after");
+    // A file that is not YAML is reported and left alone.
+    ws.write("tenants/broken.yaml", "id: [broken\n");
+    let r = ws.ok(&["fmt"], 1);
+    assert!(r.stderr.contains("tenants/broken.yaml"), "{}", r.all());
+    assert_eq!(ws.read("tenants/broken.yaml"), "id: [broken\n");
+}

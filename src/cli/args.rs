@@ -116,6 +116,14 @@ pub struct ExecArgs {
 pub enum Command {
     /// Print landlord's version (as `--version` does).
     Version,
+    /// Rewrite tenant, tier and shared YAML in canonical form (exit 2 with --check when a
+    /// file would change).
+    #[command(after_help = "Examples:\n  landlord fmt\n  landlord fmt --check   # in CI")]
+    Fmt {
+        /// Only report the files that are not in canonical form.
+        #[arg(long)]
+        check: bool,
+    },
     /// Show a saved plan (verified against the master key); touches no state.
     #[command(
         after_help = "Examples:\n  landlord plan --out plan.bin\n  landlord show plan.bin\n  landlord show plan.bin --json"

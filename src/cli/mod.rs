@@ -110,6 +110,7 @@ async fn run(cli: Cli) -> Result<u8> {
     let dir = cli.dir.clone();
     match cli.command {
         Command::Validate => validate(&dir),
+        Command::Fmt { check } => fmt_cmd(&dir, check),
         Command::Version => {
             println!("landlord {}", env!("CARGO_PKG_VERSION"));
             Ok(EXIT_OK)
@@ -478,6 +479,56 @@ async fn apply_cmd(
         return Ok(EXIT_OK);
     }
     execute(&s, &st, &p, "landlord apply", exec, json, run.stats).await
+}
+
+/// `landlord fmt`: tenant files, tiers and `shared.yaml` in canonical form.
+fn fmt_cmd(dir: &Path, check: bool) -> Result<u8> {
+    let mut files = vec![];
+    for (sub, exts) in [("tenants", &["yaml", "yml"][..]), ("plans", &["yaml"][..])] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| exts.iter().any(|e| x == *e)) {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    if dir.join("shared.yaml").exists() {
+        files.push(dir.join("shared.yaml"));
+    }
+    files.sort();
+    let (mut changed, mut refused) = (0, 0);
+    for path in &files {
+        let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+        match crate::workspace::format::canonical(&text) {
+            None => {
+                eprintln!("{shown}: not formatted: it is not valid YAML, or its layout cannot be rewritten without changing its meaning");
+                refused += 1;
+            }
+            Some(out) if out != text => {
+                changed += 1;
+                if check {
+                    println!("{shown}: not in canonical form");
+                } else {
+                    let tmp = path.with_extension("landlord-fmt");
+                    std::fs::write(&tmp, &out)
+                        .and_then(|_| std::fs::rename(&tmp, path))
+                        .with_context(|| format!("cannot write {shown}"))?;
+                    println!("{shown}");
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(if refused > 0 {
+        EXIT_ERROR
+    } else if check && changed > 0 {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `landlord show PLANFILE`: a saved plan, verified, as text or JSON; touches no state.

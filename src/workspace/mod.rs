@@ -7,6 +7,7 @@
 pub mod config;
 pub mod depth;
 pub mod error;
+pub mod format;
 pub mod library;
 pub mod policy;
 pub mod tenant;
