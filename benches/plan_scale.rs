@@ -116,10 +116,15 @@ fn main() {
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), n);
-        let phases: [(&str, &[&str], i32); 3] = [
+        let phases: [(&str, &[&str], i32); 4] = [
             (
                 "plan --refresh=false (empty state)",
                 &["plan", "--refresh=false", "--detailed-exitcode"],
+                2,
+            ),
+            (
+                "plan --refresh=false --json (empty state)",
+                &["plan", "--refresh=false", "--json", "--detailed-exitcode"],
                 2,
             ),
             (

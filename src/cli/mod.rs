@@ -263,10 +263,7 @@ async fn plan_cmd(
     let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     match format {
         Format::Text => print!("{}", show::text(&p, color)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?
-        ),
+        Format::Json => show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?,
         Format::Markdown => print!("{}", show::markdown(&p)),
     }
     if let Some(out) = out {
@@ -471,10 +468,7 @@ async fn apply_cmd(
     };
     if !p.has_changes() {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&show::json(&p, &api_calls(&s)))?
-            );
+            show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?;
         }
         return Ok(EXIT_OK);
     }
@@ -537,7 +531,7 @@ fn show_cmd(dir: &Path, plan_file: &Path, json: bool, color: bool) -> Result<u8>
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let p = ops::read_saved_plan(&root, &config, &ops::out_path(dir, plan_file))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&show::json(&p, &[]))?);
+        show::write_json(&p, &[], std::io::stdout().lock())?;
     } else {
         print!("{}", show::text(&p, color));
     }
