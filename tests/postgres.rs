@@ -25,6 +25,20 @@ fn example(pg: &Pg) -> Ws {
     ws
 }
 
+/// An empty workspace named `name` whose one PostgreSQL server is `pg`.
+fn empty_on(pg: &Pg, name: &str) -> Ws {
+    let (var, password) = pg.password_env();
+    let ws = Ws::empty().with_env(vec![(var, password)]);
+    ws.write(
+        "landlord.toml",
+        &format!(
+            "[workspace]\nname = \"{name}\"\n\n{}",
+            pg.provider_toml("main", "eu-west-1")
+        ),
+    );
+    ws
+}
+
 /// A tenant of the example on tier `postgres-<strategy>`.
 fn add_tenant(ws: &Ws, id: &str, strategy: &str) {
     ws.write(
@@ -468,15 +482,7 @@ fn out_of_band_changes_are_drift_and_apply_repairs_them() {
 #[test]
 fn tenant_values_with_sql_metacharacters_are_quoted_never_run() {
     let pg = Pg::start();
-    let (var, password) = pg.password_env();
-    let ws = Ws::empty().with_env(vec![(var, password)]);
-    ws.write(
-        "landlord.toml",
-        &format!(
-            "[workspace]\nname = \"inj\"\n\n{}",
-            pg.provider_toml("main", "eu-west-1")
-        ),
-    );
+    let ws = empty_on(&pg, "inj");
     ws.write(
         "modules/test/db/module.yaml",
         "description: names and values from tenant settings\n",
@@ -656,15 +662,7 @@ fn killed_applies_leave_no_orphan_duplicate_or_twice_run_migration() {
 #[test]
 fn verify_full_talks_tls_and_refuses_a_server_it_cannot_verify() {
     let pg = Pg::start_tls();
-    let (var, password) = pg.password_env();
-    let ws = Ws::empty().with_env(vec![(var, password)]);
-    ws.write(
-        "landlord.toml",
-        &format!(
-            "[workspace]\nname = \"tls\"\n\n{}",
-            pg.provider_toml("main", "eu-west-1")
-        ),
-    );
+    let ws = empty_on(&pg, "tls");
     ws.write("modules/test/role/module.yaml", "description: one role\n");
     ws.write(
         "modules/test/role/role.yaml.tera",
