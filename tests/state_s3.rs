@@ -107,7 +107,8 @@ fn killed_applies_with_s3_state_leave_no_orphan() {
     for f in ["acme", "globex", "initech"] {
         std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
     }
-    for i in 0..20 {
+    // Enough work that a run is still busy when it is killed, even on a loaded machine.
+    for i in 0..40 {
         ws.write(
             &format!("tenants/t{i:02}.yaml"),
             &tenant_yaml(&format!("t{i:02}"), "basic"),

@@ -493,3 +493,58 @@ fn a_timed_out_call_keeps_its_intent_and_the_next_run_reconciles_it() {
     );
     ws.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn a_plan_for_one_tenant_reads_only_its_records_and_the_shared_ones() {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let count = |tenant: &str| {
+        ws.ok(&["state", "list", "--tenant", tenant], 0)
+            .stdout
+            .lines()
+            .count()
+    };
+    let read = |args: &[&str]| -> usize {
+        let r = ws.ok(args, 0);
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("State records read: "))
+            .unwrap_or_else(|| panic!("no record count:\n{}", r.all()));
+        line["State records read: ".len()..].parse().unwrap()
+    };
+    let all = read(&["plan", "--stats"]);
+    let one = read(&["plan", "--tenant", "globex", "--stats"]);
+    assert_eq!(
+        one,
+        count("globex") + count("_shared"),
+        "globex's and the shared records only"
+    );
+    assert!(one < all, "{one} records for one tenant, {all} for all");
+    let drift = read(&["drift", "--tenant", "globex", "--stats"]);
+    assert_eq!(drift, one);
+    // The targeted plan is the same as the whole plan's part for that tenant.
+    ws.edit(
+        "tenants/globex.yaml",
+        "rate_limit_burst: 100",
+        "rate_limit_burst: 50",
+    );
+    let whole = crate::support::plan_json(&ws, &[]);
+    let part = crate::support::plan_json(&ws, &["--tenant", "globex"]);
+    let of_globex: Vec<&serde_json::Value> = whole["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["tenant"] == "globex")
+        .collect();
+    assert_eq!(
+        part["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        of_globex
+    );
+    ws.ok(&["apply", "--auto-approve", "--tenant", "globex"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -216,6 +216,11 @@ fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
     Ok(st)
 }
 
+/// State records read (and unsealed) by this run, for `--stats`.
+fn records_read(st: &OpenState) -> u64 {
+    st.store.records_read()
+}
+
 fn api_calls(s: &Session) -> Vec<show::ApiCall> {
     s.registry
         .stats()
@@ -229,7 +234,8 @@ fn api_calls(s: &Session) -> Vec<show::ApiCall> {
         .collect()
 }
 
-fn print_stats(s: &Session) {
+fn print_stats(s: &Session, st: &OpenState) {
+    eprintln!("State records read: {}", records_read(st));
     let calls = api_calls(s);
     eprintln!("API calls:");
     if calls.is_empty() {
@@ -252,7 +258,7 @@ async fn plan_cmd(
     color: bool,
 ) -> Result<u8> {
     let s = ops::open(dir)?;
-    let desired = ops::desired(&s)?;
+    let desired = ops::desired_for(&s, &run.tenants)?;
     let st = state_for(&s, "landlord plan", run)?;
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
@@ -275,7 +281,7 @@ async fn plan_cmd(
         );
     }
     if run.stats {
-        print_stats(&s);
+        print_stats(&s, &st);
     }
     Ok(if detailed && p.has_changes() {
         EXIT_CHANGES
@@ -403,7 +409,7 @@ async fn execute(
         }
     }
     if stats {
-        print_stats(s);
+        print_stats(s, st);
     }
     Ok(if report.failed.is_empty() {
         EXIT_OK
@@ -422,7 +428,7 @@ async fn apply_cmd(
     color: bool,
 ) -> Result<u8> {
     let s = ops::open(dir)?;
-    let desired = ops::desired(&s)?;
+    let desired = ops::desired_for(&s, &run.tenants)?;
     // A saved plan is verified before state is opened.
     let saved = match plan_file {
         Some(f) => Some(ops::read_saved_plan(
@@ -549,7 +555,7 @@ async fn destroy_cmd(
         bail!("say what to destroy: --tenant ID (repeatable) or --all");
     }
     let s = ops::open(dir)?;
-    let desired = ops::desired(&s)?;
+    let desired = ops::desired_for(&s, &run.tenants)?;
     let st = state_for(&s, "landlord destroy", run)?;
     let opts = plan::Options {
         mode: Mode::Destroy,
@@ -653,7 +659,7 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
         Format::Markdown => print!("{}", crate::plan::drift::markdown(&report)),
     }
     if run.stats {
-        print_stats(&s);
+        print_stats(&s, &st);
     }
     Ok(if report.has_drift() {
         EXIT_CHANGES

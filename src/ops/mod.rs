@@ -296,6 +296,36 @@ pub fn desired(s: &Session) -> Result<Desired, OpsError> {
     Ok(render::render(&s.ws, &s.registry)?)
 }
 
+/// The desired graph of `tenants` (every tenant when empty). Only they (and the shared
+/// scope) are rendered; when one refers to another tenant, the whole workspace is.
+pub fn desired_for(s: &Session, tenants: &[String]) -> Result<Desired, OpsError> {
+    if tenants.is_empty() {
+        return desired(s);
+    }
+    render::render_for(&s.ws, &s.registry, tenants).or_else(|_| desired(s))
+}
+
+/// The records a run on `tenants` needs: theirs, the shared scope's and those of every
+/// scope their resources depend on (every record when `tenants` is empty).
+pub fn records_for(
+    st: &OpenState,
+    tenants: &[String],
+    desired: Option<&Desired>,
+) -> Result<Vec<ResourceRecord>, OpsError> {
+    if tenants.is_empty() {
+        return Ok(st.store.resources()?);
+    }
+    let mut scopes: std::collections::BTreeSet<String> = tenants.iter().cloned().collect();
+    scopes.insert(crate::addr::SHARED.to_string());
+    for r in desired.map(|d| d.resources.as_slice()).unwrap_or_default() {
+        if scopes.contains(r.address.scope.as_str()) {
+            scopes.extend(r.depends_on.iter().map(|a| a.scope.to_string()));
+        }
+    }
+    let scopes: Vec<String> = scopes.into_iter().collect();
+    Ok(st.store.resources_in(&scopes)?)
+}
+
 /// Reconciles leftover intents, then builds a plan.
 pub async fn make_plan(
     s: &Session,
@@ -308,7 +338,7 @@ pub async fn make_plan(
     apply::recover(st.store.as_ref(), &s.registry, hook).await?;
     let mut p = plan::build(
         desired,
-        st.store.resources()?,
+        records_for(st, &opts.tenants, Some(desired))?,
         st.store.serial()?,
         &s.ws.input_hash,
         &s.registry,
@@ -421,7 +451,7 @@ pub async fn drift(
 ) -> Result<drift::Report, OpsError> {
     check_tenants(&s.ws, tenants, Some(st.store.as_ref()))?;
     apply::recover(st.store.as_ref(), &s.registry, hook).await?;
-    Ok(drift::detect(&st.store.resources()?, &s.registry, tenants).await?)
+    Ok(drift::detect(&records_for(st, tenants, None)?, &s.registry, tenants).await?)
 }
 
 /// Opens the state of the workspace at `dir` reading only `landlord.toml`, so a broken

@@ -542,6 +542,17 @@ fn mask_references(v: &Value) -> Value {
 
 /// Renders the workspace into the desired resource graph.
 pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErrors> {
+    render_for(ws, registry, &[])
+}
+
+/// Renders only the tenants in `only` (and the shared scope); every tenant when empty.
+/// A selected tenant that refers to an unselected one fails to render here; callers fall
+/// back to [`render`].
+pub fn render_for(
+    ws: &Workspace,
+    registry: &Registry,
+    only: &[String],
+) -> Result<Desired, RenderErrors> {
     let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
     let mut r = Renderer {
         ws,
@@ -567,7 +578,7 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     let mut tenants = BTreeMap::new();
     for t in &ws.tenants {
         tenants.insert(t.spec.id.clone(), t.spec.status);
-        if t.spec.status == Status::Deleted {
+        if t.spec.status == Status::Deleted || !(only.is_empty() || only.contains(&t.spec.id)) {
             continue;
         }
         let Some(tier) = ws.tiers.get(&t.spec.plan) else {

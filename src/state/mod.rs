@@ -243,6 +243,19 @@ pub trait StateStore: Send + Sync {
     fn check_key(&self) -> Result<(), StateError>;
     /// Every resource record, sorted by address.
     fn resources(&self) -> Result<Vec<ResourceRecord>, StateError>;
+    /// The records of `scopes` (tenant ids, `_shared`) only, sorted by address: a run
+    /// limited to some tenants reads and unseals nothing else.
+    fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
+        Ok(self
+            .resources()?
+            .into_iter()
+            .filter(|r| scopes.iter().any(|s| s == r.address.scope.as_str()))
+            .collect())
+    }
+    /// How many records this store has read (and unsealed) so far, for `--stats`.
+    fn records_read(&self) -> u64 {
+        0
+    }
     /// One record.
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError>;
     /// Durably records intents before their provider call (one durable write).

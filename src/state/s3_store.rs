@@ -478,6 +478,12 @@ impl StateStore for S3Store {
     fn check_key(&self) -> Result<(), StateError> {
         self.inner.check_key()
     }
+    fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
+        self.inner.resources_in(scopes)
+    }
+    fn records_read(&self) -> u64 {
+        self.inner.records_read()
+    }
     fn serial(&self) -> Result<u64, StateError> {
         self.inner.serial()
     }

@@ -43,6 +43,8 @@ pub struct SledStore {
     actor: String,
     /// Whether this run wrote anything (then the database is settled on close).
     dirty: std::sync::atomic::AtomicBool,
+    /// Records unsealed so far (`--stats`).
+    reads: std::sync::atomic::AtomicU64,
     /// The directory lock, released when the store is dropped (after the database).
     _held: holder::Held,
 }
@@ -172,6 +174,7 @@ impl SledStore {
             path: dir.to_path_buf(),
             trees: Some(trees),
             dirty: Default::default(),
+            reads: Default::default(),
             master,
             data_keys: Mutex::new(HashMap::new()),
             host: hostname(),
@@ -307,6 +310,8 @@ impl SledStore {
         addr: impl Fn(&T) -> ResourceAddr,
         attrs: impl Fn(&mut T) -> &mut Attrs,
     ) -> Result<T, StateError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let s: Sealed<T> = serde_json::from_slice(bytes)
             .map_err(|e| self.corrupt(format!("undecodable record: {e}")))?;
         let mut inner = s.inner;
@@ -515,6 +520,25 @@ impl StateStore for SledStore {
             .collect()
     }
 
+    fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
+        let mut out = Vec::new();
+        for scope in scopes {
+            for kv in self.resources.scan_prefix(format!("{scope}/")) {
+                let (_, v) = kv.map_err(|e| self.err(e))?;
+                out.push(self.unseal(
+                    &v,
+                    |r: &ResourceRecord| r.address.clone(),
+                    |r| &mut r.attributes,
+                )?);
+            }
+        }
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        out.dedup_by(|a, b| a.address == b.address);
+        Ok(out)
+    }
+    fn records_read(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
         match self
             .resources
