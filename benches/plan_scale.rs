@@ -153,6 +153,23 @@ fn main() {
             n * 5,
             "plan --refresh=false (no changes)"
         );
+        let one = format!("tenant-{:05}", n / 2);
+        let (secs, mib, code) = measure(
+            dir.path(),
+            &[
+                "plan",
+                "--refresh=false",
+                "--detailed-exitcode",
+                "--tenant",
+                &one,
+            ],
+        );
+        assert_eq!(code, 0);
+        println!(
+            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
+            n * 5,
+            "plan --tenant ONE --refresh=false"
+        );
         // Retire every tenant: the deletes of the whole workspace, then an audit check.
         std::fs::remove_dir_all(dir.path().join("tenants")).unwrap();
         std::fs::create_dir(dir.path().join("tenants")).unwrap();
