@@ -48,6 +48,41 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// A condition compiled once and shared by every tenant that evaluates it (a tier's
+/// `when:` and `required_when` run for each of thousands of tenants).
+type Compiled = Result<std::sync::Arc<tera::Tera>, String>;
+
+/// The name of the one template in a compiled condition.
+const CONDITION: &str = "condition";
+
+fn compiled(inner: &str) -> Compiled {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Compiled>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(inner.to_string())
+        .or_insert_with(|| {
+            let mut t = tera::Tera::default();
+            t.add_raw_template(CONDITION, &format!("{{% if {inner} %}}1{{% endif %}}"))
+                .map(|_| std::sync::Arc::new(t))
+                .map_err(|e| chain(&e))
+        })
+        .clone()
+}
+
+/// A tera error with its causes.
+fn chain(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
 /// Evaluates a tera boolean expression (optionally wrapped in `{{ }}`) against `ctx`.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
     let inner = expr
@@ -55,23 +90,25 @@ pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
         .trim_start_matches("{{")
         .trim_end_matches("}}")
         .trim();
-    let tpl = format!("{{% if {inner} %}}1{{% endif %}}");
+    let fail = |msg: String| format!("cannot evaluate `{inner}`: {msg}");
+    let tera = compiled(inner).map_err(fail)?;
     let ctx = tera::Context::from_value(ctx.clone()).map_err(|e| e.to_string())?;
-    tera::Tera::one_off(&tpl, &ctx, false)
+    tera.render(CONDITION, &ctx)
         .map(|s| s == "1")
-        .map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            format!("cannot evaluate `{inner}`: {msg}")
-        })
+        .map_err(|e| fail(chain(&e)))
 }
 
+/// A tier's `pattern:` compiled once for all its tenants.
 fn regex(pattern: &str, path: &Path) -> Result<Regex, WorkspaceError> {
-    Regex::new(pattern)
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Result<Regex, String>>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| Regex::new(pattern).map_err(|e| e.to_string()))
+        .clone()
         .map_err(|e| WorkspaceError::policy(path, format!("invalid pattern `{pattern}`: {e}")))
 }
 
@@ -339,6 +376,32 @@ mod tests {
         assert!(eval_condition("domain.kind == 'custom'", &doc).unwrap());
         assert!(!eval_condition("{{ domain.kind == 'subdomain' }}", &doc).unwrap());
         assert!(eval_condition("nope ==", &doc).is_err());
+    }
+
+    #[test]
+    fn compiled_conditions_and_patterns_answer_as_before_and_repeat_their_errors() {
+        let doc = serde_json::json!({ "domain": { "kind": "custom" } });
+        for _ in 0..3 {
+            assert!(eval_condition("domain.kind == 'custom'", &doc).unwrap());
+            assert!(!eval_condition("{{ domain.kind == 'subdomain' }}", &doc).unwrap());
+        }
+        let (first, again) = (
+            eval_condition("nope ==", &doc).unwrap_err(),
+            eval_condition("nope ==", &doc).unwrap_err(),
+        );
+        assert_eq!(
+            first, again,
+            "a broken condition fails the same way every time"
+        );
+        assert!(first.starts_with("cannot evaluate `nope ==`"), "{first}");
+        let missing = eval_condition("tenant.missing == 1", &doc).unwrap_err();
+        assert!(missing.contains("tenant.missing"), "{missing}");
+        let p = Path::new("plans/basic.yaml");
+        assert!(regex("^[a-z]+$", p).unwrap().is_match("acme"));
+        assert!(regex("^[a-z]+$", p).unwrap().is_match("globex"));
+        let (e1, e2) = (regex("(", p).unwrap_err(), regex("(", p).unwrap_err());
+        assert_eq!(e1.to_string(), e2.to_string());
+        assert!(e1.to_string().contains("plans/basic.yaml"), "{e1}");
     }
 
     #[test]
