@@ -31,7 +31,9 @@
 //! - `state/` (sled database and `lock`, which names the holder), or with `[state] backend = "s3"` an S3
 //!   object and its lock object: owned by [`state`].
 //! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
-//! - saved plan files (`plan --out`): [`plan::file`].
+//! - saved plan files (`plan --out`, signed): [`plan::file`].
+//! - `exports/*.dump` (`export_on_destroy` of PostgreSQL schemas and databases):
+//!   [`providers::postgres`].
 //! - files managed by `local_file`: [`providers::builtin`].
 //!
 //! # Providers

@@ -49,6 +49,27 @@ pub fn unknown(what: &str, word: &str, known: &[&str]) -> String {
     }
 }
 
+/// serde's "unknown field `x`, expected one of `a`, `b`" with the nearest name named.
+pub fn with_hint(message: &str) -> String {
+    let re = regex::Regex::new(r"unknown (field|variant) `([^`]*)`, expected (?:one of )?(.*)")
+        .expect("a valid pattern");
+    let Some(c) = re.captures(message) else {
+        return message.to_string();
+    };
+    let known: Vec<&str> = c[3]
+        .split(", ")
+        .map(|k| {
+            k.trim_matches('`')
+                .trim_start_matches("or `")
+                .trim_end_matches('`')
+        })
+        .collect();
+    match nearest(&c[2], &known) {
+        Some(k) => format!("unknown {} `{}` (did you mean `{k}`?)", &c[1], &c[2]),
+        None => message.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,8 +36,15 @@ pub fn process_start(pid: u32) -> Option<u64> {
 pub fn is_live(info: &LockInfo) -> bool {
     match info.process_start {
         Some(start) => process_start(info.pid) == Some(start),
-        None => super::sled_store::pid_alive(info.pid),
+        None => pid_alive(info.pid),
     }
+}
+
+/// Whether a process with this pid exists (on this host).
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A held lock on a state directory; released (record emptied, lock dropped) on drop.

@@ -99,12 +99,6 @@ fn parse_head(v: &[u8]) -> (u64, String) {
     (seq.parse().unwrap_or(0), hash.to_string())
 }
 
-pub(super) fn pid_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks whether the process exists.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// A random lineage id for a new state.
 fn lineage() -> String {
     use rand::RngCore;

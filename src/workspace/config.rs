@@ -89,27 +89,6 @@ fn default_key_file() -> String {
     ".landlord/master.key".into()
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`" with the nearest name named.
-pub(super) fn with_hint(message: &str) -> String {
-    let re = regex::Regex::new(r"unknown (field|variant) `([^`]*)`, expected (?:one of )?(.*)")
-        .expect("a valid pattern");
-    let Some(c) = re.captures(message) else {
-        return message.to_string();
-    };
-    let known: Vec<&str> = c[3]
-        .split(", ")
-        .map(|k| {
-            k.trim_matches('`')
-                .trim_start_matches("or `")
-                .trim_end_matches('`')
-        })
-        .collect();
-    match crate::suggest::nearest(&c[2], &known) {
-        Some(k) => format!("unknown {} `{}` (did you mean `{k}`?)", &c[1], &c[2]),
-        None => message.to_string(),
-    }
-}
-
 impl Config {
     /// Parses `landlord.toml` text; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, WorkspaceError> {
@@ -119,7 +98,10 @@ impl Config {
                 .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             WorkspaceError::syntax(
                 path,
-                format!("invalid landlord.toml: {}", with_hint(e.message())),
+                format!(
+                    "invalid landlord.toml: {}",
+                    crate::suggest::with_hint(e.message())
+                ),
             )
             .at_line(line)
         })?;

@@ -55,7 +55,7 @@ impl WorkspaceError {
 
     pub(crate) fn yaml(path: impl Into<PathBuf>, e: &serde_yaml_ng::Error) -> Self {
         let mut err = Self::syntax(path, {
-            let text = super::config::with_hint(&strip_location(&e.to_string()));
+            let text = crate::suggest::with_hint(&strip_location(&e.to_string()));
             // A misspelt key is not malformed YAML: say only what it is.
             if text.starts_with("unknown field") {
                 text
