@@ -125,6 +125,58 @@ fn a_thousand_records_take_two_change_calls_to_create_and_to_delete_and_refresh_
 }
 
 #[test]
+fn a_thousand_tenant_objects_refresh_with_two_listings_and_no_reads() {
+    let moto = Moto::start();
+    let ws = Ws::example("aws").with_env(moto.env());
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    ws.write(
+        "plans/objects.yaml",
+        "modules:\n  - use: aws/shared-prefix\n",
+    );
+    for i in 0..1000 {
+        ws.write(
+            &format!("tenants/t{i:04}.yaml"),
+            &format!("id: t{i:04}\nplan: objects\n"),
+        );
+    }
+    ws.ok(&["apply", "--auto-approve", "--parallelism", "32"], 0);
+    let plan = crate::support::plan_json(&ws, &["--detailed-exitcode"]);
+    let lists = api_calls(&plan, "s3.ListObjectsV2");
+    let reads = api_calls(&plan, "s3.GetObject");
+    assert!(
+        lists <= 2 && reads == 0,
+        "refresh of 1,000 objects took {lists} ListObjectsV2 and {reads} GetObject calls"
+    );
+    // One object changed out of band is read (and only that one), and reported.
+    let sdk = Sdk::new(&moto.endpoint);
+    let out: Value = serde_json::from_str(&ws.ok(&["output", "--json"], 0).stdout).unwrap();
+    let target = &out["t0042/aws_s3_object.prefix"];
+    sdk.run(
+        sdk.s3()
+            .put_object()
+            .bucket(target["bucket"].as_str().unwrap())
+            .key(target["key"].as_str().unwrap())
+            .body(b"changed out of band".to_vec().into())
+            .send(),
+    )
+    .unwrap();
+    let r = ws.run(&["drift", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    let drift: Value = serde_json::from_str(&r.stdout).unwrap();
+    let items = drift["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{drift}");
+    assert_eq!(items[0]["address"], "t0042/aws_s3_object.prefix");
+    let plan = crate::support::plan_json(&ws, &[]);
+    assert_eq!(
+        api_calls(&plan, "s3.GetObject"),
+        1,
+        "only the changed object is read"
+    );
+}
+
+#[test]
 fn drift_matrix_is_reported_per_attribute_and_repaired() {
     use aws_sdk_route53::types::{
         Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,

@@ -504,8 +504,115 @@ pub(super) fn object_schema() -> ResourceSchema {
             AttrSchema::optional("content_type"),
             AttrSchema::optional("region").force_new(),
             AttrSchema::computed("etag"),
+            AttrSchema::computed("last_modified"),
         ],
     }
+}
+
+/// When an object was last written, in milliseconds as listings give it (an out-of-band
+/// metadata change keeps the ETag but not this).
+fn modified(t: Option<&aws_smithy_types::DateTime>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!(t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000))
+    })
+}
+
+/// The longest prefix every key shares: the one listing that covers them all.
+fn common_prefix<'a>(keys: impl Iterator<Item = &'a str>) -> String {
+    let mut prefix: Option<&str> = None;
+    for k in keys {
+        prefix = Some(match prefix {
+            None => k,
+            Some(p) => {
+                let n = p
+                    .char_indices()
+                    .zip(k.chars())
+                    .find(|((_, a), b)| a != b)
+                    .map_or(p.len().min(k.len()), |((i, _), _)| i);
+                &p[..n]
+            }
+        });
+    }
+    prefix.unwrap_or_default().to_string()
+}
+
+/// Refresh of many objects by listing: one ListObjectsV2 page per 1,000 keys of a bucket
+/// (ETag and last write of each), and a GetObject only for an object whose ETag or last
+/// write differs from what landlord recorded (its content or metadata changed out of
+/// band). Reading each object would be one call per object. S3 gives LastModified in
+/// whole seconds: a change of metadata alone (same content, so same ETag) made within the
+/// second of landlord's own write is not seen until the object is written again.
+pub(super) async fn read_objects(
+    aws: &Aws,
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Vec<Result<Option<Attrs>, ProviderError>> {
+    let mut by_bucket: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut out: Vec<Option<Result<Option<Attrs>, ProviderError>>> =
+        reqs.iter().map(|_| None).collect();
+    for (i, r) in reqs.iter().enumerate() {
+        match req_str(&r.prior, "bucket") {
+            Ok(b) => by_bucket.entry(b.to_string()).or_default().push(i),
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    for (bucket, idx) in by_bucket {
+        let prefix = common_prefix(
+            idx.iter()
+                .filter_map(|&i| reqs[i].prior.get("key").and_then(Value::as_str)),
+        );
+        let mut listed: BTreeMap<String, (String, Value)> = BTreeMap::new();
+        let mut token: Option<String> = None;
+        let listing: Result<bool, ProviderError> = loop {
+            aws.count("s3", "ListObjectsV2");
+            let page =
+                c.s3.list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(&prefix)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await;
+            match page {
+                Ok(p) => {
+                    for o in p.contents() {
+                        if let Some(k) = o.key() {
+                            let etag = o.e_tag().unwrap_or_default().trim_matches('"').to_string();
+                            listed.insert(k.to_string(), (etag, modified(o.last_modified())));
+                        }
+                    }
+                    match p.next_continuation_token() {
+                        Some(t) if p.is_truncated() == Some(true) => token = Some(t.to_string()),
+                        _ => break Ok(true),
+                    }
+                }
+                Err(e) if service_code(&e) == "NoSuchBucket" => break Ok(false),
+                Err(e) => break Err(classify("s3 ListObjectsV2", e)),
+            }
+        };
+        for i in idx {
+            let prior = &reqs[i].prior;
+            out[i] = Some(match &listing {
+                Err(e) => Err(e.clone()),
+                Ok(false) => Ok(None),
+                Ok(true) => {
+                    let key = prior.get("key").and_then(Value::as_str).unwrap_or_default();
+                    match listed.get(key) {
+                        None => Ok(None),
+                        Some((etag, when))
+                            if prior.get("etag").and_then(Value::as_str) == Some(etag.as_str())
+                                && prior.get("last_modified") == Some(when) =>
+                        {
+                            Ok(Some(prior.clone()))
+                        }
+                        Some(_) => read_object(aws, c, prior).await,
+                    }
+                }
+            });
+        }
+    }
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(ProviderError::failed("no answer for the request"))))
+        .collect()
 }
 
 pub(super) fn object_id(a: &Attrs) -> String {
@@ -539,6 +646,7 @@ pub(super) async fn read_object(
         .trim_matches('"')
         .to_string();
     let content_type = out.content_type().map(str::to_string);
+    let last_modified = modified(out.last_modified());
     let body = out
         .body
         .collect()
@@ -553,6 +661,7 @@ pub(super) async fn read_object(
         a.insert("content_type".into(), json!(content_type));
     }
     a.insert("etag".into(), json!(etag));
+    a.insert("last_modified".into(), last_modified);
     keep_config(&mut a, prior, &["region"]);
     Ok(Some(a))
 }
@@ -585,6 +694,25 @@ pub(super) async fn apply_object(
         "etag".into(),
         json!(out.e_tag().unwrap_or_default().trim_matches('"')),
     );
+    // The time of this write as a listing shows it, which later listings are compared
+    // with (a read gives whole seconds only). The key itself sorts first under its prefix.
+    let listed = aws
+        .call(
+            "s3",
+            "ListObjectsV2",
+            c.s3.list_objects_v2()
+                .bucket(bucket)
+                .prefix(key)
+                .max_keys(1)
+                .send(),
+        )
+        .await?;
+    let when = listed
+        .contents()
+        .iter()
+        .find(|o| o.key() == Some(key))
+        .map_or(Value::Null, |o| modified(o.last_modified()));
+    a.insert("last_modified".into(), when);
     Ok(ApplyResponse {
         id: object_id(cfg),
         attributes: a,
@@ -655,6 +783,18 @@ impl ResourceType<Aws> for Object {
     }
     async fn read(&self, aws: &Aws, req: &ReadRequest) -> Result<Option<Attrs>, ProviderError> {
         read_object(aws, &*aws.at(&req.prior).await, &req.prior).await
+    }
+    async fn read_many(
+        &self,
+        aws: &Aws,
+        reqs: &[ReadRequest],
+    ) -> Vec<Result<Option<Attrs>, ProviderError>> {
+        aws.per_region(
+            reqs,
+            |r| &r.prior,
+            |c, batch| async move { read_objects(aws, &c, &batch).await },
+        )
+        .await
     }
     async fn apply(&self, aws: &Aws, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         apply_object(aws, &*aws.at(&req.config).await, req).await
