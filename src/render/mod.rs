@@ -18,7 +18,7 @@ use crate::graph::Dag;
 use crate::providers::{AttrKind, Registry};
 use crate::state::Lifecycle;
 use crate::value::{self, Attrs};
-use crate::workspace::policy::{eval_condition, region_allowed};
+use crate::workspace::policy::{eval_condition_in, region_allowed};
 use crate::workspace::{ModuleUse, Status, Workspace};
 
 /// One resource the workspace wants.
@@ -350,9 +350,19 @@ impl<'a> Renderer<'a> {
             Scope::Tenant(t) => Some(t.as_str()),
             Scope::Shared => None,
         };
+        // One context for the scope: each module only replaces `inputs` (the whole context
+        // used to be copied for every module of every tenant).
+        let mut ctx = match tera::Context::from_value(base.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.err(used_in, tenant, None, None, e.to_string());
+                return;
+            }
+        };
         for u in uses {
             if let Some(cond) = &u.when {
-                match eval_condition(cond, base) {
+                ctx.remove("inputs");
+                match eval_condition_in(cond, &ctx) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(m) => {
@@ -383,15 +393,7 @@ impl<'a> Renderer<'a> {
                     continue;
                 }
             };
-            let mut ctx_value = base.clone();
-            ctx_value["inputs"] = inputs;
-            let ctx = match tera::Context::from_value(ctx_value) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.err(used_in, tenant, None, None, e.to_string());
-                    continue;
-                }
-            };
+            ctx.insert("inputs", &inputs);
             let templates: Vec<String> = module
                 .templates
                 .iter()

@@ -85,6 +85,12 @@ fn chain(e: &tera::Error) -> String {
 
 /// Evaluates a tera boolean expression (optionally wrapped in `{{ }}`) against `ctx`.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
+    let ctx = tera::Context::from_value(ctx.clone()).map_err(|e| e.to_string())?;
+    eval_condition_in(expr, &ctx)
+}
+
+/// [`eval_condition`] against a template context already built.
+pub fn eval_condition_in(expr: &str, ctx: &tera::Context) -> Result<bool, String> {
     let inner = expr
         .trim()
         .trim_start_matches("{{")
@@ -92,8 +98,7 @@ pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, String> {
         .trim();
     let fail = |msg: String| format!("cannot evaluate `{inner}`: {msg}");
     let tera = compiled(inner).map_err(fail)?;
-    let ctx = tera::Context::from_value(ctx.clone()).map_err(|e| e.to_string())?;
-    tera.render(CONDITION, &ctx)
+    tera.render(CONDITION, ctx)
         .map(|s| s == "1")
         .map_err(|e| fail(chain(&e)))
 }
