@@ -4,6 +4,11 @@
 //! refresh (every local file is read back).
 //!
 //! Run: `cargo bench --bench plan_scale -- 1000 10000` (default: 1000).
+//!
+//! `cargo bench --bench plan_scale -- quickstart 1000 10000 100000` plans the quick
+//! start's own tiers and modules instead (7 resources per tenant on average, the
+//! templates users start from): `plan --refresh=false` of the whole fleet and of one
+//! tenant, on empty state.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -103,12 +108,68 @@ fn measure(dir: &Path, args: &[&str]) -> (f64, f64, i32) {
     )
 }
 
+/// The quick start (its `landlord.toml`, tiers and shared zone) with `n` tenants spread
+/// over its three tiers.
+fn generate_quickstart(dir: &Path, n: usize) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for f in ["landlord.toml", "shared.yaml"] {
+        std::fs::copy(example.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("plans")).unwrap();
+    for t in ["basic", "professional", "enterprise"] {
+        let f = format!("plans/{t}.yaml");
+        std::fs::copy(example.join(&f), dir.join(&f)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("tenants")).unwrap();
+    let tiers = ["basic", "professional", "enterprise"];
+    for i in 0..n {
+        let id = format!("tenant-{i:06}");
+        std::fs::write(
+            dir.join(format!("tenants/{id}.yaml")),
+            format!("id: {id}\nname: Tenant {i}\nplan: {}\nstatus: active\nregion: eu-west-1\nresidency: [eu]\ndomain: {{ kind: subdomain, name: {id} }}\n", tiers[i % 3]),
+        )
+        .unwrap();
+    }
+}
+
+/// Plans of the quick-start fleet: whole and one tenant, on empty state.
+fn quickstart(sizes: &[usize]) {
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        generate_quickstart(dir.path(), n);
+        let one = format!("tenant-{:06}", n / 2);
+        for (name, args) in [
+            (
+                "quick start: plan --refresh=false",
+                vec!["plan", "--refresh=false"],
+            ),
+            (
+                "quick start: plan --tenant ONE",
+                vec!["plan", "--refresh=false", "--tenant", &one],
+            ),
+        ] {
+            let (secs, mib, code) = measure(dir.path(), &args);
+            assert_eq!(code, 0, "{name} exited {code}");
+            println!(
+                "{n:>8} {:>10}  {name:<40} {secs:>9.2} {mib:>10.1}",
+                "~7/tenant"
+            );
+        }
+    }
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
+    if args.iter().any(|a| a == "quickstart") {
+        println!(
+            "{:>8} {:>10}  {:<40} {:>9} {:>10}",
+            "tenants", "resources", "phase", "seconds", "peak MiB"
+        );
+        quickstart(&sizes);
+        return;
+    }
     println!(
         "{:>8} {:>10}  {:<40} {:>9} {:>10}",
         "tenants", "resources", "phase", "seconds", "peak MiB"
