@@ -257,8 +257,7 @@ async fn plan_cmd(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let s = ops::open(dir)?;
-    let desired = ops::desired_for(&s, &run.tenants)?;
+    let (s, desired) = ops::session_for(dir, &run.tenants)?;
     let st = state_for(&s, "landlord plan", run)?;
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
@@ -427,17 +426,19 @@ async fn apply_cmd(
     json: bool,
     color: bool,
 ) -> Result<u8> {
-    let s = ops::open(dir)?;
-    let desired = ops::desired_for(&s, &run.tenants)?;
-    // A saved plan is verified before state is opened.
+    // A saved plan is verified before anything else; the workspace is then read as the
+    // plan read it (only its tenants when it was limited to some).
     let saved = match plan_file {
-        Some(f) => Some(ops::read_saved_plan(
-            &s.ws.root,
-            &s.ws.config,
-            &ops::out_path(dir, f),
-        )?),
+        Some(f) => {
+            let config = crate::workspace::load_config(dir)?;
+            Some(ops::read_saved_plan(dir, &config, &ops::out_path(dir, f))?)
+        }
         None => None,
     };
+    let tenants = saved
+        .as_ref()
+        .map_or(run.tenants.clone(), |p| p.tenants.clone());
+    let (s, desired) = ops::session_for(dir, &tenants)?;
     // A saved plan is checked against state before this run records its lock scopes, so
     // a refused plan leaves state as it was.
     let command = if saved.is_some() {
@@ -554,8 +555,7 @@ async fn destroy_cmd(
     if run.tenants.is_empty() && !all {
         bail!("say what to destroy: --tenant ID (repeatable) or --all");
     }
-    let s = ops::open(dir)?;
-    let desired = ops::desired_for(&s, &run.tenants)?;
+    let (s, desired) = ops::session_for(dir, &run.tenants)?;
     let st = state_for(&s, "landlord destroy", run)?;
     let opts = plan::Options {
         mode: Mode::Destroy,
@@ -643,7 +643,7 @@ async fn adopt_cmd(
 }
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
-    let s = ops::open(dir)?;
+    let s = ops::open_for(dir, &run.tenants)?;
     let st = state_for(&s, "landlord drift", run)?;
     let hook = progress::Progress::new(0, false, true);
     let report = ops::drift(&s, &st, &run.tenants, &hook)

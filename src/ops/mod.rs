@@ -61,7 +61,12 @@ pub struct Session {
 
 /// Loads and validates the workspace at `dir` and builds its providers.
 pub fn open(dir: &Path) -> Result<Session, OpsError> {
-    let ws = Workspace::load(dir)?;
+    open_for(dir, &[])
+}
+
+/// [`open`] for a run limited to `tenants`: only their tenant files are read.
+pub fn open_for(dir: &Path, tenants: &[String]) -> Result<Session, OpsError> {
+    let ws = Workspace::load_only(dir, tenants)?;
     let settings = providers::Settings {
         root: ws.root.clone(),
         tables: ws.config.providers.clone(),
@@ -303,6 +308,21 @@ pub fn desired_for(s: &Session, tenants: &[String]) -> Result<Desired, OpsError>
         return desired(s);
     }
     render::render_for(&s.ws, &s.registry, tenants).or_else(|_| desired(s))
+}
+
+/// The session and desired graph of a run on `tenants`: only their files are read and
+/// only they are rendered; when one of them refers to another tenant, the whole
+/// workspace is read and rendered instead.
+pub fn session_for(dir: &Path, tenants: &[String]) -> Result<(Session, Desired), OpsError> {
+    if !tenants.is_empty() {
+        let s = open_for(dir, tenants)?;
+        if let Ok(d) = render::render_for(&s.ws, &s.registry, tenants) {
+            return Ok((s, d));
+        }
+    }
+    let s = open(dir)?;
+    let d = desired_for(&s, tenants)?;
+    Ok((s, d))
 }
 
 /// The records a run on `tenants` needs: theirs, the shared scope's and those of every

@@ -376,6 +376,19 @@ pub fn load_config(root: &Path) -> Result<Config, LoadErrors> {
 impl Workspace {
     /// Loads and validates the workspace at `root`.
     pub fn load(root: &Path) -> Result<Workspace, LoadErrors> {
+        Self::load_only(root, &[])
+    }
+
+    /// Loads the workspace with only the tenant files of `only` (every tenant when empty,
+    /// or when it names `_shared`, whose templates may list every tenant): a run limited to
+    /// some tenants neither reads nor checks the others. The input digest covers what was
+    /// read, so a saved plan is checked against the same files.
+    pub fn load_only(root: &Path, only: &[String]) -> Result<Workspace, LoadErrors> {
+        let select = |stem: &str| {
+            only.is_empty()
+                || only.iter().any(|t| t == crate::addr::SHARED)
+                || only.iter().any(|t| t == stem)
+        };
         let mut ld = Loader {
             root: root.to_path_buf(),
             hasher: Sha256::new(),
@@ -401,7 +414,7 @@ impl Workspace {
         if !errs.is_empty() {
             return Err(LoadErrors(errs));
         }
-        for (stem, fname) in files {
+        for (stem, fname) in files.into_iter().filter(|(stem, _)| select(stem)) {
             match ld.tenant(&stem, &fname, &config, &mut tiers) {
                 Ok(t) => tenants.push(t),
                 Err(mut e) => errs.append(&mut e),
