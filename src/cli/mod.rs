@@ -282,11 +282,16 @@ async fn plan_cmd(
     if run.stats {
         print_stats(&s, &st);
     }
-    Ok(if detailed && p.has_changes() {
+    let code = if detailed && p.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    })
+    };
+    // The process ends next: freeing a fleet's plan and desired graph value by value
+    // would only cost time (the state is closed as usual when `st` drops).
+    std::mem::forget(p);
+    std::mem::forget(desired);
+    Ok(code)
 }
 
 fn confirm(what: &str) -> Result<()> {
