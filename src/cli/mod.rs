@@ -197,28 +197,16 @@ fn validate(dir: &Path) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Opens the state for a command and announces a generated master key. Commands that
-/// change state record lock scopes; reading ones (plan, drift) write nothing.
-fn state_for(s: &Session, command: &str, run: &RunArgs) -> Result<OpenState> {
-    let writes = !matches!(command, "landlord plan" | "landlord drift")
-        && !command.ends_with(" (saved plan)");
-    let scopes = if writes {
-        ops::scopes(&run.tenants)
-    } else {
-        vec![]
-    };
-    let st = ops::open_state(&s.ws.root, &s.ws.config, command, &scopes, run.lock_timeout)?;
+/// Opens the state for a command, recording lock `scopes` (none for a command that only
+/// reads), and announces a generated master key.
+fn state_for(s: &Session, command: &str, run: &RunArgs, scopes: &[String]) -> Result<OpenState> {
+    let st = ops::open_state(&s.ws.root, &s.ws.config, command, scopes, run.lock_timeout)?;
     match &st.key {
         KeySource::Generated(p) => eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display()),
         KeySource::Kms { file, key_id, generated: true } => eprintln!("Generated a master key under KMS key `{key_id}`, stored encrypted in {}: keep that file with the workspace (only KMS can decrypt it).", file.display()),
         _ => {}
     }
     Ok(st)
-}
-
-/// State records read (and unsealed) by this run, for `--stats`.
-fn records_read(st: &OpenState) -> u64 {
-    st.store.records_read()
 }
 
 fn api_calls(s: &Session) -> Vec<show::ApiCall> {
@@ -235,7 +223,7 @@ fn api_calls(s: &Session) -> Vec<show::ApiCall> {
 }
 
 fn print_stats(s: &Session, st: &OpenState) {
-    eprintln!("State records read: {}", records_read(st));
+    eprintln!("State records read: {}", st.store.records_read());
     let calls = api_calls(s);
     eprintln!("API calls:");
     if calls.is_empty() {
@@ -258,7 +246,7 @@ async fn plan_cmd(
     color: bool,
 ) -> Result<u8> {
     let (s, desired) = ops::session_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord plan", run)?;
+    let st = state_for(&s, "landlord plan", run, &[])?;
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
         mode,
@@ -446,17 +434,18 @@ async fn apply_cmd(
     let (s, desired) = ops::session_for(dir, &tenants)?;
     // A saved plan is checked against state before this run records its lock scopes, so
     // a refused plan leaves state as it was.
-    let command = if saved.is_some() {
-        "landlord apply (saved plan)"
+    let scopes = ops::scopes(&run.tenants);
+    let first = if saved.is_some() {
+        &[][..]
     } else {
-        "landlord apply"
+        &scopes[..]
     };
-    let mut st = state_for(&s, command, run)?;
+    let mut st = state_for(&s, "landlord apply", run, first)?;
     let hook = progress::Progress::new(0, false, json);
     let p = match saved {
         Some(p) => {
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
-            st.lock_scopes(&ops::scopes(&run.tenants), "landlord apply")?;
+            st.lock_scopes(&scopes, "landlord apply")?;
             if !json {
                 print!("{}", show::text(&p, color));
             }
@@ -561,7 +550,7 @@ async fn destroy_cmd(
         bail!("say what to destroy: --tenant ID (repeatable) or --all");
     }
     let (s, desired) = ops::session_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord destroy", run)?;
+    let st = state_for(&s, "landlord destroy", run, &ops::scopes(&run.tenants))?;
     let opts = plan::Options {
         mode: Mode::Destroy,
         refresh: false,
@@ -609,7 +598,7 @@ async fn adopt_cmd(
         lock_timeout,
         stats: false,
     };
-    let st = state_for(&s, "landlord adopt", &run)?;
+    let st = state_for(&s, "landlord adopt", &run, &ops::scopes(&run.tenants))?;
     let results = ops::adopt(&s, &st, &targets, &tenants, id).await?;
     let (mut adopted, mut missing, mut failed) = (0, 0, false);
     for (addr, outcome) in &results {
@@ -649,7 +638,7 @@ async fn adopt_cmd(
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
     let s = ops::open_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord drift", run)?;
+    let st = state_for(&s, "landlord drift", run, &[])?;
     let hook = progress::Progress::new(0, false, true);
     let report = ops::drift(&s, &st, &run.tenants, &hook)
         .await

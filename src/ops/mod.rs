@@ -301,15 +301,6 @@ pub fn desired(s: &Session) -> Result<Desired, OpsError> {
     Ok(render::render(&s.ws, &s.registry)?)
 }
 
-/// The desired graph of `tenants` (every tenant when empty). Only they (and the shared
-/// scope) are rendered; when one refers to another tenant, the whole workspace is.
-pub fn desired_for(s: &Session, tenants: &[String]) -> Result<Desired, OpsError> {
-    if tenants.is_empty() {
-        return desired(s);
-    }
-    render::render_for(&s.ws, &s.registry, tenants).or_else(|_| desired(s))
-}
-
 /// The session and desired graph of a run on `tenants`: only their files are read and
 /// only they are rendered; when one of them refers to another tenant, the whole
 /// workspace is read and rendered instead.
@@ -321,7 +312,7 @@ pub fn session_for(dir: &Path, tenants: &[String]) -> Result<(Session, Desired),
         }
     }
     let s = open(dir)?;
-    let d = desired_for(&s, tenants)?;
+    let d = desired(&s)?;
     Ok((s, d))
 }
 
@@ -412,7 +403,7 @@ pub async fn run_plan(
 /// opened: a plan edited on its way through CI storage never gets that far. A plan made
 /// for a local state that does not exist is refused without creating it.
 pub fn read_saved_plan(root: &Path, config: &Config, path: &Path) -> Result<Plan, OpsError> {
-    let Some((key, source)) = find_master_key(root, config)? else {
+    let Some((key, _)) = find_master_key(root, config)? else {
         return Err(StateError::Key(format!(
             "cannot verify the saved plan `{}`: no master key ({} is not set and the key file `{}` does not exist)",
             path.display(),
@@ -421,15 +412,7 @@ pub fn read_saved_plan(root: &Path, config: &Config, path: &Path) -> Result<Plan
         ))
         .into());
     };
-    let plan = file::load(path, &key).map_err(|e| -> OpsError {
-        match e {
-            file::PlanFileError::Tampered(p) => StateError::Key(format!(
-                "plan file `{p}` was modified after it was saved, or saved with another master key than {source}: its signature does not match; make a new plan with `landlord plan --out`"
-            ))
-            .into(),
-            other => other.into(),
-        }
-    })?;
+    let plan = file::load(path, &key)?;
     // A local state that does not exist cannot be the one the plan was made for; say so
     // without creating it.
     let local = root.join(&config.state.path);

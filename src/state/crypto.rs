@@ -298,18 +298,6 @@ pub fn write_key_file(key: &Key, key_file: &Path) -> Result<KeySource, StateErro
     Ok(KeySource::Generated(key_file.to_path_buf()))
 }
 
-/// The master key from `env` or `key_file`, generating a key file when there is none.
-pub fn master_key(env: Option<String>, key_file: &Path) -> Result<(Key, KeySource), StateError> {
-    match read_master_key(env, key_file)? {
-        Some(found) => Ok(found),
-        None => {
-            let k = Key::generate();
-            let source = write_key_file(&k, key_file)?;
-            Ok((k, source))
-        }
-    }
-}
-
 /// Base64 text of sealed bytes, as stored in records.
 pub fn to_text(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -342,15 +330,21 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(".landlord/master.key");
-        let (k1, src) = master_key(None, &p).unwrap();
+        assert!(read_master_key(None, &p).unwrap().is_none());
+        let k1 = Key::generate();
+        let src = write_key_file(&k1, &p).unwrap();
         assert_eq!(src, KeySource::Generated(p.clone()));
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let (k2, src) = master_key(None, &p).unwrap();
+        let (k2, src) = read_master_key(None, &p).unwrap().unwrap();
         assert_eq!(src, KeySource::File(p.clone()));
         assert_eq!(k1.0, k2.0);
-        assert!(master_key(Some("nope".into()), &p).is_err());
+        assert!(
+            write_key_file(&k2, &p).is_err(),
+            "an existing key file is never replaced"
+        );
+        assert!(read_master_key(Some("nope".into()), &p).is_err());
     }
 }
