@@ -100,6 +100,23 @@ fn files(root: &Path, source: &str) -> Result<Vec<File>, ProviderError> {
     Ok(out)
 }
 
+/// A source directory's `versions` and `checksums`, or why it cannot be read.
+pub(super) type Scanned = Result<(Value, Value), ProviderError>;
+
+/// The `versions` and `checksums` of a source directory's files.
+fn scan(root: &Path, source: &str) -> Result<(Value, Value), ProviderError> {
+    let files = files(root, source)?;
+    let mut sums = serde_json::Map::new();
+    for f in &files {
+        let text = std::fs::read(&f.path).map_err(|e| {
+            ProviderError::invalid(format!("cannot read `{source}/{}.sql`: {e}", f.key))
+        })?;
+        sums.insert(f.key.clone(), json!(checksum(&text)));
+    }
+    let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+    Ok((json!(keys), Value::Object(sums)))
+}
+
 fn checksum(text: &[u8]) -> String {
     hex::encode(Sha256::digest(text))
 }
@@ -171,17 +188,16 @@ impl Catalog for Migrations {
                 "`source` must be a directory known when planning, not a reference",
             ));
         }
-        let files = files(&pg.root, source)?;
-        let mut sums = serde_json::Map::new();
-        for f in &files {
-            let text = std::fs::read(&f.path).map_err(|e| {
-                ProviderError::invalid(format!("cannot read `{source}/{}.sql`: {e}", f.key))
-            })?;
-            sums.insert(f.key.clone(), json!(checksum(&text)));
-        }
-        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
-        c.insert("versions".into(), json!(keys));
-        c.insert("checksums".into(), Value::Object(sums));
+        // Every tenant of a tier names the same directory: it is read once per run.
+        let (versions, sums) = {
+            let mut cache = pg.sources.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .entry(source.to_string())
+                .or_insert_with(|| scan(&pg.root, source))
+                .clone()?
+        };
+        c.insert("versions".into(), versions);
+        c.insert("checksums".into(), sums);
         Ok(())
     }
 

@@ -60,6 +60,8 @@ pub struct Postgres {
     /// (a table's ACL), which concurrent transactions would fail on with
     /// "tuple concurrently updated".
     acl_locks: std::sync::Mutex<BTreeMap<(String, String), AclLock>>,
+    /// Migration directories as read at render, by `source` (read once per run).
+    sources: std::sync::Mutex<BTreeMap<String, migrations::Scanned>>,
 }
 
 impl Postgres {
@@ -101,6 +103,7 @@ impl Postgres {
             servers,
             root: settings.root.clone(),
             acl_locks: Default::default(),
+            sources: Default::default(),
         };
         Ok(Family::new(NAME, pg, types))
     }
