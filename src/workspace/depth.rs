@@ -55,7 +55,7 @@ pub fn too_deep(text: &str) -> Option<usize> {
 }
 
 /// The deepest flow nesting reached on a line and the depth left open at its end.
-fn flow_depth(s: &str, mut depth: usize) -> (usize, usize) {
+pub(super) fn flow_depth(s: &str, mut depth: usize) -> (usize, usize) {
     let mut deepest = depth;
     let mut quote: Option<char> = None;
     for c in s.chars() {
@@ -76,7 +76,7 @@ fn flow_depth(s: &str, mut depth: usize) -> (usize, usize) {
 }
 
 /// Whether a line ends with a block scalar indicator (`key: |`, `- >-`, `|2`).
-fn ends_block_scalar(s: &str) -> bool {
+pub(super) fn ends_block_scalar(s: &str) -> bool {
     let last = s.rsplit([' ', ':']).next().unwrap_or("");
     let mut chars = last.chars();
     matches!(chars.next(), Some('|' | '>'))

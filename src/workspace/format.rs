@@ -17,34 +17,11 @@ pub fn canonical(text: &str) -> Option<String> {
     same.then_some(out)
 }
 
+use super::depth::{ends_block_scalar, flow_depth};
+
 /// Leading spaces of a line.
 fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
-}
-
-/// Whether a line (without comment) ends with a block scalar indicator.
-fn opens_block_scalar(body: &str) -> bool {
-    let last = body.rsplit([' ', ':']).next().unwrap_or("");
-    let mut chars = last.chars();
-    matches!(chars.next(), Some('|' | '>'))
-        && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())
-}
-
-/// Open `[`/`{` left at the end of a line (outside quotes and comments).
-fn flow_open(s: &str, mut depth: usize) -> usize {
-    let mut quote: Option<char> = None;
-    for c in s.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '#') => break,
-            (None, '[' | '{') => depth += 1,
-            (None, ']' | '}') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth
 }
 
 fn reindent(text: &str) -> String {
@@ -69,7 +46,7 @@ fn reindent(text: &str) -> String {
                 } else {
                     let new = (indent as isize + shift).max(0) as usize;
                     out.push(format!("{}{body}", " ".repeat(new)));
-                    flow = flow_open(body, flow);
+                    flow = flow_depth(body, flow).1;
                 }
                 if in_flow && flow == 0 {
                     // The flow collection closed: what follows is structure again.
@@ -104,9 +81,9 @@ fn reindent(text: &str) -> String {
         };
         flush(&mut out, &mut pending_comments, Some(new));
         out.push(format!("{}{body}", " ".repeat(new)));
-        flow = flow_open(body, 0);
+        flow = flow_depth(body, 0).1;
         let shift = new as isize - indent as isize;
-        if flow > 0 || opens_block_scalar(body.split(" #").next().unwrap_or(body)) {
+        if flow > 0 || ends_block_scalar(body.split(" #").next().unwrap_or(body)) {
             carried = Some((indent, shift));
         }
     }
