@@ -303,11 +303,11 @@ impl Server {
             .map_err(|e| classify(what, e))
     }
 
-    /// Whether the admin user is a superuser (and so may read password verifiers).
-    pub async fn is_superuser(&self) -> Result<bool, ProviderError> {
+    /// Whether the admin user is a superuser (and so may read password verifiers), asked
+    /// once over `c`.
+    pub async fn is_superuser(&self, c: &Client) -> Result<bool, ProviderError> {
         self.superuser
             .get_or_try_init(|| async {
-                let c = self.conn(None).await?;
                 self.count("select.current_role");
                 let row = c
                     .query_one(

@@ -66,13 +66,12 @@ impl Catalog for Database {
         &self,
         _pg: &Postgres,
         server: &Server,
-        _db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
         let names = super::names(wanted, "name")?;
-        let c = server.conn(None).await?;
         server.count("select.pg_database");
-        let rows = c
+        let rows = conn
             .query(
                 "SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, \
                         pg_encoding_to_char(d.encoding)::text, d.datcollate::text, \

@@ -47,12 +47,9 @@ impl Catalog for Extension {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let Some(conn) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         let names = super::names(wanted, "name")?;
         server.count("select.pg_extension");
         let rows = conn

@@ -268,12 +268,9 @@ impl Catalog for Grant {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let Some(conn) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         let roles: Vec<String> = wanted
             .iter()
             .map(|w| req_str(w.attrs, "role").map(str::to_string))
@@ -523,12 +520,9 @@ impl Catalog for DefaultPrivileges {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let Some(conn) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         let mut roles = vec![];
         for w in wanted {
             roles.push(req_str(w.attrs, "role")?.to_string());

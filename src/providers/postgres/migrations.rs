@@ -226,12 +226,9 @@ impl Catalog for Migrations {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let Some(conn) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         let schemas = super::names(wanted, "schema")?;
         server.count("select.pg_namespace");
         let found = conn

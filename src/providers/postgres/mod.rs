@@ -236,12 +236,13 @@ trait Catalog: Send + Sync {
     ) -> Result<PlanResponse, ProviderError> {
         Ok(PlanResponse::default())
     }
-    /// The live objects of one database, one answer per request, in one catalog read.
+    /// The live objects of one database (over `conn`, a connection to it), one answer per
+    /// request, in one catalog read.
     async fn read(
         &self,
         pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError>;
     /// Creates or updates the object to match `r.config`; returns computed attributes
@@ -311,7 +312,7 @@ trait CatalogExt: Catalog {
     ) -> Result<Option<Live>, ProviderError> {
         let server = pg.server(attrs)?;
         let db = self.database(attrs)?;
-        let mut v = Catalog::read(self, pg, server, db, &[Wanted { address, attrs }]).await?;
+        let mut v = read_in(self, pg, server, db, &[Wanted { address, attrs }]).await?;
         Ok(v.pop().flatten())
     }
 }
@@ -381,7 +382,7 @@ impl<T: Catalog> ResourceType<Postgres> for T {
                     attrs: &reqs[i].prior,
                 })
                 .collect();
-            match Catalog::read(self, pg, server, db.as_deref(), &wanted).await {
+            match read_in(self, pg, server, db.as_deref(), &wanted).await {
                 Ok(lives) => {
                     for (&i, l) in idx.iter().zip(lives) {
                         out[i] = Some(Ok(l.map(|l| view(&schema, &reqs[i].prior, l.attrs))));
@@ -472,6 +473,20 @@ impl<T: Catalog> ResourceType<Postgres> for T {
     }
 }
 
+/// The live objects of `wanted` in `db` (none when the database itself is gone).
+async fn read_in<T: Catalog + ?Sized>(
+    t: &T,
+    pg: &Postgres,
+    server: &Server,
+    db: Option<&str>,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<Option<Live>>, ProviderError> {
+    match conn_if_exists(server, db).await? {
+        Some(conn) => Catalog::read(t, pg, server, &conn, wanted).await,
+        None => Ok(wanted.iter().map(|_| None).collect()),
+    }
+}
+
 /// Applies requests of one database: one catalog read of the live objects, the type's
 /// (possibly batched) apply, one catalog read back.
 async fn apply_group<T: Catalog + ?Sized>(
@@ -502,7 +517,7 @@ async fn apply_group<T: Catalog + ?Sized>(
             attrs,
         })
         .collect();
-    let lives = match Catalog::read(t, pg, server, db, &wanted).await {
+    let lives = match read_in(t, pg, server, db, &wanted).await {
         Ok(l) => l,
         Err(e) => return all(e),
     };
@@ -543,7 +558,7 @@ async fn apply_group<T: Catalog + ?Sized>(
     let read_back = if wanted.is_empty() {
         Ok(vec![])
     } else {
-        Catalog::read(t, pg, server, db, &wanted).await
+        read_in(t, pg, server, db, &wanted).await
     };
     let schema = Catalog::schema(t);
     let mut out: Vec<Result<ApplyResponse, ProviderError>> = applied

@@ -162,12 +162,9 @@ impl Catalog for Policy {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let Some(conn) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         let schemas: Vec<&str> = wanted
             .iter()
             .map(|w| opt_str(w.attrs, "schema").map(|s| s.unwrap_or("public")))

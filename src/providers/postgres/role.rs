@@ -93,11 +93,11 @@ impl Catalog for Role {
         &self,
         _pg: &Postgres,
         server: &Server,
-        _db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
         let names = super::names(wanted, "name")?;
-        let verifier = if server.is_superuser().await? {
+        let verifier = if server.is_superuser(conn).await? {
             "(SELECT a.rolpassword FROM pg_authid a WHERE a.oid = r.oid)"
         } else {
             "NULL::text"
@@ -111,9 +111,8 @@ impl Catalog for Role {
                shobj_description(r.oid, 'pg_authid'), {verifier} \
              FROM pg_roles r WHERE r.rolname = ANY($1)"
         );
-        let c = server.conn(None).await?;
         server.count("select.pg_roles");
-        let rows = c
+        let rows = conn
             .query(&q, &[&names])
             .await
             .map_err(|e| classify("read roles", e))?;

@@ -54,16 +54,13 @@ impl Catalog for Schema {
         &self,
         _pg: &Postgres,
         server: &Server,
-        db: Option<&str>,
+        conn: &tokio_postgres::Client,
         wanted: &[Wanted<'_>],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
         let names = super::names(wanted, "name")?;
         let markers: Vec<String> = wanted.iter().map(|w| marker(w.address)).collect();
-        let Some(c) = super::conn_if_exists(server, db).await? else {
-            return Ok(wanted.iter().map(|_| None).collect());
-        };
         server.count("select.pg_namespace");
-        let rows = c
+        let rows = conn
             .query(
                 "SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text, \
                         obj_description(n.oid, 'pg_namespace') \
