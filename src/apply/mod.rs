@@ -382,20 +382,14 @@ pub async fn apply(
 ) -> Result<Report, ApplyError> {
     // A plan limited to some tenants reads only their records and those of the scopes
     // its changes depend on.
-    let records = if plan.tenants.is_empty() {
-        store.resources()?
-    } else {
-        let mut scopes: std::collections::BTreeSet<String> = plan.tenants.iter().cloned().collect();
-        scopes.insert(crate::addr::SHARED.to_string());
-        for c in &plan.changes {
-            scopes.insert(c.address.scope.to_string());
-            scopes.extend(c.depends_on.iter().map(|a| a.scope.to_string()));
-        }
-        store.resources_in(&scopes.into_iter().collect::<Vec<_>>())?
-    }
-    .into_iter()
-    .map(|r| (r.address.clone(), r))
-    .collect();
+    let touched = plan
+        .changes
+        .iter()
+        .flat_map(|c| std::iter::once(&c.address).chain(&c.depends_on));
+    let records = crate::state::records_for(store, &plan.tenants, touched)?
+        .into_iter()
+        .map(|r| (r.address.clone(), r))
+        .collect();
     let mut run = Run {
         plan,
         store,

@@ -317,24 +317,22 @@ pub fn session_for(dir: &Path, tenants: &[String]) -> Result<(Session, Desired),
 }
 
 /// The records a run on `tenants` needs: theirs, the shared scope's and those of every
-/// scope their resources depend on (every record when `tenants` is empty).
-pub fn records_for(
+/// scope their desired resources depend on (every record when `tenants` is empty).
+fn records_for(
     st: &OpenState,
     tenants: &[String],
     desired: Option<&Desired>,
 ) -> Result<Vec<ResourceRecord>, OpsError> {
-    if tenants.is_empty() {
-        return Ok(st.store.resources()?);
-    }
-    let mut scopes: std::collections::BTreeSet<String> = tenants.iter().cloned().collect();
-    scopes.insert(crate::addr::SHARED.to_string());
-    for r in desired.map(|d| d.resources.as_slice()).unwrap_or_default() {
-        if scopes.contains(r.address.scope.as_str()) {
-            scopes.extend(r.depends_on.iter().map(|a| a.scope.to_string()));
-        }
-    }
-    let scopes: Vec<String> = scopes.into_iter().collect();
-    Ok(st.store.resources_in(&scopes)?)
+    let deps = desired
+        .map(|d| d.resources.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            let scope = r.address.scope.as_str();
+            scope == crate::addr::SHARED || tenants.iter().any(|t| t == scope)
+        })
+        .flat_map(|r| &r.depends_on);
+    Ok(crate::state::records_for(st.store.as_ref(), tenants, deps)?)
 }
 
 /// Reconciles leftover intents, then builds a plan.

@@ -134,6 +134,22 @@ impl std::fmt::Display for LockInfo {
     }
 }
 
+/// The records a run limited to `tenants` needs: theirs, the shared scope's and those of
+/// the scopes of `also` (what they depend on); every record when `tenants` is empty.
+pub fn records_for<'a>(
+    store: &dyn StateStore,
+    tenants: &[String],
+    also: impl IntoIterator<Item = &'a ResourceAddr>,
+) -> Result<Vec<ResourceRecord>, StateError> {
+    if tenants.is_empty() {
+        return store.resources();
+    }
+    let mut scopes: std::collections::BTreeSet<String> = tenants.iter().cloned().collect();
+    scopes.insert(crate::addr::SHARED.to_string());
+    scopes.extend(also.into_iter().map(|a| a.scope.to_string()));
+    store.resources_in(&scopes.into_iter().collect::<Vec<_>>())
+}
+
 /// One row of run history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
