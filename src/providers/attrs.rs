@@ -121,6 +121,37 @@ impl TagSync {
     }
 }
 
+/// How [`check_one_of`] compares a value with the allowed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Case {
+    /// Exactly as listed.
+    Exact,
+    /// In any letter case (SQL keywords).
+    Any,
+}
+
+/// Checks that a known string attribute is one of `allowed`.
+pub(crate) fn check_one_of(
+    c: &Attrs,
+    key: &str,
+    allowed: &[&str],
+    case: Case,
+) -> Result<(), ProviderError> {
+    let is = |a: &&str, v: &str| match case {
+        Case::Exact => *a == v,
+        Case::Any => a.eq_ignore_ascii_case(v),
+    };
+    match c.get(key).and_then(Value::as_str) {
+        Some(v) if v != crate::value::UNKNOWN && !allowed.iter().any(|a| is(a, v)) => {
+            Err(ProviderError::invalid(format!(
+                "`{key}` is `{v}`: expected one of {}",
+                allowed.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// DNS record types landlord manages: every one on RFC 2136 servers.
 pub(crate) const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "CAA", "SRV"];
 

@@ -6,9 +6,10 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::super::attrs::{check_one_of, Case};
 use super::super::{AttrSchema, PlanResponse, ProviderError, ResourceSchema};
 use super::{
-    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Arm, Clients, Live,
+    arm_json, check_name, classify, found, model, req, split_tags, tags, Arm, Clients, Live,
 };
 use crate::value::Attrs;
 
@@ -30,7 +31,7 @@ pub(super) fn validate(c: &Attrs) -> Result<(), ProviderError> {
         },
         "3-24 letters, digits and single hyphens, starting with a letter, unique across Azure",
     )?;
-    one_of(c, "sku_name", SKUS)?;
+    check_one_of(c, "sku_name", SKUS, Case::Exact)?;
     match c.get("soft_delete_retention_days") {
         Some(Value::Number(n)) if !(7..=90).contains(&n.as_u64().unwrap_or(0)) => Err(
             ProviderError::invalid(format!("`soft_delete_retention_days` is {n}: 7 to 90")),

@@ -278,19 +278,6 @@ fn check_name(
     }
 }
 
-/// Checks that an attribute, when set and known, is one of `allowed`.
-pub(super) fn one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), ProviderError> {
-    match c.get(key).and_then(Value::as_str) {
-        Some(v) if v != crate::value::UNKNOWN && !allowed.contains(&v) => {
-            Err(ProviderError::invalid(format!(
-                "`{key}` is `{v}`: expected one of {}",
-                allowed.join(", ")
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
 impl Azure {
     /// Builds the provider; a missing `[providers.azure]` makes every call fail with a hint.
     pub fn provider(

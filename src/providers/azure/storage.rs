@@ -11,9 +11,10 @@ use azure_storage_blobs::prelude::{ClientBuilder, ContainerClient, PublicAccess}
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use super::super::attrs::{check_one_of, Case};
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
 use super::{
-    arm_json, check_name, classify, found, model, one_of, req, split_tags, tags, Arm, Clients, Live,
+    arm_json, check_name, classify, found, model, req, split_tags, tags, Arm, Clients, Live,
 };
 use crate::value::Attrs;
 
@@ -43,10 +44,10 @@ pub(super) fn validate_account(c: &Attrs) -> Result<(), ProviderError> {
         },
         "3-24 lowercase letters and digits, unique across Azure",
     )?;
-    one_of(c, "account_tier", TIERS)?;
-    one_of(c, "account_replication_type", REPLICATION)?;
-    one_of(c, "account_kind", KINDS)?;
-    one_of(c, "min_tls_version", TLS)
+    check_one_of(c, "account_tier", TIERS, Case::Exact)?;
+    check_one_of(c, "account_replication_type", REPLICATION, Case::Exact)?;
+    check_one_of(c, "account_kind", KINDS, Case::Exact)?;
+    check_one_of(c, "min_tls_version", TLS, Case::Exact)
 }
 
 pub(super) fn validate_container(c: &Attrs) -> Result<(), ProviderError> {
@@ -64,7 +65,7 @@ pub(super) fn validate_container(c: &Attrs) -> Result<(), ProviderError> {
         },
         "3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit",
     )?;
-    one_of(c, "container_access_type", ACCESS)
+    check_one_of(c, "container_access_type", ACCESS, Case::Exact)
 }
 
 pub(super) async fn read_account(cx: &Clients, c: &Attrs) -> Result<Option<Live>, ProviderError> {

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::super::attrs::{opt_str, req_str};
+use super::super::attrs::{check_one_of, opt_str, req_str, Case};
 use super::super::{AttrSchema, ProviderError, ResourceSchema};
 use super::conn::Server;
-use super::sql::{check_idents, check_one_of, grantee, ident, qualified};
+use super::sql::{check_idents, grantee, ident, qualified};
 use super::{classify, str_list, Catalog, Live, Postgres, Wanted};
 use crate::addr::ResourceAddr;
 use crate::providers::ApplyRequest;
@@ -236,7 +236,7 @@ impl Catalog for Grant {
 
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
         check_idents(c, &["database", "role", "schema", "objects"])?;
-        check_one_of(c, "object_type", OBJECT_TYPES)?;
+        check_one_of(c, "object_type", OBJECT_TYPES, Case::Any)?;
         let t = opt_str(c, "object_type")?;
         if t.is_some_and(|t| t != "database" && t != UNKNOWN) && opt_str(c, "schema")?.is_none() {
             return Err(ProviderError::invalid(format!(
@@ -500,7 +500,7 @@ impl Catalog for DefaultPrivileges {
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
         check_idents(c, &["database", "role", "owner", "schema"])?;
         let types: Vec<&str> = DEFAULT_TYPES.iter().map(|d| d.0).collect();
-        check_one_of(c, "object_type", &types)?;
+        check_one_of(c, "object_type", &types, Case::Any)?;
         normalize(&mut c.clone(), "object_type")
     }
 

@@ -13,12 +13,10 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::super::attrs::{opt_str, req_str};
+use super::super::attrs::{check_one_of, opt_str, req_str, Case};
 use super::super::{AttrSchema, PlanRequest, PlanResponse, ProviderError, ResourceSchema};
 use super::conn::Server;
-use super::sql::{
-    check_idents, check_one_of, grantee, ident, literal, marked_by, marker, qualified,
-};
+use super::sql::{check_idents, grantee, ident, literal, marked_by, marker, qualified};
 use super::{classify, in_order_of, str_list, Catalog, Live, Postgres, Wanted};
 use crate::addr::ResourceAddr;
 use crate::providers::ApplyRequest;
@@ -124,8 +122,8 @@ impl Catalog for Policy {
     fn validate(&self, c: &Attrs) -> Result<(), ProviderError> {
         check_idents(c, &["database", "schema", "table", "name", "roles"])?;
         let commands: Vec<&str> = COMMANDS.iter().map(|c| c.0).collect();
-        check_one_of(c, "command", &commands)?;
-        check_one_of(c, "row_security", &["force", "enable"])?;
+        check_one_of(c, "command", &commands, Case::Any)?;
+        check_one_of(c, "row_security", &["force", "enable"], Case::Any)?;
         if opt_str(c, "using")?.is_none() && opt_str(c, "with_check")?.is_none() {
             return Err(ProviderError::invalid(
                 "a policy needs `using` or `with_check` (an expression)",

@@ -68,19 +68,6 @@ pub fn check_idents(c: &Attrs, keys: &[&str]) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// Checks that a known value is one of `allowed` (compared without case).
-pub fn check_one_of(c: &Attrs, key: &str, allowed: &[&str]) -> Result<(), ProviderError> {
-    match c.get(key).and_then(Value::as_str) {
-        Some(v) if v != UNKNOWN && !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) => {
-            Err(ProviderError::invalid(format!(
-                "`{key}` is `{v}`: expected one of {}",
-                allowed.join(", ")
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
