@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
+pub(crate) use error::with_causes;
 pub use error::{ErrorKind, ProviderError};
 pub use resource::{Family, ResourceType};
 pub use stats::ApiStats;

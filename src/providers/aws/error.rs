@@ -63,10 +63,10 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
         // The SDK's own timeouts are connect and attempt timeouts: the engine's call
         // timeout, not these, decides that an outcome is unknown.
         SdkError::DispatchFailure(df) if df.is_io() => {
-            ProviderError::unreachable(format!("{what}: {}", aws_smithy_display(&e)))
+            ProviderError::unreachable(format!("{what}: {}", crate::providers::with_causes(&e)))
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ProviderError::transient(format!("{what}: {}", aws_smithy_display(&e)))
+            ProviderError::transient(format!("{what}: {}", crate::providers::with_causes(&e)))
         }
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("");
@@ -79,7 +79,7 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
             };
             service_error(code, msg, status, text, retry_after(se.raw()))
         }
-        _ => ProviderError::failed(format!("{what}: {}", aws_smithy_display(&e))),
+        _ => ProviderError::failed(format!("{what}: {}", crate::providers::with_causes(&e))),
     }
 }
 
@@ -132,14 +132,4 @@ fn retry_after(raw: &HttpResponse) -> Option<std::time::Duration> {
         .get("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(std::time::Duration::from_secs)
-}
-
-fn aws_smithy_display<E: std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        s = format!("{s}: {x}");
-        src = x.source();
-    }
-    s
 }

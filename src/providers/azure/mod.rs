@@ -174,19 +174,7 @@ fn classify(what: &str, e: azure_core::Error) -> ProviderError {
     let message = e
         .as_http_error()
         .and_then(|h| h.error_message().map(str::to_string))
-        .unwrap_or_else(|| {
-            // Transport errors name the URL and the OS error only in their sources.
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                let c_text = c.to_string();
-                if !text.contains(&c_text) {
-                    text.push_str(&format!(": {c_text}"));
-                }
-                cause = c.source();
-            }
-            text
-        });
+        .unwrap_or_else(|| super::with_causes(&e));
     let text = match code.as_str() {
         "" => format!("{what}: {message}"),
         c => format!("{what}: {c}: {message}"),

@@ -152,12 +152,7 @@ fn classify(what: &str, e: tokio_postgres::Error) -> ProviderError {
     let Some(db) = e.as_db_error() else {
         // No answer from the server: refused, reset, timed out, TLS failure. The driver's
         // own text ("error connecting to server") leaves the cause to its source chain.
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            text.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
+        let text = super::with_causes(&e);
         if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
             return ProviderError::auth(format!("{what}: {text}"));
         }
