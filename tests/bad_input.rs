@@ -36,20 +36,6 @@ fn check(setup: impl Fn(&Ws), expect: &[&str]) {
     assert_eq!(ws.export(), before, "state must be byte-identical");
 }
 
-/// Adds a workspace module `test/broken` with this template to the basic tier (tenant initech).
-fn broken(ws: &Ws, template: &str) {
-    ws.write(
-        "modules/test/broken/module.yaml",
-        "description: a module under test\n",
-    );
-    ws.write("modules/test/broken/broken.yaml.tera", template);
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/broken\n",
-    );
-}
-
 const TPL: &str = "modules/test/broken/broken.yaml.tera";
 
 #[test]
@@ -163,7 +149,7 @@ fn residency_violation() {
 fn undefined_template_variable() {
     check(
         |ws| {
-            broken(ws, "- type: local_file\n  name: x\n  properties:\n    filename: out/{{ tenant.id }}/x\n    content: \"{{ tenant.nickname }}\"\n")
+            crate::support::broken_module(ws, "- type: local_file\n  name: x\n  properties:\n    filename: out/{{ tenant.id }}/x\n    content: \"{{ tenant.nickname }}\"\n")
         },
         &[
             &format!("{TPL}:5"),
@@ -176,7 +162,12 @@ fn undefined_template_variable() {
 #[test]
 fn unknown_resource_type() {
     check(
-        |ws| broken(ws, "- type: aws_s3_bukket\n  name: x\n  properties: {}\n"),
+        |ws| {
+            crate::support::broken_module(
+                ws,
+                "- type: aws_s3_bukket\n  name: x\n  properties: {}\n",
+            )
+        },
         &[
             TPL,
             "tenant `initech`",
@@ -190,7 +181,7 @@ fn unknown_resource_type() {
 fn missing_required_property() {
     check(
         |ws| {
-            broken(
+            crate::support::broken_module(
                 ws,
                 "- type: local_file\n  name: x\n  properties: { filename: out/x }\n",
             )
@@ -208,7 +199,7 @@ fn missing_required_property() {
 fn duplicate_address() {
     check(
         |ws| {
-            broken(ws, "- type: random_id\n  name: db\n  properties: { byte_length: 4 }\n- type: random_id\n  name: db\n  properties: { byte_length: 8 }\n")
+            crate::support::broken_module(ws, "- type: random_id\n  name: db\n  properties: { byte_length: 4 }\n- type: random_id\n  name: db\n  properties: { byte_length: 8 }\n")
         },
         &[
             TPL,
@@ -222,7 +213,7 @@ fn duplicate_address() {
 fn reference_to_unknown_resource() {
     check(
         |ws| {
-            broken(ws, "- type: local_file\n  name: x\n  properties: { filename: out/x, content: \"${local_file.nope.content}\" }\n")
+            crate::support::broken_module(ws, "- type: local_file\n  name: x\n  properties: { filename: out/x, content: \"${local_file.nope.content}\" }\n")
         },
         &[
             TPL,
@@ -237,7 +228,7 @@ fn reference_to_unknown_resource() {
 fn reference_to_another_tenant() {
     check(
         |ws| {
-            broken(ws, "- type: local_file\n  name: x\n  properties: { filename: out/x, content: \"${globex/random_password.db.result}\" }\n")
+            crate::support::broken_module(ws, "- type: local_file\n  name: x\n  properties: { filename: out/x, content: \"${globex/random_password.db.result}\" }\n")
         },
         &[
             TPL,
@@ -251,7 +242,7 @@ fn reference_to_another_tenant() {
 fn dependency_cycle() {
     check(
         |ws| {
-            broken(
+            crate::support::broken_module(
                 ws,
                 "- type: local_file\n  name: a\n  properties: { filename: out/a, content: \"${local_file.b.content}\" }\n- type: local_file\n  name: b\n  properties: { filename: out/b, content: \"${local_file.a.content}\" }\n",
             )
@@ -264,7 +255,7 @@ fn dependency_cycle() {
 fn local_file_escaping_the_workspace() {
     check(
         |ws| {
-            broken(ws, "- type: local_file\n  name: x\n  properties: { filename: ../../etc/landlord-escape, content: hi }\n")
+            crate::support::broken_module(ws, "- type: local_file\n  name: x\n  properties: { filename: ../../etc/landlord-escape, content: hi }\n")
         },
         &[
             TPL,

@@ -5,7 +5,6 @@
 //! `validate` over valid workspace files. Every refusal exits 1, names what is wrong and
 //! leaves the state files byte-identical.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{add_slow_module, state_files, Ws};
@@ -212,26 +211,7 @@ fn two_applies_started_together_the_loser_names_the_live_holder() {
         ws.write("modules/test/slow/slow.yaml.tera", &format!(
             "- type: time_sleep\n  name: pause{round}\n  properties: {{ create_duration: 1500ms }}\n"
         ));
-        let spawn = || {
-            ws.cmd(&["apply", "--auto-approve", "--lock-timeout", "0s"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (a, b) = (spawn(), spawn());
-        let pids = (a.id(), b.id());
-        let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        let (winner, loser) = match (oa.status.code(), ob.status.code()) {
-            (Some(0), Some(1)) => (pids.0, ob),
-            (Some(1), Some(0)) => (pids.1, oa),
-            other => panic!(
-                "round {round}: expected one success and one refusal, got {other:?}\n{}\n{}",
-                String::from_utf8_lossy(&oa.stderr),
-                String::from_utf8_lossy(&ob.stderr)
-            ),
-        };
-        let err = String::from_utf8_lossy(&loser.stderr);
+        let (winner, err) = crate::support::race_two_applies(&ws, &format!("round {round}"));
         assert!(
             err.contains(&format!("pid {winner},")) && err.contains("`landlord apply`"),
             "round {round}: the loser must name the winner (pid {winner}):\n{err}"
@@ -362,20 +342,6 @@ fn deeply_nested_yaml_is_refused_fast_with_its_line() {
     );
 }
 
-/// A workspace module `test/broken` with `template`, used by the basic tier (initech).
-fn broken(ws: &Ws, template: &str) {
-    ws.write(
-        "modules/test/broken/module.yaml",
-        "description: under test\n",
-    );
-    ws.write("modules/test/broken/broken.yaml.tera", template);
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/broken\n",
-    );
-}
-
 #[test]
 fn a_template_syntax_error_names_module_file_and_line_once() {
     for template in [
@@ -385,7 +351,7 @@ fn a_template_syntax_error_names_module_file_and_line_once() {
         "- type: local_file\n  name: a\n  properties:\n    content: \"{{ tenant.id | }}\"\n",
     ] {
         let ws = Ws::example("quickstart");
-        broken(&ws, template);
+        crate::support::broken_module(&ws, template);
         let r = ws.run(&["validate"]);
         assert_eq!(r.code, 1, "{}", r.all());
         let located =
@@ -418,7 +384,7 @@ fn a_resource_that_depends_on_itself_is_a_cycle_at_validate() {
         "- type: random_id\n  name: a\n  properties: { byte_length: 4, prefix: \"${random_id.a.hex}\" }\n",
     ] {
         let ws = Ws::example("quickstart");
-        broken(&ws, template);
+        crate::support::broken_module(&ws, template);
         let r = ws.run(&["validate"]);
         assert_eq!(r.code, 1, "{}", r.all());
         assert!(
@@ -572,7 +538,7 @@ fn mutated_workspace_files_never_panic_or_hang_validate() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_1a4d);
     let ws = Ws::example("quickstart");
-    broken(&ws, "- type: local_file\n  name: note\n  properties: { filename: \"out/{{ tenant.id }}/note\", content: \"{{ tenant.name }}\" }\n");
+    crate::support::broken_module(&ws, "- type: local_file\n  name: note\n  properties: { filename: \"out/{{ tenant.id }}/note\", content: \"{{ tenant.name }}\" }\n");
     let files = [
         "tenants/acme.yaml",
         "tenants/globex.yaml",

@@ -301,22 +301,7 @@ fn saved_plans_and_lock_holders_hold_with_s3_state() {
         "modules/test/slow/slow.yaml.tera",
         "- type: time_sleep\n  name: again\n  properties: { create_duration: 1500ms }\n",
     );
-    let spawn = || {
-        ws.cmd(&["apply", "--auto-approve", "--lock-timeout", "0s"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
-    let pids = (a.id(), b.id());
-    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let (winner, loser) = match (oa.status.code(), ob.status.code()) {
-        (Some(0), Some(1)) => (pids.0, ob),
-        (Some(1), Some(0)) => (pids.1, oa),
-        other => panic!("expected one success and one refusal, got {other:?}"),
-    };
-    let err = String::from_utf8_lossy(&loser.stderr);
+    let (winner, err) = crate::support::race_two_applies(&ws, "S3 state");
     assert!(
         err.contains(&format!("pid {winner},")) && err.contains("`landlord apply`"),
         "{err}"

@@ -313,3 +313,43 @@ pub fn state_files(ws: &Ws) -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// Adds a workspace module `test/broken` with this template to the quick start's basic
+/// tier (tenant initech).
+pub fn broken_module(ws: &Ws, template: &str) {
+    ws.write(
+        "modules/test/broken/module.yaml",
+        "description: a module under test\n",
+    );
+    ws.write("modules/test/broken/broken.yaml.tera", template);
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/broken\n",
+    );
+}
+
+/// Starts two `apply --lock-timeout 0s` at once; one must succeed and one be refused.
+/// Returns the winner's pid and the loser's stderr (`context` names the case in panics).
+pub fn race_two_applies(ws: &Ws, context: &str) -> (u32, String) {
+    let spawn = || {
+        ws.cmd(&["apply", "--auto-approve", "--lock-timeout", "0s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = (a.id(), b.id());
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (winner, loser) = match (oa.status.code(), ob.status.code()) {
+        (Some(0), Some(1)) => (pids.0, ob),
+        (Some(1), Some(0)) => (pids.1, oa),
+        other => panic!(
+            "{context}: expected one success and one refusal, got {other:?}\n{}\n{}",
+            String::from_utf8_lossy(&oa.stderr),
+            String::from_utf8_lossy(&ob.stderr)
+        ),
+    };
+    (winner, String::from_utf8_lossy(&loser.stderr).into_owned())
+}
