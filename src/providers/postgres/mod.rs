@@ -357,18 +357,8 @@ impl<T: Catalog> ResourceType<Postgres> for T {
         let schema = Catalog::schema(self);
         let mut out: Vec<Option<Result<Option<Attrs>, ProviderError>>> =
             reqs.iter().map(|_| None).collect();
-        // Group by (server, database): one catalog read each.
-        let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate() {
-            let key = pg
-                .server(&r.prior)
-                .and_then(|s| Ok((s.name.clone(), self.database(&r.prior)?.map(str::to_string))));
-            match key {
-                Ok(k) => groups.entry(k).or_default().push(i),
-                Err(e) => out[i] = Some(Err(e)),
-            }
-        }
-        for ((server, db), idx) in groups {
+        // One catalog read per (server, database).
+        for ((server, db), idx) in locations(self, pg, reqs, |r| &r.prior, &mut out) {
             let server = &pg.servers[&server];
             let wanted: Vec<Wanted> = idx
                 .iter()
@@ -413,20 +403,7 @@ impl<T: Catalog> ResourceType<Postgres> for T {
     ) -> Vec<Result<ApplyResponse, ProviderError>> {
         let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> =
             reqs.iter().map(|_| None).collect();
-        let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate() {
-            let key = pg.server(&r.config).and_then(|s| {
-                Ok((
-                    s.name.clone(),
-                    self.database(&r.config)?.map(str::to_string),
-                ))
-            });
-            match key {
-                Ok(k) => groups.entry(k).or_default().push(i),
-                Err(e) => out[i] = Some(Err(e)),
-            }
-        }
-        for ((server, db), idx) in groups {
+        for ((server, db), idx) in locations(self, pg, reqs, |r| &r.config, &mut out) {
             let server = &pg.servers[&server];
             let group: Vec<&ApplyRequest> = idx.iter().map(|&i| &reqs[i]).collect();
             let answers = apply_group(self, pg, server, db.as_deref(), &group).await;
@@ -466,6 +443,29 @@ impl<T: Catalog> ResourceType<Postgres> for T {
             _ => None,
         })
     }
+}
+
+/// Requests grouped by where they live, (server, database), keeping each one's position;
+/// a request naming no valid server gets its error in `out`.
+fn locations<T: Catalog + ?Sized, R, A>(
+    t: &T,
+    pg: &Postgres,
+    reqs: &[R],
+    attrs: impl Fn(&R) -> &Attrs,
+    out: &mut [Option<Result<A, ProviderError>>],
+) -> BTreeMap<(String, Option<String>), Vec<usize>> {
+    let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
+    for (i, r) in reqs.iter().enumerate() {
+        let a = attrs(r);
+        let key = pg
+            .server(a)
+            .and_then(|s| Ok((s.name.clone(), t.database(a)?.map(str::to_string))));
+        match key {
+            Ok(k) => groups.entry(k).or_default().push(i),
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    groups
 }
 
 /// The live objects of `wanted` in `db` (none when the database itself is gone).
