@@ -91,8 +91,24 @@ fn the_first_interrupt_finishes_the_calls_in_flight_and_exits_130() {
 
 #[test]
 fn a_second_interrupt_exits_at_once_and_the_next_run_reconciles() {
-    let ws = slow_fleet(6, "4s");
-    let (child, _) = apply_until(&ws, 3);
+    // Only slow resources, so that both interrupts surely meet calls in flight.
+    let ws = Ws::empty();
+    ws.write("landlord.toml", "[workspace]\nname = \"slow\"\n");
+    crate::support::write_slow_module(&ws, "4s");
+    ws.write("plans/slow.yaml", "modules:\n  - use: test/slow\n");
+    for i in 0..6 {
+        ws.write(
+            &format!("tenants/s{i}.yaml"),
+            &format!("id: s{i}\nplan: slow\nstatus: active\n"),
+        );
+    }
+    let child = ws
+        .cmd(&["apply", "--auto-approve", "--parallelism", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
     interrupt(child.id());
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
