@@ -111,7 +111,7 @@ fn a_thousand_records_take_two_change_calls_to_create_and_to_delete_and_refresh_
     for i in 0..1000 {
         std::fs::remove_file(ws.join(&format!("tenants/t{i:04}.yaml"))).unwrap();
     }
-    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let r = ws.ok(&["apply", "--auto-approve", "--allow-bulk", "--json"], 0);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(report["deleted"], 1000, "{}", r.all());
     let changes = api_calls(&report, "route53.ChangeResourceRecordSets");

@@ -285,7 +285,7 @@ fn the_zone_serial_only_grows_and_retired_tenants_leave_no_directories() {
     };
     let first = serial(&ws);
     ws.edit("tenants/initech.yaml", "status: active", "status: deleted");
-    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["apply", "--auto-approve", "--allow-bulk"], 0);
     let second = serial(&ws);
     assert!(
         second > first,

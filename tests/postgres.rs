@@ -147,7 +147,7 @@ fn example_applies_replans_clean_suspends_and_deletes_and_the_export_restores() 
     // Deleted: exported first, then dropped; the export restores with its rows.
     ws.edit("tenants/globex.yaml", "status: active", "status: deleted");
     ws.edit("tenants/acme.yaml", "status: active", "status: deleted");
-    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["apply", "--auto-approve", "--allow-bulk"], 0);
     assert_eq!(
         pg.psql(
             "postgres",

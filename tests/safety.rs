@@ -18,8 +18,17 @@ fn saved_plan_applies_exactly_what_was_shown_and_stale_plans_are_refused() {
     std::fs::remove_file(ws.join("tenants/initech.yaml")).unwrap();
     let plan_file = ws.join("plan.bin");
     let shown: Value = serde_json::from_str(
-        &ws.ok(&["plan", "--json", "--out", plan_file.to_str().unwrap()], 0)
-            .stdout,
+        &ws.ok(
+            &[
+                "plan",
+                "--json",
+                "--allow-bulk",
+                "--out",
+                plan_file.to_str().unwrap(),
+            ],
+            0,
+        )
+        .stdout,
     )
     .unwrap();
     let mut shown: Vec<String> = shown["changes"]

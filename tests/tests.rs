@@ -12,6 +12,8 @@ mod bad_input;
 mod dns;
 /// Interrupts, Terraform habits and the rough edges a new user meets.
 mod everyday;
+/// Fleet operations: bulk-change guard, rollouts, changed-only plans, API budgets.
+mod fleet;
 /// Tampered saved plans, lock holders, master keys, misspelt config, hostile YAML.
 mod hardening;
 /// The PostgreSQL provider against a fresh cluster per test.

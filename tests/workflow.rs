@@ -219,7 +219,16 @@ fn removed_tenant_is_destroyed_in_reverse_order_and_others_untouched() {
         .find(|c| c["address"] == "_shared/local_file.zone")
         .expect("the zone file drops initech");
     assert_eq!(zone["action"], "update");
-    let r = ws.ok(&["apply", "--auto-approve", "--parallelism", "1"], 0);
+    let r = ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--allow-bulk",
+            "--parallelism",
+            "1",
+        ],
+        0,
+    );
     assert_reverse_dependency_order(&destroyed_order(&r.stdout), "initech");
     assert!(!ws.join("out/initech/nginx.conf").exists() && !ws.join("out/initech/db.env").exists());
     assert_eq!(
@@ -264,7 +273,16 @@ fn deleted_status_destroys_and_suspended_keeps_data_but_stops_serving() {
         7
     );
     assert_eq!(reasons.len(), 8);
-    let r = ws.ok(&["apply", "--auto-approve", "--parallelism", "1"], 0);
+    let r = ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--allow-bulk",
+            "--parallelism",
+            "1",
+        ],
+        0,
+    );
     assert_reverse_dependency_order(&destroyed_order(&r.stdout), "initech");
     assert!(ws.join("out/globex/db.env").exists() && !ws.join("out/globex/nginx.conf").exists());
     ws.ok(&["plan", "--detailed-exitcode"], 0);

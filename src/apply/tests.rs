@@ -75,6 +75,7 @@ async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
         mode: Mode::Normal,
         refresh,
         tenants: vec![],
+        allow_bulk: false,
     };
     plan::build(
         d,

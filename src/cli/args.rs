@@ -92,6 +92,9 @@ pub struct PlanArgs {
     /// Read live objects before planning (`--refresh=false` plans against state only).
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Let apply delete or replace more than the bulk-change guard allows (see `[guard]`).
+    #[arg(long)]
+    pub allow_bulk: bool,
 }
 
 /// Flags of commands that execute.

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 pub use args::Cli;
-use args::{Command, ExecArgs, Format, RunArgs};
+use args::{Command, ExecArgs, Format, PlanArgs, RunArgs};
 
 use crate::apply::{self, NoHook};
 use crate::ops::{self, OpenState, Session};
@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> Result<u8> {
             plan_cmd(
                 &dir,
                 &run,
-                plan.refresh,
+                &plan,
                 mode,
                 format.format(),
                 out.as_deref(),
@@ -148,7 +148,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 &dir,
                 plan_file.as_deref(),
                 &run,
-                plan.refresh,
+                &plan,
                 &exec,
                 json,
                 color(cli.no_color),
@@ -238,7 +238,7 @@ fn print_stats(s: &Session, st: &OpenState) {
 async fn plan_cmd(
     dir: &Path,
     run: &RunArgs,
-    refresh: bool,
+    plan_args: &PlanArgs,
     mode: Mode,
     format: Format,
     out: Option<&Path>,
@@ -250,8 +250,9 @@ async fn plan_cmd(
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
         mode,
-        refresh,
+        refresh: plan_args.refresh,
         tenants: run.tenants.clone(),
+        allow_bulk: plan_args.allow_bulk,
     };
     let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     match format {
@@ -414,7 +415,7 @@ async fn apply_cmd(
     dir: &Path,
     plan_file: Option<&Path>,
     run: &RunArgs,
-    refresh: bool,
+    plan_args: &PlanArgs,
     exec: &ExecArgs,
     json: bool,
     color: bool,
@@ -445,22 +446,25 @@ async fn apply_cmd(
     let p = match saved {
         Some(p) => {
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
-            st.lock_scopes(&scopes, "landlord apply")?;
             if !json {
                 print!("{}", show::text(&p, color));
             }
+            ops::check_guard(&p, plan_args.allow_bulk)?;
+            st.lock_scopes(&scopes, "landlord apply")?;
             p
         }
         None => {
             let opts = plan::Options {
                 mode: Mode::Normal,
-                refresh,
+                refresh: plan_args.refresh,
                 tenants: run.tenants.clone(),
+                allow_bulk: plan_args.allow_bulk,
             };
             let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
             if !json {
                 print!("{}", show::text(&p, color));
             }
+            ops::check_guard(&p, plan_args.allow_bulk)?;
             if p.has_changes() && !exec.auto_approve {
                 confirm("apply")?;
             }
@@ -555,6 +559,7 @@ async fn destroy_cmd(
         mode: Mode::Destroy,
         refresh: false,
         tenants: run.tenants.clone(),
+        allow_bulk: false,
     };
     let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
     print!("{}", show::text(&p, color));

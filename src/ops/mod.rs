@@ -46,6 +46,9 @@ pub enum OpsError {
     /// Apply stopped.
     #[error(transparent)]
     Apply(#[from] apply::ApplyError),
+    /// The bulk-change guard refuses the plan.
+    #[error("{0}\nNothing was changed. Review the plan, then apply with --allow-bulk (or make the saved plan with it).")]
+    Guard(String),
     /// The request itself is wrong.
     #[error("{0}")]
     Usage(String),
@@ -355,7 +358,45 @@ pub async fn make_plan(
     )
     .await?;
     p.lineage = st.store.lineage()?;
+    p.guard = guard(s, st, &p, opts.allow_bulk)?;
     Ok(p)
+}
+
+/// The bulk-change guard's verdict on `p`; the recorded resources are counted only when
+/// the plan deletes or replaces anything.
+fn guard(
+    s: &Session,
+    st: &OpenState,
+    p: &Plan,
+    allow_bulk: bool,
+) -> Result<plan::guard::Verdict, OpsError> {
+    let destroys = p
+        .changes
+        .iter()
+        .any(|c| matches!(c.action, plan::Action::Delete | plan::Action::Replace));
+    if !destroys {
+        return Ok(plan::guard::Verdict {
+            allow_bulk,
+            ..Default::default()
+        });
+    }
+    let managed = st.store.count_by_type()?;
+    Ok(plan::guard::judge(
+        p,
+        &s.registry,
+        &managed,
+        &s.ws.config.guard,
+        allow_bulk,
+    ))
+}
+
+/// Refuses a plan over the bulk-change guard's limits, unless `allow_bulk` (now) or the
+/// plan was made with it.
+pub fn check_guard(p: &Plan, allow_bulk: bool) -> Result<(), OpsError> {
+    if p.guard.refuses() && !allow_bulk {
+        return Err(OpsError::Guard(p.guard.describe()));
+    }
+    Ok(())
 }
 
 /// Lock scopes for a run limited to `tenants`.

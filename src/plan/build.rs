@@ -23,6 +23,8 @@ pub struct Options {
     pub refresh: bool,
     /// Limit to these tenants (`_shared` for workspace resources); empty = everything.
     pub tenants: Vec<String>,
+    /// Let apply exceed the bulk-change guard's limits.
+    pub allow_bulk: bool,
 }
 
 impl Options {
@@ -140,6 +142,7 @@ pub async fn build(
         changes,
         edges,
         unchanged,
+        guard: Default::default(),
     })
 }
 

@@ -9,6 +9,7 @@
 mod build;
 pub mod drift;
 pub mod file;
+pub mod guard;
 pub mod refresh;
 pub mod resolve;
 pub mod retry;
@@ -140,6 +141,9 @@ pub struct Plan {
     pub edges: Vec<(usize, usize)>,
     /// Number of resources left alone.
     pub unchanged: usize,
+    /// The bulk-change guard's verdict.
+    #[serde(default)]
+    pub guard: guard::Verdict,
 }
 
 /// Counts per action.

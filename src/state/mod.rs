@@ -245,6 +245,9 @@ pub struct Export {
     /// Audit chains, by tenant and position.
     #[serde(default)]
     pub audit: Vec<audit::AuditEvent>,
+    /// Fleet bookkeeping: input digests, rollout progress, certificate issuance history.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub notes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Storage for state. Implementations make each write durable before returning.
@@ -267,6 +270,14 @@ pub trait StateStore: Send + Sync {
             .into_iter()
             .filter(|r| scopes.iter().any(|s| s == r.address.scope.as_str()))
             .collect())
+    }
+    /// How many records are recorded, per resource type (nothing is unsealed).
+    fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.resources()? {
+            *out.entry(r.address.rtype.to_string()).or_default() += 1;
+        }
+        Ok(out)
     }
     /// How many records this store has read (and unsealed) so far, for `--stats`.
     fn records_read(&self) -> u64 {
@@ -302,6 +313,11 @@ pub trait StateStore: Send + Sync {
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError>;
     /// Current locks.
     fn locks(&self) -> Result<Vec<LockInfo>, StateError>;
+    /// Fleet bookkeeping under keys starting with `prefix` (input digests, rollout
+    /// progress, issuance history), sorted by key. Never secret.
+    fn notes(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StateError>;
+    /// Sets (`Some`) or removes (`None`) notes, in one durable write.
+    fn set_notes(&self, notes: Vec<(String, Option<serde_json::Value>)>) -> Result<(), StateError>;
     /// Appends a history row.
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError>;
     /// Run history, oldest first.

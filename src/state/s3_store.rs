@@ -535,6 +535,15 @@ impl StateStore for S3Store {
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
         self.inner.history()
     }
+    fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
+        self.inner.count_by_type()
+    }
+    fn notes(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StateError> {
+        self.inner.notes(prefix)
+    }
+    fn set_notes(&self, notes: Vec<(String, Option<serde_json::Value>)>) -> Result<(), StateError> {
+        self.durable(|s| s.set_notes(notes))
+    }
     fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
         self.inner.audit()
     }

@@ -59,6 +59,7 @@ pub struct Trees {
     audit: sled::Tree,
     keys: sled::Tree,
     meta: sled::Tree,
+    notes: sled::Tree,
 }
 
 impl std::ops::Deref for SledStore {
@@ -162,6 +163,7 @@ impl SledStore {
             audit: tree("audit")?,
             keys: tree("keys")?,
             meta: tree("meta")?,
+            notes: tree("notes")?,
             db,
         };
         let store = SledStore {
@@ -680,6 +682,49 @@ impl StateStore for SledStore {
         self.rows(&self.history, "history row")
     }
 
+    fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for k in self.resources.iter().keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            let addr = String::from_utf8_lossy(&k);
+            let rtype = addr
+                .split_once('/')
+                .and_then(|(_, r)| r.split_once('.'))
+                .map(|(t, _)| t)
+                .ok_or_else(|| self.corrupt(format!("record key `{addr}` is not an address")))?;
+            *out.entry(rtype.to_string()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    fn notes(&self, prefix: &str) -> Result<Vec<(String, Value)>, StateError> {
+        self.notes
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                let key = String::from_utf8_lossy(&k).to_string();
+                let value = serde_json::from_slice(&v)
+                    .map_err(|e| self.corrupt(format!("note `{key}`: {e}")))?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    fn set_notes(&self, notes: Vec<(String, Option<Value>)>) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in notes {
+            match v {
+                Some(v) => batch.insert(
+                    k.as_bytes(),
+                    serde_json::to_vec(&v).map_err(|e| self.err(e))?,
+                ),
+                None => batch.remove(k.as_bytes()),
+            }
+        }
+        self.notes.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
     fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
         self.rows(&self.audit, "audit event")
     }
@@ -705,6 +750,7 @@ impl StateStore for SledStore {
             keys,
             history: self.history()?,
             audit: self.audit()?,
+            notes: self.notes("")?.into_iter().collect(),
         })
     }
 
@@ -727,6 +773,7 @@ impl StateStore for SledStore {
             &self.keys,
             &self.history,
             &self.audit,
+            &self.notes,
         ] {
             t.clear().map_err(|e| self.err(e))?;
         }
@@ -786,6 +833,9 @@ impl StateStore for SledStore {
         }
         for h in &ex.history {
             put(&self.history, &h.id, h)?;
+        }
+        for (k, v) in &ex.notes {
+            put(&self.notes, k, v)?;
         }
         self.meta
             .insert("lineage", ex.lineage.as_bytes())

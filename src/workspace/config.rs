@@ -23,6 +23,9 @@ pub struct Config {
     /// `[regions]`: extra region → jurisdiction mappings for residency checks.
     #[serde(default)]
     pub regions: BTreeMap<String, String>,
+    /// `[guard]`: thresholds of the bulk-change guard.
+    #[serde(default)]
+    pub guard: super::fleet::GuardConfig,
 }
 
 /// `[workspace]`.

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod depth;
 pub mod error;
+pub mod fleet;
 pub mod format;
 pub mod library;
 pub mod policy;
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::Config;
 pub use error::{ErrorKind, WorkspaceError};
+pub use fleet::{GuardConfig, Limits};
 pub use tenant::{Domain, DomainKind, Status, Tenant};
 pub use tier::{Module, ModuleSpec, ModuleUse, Shared, Tier};
 

@@ -49,6 +49,7 @@ pub fn json(plan: &Plan, api_calls: &[ApiCall]) -> Value {
         "refreshed": plan.refreshed,
         "tenants": plan.tenants,
         "summary": { "add": s.add, "change": s.change, "replace": s.replace, "destroy": s.destroy, "unchanged": plan.unchanged },
+        "guard": guard(plan),
         "changes": changes,
         "api_calls": api_calls,
     })
@@ -78,7 +79,7 @@ impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (p, sum) = (self.plan, self.plan.summary());
-        let mut m = s.serialize_map(Some(9))?;
+        let mut m = s.serialize_map(Some(10))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
         m.serialize_entry("mode", &p.mode)?;
@@ -89,10 +90,18 @@ impl Serialize for Doc<'_> {
             "summary",
             &j!({ "add": sum.add, "change": sum.change, "replace": sum.replace, "destroy": sum.destroy, "unchanged": p.unchanged }),
         )?;
+        m.serialize_entry("guard", &guard(p))?;
         m.serialize_entry("changes", &Changes(&p.changes))?;
         m.serialize_entry("api_calls", self.api_calls)?;
         m.end()
     }
+}
+
+/// The bulk-change guard's verdict, with whether apply refuses.
+fn guard(p: &Plan) -> Value {
+    let mut v = serde_json::to_value(&p.guard).unwrap_or_default();
+    v["refuses"] = Value::Bool(p.guard.refuses());
+    v
 }
 
 struct Changes<'a>(&'a [crate::plan::ResourceChange]);

@@ -23,6 +23,15 @@ pub fn markdown(plan: &Plan) -> String {
         return out;
     }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary()));
+    if plan.guard.refuses() {
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> {}\n",
+            plan.guard.describe().replace('\n', "\n> ")
+        );
+    } else if !plan.guard.losses.is_empty() {
+        let _ = writeln!(out, "{}\n", plan.guard.describe());
+    }
     let mut by_tenant: BTreeMap<&str, Vec<&ResourceChange>> = BTreeMap::new();
     for c in &plan.changes {
         by_tenant
@@ -142,6 +151,7 @@ mod tests {
             changes,
             edges: vec![],
             unchanged: 0,
+            guard: Default::default(),
         }
     }
 

@@ -58,5 +58,8 @@ pub fn text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", summary_line(&plan.summary()));
+    if !plan.guard.losses.is_empty() {
+        let _ = writeln!(out, "\n{}", plan.guard.describe());
+    }
     out
 }

@@ -275,7 +275,7 @@ impl Catalog for Grant {
             .iter()
             .map(|w| req_str(w.attrs, "role").map(str::to_string))
             .collect::<Result<_, _>>()?;
-        let existing = existing_roles(server, &conn, &roles).await?;
+        let existing = existing_roles(server, conn, &roles).await?;
         // One ACL read per object kind, over every schema the grants name.
         let mut by_kind: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for w in wanted {
@@ -288,7 +288,7 @@ impl Catalog for Grant {
             let schemas: Vec<String> = schemas.into_iter().collect();
             acls.insert(
                 kind.clone(),
-                acl_rows(server, &conn, &kind, &schemas).await?,
+                acl_rows(server, conn, &kind, &schemas).await?,
             );
         }
         let mut out = Vec::with_capacity(wanted.len());
@@ -528,7 +528,7 @@ impl Catalog for DefaultPrivileges {
             roles.push(req_str(w.attrs, "role")?.to_string());
             roles.push(req_str(w.attrs, "owner")?.to_string());
         }
-        let existing = existing_roles(server, &conn, &roles).await?;
+        let existing = existing_roles(server, conn, &roles).await?;
         server.count("select.pg_default_acl");
         let rows = conn
             .query(
