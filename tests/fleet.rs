@@ -135,3 +135,400 @@ fn guard_thresholds_are_configurable_per_provider() {
         r.all()
     );
 }
+
+/// 60 basic tenants `t000`..`t059` beside the quick start's three; `labels(i)` gives
+/// tenant `i` its labels (YAML flow map body, may be empty); `waves` is the `[rollout]`
+/// part of landlord.toml. Applied once, so later edits are what a rollout rolls out.
+fn rollout_fleet(labels: impl Fn(usize) -> String, waves: &str) -> Ws {
+    let ws = Ws::example("quickstart");
+    for i in 0..60 {
+        let id = format!("t{i:03}");
+        let l = labels(i);
+        let mut y = tenant_yaml(&id, "basic");
+        if !l.is_empty() {
+            y.push_str(&format!("labels: {{ {l} }}\n"));
+        }
+        ws.write(&format!("tenants/{id}.yaml"), &y);
+    }
+    let toml = ws.read("landlord.toml");
+    ws.write("landlord.toml", &format!("{toml}\n{waves}"));
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws
+}
+
+const THREE_WAVES: &str = r#"
+[[rollout.waves]]
+name = "canary"
+select = { labels = { ring = "canary" } }
+
+[[rollout.waves]]
+name = "early"
+percent = 30
+failure_budget = "10%"
+
+[[rollout.waves]]
+name = "rest"
+select = "rest"
+"#;
+
+fn canary(i: usize) -> String {
+    if i < 3 {
+        "ring: canary".into()
+    } else {
+        String::new()
+    }
+}
+
+fn status(ws: &Ws) -> serde_json::Value {
+    serde_json::from_str(&ws.ok(&["rollout", "status", "--json"], 0).stdout).unwrap()
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The serial of each tenant's newest audit event.
+fn last_serials(ws: &Ws) -> std::collections::BTreeMap<String, u64> {
+    let ex: serde_json::Value = serde_json::from_str(&ws.export()).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in ex["audit"].as_array().unwrap() {
+        let s = out
+            .entry(e["tenant"].as_str().unwrap().to_string())
+            .or_insert(0);
+        *s = e["serial"].as_u64().unwrap().max(*s);
+    }
+    out
+}
+
+/// How many audit events each tenant has.
+fn event_counts(ws: &Ws) -> std::collections::BTreeMap<String, usize> {
+    let ex: serde_json::Value = serde_json::from_str(&ws.export()).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in ex["audit"].as_array().unwrap() {
+        *out.entry(e["tenant"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn a_tier_change_rolls_out_canary_first_then_thirty_percent_then_the_rest() {
+    let ws = rollout_fleet(canary, THREE_WAVES);
+    ws.edit(
+        "plans/basic.yaml",
+        "client_max_body_size: 10m",
+        "client_max_body_size: 25m",
+    );
+
+    // The plan shows the waves: canaries by label, a stable 30 % of the rest, the rest.
+    let plan = crate::support::plan_json(&ws, &["--rollout"]);
+    let waves = plan["waves"].as_array().unwrap();
+    let names: Vec<&str> = waves.iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["canary", "early", "rest"]);
+    let mut canaries = strings(&waves[0]["changed"]);
+    canaries.sort();
+    assert_eq!(canaries, ["t000", "t001", "t002"]);
+    assert_eq!(
+        waves[1]["tenants"].as_array().unwrap().len(),
+        18,
+        "30 % of 60, rounded up"
+    );
+    assert_eq!(waves[2]["tenants"].as_array().unwrap().len(), 42);
+    // Only basic tenants change; the others are in their waves but skipped.
+    let changed: usize = waves
+        .iter()
+        .map(|w| w["changed"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(changed, 61, "t000..t059 and initech");
+    assert_eq!(
+        crate::support::plan_json(&ws, &["--rollout"])["waves"],
+        plan["waves"],
+        "stable"
+    );
+    let text = ws.ok(&["plan", "--rollout"], 0).stdout;
+    assert!(
+        text.contains("Rollout in 3 waves:")
+            && text.contains("1. canary: 3 tenants, 3 with changes"),
+        "{text}"
+    );
+    let md = ws.ok(&["plan", "--rollout", "--markdown"], 0).stdout;
+    assert!(
+        md.contains("| Wave | Tenants |") && md.contains("| canary | 3 | 3 |"),
+        "{md}"
+    );
+
+    let r = ws.ok(&["apply", "--rollout", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Rollout complete: 3 waves, 61 tenants applied."),
+        "{}",
+        r.all()
+    );
+    let st = status(&ws);
+    assert_eq!(st["status"], "finished");
+    let serials = last_serials(&ws);
+    let mut previous_max = 0;
+    for (i, w) in st["waves"].as_array().unwrap().iter().enumerate() {
+        let done = strings(&w["done"]);
+        assert_eq!(
+            done.len(),
+            waves[i]["changed"].as_array().unwrap().len(),
+            "{w}"
+        );
+        // Every change of this wave was recorded after every change of the one before.
+        let s: Vec<u64> = done.iter().map(|t| serials[t]).collect();
+        assert!(
+            *s.iter().min().unwrap() > previous_max,
+            "wave {i} overlaps the one before"
+        );
+        previous_max = *s.iter().max().unwrap();
+        if i > 0 {
+            let before = st["waves"][i - 1]["finished"].as_str().unwrap();
+            assert!(w["started"].as_str().unwrap() >= before, "{st}");
+        }
+    }
+    // One history row per wave, in order.
+    let history = ws.ok(&["state", "history"], 0).stdout;
+    let rows: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("--rollout (wave"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{history}");
+    assert!(rows[0].contains("canary") && rows[1].contains("early") && rows[2].contains("rest"));
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+const FLAG_MODULE: &str = "- type: local_file\n  name: flag\n  properties:\n    filename: \"out/{{ tenant.id }}/flags/rollout.conf\"\n    content: \"on\\n\"\n";
+
+#[test]
+fn failures_over_budget_halt_the_rollout_and_resume_finishes_without_reapplying() {
+    let labels = |i: usize| match i {
+        0..=2 => "ring: canary".to_string(),
+        10..=13 => "batch: two, fragile: \"yes\"".to_string(),
+        14..=29 => "batch: two".to_string(),
+        _ => String::new(),
+    };
+    let waves = r#"
+[[rollout.waves]]
+name = "canary"
+select = { labels = { ring = "canary" } }
+
+[[rollout.waves]]
+name = "two"
+select = { labels = { batch = "two" } }
+failure_budget = "10%"
+
+[[rollout.waves]]
+name = "rest"
+"#;
+    let ws = rollout_fleet(labels, waves);
+    // A template change that fails for the fragile tenants: their flag directory is
+    // taken by a file, so the provider cannot write.
+    ws.write(
+        "modules/test/flag/module.yaml",
+        "description: a feature flag file\n",
+    );
+    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
+    ws.edit(
+        "plans/basic.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/flag\n",
+    );
+    for i in 10..=13 {
+        ws.write(&format!("out/t{i:03}/flags"), "in the way\n");
+    }
+    let flag = |i: usize| ws.join(&format!("out/t{i:03}/flags/rollout.conf")).exists();
+
+    let r = ws.ok(&["apply", "--rollout", "--auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("Rollout halted in wave `two`: 4 tenants failed, the budget allows 2"),
+        "{}",
+        r.all()
+    );
+    for i in 10..=13 {
+        assert!(
+            r.stderr
+                .contains(&format!("t{i:03}: t{i:03}/local_file.flag")),
+            "{}",
+            r.all()
+        );
+    }
+    assert!(
+        (0..3).chain(14..30).all(flag),
+        "canary and the rest of wave two applied"
+    );
+    assert!(!(30..60).any(flag), "the last wave is untouched");
+    let st = status(&ws);
+    assert_eq!(st["status"], "halted");
+    assert_eq!(st["wave"], 1);
+    let failed: Vec<&String> = st["waves"][1]["failed"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(failed, ["t010", "t011", "t012", "t013"]);
+    let text = ws.ok(&["rollout", "status"], 0).stdout;
+    assert!(
+        text.contains("halted at wave 2 of 3 (`two`)") && text.contains("failed t012:"),
+        "{text}"
+    );
+    // The same inputs cannot start another rollout over this one.
+    let again = ws.ok(&["apply", "--rollout", "--auto-approve"], 1);
+    assert!(again.stderr.contains("rollout resume"), "{}", again.all());
+
+    // Fix the cause, resume: the failed tenants and the last wave, nothing else.
+    let before = event_counts(&ws);
+    for i in 10..=13 {
+        std::fs::remove_file(ws.join(&format!("out/t{i:03}/flags"))).unwrap();
+    }
+    let r = ws.ok(&["rollout", "resume", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Rollout complete"), "{}", r.all());
+    assert!((0..60).all(flag));
+    let after = event_counts(&ws);
+    for i in (0..3).chain(14..30) {
+        let t = format!("t{i:03}");
+        assert_eq!(before[&t], after[&t], "{t} was applied again by resume");
+    }
+    assert!(after["t010"] > before["t010"] && after["t045"] > before["t045"]);
+    assert_eq!(status(&ws)["status"], "finished");
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn pause_after_stops_with_exit_zero_and_resume_or_new_inputs_go_on() {
+    let waves = r#"
+[[rollout.waves]]
+name = "canary"
+select = { labels = { ring = "canary" } }
+pause_after = true
+
+[[rollout.waves]]
+name = "rest"
+select = "rest"
+"#;
+    let ws = rollout_fleet(canary, waves);
+    let nginx = |i: usize| ws.read(&format!("out/t{i:03}/nginx.conf"));
+    ws.edit(
+        "plans/basic.yaml",
+        "client_max_body_size: 10m",
+        "client_max_body_size: 25m",
+    );
+    let r = ws.ok(&["apply", "--rollout", "--auto-approve"], 0);
+    assert!(
+        r.stdout.contains("Rollout paused after wave `canary`"),
+        "{}",
+        r.all()
+    );
+    assert!(nginx(0).contains("25m") && nginx(30).contains("10m"));
+    let first = status(&ws);
+    assert_eq!(
+        (first["status"].as_str(), first["wave"].as_u64()),
+        (Some("paused"), Some(1))
+    );
+
+    // New inputs start a new rollout from the first wave.
+    ws.edit(
+        "plans/basic.yaml",
+        "client_max_body_size: 25m",
+        "client_max_body_size: 30m",
+    );
+    ws.ok(&["apply", "--rollout", "--auto-approve"], 0);
+    let second = status(&ws);
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(
+        (second["status"].as_str(), second["wave"].as_u64()),
+        (Some("paused"), Some(1))
+    );
+    assert!(nginx(1).contains("30m") && nginx(30).contains("10m"));
+
+    let r = ws.ok(&["rollout", "resume", "--auto-approve", "--json"], 0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (doc["kind"].as_str(), doc["status"].as_str()),
+        (Some("rollout"), Some("finished"))
+    );
+    assert!(nginx(30).contains("30m"));
+    let r = ws.ok(&["rollout", "resume", "--auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("no paused, halted or interrupted rollout"),
+        "{}",
+        r.all()
+    );
+
+    // Abort ends a paused rollout for good.
+    ws.edit(
+        "plans/basic.yaml",
+        "client_max_body_size: 30m",
+        "client_max_body_size: 40m",
+    );
+    ws.ok(&["apply", "--rollout", "--auto-approve"], 0);
+    ws.ok(&["rollout", "abort"], 0);
+    assert_eq!(status(&ws)["status"], "aborted");
+    ws.ok(&["rollout", "resume", "--auto-approve"], 1);
+    assert!(
+        nginx(30).contains("30m"),
+        "an aborted rollout applies nothing more"
+    );
+}
+
+#[test]
+fn rollout_settings_are_checked() {
+    let ws = Ws::example("quickstart");
+    let toml = ws.read("landlord.toml");
+    let r = ws.ok(&["plan", "--rollout"], 1);
+    assert!(r.stderr.contains("--rollout needs waves"), "{}", r.all());
+    for (bad, says) in [
+        (
+            "[[rollout.waves]]\nname = \"a\"\nselect = \"canary\"\n",
+            "expected \"rest\" or a table",
+        ),
+        (
+            "[[rollout.waves]]\nname = \"a\"\nfailure_budget = \"ten\"\n",
+            "neither a count nor a percentage",
+        ),
+        (
+            "[[rollout.waves]]\nname = \"a\"\npercent = 150\n",
+            "percent 150 is not within",
+        ),
+        (
+            "[[rollout.waves]]\nname = \"a\"\n[[rollout.waves]]\nname = \"a\"\n",
+            "two rollout waves are named `a`",
+        ),
+        (
+            "[[rollout.waves]]\nname = \"a\"\nselect = { label = { x = \"y\" } }\n",
+            "label",
+        ),
+    ] {
+        ws.write("landlord.toml", &format!("{toml}\n{bad}"));
+        let r = ws.ok(&["plan", "--rollout"], 1);
+        assert!(
+            r.stderr.contains("landlord.toml") && r.stderr.contains(says),
+            "{bad}\n{}",
+            r.all()
+        );
+    }
+    // A rollout file replaces landlord.toml's waves for one run.
+    ws.write("landlord.toml", &toml);
+    ws.write(
+        "waves.toml",
+        "[[rollout.waves]]\nname = \"only\"\nselect = { tier = \"enterprise\" }\n",
+    );
+    let plan = crate::support::plan_json(
+        &ws,
+        &["--rollout-config", ws.join("waves.toml").to_str().unwrap()],
+    );
+    let names: Vec<&str> = plan["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["only", "remaining"]);
+    assert_eq!(strings(&plan["waves"][0]["tenants"]), ["acme"]);
+}

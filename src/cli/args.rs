@@ -95,6 +95,19 @@ pub struct PlanArgs {
     /// Let apply delete or replace more than the bulk-change guard allows (see `[guard]`).
     #[arg(long)]
     pub allow_bulk: bool,
+    /// Plan and apply wave by wave, as `[rollout]` in landlord.toml says.
+    #[arg(long)]
+    pub rollout: bool,
+    /// Take the waves from this TOML file's `[rollout]` table instead (implies --rollout).
+    #[arg(long, value_name = "FILE")]
+    pub rollout_config: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    /// Whether the run goes wave by wave.
+    pub fn rollout(&self) -> bool {
+        self.rollout || self.rollout_config.is_some()
+    }
 }
 
 /// Flags of commands that execute.
@@ -253,6 +266,12 @@ pub enum Command {
     /// Tenant commands.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Follow, continue or end the rollout started by `apply --rollout`.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  landlord apply --rollout --auto-approve\n  landlord rollout status\n  landlord rollout resume --auto-approve\n  landlord rollout abort"
+    )]
+    Rollout(RolloutCommand),
     /// The audit chains: every change to state, per tenant, hash-linked.
     #[command(
         subcommand,
@@ -286,6 +305,44 @@ pub enum GraphFormat {
     Dot,
     /// Mermaid.
     Mermaid,
+}
+
+/// `landlord rollout ...`.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Where the last rollout stands: waves, tenants done and failed.
+    #[command(after_help = "Example:\n  landlord rollout status --json")]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a paused, halted or interrupted rollout from where it stopped; tenants it
+    /// already applied are not applied again.
+    #[command(after_help = "Example:\n  landlord rollout resume --auto-approve")]
+    Resume {
+        #[command(flatten)]
+        exec: ExecArgs,
+        /// Read live objects before planning (`--refresh=false` plans against state only).
+        #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        refresh: bool,
+        /// Let the rest of the rollout exceed the bulk-change guard's limits.
+        #[arg(long)]
+        allow_bulk: bool,
+        /// Wait this long for another run to release the state.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        lock_timeout: Duration,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the rollout; its remaining waves are never applied by it.
+    #[command(after_help = "Example:\n  landlord rollout abort")]
+    Abort {
+        /// Wait this long for another run to release the state.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        lock_timeout: Duration,
+    },
 }
 
 /// `landlord tenants ...`.

@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod info;
 mod progress;
+mod rollout_cmd;
 mod state_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -29,6 +30,9 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 /// Exit code of a run stopped by SIGINT or SIGTERM (128 + 2, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How long read-only commands wait for a run holding the state.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> u8 {
@@ -169,6 +173,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Graph { format, tenants } => info::graph(&dir, format, &tenants),
         Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
         Command::Audit(c) => audit_cmd::run(&dir, c),
+        Command::Rollout(c) => rollout_cmd::run(&dir, c, color(cli.no_color)).await,
         Command::Adopt {
             addresses,
             tenants,
@@ -254,7 +259,10 @@ async fn plan_cmd(
         tenants: run.tenants.clone(),
         allow_bulk: plan_args.allow_bulk,
     };
-    let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+    let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+    if plan_args.rollout() {
+        p = with_waves(&s, p, plan_args)?;
+    }
     match format {
         Format::Text => print!("{}", show::text(&p, color)),
         Format::Json => show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?,
@@ -460,7 +468,10 @@ async fn apply_cmd(
                 tenants: run.tenants.clone(),
                 allow_bulk: plan_args.allow_bulk,
             };
-            let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+            let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+            if plan_args.rollout() {
+                p = with_waves(&s, p, plan_args)?;
+            }
             if !json {
                 print!("{}", show::text(&p, color));
             }
@@ -477,7 +488,19 @@ async fn apply_cmd(
         }
         return Ok(EXIT_OK);
     }
+    if !p.waves.is_empty() {
+        return rollout_cmd::execute(&s, &st, &p, None, exec, json, run.stats).await;
+    }
     execute(&s, &st, &p, "landlord apply", exec, json, run.stats).await
+}
+
+/// Adds the rollout waves to a plan; refuses a rollout without configured waves.
+fn with_waves(s: &Session, p: Plan, args: &PlanArgs) -> Result<Plan> {
+    let config = ops::rollout::config(s, args.rollout_config.as_deref())?;
+    if config.waves.is_empty() {
+        bail!("--rollout needs waves: add `[[rollout.waves]]` tables to landlord.toml (see README, \"Rollouts\") or pass --rollout-config FILE");
+    }
+    Ok(ops::rollout::with_waves(s, p, &config))
 }
 
 /// `landlord fmt`: tenant files, tiers and `shared.yaml` in canonical form.

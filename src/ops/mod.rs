@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod rollout;
 pub mod state;
 
 use crate::addr::ResourceAddr;
@@ -297,6 +298,29 @@ pub fn check_tenants(
         }
     }
     Ok(())
+}
+
+/// The ids of `ids` that name a tenant file, the shared scope or recorded resources.
+pub fn known_tenants(s: &Session, st: &OpenState, ids: &[String]) -> Result<Vec<String>, OpsError> {
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|t| s.ws.tenant(t).is_none() && *t != crate::addr::SHARED)
+        .cloned()
+        .collect();
+    let recorded: std::collections::BTreeSet<String> = if missing.is_empty() {
+        Default::default()
+    } else {
+        st.store
+            .resources_in(&missing)?
+            .into_iter()
+            .map(|r| r.address.scope.to_string())
+            .collect()
+    };
+    Ok(ids
+        .iter()
+        .filter(|t| !missing.contains(t) || recorded.contains(*t))
+        .cloned()
+        .collect())
 }
 
 /// Renders the desired graph.

@@ -14,6 +14,7 @@ pub mod refresh;
 pub mod resolve;
 pub mod retry;
 pub mod show;
+pub mod waves;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -144,10 +145,13 @@ pub struct Plan {
     /// The bulk-change guard's verdict.
     #[serde(default)]
     pub guard: guard::Verdict,
+    /// Rollout waves (`plan --rollout`, `apply --rollout`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<waves::WavePlan>,
 }
 
 /// Counts per action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Creates.
     pub add: usize,
@@ -173,6 +177,24 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The same plan without changes, edges or waves.
+    pub fn clone_header(&self) -> Plan {
+        Plan {
+            format_version: self.format_version,
+            mode: self.mode,
+            lineage: self.lineage.clone(),
+            state_serial: self.state_serial,
+            input_hash: self.input_hash.clone(),
+            tenants: self.tenants.clone(),
+            refreshed: self.refreshed,
+            changes: vec![],
+            edges: vec![],
+            unchanged: self.unchanged,
+            guard: self.guard.clone(),
+            waves: vec![],
+        }
     }
 
     /// Whether the plan changes anything.

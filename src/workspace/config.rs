@@ -26,6 +26,9 @@ pub struct Config {
     /// `[guard]`: thresholds of the bulk-change guard.
     #[serde(default)]
     pub guard: super::fleet::GuardConfig,
+    /// `[rollout]`: the waves of `apply --rollout`.
+    #[serde(default)]
+    pub rollout: super::fleet::RolloutConfig,
 }
 
 /// `[workspace]`.
@@ -125,6 +128,9 @@ impl Config {
                 .field("state.backend"))
             }
         }
+        cfg.rollout
+            .check()
+            .map_err(|m| WorkspaceError::policy(path, m).field("rollout.waves"))?;
         Ok(cfg)
     }
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::Config;
 pub use error::{ErrorKind, WorkspaceError};
-pub use fleet::{GuardConfig, Limits};
+pub use fleet::{GuardConfig, Limits, RolloutConfig, TenantFacts, WaveSpec};
 pub use tenant::{Domain, DomainKind, Status, Tenant};
 pub use tier::{Module, ModuleSpec, ModuleUse, Shared, Tier};
 

@@ -50,6 +50,7 @@ pub fn json(plan: &Plan, api_calls: &[ApiCall]) -> Value {
         "tenants": plan.tenants,
         "summary": { "add": s.add, "change": s.change, "replace": s.replace, "destroy": s.destroy, "unchanged": plan.unchanged },
         "guard": guard(plan),
+        "waves": plan.waves,
         "changes": changes,
         "api_calls": api_calls,
     })
@@ -79,7 +80,7 @@ impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (p, sum) = (self.plan, self.plan.summary());
-        let mut m = s.serialize_map(Some(10))?;
+        let mut m = s.serialize_map(Some(11))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
         m.serialize_entry("mode", &p.mode)?;
@@ -91,6 +92,7 @@ impl Serialize for Doc<'_> {
             &j!({ "add": sum.add, "change": sum.change, "replace": sum.replace, "destroy": sum.destroy, "unchanged": p.unchanged }),
         )?;
         m.serialize_entry("guard", &guard(p))?;
+        m.serialize_entry("waves", &p.waves)?;
         m.serialize_entry("changes", &Changes(&p.changes))?;
         m.serialize_entry("api_calls", self.api_calls)?;
         m.end()

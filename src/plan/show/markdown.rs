@@ -39,6 +39,26 @@ pub fn markdown(plan: &Plan) -> String {
             .or_default()
             .push(c);
     }
+    if !plan.waves.is_empty() {
+        out.push_str("| Wave | Tenants | With changes | Add | Change | Replace | Destroy | Failure budget |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for w in &plan.waves {
+            let s = &w.summary;
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} |",
+                w.name,
+                if w.pause_after { " ⏸" } else { "" },
+                w.tenants.len(),
+                w.changed.len(),
+                s.add,
+                s.change,
+                s.replace,
+                s.destroy,
+                w.allowed_failures
+            );
+        }
+        out.push('\n');
+    }
     out.push_str("| Tenant | Add | Change | Replace | Destroy |\n|---|---:|---:|---:|---:|\n");
     // The table gets at most half the budget; the rest of the tenants are summed up.
     let mut listed = 0;
@@ -152,6 +172,7 @@ mod tests {
             edges: vec![],
             unchanged: 0,
             guard: Default::default(),
+            waves: vec![],
         }
     }
 

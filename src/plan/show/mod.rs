@@ -22,6 +22,49 @@ pub fn summary_line(s: &Summary) -> String {
     )
 }
 
+/// Tenant ids for display: the first `max`, then how many more.
+pub fn some_tenants(ids: &[String], max: usize) -> String {
+    let mut s = ids
+        .iter()
+        .take(max)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > max {
+        s.push_str(&format!(" and {} more", ids.len() - max));
+    }
+    s
+}
+
+/// One line per rollout wave: members, tenants with changes, changes, budget, gate.
+pub fn wave_lines(waves: &[super::waves::WavePlan]) -> Vec<String> {
+    waves
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let s = &w.summary;
+            format!(
+                "{}. {}: {} tenants, {} with changes ({} to add, {} to change, {} to replace, {} to destroy); failure budget {}{}{}",
+                i + 1,
+                w.name,
+                w.tenants.len(),
+                w.changed.len(),
+                s.add,
+                s.change,
+                s.replace,
+                s.destroy,
+                w.allowed_failures,
+                if w.pause_after { "; pauses after" } else { "" },
+                if w.changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", some_tenants(&w.changed, 10))
+                }
+            )
+        })
+        .collect()
+}
+
 /// A value for display; `None` prints as `null`.
 fn show(v: Option<&Value>) -> String {
     v.map(value::display).unwrap_or_else(|| "null".into())

@@ -58,6 +58,12 @@ pub fn text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", summary_line(&plan.summary()));
+    if !plan.waves.is_empty() {
+        let _ = writeln!(out, "\nRollout in {} waves:", plan.waves.len());
+        for l in super::wave_lines(&plan.waves) {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
     if !plan.guard.losses.is_empty() {
         let _ = writeln!(out, "\n{}", plan.guard.describe());
     }

@@ -286,10 +286,7 @@ impl Catalog for Grant {
         let mut acls: BTreeMap<String, Vec<AclRow>> = BTreeMap::new();
         for (kind, schemas) in by_kind {
             let schemas: Vec<String> = schemas.into_iter().collect();
-            acls.insert(
-                kind.clone(),
-                acl_rows(server, conn, &kind, &schemas).await?,
-            );
+            acls.insert(kind.clone(), acl_rows(server, conn, &kind, &schemas).await?);
         }
         let mut out = Vec::with_capacity(wanted.len());
         for (w, role) in wanted.iter().zip(&roles) {
