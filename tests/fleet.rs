@@ -532,3 +532,128 @@ fn rollout_settings_are_checked() {
     assert_eq!(names, ["only", "remaining"]);
     assert_eq!(strings(&plan["waves"][0]["tenants"]), ["acme"]);
 }
+
+/// `plan --changed --json`: the tenants it plans and how many it skipped.
+fn changed(ws: &Ws) -> (Vec<String>, u64) {
+    let p = crate::support::plan_json(ws, &["--changed", "--refresh=false"]);
+    (
+        strings(&p["tenants"]),
+        p["unchanged_tenants"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn plan_changed_selects_exactly_the_tenants_whose_inputs_changed() {
+    let ws = fleet(497);
+    // Without shared templates that list every tenant, one tenant's edit is that tenant's.
+    std::fs::remove_file(ws.join("shared.yaml")).unwrap();
+    ws.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(changed(&ws), (vec![], 500));
+    let r = ws.ok(&["plan", "--changed"], 0);
+    assert!(
+        r.stdout
+            .contains("500 tenants skipped: their inputs are unchanged"),
+        "{}",
+        r.all()
+    );
+
+    // One tenant file.
+    ws.edit("tenants/t123.yaml", "status: active", "status: suspended");
+    assert_eq!(changed(&ws), (vec!["t123".to_string()], 499));
+    let md = ws.ok(&["plan", "--changed", "--markdown"], 0).stdout;
+    assert!(md.contains("499 tenants skipped"), "{md}");
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    assert_eq!(changed(&ws), (vec![], 500));
+
+    // A tier: exactly its tenants (497 generated ones and initech are basic).
+    ws.edit(
+        "plans/basic.yaml",
+        "client_max_body_size: 10m",
+        "client_max_body_size: 12m",
+    );
+    let (tenants, skipped) = changed(&ws);
+    assert_eq!((tenants.len(), skipped), (498, 2));
+    assert!(!tenants.contains(&"acme".to_string()) && tenants.contains(&"initech".to_string()));
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    assert_eq!(changed(&ws).0.len(), 0);
+
+    // A module: exactly the tenants whose tier uses it.
+    ws.write(
+        "modules/test/flag/module.yaml",
+        "description: a feature flag file\n",
+    );
+    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
+    ws.edit(
+        "plans/professional.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/flag\n",
+    );
+    assert_eq!(changed(&ws).0, ["globex"]);
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    ws.edit(
+        "modules/test/flag/flag.yaml.tera",
+        "content: \"on",
+        "content: \"off",
+    );
+    assert_eq!(changed(&ws).0, ["globex"]);
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    assert_eq!(ws.read("out/globex/flags/rollout.conf"), "off\n");
+
+    // A removed tenant is planned (its resources are deleted).
+    std::fs::remove_file(ws.join("tenants/t200.yaml")).unwrap();
+    assert_eq!(changed(&ws).0, ["t200"]);
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    assert_eq!(changed(&ws), (vec![], 499));
+
+    // Inputs recorded by another landlord version (a library upgrade): every tenant.
+    let mut ex: serde_json::Value = serde_json::from_str(&ws.export()).unwrap();
+    for (k, v) in ex["notes"].as_object_mut().unwrap() {
+        if k.starts_with("inputs/") {
+            v["library"] = "recorded-by-an-older-landlord".into();
+        }
+    }
+    ws.write("older.json", &ex.to_string());
+    ws.ok(
+        &["state", "import", ws.join("older.json").to_str().unwrap()],
+        0,
+    );
+    let (tenants, skipped) = changed(&ws);
+    assert_eq!((tenants.len(), skipped), (499, 0));
+}
+
+#[test]
+fn changed_runs_include_shared_templates_that_list_tenants_and_failed_tenants() {
+    let ws = Ws::example("quickstart");
+    ws.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(changed(&ws), (vec![], 3));
+    // The zone file lists every tenant: a tenant's edit re-plans the shared scope too.
+    ws.edit("tenants/globex.yaml", "name: globex", "name: globex-eu");
+    assert_eq!(changed(&ws).0, ["_shared", "globex"]);
+    // A tenant whose apply failed stays changed until an apply succeeds for it.
+    ws.write("out/globex/flags", "in the way\n");
+    ws.write(
+        "modules/test/flag/module.yaml",
+        "description: a feature flag file\n",
+    );
+    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
+    ws.edit(
+        "plans/professional.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/flag\n",
+    );
+    ws.ok(&["apply", "--changed", "--auto-approve", "--allow-bulk"], 1);
+    assert_eq!(
+        changed(&ws).0,
+        ["globex"],
+        "the shared scope converged, globex did not"
+    );
+    std::fs::remove_file(ws.join("out/globex/flags")).unwrap();
+    ws.ok(&["apply", "--changed", "--auto-approve"], 0);
+    assert_eq!(changed(&ws), (vec![], 3));
+    // A saved plan of no change applies as nothing, whatever happens meanwhile.
+    let f = ws.join("nothing.bin");
+    ws.ok(&["plan", "--changed", "--out", f.to_str().unwrap()], 0);
+    ws.edit("tenants/acme.yaml", "name: Acme Corp", "name: Acme Inc");
+    let r = ws.ok(&["apply", f.to_str().unwrap()], 0);
+    assert!(r.stdout.contains("nothing to apply"), "{}", r.all());
+}

@@ -95,6 +95,10 @@ pub struct PlanArgs {
     /// Let apply delete or replace more than the bulk-change guard allows (see `[guard]`).
     #[arg(long)]
     pub allow_bulk: bool,
+    /// Only the tenants whose inputs changed since their last apply (and those never
+    /// applied, removed, or left mid-operation).
+    #[arg(long, conflicts_with = "tenants")]
+    pub changed: bool,
     /// Plan and apply wave by wave, as `[rollout]` in landlord.toml says.
     #[arg(long)]
     pub rollout: bool,

@@ -206,12 +206,17 @@ fn validate(dir: &Path) -> Result<u8> {
 /// reads), and announces a generated master key.
 fn state_for(s: &Session, command: &str, run: &RunArgs, scopes: &[String]) -> Result<OpenState> {
     let st = ops::open_state(&s.ws.root, &s.ws.config, command, scopes, run.lock_timeout)?;
+    announce_key(&st);
+    Ok(st)
+}
+
+/// Says where a master key was just generated, if one was.
+fn announce_key(st: &OpenState) {
     match &st.key {
         KeySource::Generated(p) => eprintln!("Generated the master key file {} (mode 0600). Back it up: secrets in state cannot be read without it. Set LANDLORD_MASTER_KEY to use your own key.", p.display()),
         KeySource::Kms { file, key_id, generated: true } => eprintln!("Generated a master key under KMS key `{key_id}`, stored encrypted in {}: keep that file with the workspace (only KMS can decrypt it).", file.display()),
         _ => {}
     }
-    Ok(st)
 }
 
 fn api_calls(s: &Session) -> Vec<show::ApiCall> {
@@ -229,6 +234,10 @@ fn api_calls(s: &Session) -> Vec<show::ApiCall> {
 
 fn print_stats(s: &Session, st: &OpenState) {
     eprintln!("State records read: {}", st.store.records_read());
+    print_calls(s);
+}
+
+fn print_calls(s: &Session) {
     let calls = api_calls(s);
     eprintln!("API calls:");
     if calls.is_empty() {
@@ -250,45 +259,106 @@ async fn plan_cmd(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let (s, desired) = ops::session_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord plan", run, &[])?;
+    let (st, changed) = if plan_args.changed {
+        let (st, ch) = open_changed(dir, "landlord plan", run)?;
+        if ch.tenants.is_empty() {
+            let p = ops::changed::nothing_changed(&st, mode, ch.unchanged)?;
+            return finish_plan(dir, None, &st, &p, format, out, detailed, color, run.stats);
+        }
+        (Some(st), Some(ch))
+    } else {
+        (None, None)
+    };
+    let tenants = changed
+        .as_ref()
+        .map_or(run.tenants.clone(), |c| c.tenants.clone());
+    let (s, desired) = ops::session_for(dir, &tenants)?;
+    let st = match st {
+        Some(st) => st,
+        None => state_for(&s, "landlord plan", run, &[])?,
+    };
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
         mode,
         refresh: plan_args.refresh,
-        tenants: run.tenants.clone(),
+        tenants,
         allow_bulk: plan_args.allow_bulk,
     };
     let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+    p.unchanged_tenants = changed.map(|c| c.unchanged);
     if plan_args.rollout() {
         p = with_waves(&s, p, plan_args)?;
     }
+    let code = finish_plan(
+        dir,
+        Some(&s),
+        &st,
+        &p,
+        format,
+        out,
+        detailed,
+        color,
+        run.stats,
+    );
+    // The process ends next: freeing a fleet's plan and desired graph value by value
+    // would only cost time (the state is closed as usual when `st` drops).
+    std::mem::forget(p);
+    std::mem::forget(desired);
+    code
+}
+
+/// Prints and saves a plan; the exit code of `plan`.
+#[allow(clippy::too_many_arguments)]
+fn finish_plan(
+    dir: &Path,
+    s: Option<&Session>,
+    st: &OpenState,
+    p: &Plan,
+    format: Format,
+    out: Option<&Path>,
+    detailed: bool,
+    color: bool,
+    stats: bool,
+) -> Result<u8> {
+    let calls = s.map(api_calls).unwrap_or_default();
     match format {
-        Format::Text => print!("{}", show::text(&p, color)),
-        Format::Json => show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?,
-        Format::Markdown => print!("{}", show::markdown(&p)),
+        Format::Text => print!("{}", show::text(p, color)),
+        Format::Json => show::write_json(p, &calls, std::io::stdout().lock())?,
+        Format::Markdown => print!("{}", show::markdown(p)),
     }
     if let Some(out) = out {
-        plan::file::save(&p, &ops::out_path(dir, out), st.master())?;
+        plan::file::save(p, &ops::out_path(dir, out), st.master())?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this plan with: landlord apply {}",
             out.display(),
             out.display()
         );
     }
-    if run.stats {
-        print_stats(&s, &st);
+    if stats {
+        eprintln!("State records read: {}", st.store.records_read());
+        if let Some(s) = s {
+            print_calls(s);
+        }
     }
-    let code = if detailed && p.has_changes() {
+    Ok(if detailed && p.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    };
-    // The process ends next: freeing a fleet's plan and desired graph value by value
-    // would only cost time (the state is closed as usual when `st` drops).
-    std::mem::forget(p);
-    std::mem::forget(desired);
-    Ok(code)
+    })
+}
+
+/// For `--changed`: the state, opened from `landlord.toml` alone, and the tenants whose
+/// inputs changed since their last apply.
+fn open_changed(
+    dir: &Path,
+    command: &str,
+    run: &RunArgs,
+) -> Result<(OpenState, ops::changed::Changed)> {
+    let config = crate::workspace::load_config(dir)?;
+    let st = ops::open_state(dir, &config, command, &[], run.lock_timeout)?;
+    announce_key(&st);
+    let changed = ops::changed::changed_tenants(dir, &config, &st)?;
+    Ok((st, changed))
 }
 
 fn confirm(what: &str) -> Result<()> {
@@ -437,19 +507,46 @@ async fn apply_cmd(
         }
         None => None,
     };
+    // A `--changed` plan in which nothing changed read no workspace file to check
+    // freshness against: it does nothing, whatever changed since.
+    if saved
+        .as_ref()
+        .is_some_and(|p| !p.has_changes() && p.input_hash.is_empty())
+    {
+        println!("No changes in the saved plan: nothing to apply.");
+        return Ok(EXIT_OK);
+    }
+    let (early, changed) = if plan_args.changed && saved.is_none() {
+        let (st, ch) = open_changed(dir, "landlord apply", run)?;
+        if ch.tenants.is_empty() {
+            println!(
+                "No changes. {} tenants are unchanged since their last apply.",
+                ch.unchanged
+            );
+            return Ok(EXIT_OK);
+        }
+        (Some(st), Some(ch))
+    } else {
+        (None, None)
+    };
+    let run_tenants = changed
+        .as_ref()
+        .map_or(run.tenants.clone(), |c| c.tenants.clone());
     let tenants = saved
         .as_ref()
-        .map_or(run.tenants.clone(), |p| p.tenants.clone());
+        .map_or(run_tenants.clone(), |p| p.tenants.clone());
     let (s, desired) = ops::session_for(dir, &tenants)?;
     // A saved plan is checked against state before this run records its lock scopes, so
     // a refused plan leaves state as it was.
-    let scopes = ops::scopes(&run.tenants);
-    let first = if saved.is_some() {
-        &[][..]
-    } else {
-        &scopes[..]
+    let scopes = ops::scopes(&run_tenants);
+    let mut st = match early {
+        Some(mut st) => {
+            st.lock_scopes(&scopes, "landlord apply")?;
+            st
+        }
+        None if saved.is_some() => state_for(&s, "landlord apply", run, &[])?,
+        None => state_for(&s, "landlord apply", run, &scopes)?,
     };
-    let mut st = state_for(&s, "landlord apply", run, first)?;
     let hook = progress::Progress::new(0, false, json);
     let p = match saved {
         Some(p) => {
@@ -465,10 +562,11 @@ async fn apply_cmd(
             let opts = plan::Options {
                 mode: Mode::Normal,
                 refresh: plan_args.refresh,
-                tenants: run.tenants.clone(),
+                tenants: run_tenants,
                 allow_bulk: plan_args.allow_bulk,
             };
             let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+            p.unchanged_tenants = changed.map(|c| c.unchanged);
             if plan_args.rollout() {
                 p = with_waves(&s, p, plan_args)?;
             }
@@ -483,6 +581,8 @@ async fn apply_cmd(
         }
     };
     if !p.has_changes() {
+        // Converged: the inputs of the planned tenants are what they are made of now.
+        ops::changed::record_inputs(&s, &st, &p, None)?;
         if json {
             show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?;
         }

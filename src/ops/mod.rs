@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod changed;
 pub mod rollout;
 pub mod state;
 
@@ -444,6 +445,7 @@ pub async fn run_plan(
     let started = now_rfc3339();
     let before = st.store.serial()?;
     let report = apply::apply(plan, st.store.as_ref(), &s.registry, opts, hook).await?;
+    changed::record_inputs(s, st, plan, Some(&report))?;
     let h = holder("workspace", command, Duration::ZERO);
     st.store.record_run(&RunRecord {
         id: format!(

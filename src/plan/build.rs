@@ -143,6 +143,7 @@ pub async fn build(
         edges,
         unchanged,
         guard: Default::default(),
+        unchanged_tenants: None,
         waves: vec![],
     })
 }

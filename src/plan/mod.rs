@@ -145,6 +145,9 @@ pub struct Plan {
     /// The bulk-change guard's verdict.
     #[serde(default)]
     pub guard: guard::Verdict,
+    /// Tenants left out as unchanged since their last apply (`--changed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_tenants: Option<usize>,
     /// Rollout waves (`plan --rollout`, `apply --rollout`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<waves::WavePlan>,
@@ -193,6 +196,7 @@ impl Plan {
             edges: vec![],
             unchanged: self.unchanged,
             guard: self.guard.clone(),
+            unchanged_tenants: self.unchanged_tenants,
             waves: vec![],
         }
     }

@@ -271,6 +271,14 @@ pub trait StateStore: Send + Sync {
             .filter(|r| scopes.iter().any(|s| s == r.address.scope.as_str()))
             .collect())
     }
+    /// The scopes (tenant ids, `_shared`) that have records (nothing is unsealed).
+    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
+        Ok(self
+            .resources()?
+            .into_iter()
+            .map(|r| r.address.scope.to_string())
+            .collect())
+    }
     /// How many records are recorded, per resource type (nothing is unsealed).
     fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
         let mut out = std::collections::BTreeMap::new();

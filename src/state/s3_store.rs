@@ -535,6 +535,9 @@ impl StateStore for S3Store {
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
         self.inner.history()
     }
+    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
+        self.inner.scopes()
+    }
     fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
         self.inner.count_by_type()
     }

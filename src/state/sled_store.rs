@@ -682,6 +682,21 @@ impl StateStore for SledStore {
         self.rows(&self.history, "history row")
     }
 
+    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut last = String::new();
+        for k in self.resources.iter().keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            let addr = String::from_utf8_lossy(&k);
+            let scope = addr.split_once('/').map_or(addr.as_ref(), |(s, _)| s);
+            if scope != last {
+                last = scope.to_string();
+                out.insert(last.clone());
+            }
+        }
+        Ok(out)
+    }
+
     fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for k in self.resources.iter().keys() {

@@ -9,6 +9,7 @@ pub mod depth;
 pub mod error;
 pub mod fleet;
 pub mod format;
+pub mod inputs;
 pub mod library;
 pub mod policy;
 pub mod tenant;
@@ -39,6 +40,8 @@ pub struct LoadedTenant {
     pub path: PathBuf,
     /// Tier defaults merged with the tenant's allowed overrides.
     pub settings: Value,
+    /// Digest of the file's text (see `inputs`).
+    pub digest: String,
 }
 
 /// A loaded tier and where it came from.
@@ -48,6 +51,8 @@ pub struct LoadedTier {
     pub tier: Tier,
     /// `plans/<name>.yaml` or `builtin:plans/<name>.yaml`.
     pub origin: PathBuf,
+    /// Digest of the file's text (see `inputs`).
+    pub digest: String,
 }
 
 /// A validated workspace.
@@ -67,6 +72,8 @@ pub struct Workspace {
     pub shared: Option<Shared>,
     /// Digest of every input file (and the built-in library): saved plans record it.
     pub input_hash: String,
+    /// Digest of `shared.yaml` (empty without one; see `inputs`).
+    pub shared_digest: String,
 }
 
 /// Every problem found while loading; never empty.
@@ -220,6 +227,7 @@ impl Loader {
             spec,
             path: rel,
             settings,
+            digest: inputs::text_digest(text.as_bytes()),
         })
     }
 
@@ -296,7 +304,11 @@ impl Loader {
             },
         };
         let tier: Tier = parse_yaml(&origin, &text)?;
-        Ok(Some(LoadedTier { tier, origin }))
+        Ok(Some(LoadedTier {
+            tier,
+            origin,
+            digest: inputs::text_digest(text.as_bytes()),
+        }))
     }
 
     fn module(&mut self, name: &str, used_in: &Path) -> Result<Module, WorkspaceError> {
@@ -336,6 +348,7 @@ impl Loader {
                 format!("unknown module `{name}`: not in `modules/` of the workspace nor in the built-in library"),
             ));
         };
+        let digest = inputs::module_digest(files.iter().map(|(n, t)| (n.as_str(), t.as_str())));
         let mut spec = ModuleSpec::default();
         let mut templates = Vec::new();
         for (fname, text) in files {
@@ -356,6 +369,7 @@ impl Loader {
             origin,
             spec,
             templates,
+            digest,
         })
     }
 }
@@ -423,8 +437,12 @@ impl Workspace {
             }
         }
         let shared_path = PathBuf::from("shared.yaml");
+        let mut shared_digest = String::new();
         let shared: Option<Shared> = match ld.read(&shared_path) {
-            Ok(Some(t)) => parse_yaml(&shared_path, &t).map_err(|e| errs.push(e)).ok(),
+            Ok(Some(t)) => {
+                shared_digest = inputs::text_digest(t.as_bytes());
+                parse_yaml(&shared_path, &t).map_err(|e| errs.push(e)).ok()
+            }
             Ok(None) => None,
             Err(e) => {
                 errs.push(e);
@@ -448,6 +466,7 @@ impl Workspace {
             modules,
             shared,
             input_hash,
+            shared_digest,
         })
     }
 

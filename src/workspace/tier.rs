@@ -179,4 +179,6 @@ pub struct Module {
     pub spec: ModuleSpec,
     /// `(template name, source)` of each `*.tera` file, sorted by name.
     pub templates: Vec<(String, String)>,
+    /// Digest of its files (see `inputs`).
+    pub digest: String,
 }

@@ -49,6 +49,7 @@ pub fn json(plan: &Plan, api_calls: &[ApiCall]) -> Value {
         "refreshed": plan.refreshed,
         "tenants": plan.tenants,
         "summary": { "add": s.add, "change": s.change, "replace": s.replace, "destroy": s.destroy, "unchanged": plan.unchanged },
+        "unchanged_tenants": plan.unchanged_tenants,
         "guard": guard(plan),
         "waves": plan.waves,
         "changes": changes,
@@ -80,7 +81,7 @@ impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (p, sum) = (self.plan, self.plan.summary());
-        let mut m = s.serialize_map(Some(11))?;
+        let mut m = s.serialize_map(Some(12))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
         m.serialize_entry("mode", &p.mode)?;
@@ -91,6 +92,7 @@ impl Serialize for Doc<'_> {
             "summary",
             &j!({ "add": sum.add, "change": sum.change, "replace": sum.replace, "destroy": sum.destroy, "unchanged": p.unchanged }),
         )?;
+        m.serialize_entry("unchanged_tenants", &p.unchanged_tenants)?;
         m.serialize_entry("guard", &guard(p))?;
         m.serialize_entry("waves", &p.waves)?;
         m.serialize_entry("changes", &Changes(&p.changes))?;

@@ -14,6 +14,9 @@ pub const COMMENT_BUDGET: usize = 60_000;
 /// The plan as markdown.
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### landlord plan\n\n");
+    if let Some(l) = super::skipped_line(plan) {
+        let _ = writeln!(out, "_{l}_\n");
+    }
     if !plan.has_changes() {
         let _ = writeln!(
             out,
@@ -172,6 +175,7 @@ mod tests {
             edges: vec![],
             unchanged: 0,
             guard: Default::default(),
+            unchanged_tenants: None,
             waves: vec![],
         }
     }

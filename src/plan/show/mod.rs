@@ -22,6 +22,15 @@ pub fn summary_line(s: &Summary) -> String {
     )
 }
 
+/// `N tenants skipped ...` for a `--changed` plan.
+pub fn skipped_line(plan: &super::Plan) -> Option<String> {
+    plan.unchanged_tenants.map(|n| {
+        format!(
+            "{n} tenants skipped: their inputs are unchanged since their last apply (--changed)."
+        )
+    })
+}
+
 /// Tenant ids for display: the first `max`, then how many more.
 pub fn some_tenants(ids: &[String], max: usize) -> String {
     let mut s = ids

@@ -22,12 +22,19 @@ fn paint(s: &str, action: Action, color: bool) -> String {
 /// The plan as terminal text.
 pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
+    if let Some(l) = super::skipped_line(plan) {
+        let _ = writeln!(out, "{l}");
+    }
     if !plan.has_changes() {
-        let _ = writeln!(
-            out,
-            "No changes. {} resources are up to date.",
-            plan.unchanged
-        );
+        if plan.unchanged > 0 || plan.unchanged_tenants.is_none() {
+            let _ = writeln!(
+                out,
+                "No changes. {} resources are up to date.",
+                plan.unchanged
+            );
+        } else {
+            let _ = writeln!(out, "No changes.");
+        }
         return out;
     }
     let _ = writeln!(out, "landlord will perform the following actions:\n");
