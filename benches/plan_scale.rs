@@ -3,6 +3,9 @@
 //! `plan --refresh=false` on empty state, the initial apply, and a no-change plan with
 //! refresh (every local file is read back).
 //!
+//! Then `plan --changed --refresh=false` with no tenant changed and with one tenant file
+//! edited, and the retirement of every tenant.
+//!
 //! Run: `cargo bench --bench plan_scale -- 1000 10000` (default: 1000).
 //!
 //! `cargo bench --bench plan_scale -- quickstart 1000 10000 100000` plans the quick
@@ -231,13 +234,53 @@ fn main() {
             n * 5,
             "plan --tenant ONE --refresh=false"
         );
+        // Changed-only plans: nothing changed, then one tenant file edited.
+        let (secs, mib, code) = measure(
+            dir.path(),
+            &[
+                "plan",
+                "--changed",
+                "--refresh=false",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(code, 0);
+        println!(
+            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
+            n * 5,
+            "plan --changed (none changed)"
+        );
+        let file = dir.path().join(format!("tenants/{one}.yaml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("name: Tenant", "name: Renamed tenant")).unwrap();
+        let (secs, mib, code) = measure(
+            dir.path(),
+            &[
+                "plan",
+                "--changed",
+                "--refresh=false",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(code, 2, "the renamed tenant's README changes");
+        println!(
+            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
+            n * 5,
+            "plan --changed (one tenant edited)"
+        );
         // Retire every tenant: the deletes of the whole workspace, then an audit check.
         std::fs::remove_dir_all(dir.path().join("tenants")).unwrap();
         std::fs::create_dir(dir.path().join("tenants")).unwrap();
         for (name, args) in [
             (
                 "apply (all tenants retired)",
-                &["apply", "--auto-approve", "--parallelism", "32"][..],
+                &[
+                    "apply",
+                    "--auto-approve",
+                    "--allow-bulk",
+                    "--parallelism",
+                    "32",
+                ][..],
             ),
             ("audit verify", &["audit", "verify"][..]),
         ] {
