@@ -657,3 +657,102 @@ fn changed_runs_include_shared_templates_that_list_tenants_and_failed_tenants() 
     let r = ws.ok(&["apply", f.to_str().unwrap()], 0);
     assert!(r.stdout.contains("nothing to apply"), "{}", r.all());
 }
+
+/// The AWS example with `n` tenants of one Route 53 record each instead of its own,
+/// and `budget` added to `[providers.aws]`.
+fn records_fleet(env: Vec<(String, String)>, n: usize, budget: &str) -> Ws {
+    let ws = Ws::example("aws").with_env(env);
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    ws.write(
+        "plans/records.yaml",
+        "modules:\n  - use: aws/subdomain-record\n",
+    );
+    for i in 0..n {
+        ws.write(
+            &format!("tenants/t{i:04}.yaml"),
+            &format!("id: t{i:04}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:04} }}\n"),
+        );
+    }
+    ws.edit(
+        "landlord.toml",
+        "region = \"us-east-1\"",
+        &format!("region = \"us-east-1\"\n{budget}"),
+    );
+    ws
+}
+
+/// The `api_budgets` entry of `service` in a JSON report.
+fn budget_of(report: &serde_json::Value, service: &str) -> serde_json::Value {
+    report["api_budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["service"] == service)
+        .unwrap_or_else(|| panic!("no {service} budget in {}", report["api_budgets"]))
+        .clone()
+}
+
+#[test]
+fn route53_calls_wait_for_their_budget_instead_of_being_throttled() {
+    let moto = crate::support::moto::Moto::start();
+    let ws = records_fleet(moto.env(), 600, "requests_per_second = { route53 = 2 }");
+    let started = std::time::Instant::now();
+    let r = ws.ok(&["apply", "--auto-approve", "--json", "--stats"], 0);
+    let wall = started.elapsed().as_secs_f64();
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        report["created"], 603,
+        "600 records and the shared zone, record and bucket"
+    );
+    assert_eq!(report["failed"].as_array().unwrap().len(), 0);
+    let b = budget_of(&report, "route53");
+    let (calls, waited) = (
+        b["calls"].as_u64().unwrap(),
+        b["waited_seconds"].as_f64().unwrap(),
+    );
+    assert_eq!(b["requests_per_second"], 2.0);
+    assert_eq!(b["throttled"], 0);
+    assert!(calls >= 4, "{b}");
+    // Two calls may go at once; every further one waits half a second for its token.
+    let floor = (calls - 2) as f64 / 2.0;
+    assert!(
+        wall >= floor,
+        "{calls} calls in {wall:.2}s: faster than 2/s"
+    );
+    assert!(waited > 0.0, "{b}");
+    assert!(
+        r.stderr.contains("API budgets:") && r.stderr.contains("default/route53"),
+        "{}",
+        r.all()
+    );
+    // Other services keep their published defaults.
+    assert_eq!(
+        budget_of(&report, "s3-control")["requests_per_second"],
+        20.0
+    );
+}
+
+#[test]
+fn throttling_answers_shrink_the_budget_and_the_run_still_converges() {
+    let moto = crate::support::moto::Moto::start();
+    // Every second request is answered with a throttling error.
+    let proxy = crate::support::faulty::FaultyProxy::start_with(
+        moto.endpoint.trim_start_matches("http://"),
+        2,
+        crate::support::faulty::Fault::ThrottleOnly,
+    );
+    let ws = records_fleet(crate::support::moto::env_for(&proxy.endpoint), 60, "");
+    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["created"], 63, "{}", r.all());
+    let b = budget_of(&report, "route53");
+    assert!(b["throttled"].as_u64().unwrap() > 0, "{b}");
+    assert!(
+        b["lowest_rate"].as_f64().unwrap() < 5.0,
+        "the rate shrank: {b}"
+    );
+    assert_eq!(b["requests_per_second"], 5.0, "Route 53's published quota");
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -219,6 +219,13 @@ fn announce_key(st: &OpenState) {
     }
 }
 
+fn api_usage(s: &Session) -> show::ApiUsage {
+    show::ApiUsage {
+        api_calls: api_calls(s),
+        api_budgets: s.registry.budgets(),
+    }
+}
+
 fn api_calls(s: &Session) -> Vec<show::ApiCall> {
     s.registry
         .stats()
@@ -245,6 +252,22 @@ fn print_calls(s: &Session) {
     }
     for c in calls {
         eprintln!("  {:<10} {:<28} {}", c.provider, c.operation, c.count);
+    }
+    let budgets = s.registry.budgets();
+    if !budgets.is_empty() {
+        eprintln!("API budgets:");
+    }
+    for b in budgets {
+        eprintln!(
+            "  {:<10} {:<28} {} calls at {}/s, {} throttled (lowest rate {:.2}/s), waited {:.1}s",
+            b.provider,
+            format!("{}/{}", b.account, b.service),
+            b.calls,
+            b.requests_per_second,
+            b.throttled,
+            b.lowest_rate,
+            b.waited_seconds
+        );
     }
 }
 
@@ -320,10 +343,10 @@ fn finish_plan(
     color: bool,
     stats: bool,
 ) -> Result<u8> {
-    let calls = s.map(api_calls).unwrap_or_default();
+    let usage = s.map(api_usage).unwrap_or_default();
     match format {
         Format::Text => print!("{}", show::text(p, color)),
-        Format::Json => show::write_json(p, &calls, std::io::stdout().lock())?,
+        Format::Json => show::write_json(p, &usage, std::io::stdout().lock())?,
         Format::Markdown => print!("{}", show::markdown(p)),
     }
     if let Some(out) = out {
@@ -461,6 +484,7 @@ async fn execute(
             "skipped": report.skipped.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "rolled_back": report.rolled_back.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "api_calls": api_calls(s),
+            "api_budgets": s.registry.budgets(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if report.failed.is_empty() && command == "landlord destroy" {
@@ -584,7 +608,7 @@ async fn apply_cmd(
         // Converged: the inputs of the planned tenants are what they are made of now.
         ops::changed::record_inputs(&s, &st, &p, None)?;
         if json {
-            show::write_json(&p, &api_calls(&s), std::io::stdout().lock())?;
+            show::write_json(&p, &api_usage(&s), std::io::stdout().lock())?;
         }
         return Ok(EXIT_OK);
     }
@@ -659,7 +683,7 @@ fn show_cmd(dir: &Path, plan_file: &Path, json: bool, color: bool) -> Result<u8>
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let p = ops::read_saved_plan(&root, &config, &ops::out_path(dir, plan_file))?;
     if json {
-        show::write_json(&p, &[], std::io::stdout().lock())?;
+        show::write_json(&p, &show::ApiUsage::default(), std::io::stdout().lock())?;
     } else {
         print!("{}", show::text(&p, color));
     }
@@ -776,6 +800,7 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
         Format::Json => {
             let mut doc = crate::plan::drift::json(&report);
             doc["api_calls"] = serde_json::to_value(api_calls(&s))?;
+            doc["api_budgets"] = serde_json::to_value(s.registry.budgets())?;
             println!("{}", serde_json::to_string_pretty(&doc)?)
         }
         Format::Markdown => print!("{}", crate::plan::drift::markdown(&report)),

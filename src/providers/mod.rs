@@ -9,6 +9,7 @@ pub mod acme;
 pub mod attrs;
 pub mod aws;
 pub mod azure;
+pub mod budget;
 pub mod builtin;
 pub mod challenge;
 pub mod dns;
@@ -352,6 +353,7 @@ pub struct Registry {
     providers: Vec<Arc<dyn Provider>>,
     by_type: HashMap<String, (usize, usize)>,
     stats: Arc<ApiStats>,
+    budgets: Arc<budget::Budgets>,
 }
 
 impl Registry {
@@ -368,19 +370,30 @@ impl Registry {
             });
         }
         let stats = Arc::new(ApiStats::default());
+        let mut tables = settings.tables.clone();
+        let budgets = Arc::new(budget::Budgets::from_tables(&mut tables)?);
+        let settings = &Settings {
+            root: settings.root.clone(),
+            tables,
+        };
         let builtin = builtin::Builtin::provider(settings, stats.clone())?;
-        let aws = aws::Aws::provider(settings, stats.clone())?;
+        let aws = aws::Aws::provider(settings, stats.clone(), budgets.clone())?;
         let servers = Arc::new(dns::Servers::parse(settings, stats.clone())?);
-        let azure = Arc::new(azure::Azure::provider(settings, stats.clone())?);
+        let azure = Arc::new(azure::Azure::provider(
+            settings,
+            stats.clone(),
+            budgets.clone(),
+        )?);
         let acme = acme::Acme::provider(
             settings,
             servers.clone(),
             Arc::new(azure.context().clone()),
             stats.clone(),
+            budgets.clone(),
         )?;
         let dns = dns::Dns::provider(servers, stats.clone());
         let postgres = postgres::Postgres::provider(settings, stats.clone())?;
-        Ok(Self::with_providers(
+        let mut registry = Self::with_providers(
             vec![
                 Arc::new(builtin),
                 Arc::new(aws),
@@ -390,7 +403,9 @@ impl Registry {
                 Arc::new(postgres),
             ],
             stats,
-        ))
+        );
+        registry.budgets = budgets;
+        Ok(registry)
     }
 
     /// A registry over the given providers.
@@ -405,6 +420,7 @@ impl Registry {
             providers,
             by_type,
             stats,
+            budgets: Default::default(),
         }
     }
 
@@ -430,5 +446,10 @@ impl Registry {
     /// The API-call counters.
     pub fn stats(&self) -> &Arc<ApiStats> {
         &self.stats
+    }
+
+    /// What each API budget used in this run.
+    pub fn budgets(&self) -> Vec<budget::BudgetReport> {
+        self.budgets.report()
     }
 }

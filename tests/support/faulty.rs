@@ -62,6 +62,8 @@ impl Schedule {
 pub enum Fault {
     /// Throttling errors and 503s, alternating.
     Throttle,
+    /// Throttling errors only, in each protocol's format.
+    ThrottleOnly,
     /// 403 AccessDenied.
     Deny,
 }
@@ -220,6 +222,7 @@ fn serve(
         let k = faults.fetch_add(1, Ordering::SeqCst);
         let answer = match kind {
             Fault::Throttle => fault(&head, k),
+            Fault::ThrottleOnly => fault(&head, 0),
             Fault::Deny => denied(&head),
         };
         out.write_all(answer.as_bytes())?;

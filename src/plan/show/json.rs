@@ -17,8 +17,17 @@ pub struct ApiCall {
     pub count: u64,
 }
 
+/// API calls and budget use of a run, as `--json` reports them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApiUsage {
+    /// Calls per provider and operation.
+    pub api_calls: Vec<ApiCall>,
+    /// Token buckets: rate, calls, throttling answers, time spent waiting.
+    pub api_budgets: Vec<crate::providers::budget::BudgetReport>,
+}
+
 /// The plan as a JSON document.
-pub fn json(plan: &Plan, api_calls: &[ApiCall]) -> Value {
+pub fn json(plan: &Plan, usage: &ApiUsage) -> Value {
     let s = plan.summary();
     let changes: Vec<Value> = plan
         .changes
@@ -53,20 +62,17 @@ pub fn json(plan: &Plan, api_calls: &[ApiCall]) -> Value {
         "guard": guard(plan),
         "waves": plan.waves,
         "changes": changes,
-        "api_calls": api_calls,
+        "api_calls": usage.api_calls,
+        "api_budgets": usage.api_budgets,
     })
 }
 
 /// Writes the document `json` builds to `w` as it goes, without holding it in memory:
 /// a plan of 10,000 tenants is as large again as a `Value` tree, so `plan --json`
 /// serializes straight from the plan.
-pub fn write_json(
-    plan: &Plan,
-    api_calls: &[ApiCall],
-    w: impl std::io::Write,
-) -> serde_json::Result<()> {
+pub fn write_json(plan: &Plan, usage: &ApiUsage, w: impl std::io::Write) -> serde_json::Result<()> {
     let mut w = std::io::BufWriter::new(w);
-    serde_json::to_writer_pretty(&mut w, &Doc { plan, api_calls })?;
+    serde_json::to_writer_pretty(&mut w, &Doc { plan, usage })?;
     use std::io::Write;
     w.write_all(b"\n").map_err(serde_json::Error::io)?;
     w.flush().map_err(serde_json::Error::io)
@@ -74,14 +80,14 @@ pub fn write_json(
 
 struct Doc<'a> {
     plan: &'a Plan,
-    api_calls: &'a [ApiCall],
+    usage: &'a ApiUsage,
 }
 
 impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (p, sum) = (self.plan, self.plan.summary());
-        let mut m = s.serialize_map(Some(12))?;
+        let mut m = s.serialize_map(Some(13))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
         m.serialize_entry("mode", &p.mode)?;
@@ -96,7 +102,8 @@ impl Serialize for Doc<'_> {
         m.serialize_entry("guard", &guard(p))?;
         m.serialize_entry("waves", &p.waves)?;
         m.serialize_entry("changes", &Changes(&p.changes))?;
-        m.serialize_entry("api_calls", self.api_calls)?;
+        m.serialize_entry("api_calls", &self.usage.api_calls)?;
+        m.serialize_entry("api_budgets", &self.usage.api_budgets)?;
         m.end()
     }
 }
@@ -166,14 +173,17 @@ mod tests {
             }]
         }))
         .unwrap();
-        let calls = [ApiCall {
-            provider: "aws".into(),
-            operation: "s3.GetBucket".into(),
-            count: 2,
-        }];
+        let usage = ApiUsage {
+            api_calls: vec![ApiCall {
+                provider: "aws".into(),
+                operation: "s3.GetBucket".into(),
+                count: 2,
+            }],
+            api_budgets: vec![],
+        };
         let mut streamed = Vec::new();
-        write_json(&plan, &calls, &mut streamed).unwrap();
-        let built = serde_json::to_string_pretty(&json(&plan, &calls)).unwrap() + "\n";
+        write_json(&plan, &usage, &mut streamed).unwrap();
+        let built = serde_json::to_string_pretty(&json(&plan, &usage)).unwrap() + "\n";
         assert_eq!(String::from_utf8(streamed).unwrap(), built);
     }
 }

@@ -5,7 +5,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::{json, write_json, ApiCall};
+pub use json::{json, write_json, ApiCall, ApiUsage};
 pub use markdown::markdown;
 pub use text::text;
 

@@ -29,9 +29,9 @@ use super::challenge::ChallengeZone;
 use super::dns::Servers;
 use super::resource::{read_recorded, recover_recorded};
 use super::{
-    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, Family, PlanRequest,
-    PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema, ResourceType,
-    Settings, SettingsError,
+    ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, Family,
+    PlanRequest, PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema,
+    ResourceType, Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -52,6 +52,7 @@ pub struct Acme {
     servers: Arc<Servers>,
     azure: Arc<Azure>,
     stats: Arc<ApiStats>,
+    budgets: Arc<crate::providers::budget::Budgets>,
 }
 
 /// Maps an ACME client error by its RFC 8555 problem type or transport failure.
@@ -88,6 +89,7 @@ impl Acme {
         servers: Arc<Servers>,
         azure: Arc<Azure>,
         stats: Arc<ApiStats>,
+        budgets: Arc<crate::providers::budget::Budgets>,
     ) -> Result<Family<Acme>, SettingsError> {
         let mut s = AcmeSettings::default();
         if let Some(t) = settings.tables.get("acme") {
@@ -147,6 +149,7 @@ impl Acme {
             servers,
             azure,
             stats,
+            budgets,
         };
         let types: Vec<Box<dyn ResourceType<Acme>>> =
             vec![Box::new(Registration), Box::new(Certificate)];
@@ -265,11 +268,22 @@ impl Acme {
             .await
             .map_err(|e| failed("acme account", e))?;
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        // New orders count against the CA account's order limit.
+        let directory = self.settings.directory.clone().unwrap_or_default();
+        let orders = self.budgets.bucket(NAME, &directory, "orders");
+        if let Some(b) = &orders {
+            b.acquire().await;
+        }
         self.stats.record(NAME, "NewOrder");
         let mut order = account
             .new_order(&NewOrder::new(&ids))
             .await
-            .map_err(|e| failed("acme order", e))?;
+            .map_err(|e| failed("acme order", e))
+            .inspect_err(|e| {
+                if let (Some(b), ErrorKind::Throttled { .. }) = (&orders, &e.kind) {
+                    b.throttled();
+                }
+            })?;
 
         // Challenge records are removed whatever happens next.
         let mut written: Vec<(String, String)> = Vec::new();

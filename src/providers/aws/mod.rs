@@ -14,6 +14,7 @@
 //! at all in our own account: a create interrupted before tagging), records by name/type.
 
 mod acm;
+mod budget;
 mod cdata;
 mod error;
 mod kms;
@@ -121,6 +122,18 @@ impl AwsSettings {
         }
         Ok(s)
     }
+
+    /// The account whose quotas calls spend: the assumed role's account, else the
+    /// profile, else `default` (the credentials of the environment).
+    fn account(&self) -> String {
+        self.assume_role_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.profile.clone())
+            .unwrap_or_else(|| "default".into())
+    }
 }
 
 /// SDK clients of one region.
@@ -137,6 +150,7 @@ pub struct Aws {
     settings: AwsSettings,
     clients: std::sync::Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
     stats: Arc<ApiStats>,
+    budgets: Arc<crate::providers::budget::Budgets>,
 }
 
 impl Aws {
@@ -144,11 +158,13 @@ impl Aws {
     pub fn provider(
         settings: &Settings,
         stats: Arc<ApiStats>,
+        budgets: Arc<crate::providers::budget::Budgets>,
     ) -> Result<Family<Aws>, SettingsError> {
         let aws = Aws {
             settings: AwsSettings::parse(settings)?,
             clients: Default::default(),
             stats,
+            budgets,
         };
         let types: Vec<Box<dyn ResourceType<Aws>>> = vec![
             Box::new(route53::Zone),
@@ -288,18 +304,37 @@ impl Aws {
                 .await;
             conf = loader().credentials_provider(provider).load().await;
         }
+        // Every request waits for a token of its service's budget in this account.
+        let budgeted = |inner| budget::BudgetClient {
+            inner,
+            budgets: self.budgets.clone(),
+            account: self.settings.account(),
+        };
         let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(self.settings.endpoint_url.is_some())
+            .http_client(budgeted(https_client()))
             .build();
         Clients {
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(&conf)
-                    .http_client(cdata::CdataClient(https_client()))
+                    .http_client(budgeted(
+                        aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                            cdata::CdataClient(https_client()),
+                        ),
+                    ))
                     .build(),
             ),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            acm: aws_sdk_acm::Client::new(&conf),
-            kms: aws_sdk_kms::Client::new(&conf),
+            acm: aws_sdk_acm::Client::from_conf(
+                aws_sdk_acm::config::Builder::from(&conf)
+                    .http_client(budgeted(https_client()))
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&conf)
+                    .http_client(budgeted(https_client()))
+                    .build(),
+            ),
             region: region.to_string(),
         }
     }

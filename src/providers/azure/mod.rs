@@ -19,6 +19,7 @@
 //! chain is used: environment (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
 //! workload identity), managed identity, then the Azure CLI.
 
+mod budget;
 mod dns;
 mod group;
 mod key_vault;
@@ -271,10 +272,11 @@ impl Azure {
     pub fn provider(
         settings: &Settings,
         stats: Arc<ApiStats>,
+        budgets: Arc<crate::providers::budget::Budgets>,
     ) -> Result<Family<Azure>, SettingsError> {
         let clients = match settings.tables.get(NAME) {
             None => Err("no [providers.azure] in landlord.toml".to_string()),
-            Some(t) => Self::clients(t, stats).map_err(|message| SettingsError {
+            Some(t) => Self::clients(t, stats, budgets).map_err(|message| SettingsError {
                 provider: NAME.into(),
                 message,
             })?,
@@ -296,6 +298,7 @@ impl Azure {
     fn clients(
         t: &toml::Table,
         stats: Arc<ApiStats>,
+        budgets: Arc<crate::providers::budget::Budgets>,
     ) -> Result<Result<Arc<Clients>, String>, String> {
         if let Some(k) = t.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
             return Err(crate::suggest::unknown("setting", k, SETTINGS));
@@ -347,6 +350,12 @@ impl Azure {
                 .build()
                 .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
         );
+        // Every ARM request spends the subscription's read or write budget.
+        let http: Arc<dyn azure_core::HttpClient> = Arc::new(budget::BudgetHttp {
+            inner: http,
+            budgets,
+            subscription: subscription.clone(),
+        });
         let transport = azure_core::TransportOptions::new(http.clone());
         let retry = azure_core::RetryOptions::exponential(
             azure_core::ExponentialRetryOptions::default()
