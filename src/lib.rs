@@ -60,6 +60,7 @@
 pub mod addr;
 pub mod apply;
 pub mod cli;
+pub mod duration;
 pub mod graph;
 pub mod ops;
 pub mod plan;

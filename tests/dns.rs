@@ -396,3 +396,66 @@ fn a_lagging_nameserver_is_reported_as_served_value_differs() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn a_ca_order_limit_defers_the_excess_tenants_until_its_window_has_passed() {
+    let bind = Bind::start(&["example.test", "acme.test"]);
+    let pebble = Pebble::start(&bind.addr());
+    let ws = workspace(&bind, Some(&pebble));
+    // Five tenants with a certificate each; the CA allows three orders per 12 seconds.
+    std::fs::remove_file(ws.join("tenants/acme.yaml")).unwrap();
+    for i in 1..=4 {
+        ws.write(
+            &format!("tenants/t{i}.yaml"),
+            &format!("id: t{i}\nplan: standard\ndomain: {{ kind: subdomain, name: t{i} }}\n"),
+        );
+    }
+    ws.edit(
+        "landlord.toml",
+        "contact = [\"mailto:ops@example.test\"]",
+        "contact = [\"mailto:ops@example.test\"]\norder_limit = { max = 3, window = \"12s\" }",
+    );
+    let certificates = |ws: &Ws| {
+        ws.ok(&["state", "list"], 0)
+            .stdout
+            .lines()
+            .filter(|l| l.contains("acme_certificate"))
+            .count()
+    };
+    // The plan says which tenants wait, and why.
+    let plan = crate::support::plan_json(&ws, &[]);
+    let deferred: Vec<&str> = plan["deferred"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(deferred, ["t3", "t4"]);
+    assert!(
+        plan["deferred"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the CA: 3 new orders per 12s: 3 used in the window"),
+        "{}",
+        plan["deferred"]
+    );
+
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Certificate authority limits: 2 tenants are deferred")
+            && r.stdout.contains("t4: the CA: 3 new orders per 12s"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(certificates(&ws), 3, "three orders went to the CA");
+    // Within the window, the next run orders nothing more.
+    let again = crate::support::plan_json(&ws, &[]);
+    assert_eq!(again["deferred"].as_array().unwrap().len(), 2);
+    // After it, the rest.
+    std::thread::sleep(std::time::Duration::from_secs(13));
+    let r = ws.ok(&["apply", "--auto-approve"], 0);
+    assert!(!r.stdout.contains("deferred"), "{}", r.all());
+    assert_eq!(certificates(&ws), 5);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -57,20 +57,7 @@ impl FormatArgs {
     }
 }
 
-/// Parses `500ms`, `10s`, `5m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split]
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 5m"))?;
-    match &s[split..] {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{s}` is not a duration like 500ms, 10s or 5m")),
-    }
-}
+pub use crate::duration::parse_duration;
 
 /// Flags shared by commands that change or read state.
 #[derive(Debug, Args, Clone)]

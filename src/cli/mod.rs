@@ -310,7 +310,7 @@ async fn plan_cmd(
     let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     p.unchanged_tenants = changed.map(|c| c.unchanged);
     if plan_args.rollout() {
-        p = with_waves(&s, p, plan_args)?;
+        p = with_waves(&s, &st, p, plan_args)?;
     }
     let code = finish_plan(
         dir,
@@ -483,6 +483,7 @@ async fn execute(
             "failed": failed,
             "skipped": report.skipped.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "rolled_back": report.rolled_back.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "deferred": p.deferred,
             "api_calls": api_calls(s),
             "api_budgets": s.registry.budgets(),
         });
@@ -501,6 +502,11 @@ async fn execute(
         println!("\nApply failed: {}.", report.summary());
         for (a, m) in &report.failed {
             println!("  {a}: {m}");
+        }
+    }
+    if !json {
+        for l in show::deferred_lines(p) {
+            println!("{l}");
         }
     }
     if stats {
@@ -592,7 +598,7 @@ async fn apply_cmd(
             let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
             p.unchanged_tenants = changed.map(|c| c.unchanged);
             if plan_args.rollout() {
-                p = with_waves(&s, p, plan_args)?;
+                p = with_waves(&s, &st, p, plan_args)?;
             }
             if !json {
                 print!("{}", show::text(&p, color));
@@ -612,6 +618,10 @@ async fn apply_cmd(
         }
         return Ok(EXIT_OK);
     }
+    // Orders over a CA limit wait for a later run: judged against the history now.
+    let mut p = p;
+    ops::ca_limits::refresh(&mut p, &s.registry, &st)?;
+    let p = p.without_deferred();
     if !p.waves.is_empty() {
         return rollout_cmd::execute(&s, &st, &p, None, exec, json, run.stats).await;
     }
@@ -619,12 +629,12 @@ async fn apply_cmd(
 }
 
 /// Adds the rollout waves to a plan; refuses a rollout without configured waves.
-fn with_waves(s: &Session, p: Plan, args: &PlanArgs) -> Result<Plan> {
+fn with_waves(s: &Session, st: &OpenState, p: Plan, args: &PlanArgs) -> Result<Plan> {
     let config = ops::rollout::config(s, args.rollout_config.as_deref())?;
     if config.waves.is_empty() {
         bail!("--rollout needs waves: add `[[rollout.waves]]` tables to landlord.toml (see README, \"Rollouts\") or pass --rollout-config FILE");
     }
-    Ok(ops::rollout::with_waves(s, p, &config))
+    Ok(ops::rollout::with_waves(s, st, p, &config)?)
 }
 
 /// `landlord fmt`: tenant files, tiers and `shared.yaml` in canonical form.

@@ -96,6 +96,7 @@ pub fn nothing_changed(st: &OpenState, mode: Mode, unchanged: usize) -> Result<P
         unchanged: 0,
         guard: Default::default(),
         unchanged_tenants: Some(unchanged),
+        deferred: vec![],
         waves: vec![],
     })
 }
@@ -119,7 +120,7 @@ pub fn record_inputs(
         plan.tenants.iter().cloned().collect()
     };
     scopes.extend(plan.changes.iter().map(|c| c.address.scope.to_string()));
-    let mut unsettled: BTreeSet<String> = BTreeSet::new();
+    let mut unsettled: BTreeSet<String> = plan.deferred.iter().map(|d| d.tenant.clone()).collect();
     if let Some(r) = report {
         unsettled.extend(r.failed.iter().map(|(a, _)| a.scope.to_string()));
         unsettled.extend(r.skipped.iter().map(|a| a.scope.to_string()));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod ca_limits;
 pub mod changed;
 pub mod rollout;
 pub mod state;
@@ -384,6 +385,7 @@ pub async fn make_plan(
     .await?;
     p.lineage = st.store.lineage()?;
     p.guard = guard(s, st, &p, opts.allow_bulk)?;
+    ca_limits::refresh(&mut p, &s.registry, st)?;
     Ok(p)
 }
 
@@ -446,6 +448,7 @@ pub async fn run_plan(
     let before = st.store.serial()?;
     let report = apply::apply(plan, st.store.as_ref(), &s.registry, opts, hook).await?;
     changed::record_inputs(s, st, plan, Some(&report))?;
+    ca_limits::record(st, &s.registry, plan, &report)?;
     let h = holder("workspace", command, Duration::ZERO);
     st.store.record_run(&RunRecord {
         id: format!(

@@ -224,11 +224,27 @@ pub fn config(s: &Session, file: Option<&std::path::Path>) -> Result<RolloutConf
     }
 }
 
-/// Adds the waves to a plan (`plan --rollout`).
-pub fn with_waves(s: &Session, mut plan: Plan, config: &RolloutConfig) -> Plan {
+/// Adds the waves to a plan (`plan --rollout`); certificate orders over a CA limit are
+/// deferred in wave order.
+pub fn with_waves(
+    s: &Session,
+    st: &OpenState,
+    mut plan: Plan,
+    config: &RolloutConfig,
+) -> Result<Plan, OpsError> {
     let assigned = assign(s, &plan, config);
     plan.waves = waves::plan_waves(&plan, &assigned);
-    plan
+    super::ca_limits::refresh(&mut plan, &s.registry, st)?;
+    let deferred: BTreeSet<&str> = plan.deferred.iter().map(|d| d.tenant.as_str()).collect();
+    for w in &mut plan.waves {
+        w.deferred = w
+            .changed
+            .iter()
+            .filter(|t| deferred.contains(t.as_str()))
+            .cloned()
+            .collect();
+    }
+    Ok(plan)
 }
 
 /// A new rollout of a plan with waves; refuses while an unfinished rollout of the same

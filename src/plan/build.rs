@@ -144,6 +144,7 @@ pub async fn build(
         unchanged,
         guard: Default::default(),
         unchanged_tenants: None,
+        deferred: vec![],
         waves: vec![],
     })
 }

@@ -148,9 +148,22 @@ pub struct Plan {
     /// Tenants left out as unchanged since their last apply (`--changed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unchanged_tenants: Option<usize>,
+    /// Tenants whose certificate orders would exceed a CA limit: apply leaves them to a
+    /// later run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<Deferral>,
     /// Rollout waves (`plan --rollout`, `apply --rollout`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<waves::WavePlan>,
+}
+
+/// A tenant left to a later run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferral {
+    /// Tenant id.
+    pub tenant: String,
+    /// Which limit, how much of it is used, and from when a run may go on.
+    pub reason: String,
 }
 
 /// Counts per action.
@@ -197,7 +210,29 @@ impl Plan {
             unchanged: self.unchanged,
             guard: self.guard.clone(),
             unchanged_tenants: self.unchanged_tenants,
+            deferred: self.deferred.clone(),
             waves: vec![],
+        }
+    }
+
+    /// The plan without the changes of its deferred tenants (what apply executes).
+    pub fn without_deferred(&self) -> Plan {
+        let deferred: std::collections::BTreeSet<&str> =
+            self.deferred.iter().map(|d| d.tenant.as_str()).collect();
+        let keep: Vec<usize> = (0..self.changes.len())
+            .filter(|&i| !deferred.contains(self.changes[i].address.scope.as_str()))
+            .collect();
+        let index: std::collections::HashMap<usize, usize> =
+            keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+        Plan {
+            changes: keep.iter().map(|&i| self.changes[i].clone()).collect(),
+            edges: self
+                .edges
+                .iter()
+                .filter_map(|(i, j)| Some((*index.get(i)?, *index.get(j)?)))
+                .collect(),
+            waves: self.waves.clone(),
+            ..self.clone_header()
         }
     }
 

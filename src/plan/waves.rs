@@ -35,6 +35,9 @@ pub struct WavePlan {
     /// The rollout stops after this wave until resumed.
     #[serde(default)]
     pub pause_after: bool,
+    /// Tenants with changes left to a later run by certificate authority limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
 }
 
 /// The rollout position of a tenant: a hash of its id, then the id.
@@ -135,6 +138,7 @@ pub fn plan_waves(plan: &Plan, waves: &[(WaveSpec, Vec<String>)]) -> Vec<WavePla
                 summary,
                 parallel: spec.parallel,
                 pause_after: spec.pause_after,
+                deferred: vec![],
             }
         })
         .collect()

@@ -223,6 +223,35 @@ pub enum Recovery {
     Gone,
 }
 
+/// What an issuance limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Every new order of the account.
+    Orders,
+    /// Certificates naming the same registered domain.
+    PerDomain,
+    /// Certificates for exactly the same set of names.
+    Duplicates,
+}
+
+/// A limit a certificate authority puts on issuance, beyond its API rate: at most `max`
+/// objects of `type_name` per `window`, counted over the issuance history in state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuanceLimit {
+    /// The resource type it applies to.
+    pub type_name: &'static str,
+    /// Whose limit it is (the ACME directory).
+    pub scope: String,
+    /// What it counts.
+    pub kind: LimitKind,
+    /// How many.
+    pub max: u64,
+    /// Over what span of time.
+    pub window: std::time::Duration,
+    /// How users know it (`Let's Encrypt: new orders per account per 3 hours`).
+    pub name: String,
+}
+
 /// A source of resources (local files, a cloud API, a DNS server).
 ///
 /// Every call takes an owned request and returns a response, so fields can be added
@@ -249,6 +278,11 @@ pub trait Provider: Send + Sync {
     /// The region an object is placed in beyond its `region`/`location` attribute.
     fn region(&self, _address: &ResourceAddr, _config: &Attrs) -> Option<String> {
         None
+    }
+
+    /// Issuance limits of the authority behind this provider (certificates per window).
+    fn issuance_limits(&self) -> Vec<IssuanceLimit> {
+        vec![]
     }
 
     /// How long a request of a killed run may still be processed by the server after the
@@ -446,6 +480,14 @@ impl Registry {
     /// The API-call counters.
     pub fn stats(&self) -> &Arc<ApiStats> {
         &self.stats
+    }
+
+    /// The issuance limits of every provider.
+    pub fn issuance_limits(&self) -> Vec<IssuanceLimit> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.issuance_limits())
+            .collect()
     }
 
     /// What each API budget used in this run.

@@ -171,6 +171,7 @@ pub struct Family<Cx: 'static> {
     schemas: Vec<ResourceSchema>,
     index: HashMap<&'static str, usize>,
     settle: Duration,
+    limits: Vec<super::IssuanceLimit>,
 }
 
 impl<Cx: Send + Sync + 'static> Family<Cx> {
@@ -189,12 +190,19 @@ impl<Cx: Send + Sync + 'static> Family<Cx> {
             schemas,
             index,
             settle: Duration::ZERO,
+            limits: vec![],
         }
     }
 
     /// Sets how long a request of a killed run may still be processed by the server.
     pub fn with_settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
+        self
+    }
+
+    /// The family's issuance limits.
+    pub fn with_limits(mut self, limits: Vec<super::IssuanceLimit>) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -283,6 +291,10 @@ impl<Cx: Send + Sync + 'static> Provider for Family<Cx> {
 
     fn recovery_settle(&self) -> Duration {
         self.settle
+    }
+
+    fn issuance_limits(&self) -> Vec<super::IssuanceLimit> {
+        self.limits.clone()
     }
 
     fn complete(&self, address: &ResourceAddr, config: &mut Attrs) -> Result<(), ProviderError> {

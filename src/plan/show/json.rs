@@ -61,6 +61,7 @@ pub fn json(plan: &Plan, usage: &ApiUsage) -> Value {
         "unchanged_tenants": plan.unchanged_tenants,
         "guard": guard(plan),
         "waves": plan.waves,
+        "deferred": plan.deferred,
         "changes": changes,
         "api_calls": usage.api_calls,
         "api_budgets": usage.api_budgets,
@@ -87,7 +88,7 @@ impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (p, sum) = (self.plan, self.plan.summary());
-        let mut m = s.serialize_map(Some(13))?;
+        let mut m = s.serialize_map(Some(14))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
         m.serialize_entry("mode", &p.mode)?;
@@ -101,6 +102,7 @@ impl Serialize for Doc<'_> {
         m.serialize_entry("unchanged_tenants", &p.unchanged_tenants)?;
         m.serialize_entry("guard", &guard(p))?;
         m.serialize_entry("waves", &p.waves)?;
+        m.serialize_entry("deferred", &p.deferred)?;
         m.serialize_entry("changes", &Changes(&p.changes))?;
         m.serialize_entry("api_calls", &self.usage.api_calls)?;
         m.serialize_entry("api_budgets", &self.usage.api_budgets)?;

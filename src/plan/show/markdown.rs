@@ -26,6 +26,10 @@ pub fn markdown(plan: &Plan) -> String {
         return out;
     }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary()));
+    let deferred = super::deferred_lines(plan);
+    if !deferred.is_empty() {
+        let _ = writeln!(out, "{}\n", deferred.join("\n"));
+    }
     if plan.guard.refuses() {
         let _ = writeln!(
             out,
@@ -176,6 +180,7 @@ mod tests {
             unchanged: 0,
             guard: Default::default(),
             unchanged_tenants: None,
+            deferred: vec![],
             waves: vec![],
         }
     }

@@ -6,6 +6,7 @@ mod markdown;
 mod text;
 
 pub use json::{json, write_json, ApiCall, ApiUsage};
+
 pub use markdown::markdown;
 pub use text::text;
 
@@ -31,6 +32,23 @@ pub fn skipped_line(plan: &super::Plan) -> Option<String> {
     })
 }
 
+/// The lines naming deferred tenants and why, under a heading.
+pub fn deferred_lines(plan: &super::Plan) -> Vec<String> {
+    if plan.deferred.is_empty() {
+        return vec![];
+    }
+    let mut out = vec![format!(
+        "Certificate authority limits: {} tenants are deferred to a later run (apply leaves their changes alone):",
+        plan.deferred.len()
+    )];
+    out.extend(
+        plan.deferred
+            .iter()
+            .map(|d| format!("  {}: {}", d.tenant, d.reason)),
+    );
+    out
+}
+
 /// Tenant ids for display: the first `max`, then how many more.
 pub fn some_tenants(ids: &[String], max: usize) -> String {
     let mut s = ids
@@ -53,7 +71,7 @@ pub fn wave_lines(waves: &[super::waves::WavePlan]) -> Vec<String> {
         .map(|(i, w)| {
             let s = &w.summary;
             format!(
-                "{}. {}: {} tenants, {} with changes ({} to add, {} to change, {} to replace, {} to destroy); failure budget {}{}{}",
+                "{}. {}: {} tenants, {} with changes ({} to add, {} to change, {} to replace, {} to destroy); failure budget {}{}{}{}",
                 i + 1,
                 w.name,
                 w.tenants.len(),
@@ -64,6 +82,11 @@ pub fn wave_lines(waves: &[super::waves::WavePlan]) -> Vec<String> {
                 s.destroy,
                 w.allowed_failures,
                 if w.pause_after { "; pauses after" } else { "" },
+                if w.deferred.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} deferred by CA limits", w.deferred.len())
+                },
                 if w.changed.is_empty() {
                     String::new()
                 } else {

@@ -71,6 +71,10 @@ pub fn text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "  {l}");
         }
     }
+    let deferred = super::deferred_lines(plan);
+    if !deferred.is_empty() {
+        let _ = writeln!(out, "\n{}", deferred.join("\n"));
+    }
     if !plan.guard.losses.is_empty() {
         let _ = writeln!(out, "\n{}", plan.guard.describe());
     }

@@ -30,8 +30,8 @@ use super::dns::Servers;
 use super::resource::{read_recorded, recover_recorded};
 use super::{
     ApiStats, ApplyRequest, ApplyResponse, AttrSchema, DeleteRequest, ErrorKind, Family,
-    PlanRequest, PlanResponse, ProviderError, ReadRequest, RecoverRequest, ResourceSchema,
-    ResourceType, Settings, SettingsError,
+    IssuanceLimit, LimitKind, PlanRequest, PlanResponse, ProviderError, ReadRequest,
+    RecoverRequest, ResourceSchema, ResourceType, Settings, SettingsError,
 };
 use crate::value::Attrs;
 
@@ -43,6 +43,9 @@ struct AcmeSettings {
     contact: Vec<String>,
     ca_bundle: Option<PathBuf>,
     eab: Option<(String, Vec<u8>)>,
+    /// Issuance limits set in `landlord.toml` (`order_limit`, `domain_limit`,
+    /// `duplicate_limit`), by kind.
+    limits: Vec<(LimitKind, u64, Duration)>,
 }
 
 /// What the ACME types share: the CA settings, the DNS zones challenges go through, and
@@ -82,6 +85,74 @@ fn failed(what: &str, e: instant_acme::Error) -> ProviderError {
     }
 }
 
+/// The issuance limits of the configured CA: those set in `landlord.toml`, else the
+/// published ones of the Let's Encrypt directory in use (none for other CAs).
+fn issuance_limits(s: &AcmeSettings) -> Vec<IssuanceLimit> {
+    let Some(directory) = s.directory.clone() else {
+        return vec![];
+    };
+    const WEEK: Duration = Duration::from_secs(7 * 86_400);
+    const THREE_HOURS: Duration = Duration::from_secs(3 * 3600);
+    let (ca, published): (&str, Vec<(LimitKind, u64, Duration)>) =
+        if directory.contains("acme-v02.api.letsencrypt.org") {
+            (
+                "Let's Encrypt",
+                vec![
+                    (LimitKind::Orders, 300, THREE_HOURS),
+                    (LimitKind::PerDomain, 50, WEEK),
+                    (LimitKind::Duplicates, 5, WEEK),
+                ],
+            )
+        } else if directory.contains("acme-staging-v02.api.letsencrypt.org") {
+            (
+                "Let's Encrypt staging",
+                vec![
+                    (LimitKind::Orders, 1500, THREE_HOURS),
+                    (LimitKind::PerDomain, 30_000, WEEK),
+                    (LimitKind::Duplicates, 30_000, WEEK),
+                ],
+            )
+        } else {
+            ("the CA", vec![])
+        };
+    let mut limits: Vec<(LimitKind, u64, Duration)> = published
+        .into_iter()
+        .filter(|(k, _, _)| !s.limits.iter().any(|(c, _, _)| c == k))
+        .collect();
+    limits.extend(s.limits.iter().copied());
+    limits
+        .into_iter()
+        .map(|(kind, max, window)| IssuanceLimit {
+            type_name: "acme_certificate",
+            scope: directory.clone(),
+            kind,
+            max,
+            window,
+            name: format!(
+                "{ca}: {max} {} per {}",
+                match kind {
+                    LimitKind::Orders => "new orders",
+                    LimitKind::PerDomain => "certificates per registered domain",
+                    LimitKind::Duplicates => "duplicate certificates",
+                },
+                human(window)
+            ),
+        })
+        .collect()
+}
+
+/// `3h`, `7d`, `90s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s > 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{s}s")
+    }
+}
+
 impl Acme {
     /// Builds the provider from `[providers.acme]` and the DNS servers it solves challenges with.
     pub fn provider(
@@ -113,6 +184,33 @@ impl Acme {
                             .ok_or_else(|| bad("`contact` must be a list of mailto: URIs".into()))?
                     }
                     "eab_kid" | "eab_hmac_env" => {}
+                    "order_limit" | "domain_limit" | "duplicate_limit" => {
+                        let kind = match k.as_str() {
+                            "order_limit" => LimitKind::Orders,
+                            "domain_limit" => LimitKind::PerDomain,
+                            _ => LimitKind::Duplicates,
+                        };
+                        let shape = || {
+                            bad(format!(
+                                "`{k}` must be a table like {{ max = 300, window = \"3h\" }}"
+                            ))
+                        };
+                        let t = v.as_table().ok_or_else(shape)?;
+                        let max = t
+                            .get("max")
+                            .and_then(|m| m.as_integer())
+                            .filter(|m| *m >= 0)
+                            .ok_or_else(shape)?;
+                        let window = t
+                            .get("window")
+                            .and_then(|w| w.as_str())
+                            .ok_or_else(shape)
+                            .and_then(|w| {
+                                crate::duration::parse_duration(w)
+                                    .map_err(|e| bad(format!("`{k}.window`: {e}")))
+                            })?;
+                        s.limits.push((kind, max as u64, window));
+                    }
                     other => {
                         return Err(bad(crate::suggest::unknown(
                             "setting",
@@ -123,6 +221,9 @@ impl Acme {
                                 "ca_bundle",
                                 "eab_kid",
                                 "eab_hmac_env",
+                                "order_limit",
+                                "domain_limit",
+                                "duplicate_limit",
                             ],
                         )))
                     }
@@ -144,6 +245,7 @@ impl Acme {
                 s.eab = Some((kid.to_string(), key));
             }
         }
+        let limits = issuance_limits(&s);
         let acme = Acme {
             settings: s,
             servers,
@@ -153,7 +255,7 @@ impl Acme {
         };
         let types: Vec<Box<dyn ResourceType<Acme>>> =
             vec![Box::new(Registration), Box::new(Certificate)];
-        Ok(Family::new(NAME, acme, types))
+        Ok(Family::new(NAME, acme, types).with_limits(limits))
     }
 
     fn directory(&self) -> Result<String, ProviderError> {
