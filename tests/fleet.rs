@@ -262,6 +262,7 @@ fn a_tier_change_rolls_out_canary_first_then_thirty_percent_then_the_rest() {
     );
 
     let r = ws.ok(&["apply", "--rollout", "--auto-approve"], 0);
+    assert!(r.stdout.contains("tenant t001: applied"), "{}", r.all());
     assert!(
         r.stdout
             .contains("Rollout complete: 3 waves, 61 tenants applied."),

@@ -48,7 +48,16 @@ impl RolloutHook for Waves {
         Box::new(progress::Progress::new(changes, self.tty, self.json))
     }
 
-    fn wave_finished(&self, wave: &WaveRecord, report: &apply::Report) {
+    fn wave_finished(&self, wave: &WaveRecord, report: &apply::Report, applied: &[String]) {
+        // Off a terminal, one line per tenant result.
+        if !self.tty {
+            for t in applied {
+                self.say(format!("tenant {t}: applied"));
+            }
+            for (t, e) in &wave.failed {
+                self.say(format!("tenant {t}: failed: {e}"));
+            }
+        }
         self.say(format!(
             "Wave `{}`: {} tenants done, {} failed ({}).",
             wave.name,

@@ -161,8 +161,9 @@ pub trait RolloutHook: Send + Sync {
         tenants: usize,
         changes: usize,
     ) -> Box<dyn Hook>;
-    /// The wave ended (its record updated).
-    fn wave_finished(&self, wave: &WaveRecord, report: &apply::Report);
+    /// The wave ended (its record updated); `applied` are the tenants it applied in this
+    /// run (the failed ones are in `wave.failed`).
+    fn wave_finished(&self, wave: &WaveRecord, report: &apply::Report, applied: &[String]);
 }
 
 /// The rollout recorded in state, if any.
@@ -351,18 +352,19 @@ pub async fn run(
                 .or_insert_with(|| format!("{a}: skipped, a dependency failed"));
         }
         let w = &mut rollout.waves[i];
-        for t in changed.iter().filter(|t| *t != SHARED) {
-            if !failed.contains_key(t) && report.interrupted.is_none() {
-                w.done.push(t.clone());
-            }
-        }
+        let applied: Vec<String> = changed
+            .iter()
+            .filter(|t| *t != SHARED && !failed.contains_key(*t) && report.interrupted.is_none())
+            .cloned()
+            .collect();
+        w.done.extend(applied.iter().cloned());
         // `_shared` failing fails the wave outright: every tenant builds on it.
         let shared_failed = failed.remove(SHARED);
         w.failed = failed;
         if let Some(e) = shared_failed {
             w.failed.insert(SHARED.into(), e);
         }
-        hook.wave_finished(w, &report);
+        hook.wave_finished(w, &report, &applied);
         if report.interrupted.is_some() {
             rollout.status = Status::Halted;
             save(st, rollout)?;
