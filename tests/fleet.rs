@@ -303,6 +303,20 @@ fn a_tier_change_rolls_out_canary_first_then_thirty_percent_then_the_rest() {
     ws.ok(&["plan", "--detailed-exitcode"], 0);
 }
 
+/// Adds module `test/flag` (one file per tenant, `out/<id>/flags/rollout.conf`) to `tier`.
+fn add_flag_module(ws: &Ws, tier: &str) {
+    ws.write(
+        "modules/test/flag/module.yaml",
+        "description: a feature flag file\n",
+    );
+    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
+    ws.edit(
+        &format!("plans/{tier}.yaml"),
+        "modules:\n",
+        "modules:\n  - use: test/flag\n",
+    );
+}
+
 const FLAG_MODULE: &str = "- type: local_file\n  name: flag\n  properties:\n    filename: \"out/{{ tenant.id }}/flags/rollout.conf\"\n    content: \"on\\n\"\n";
 
 #[test]
@@ -329,16 +343,7 @@ name = "rest"
     let ws = rollout_fleet(labels, waves);
     // A template change that fails for the fragile tenants: their flag directory is
     // taken by a file, so the provider cannot write.
-    ws.write(
-        "modules/test/flag/module.yaml",
-        "description: a feature flag file\n",
-    );
-    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
-    ws.edit(
-        "plans/basic.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/flag\n",
-    );
+    add_flag_module(&ws, "basic");
     for i in 10..=13 {
         ws.write(&format!("out/t{i:03}/flags"), "in the way\n");
     }
@@ -579,16 +584,7 @@ fn plan_changed_selects_exactly_the_tenants_whose_inputs_changed() {
     assert_eq!(changed(&ws).0.len(), 0);
 
     // A module: exactly the tenants whose tier uses it.
-    ws.write(
-        "modules/test/flag/module.yaml",
-        "description: a feature flag file\n",
-    );
-    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
-    ws.edit(
-        "plans/professional.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/flag\n",
-    );
+    add_flag_module(&ws, "professional");
     assert_eq!(changed(&ws).0, ["globex"]);
     ws.ok(&["apply", "--changed", "--auto-approve"], 0);
     ws.edit(
@@ -632,16 +628,7 @@ fn changed_runs_include_shared_templates_that_list_tenants_and_failed_tenants() 
     assert_eq!(changed(&ws).0, ["_shared", "globex"]);
     // A tenant whose apply failed stays changed until an apply succeeds for it.
     ws.write("out/globex/flags", "in the way\n");
-    ws.write(
-        "modules/test/flag/module.yaml",
-        "description: a feature flag file\n",
-    );
-    ws.write("modules/test/flag/flag.yaml.tera", FLAG_MODULE);
-    ws.edit(
-        "plans/professional.yaml",
-        "modules:\n",
-        "modules:\n  - use: test/flag\n",
-    );
+    add_flag_module(&ws, "professional");
     ws.ok(&["apply", "--changed", "--auto-approve", "--allow-bulk"], 1);
     assert_eq!(
         changed(&ws).0,

@@ -8,7 +8,7 @@ use super::{OpenState, OpsError, Session};
 use crate::addr::SHARED;
 use crate::apply::Report;
 use crate::plan::{Mode, Plan};
-use crate::workspace::inputs::{fleet_digest, Scanner, TenantInputs};
+use crate::workspace::inputs::{pairs_digest, Scanner, TenantInputs};
 use crate::workspace::Config;
 
 /// The note prefix of recorded inputs.
@@ -63,7 +63,7 @@ pub fn changed_tenants(
     // Workspace resources: `shared.yaml`, its modules, and the list of tenants.
     let shared_exists = !scan.shared_file().is_empty() || in_state.contains(SHARED);
     if shared_exists {
-        let fleet = fleet_digest(files.iter().map(|(i, d)| (i.as_str(), d.as_str())));
+        let fleet = pairs_digest(files.iter().map(|(i, d)| (i.as_str(), d.as_str())));
         let file = scan.shared_file().to_string();
         let same = recorded.get(SHARED).is_some_and(|was| {
             (was.fleet.is_empty() || was.fleet == fleet) && scan.unchanged(was, &file)

@@ -179,18 +179,33 @@ pub struct Summary {
     pub destroy: usize,
 }
 
+impl Summary {
+    /// Counts one change.
+    pub fn count(&mut self, a: Action) {
+        match a {
+            Action::Create => self.add += 1,
+            Action::Update => self.change += 1,
+            Action::Replace => self.replace += 1,
+            Action::Delete => self.destroy += 1,
+            Action::NoOp => {}
+        }
+    }
+
+    /// Adds another summary's counts.
+    pub fn add_all(&mut self, o: &Summary) {
+        self.add += o.add;
+        self.change += o.change;
+        self.replace += o.replace;
+        self.destroy += o.destroy;
+    }
+}
+
 impl Plan {
     /// Counts per action.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in &self.changes {
-            match c.action {
-                Action::Create => s.add += 1,
-                Action::Update => s.change += 1,
-                Action::Replace => s.replace += 1,
-                Action::Delete => s.destroy += 1,
-                Action::NoOp => {}
-            }
+            s.count(c.action);
         }
         s
     }
@@ -219,19 +234,26 @@ impl Plan {
     pub fn without_deferred(&self) -> Plan {
         let deferred: std::collections::BTreeSet<&str> =
             self.deferred.iter().map(|d| d.tenant.as_str()).collect();
-        let keep: Vec<usize> = (0..self.changes.len())
-            .filter(|&i| !deferred.contains(self.changes[i].address.scope.as_str()))
+        Plan {
+            waves: self.waves.clone(),
+            ..self.only(|c| !deferred.contains(c.address.scope.as_str()))
+        }
+    }
+
+    /// The changes `keep` selects, with the execution graph among them, and no waves.
+    pub fn only(&self, keep: impl Fn(&ResourceChange) -> bool) -> Plan {
+        let kept: Vec<usize> = (0..self.changes.len())
+            .filter(|&i| keep(&self.changes[i]))
             .collect();
         let index: std::collections::HashMap<usize, usize> =
-            keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+            kept.iter().enumerate().map(|(n, &o)| (o, n)).collect();
         Plan {
-            changes: keep.iter().map(|&i| self.changes[i].clone()).collect(),
+            changes: kept.iter().map(|&i| self.changes[i].clone()).collect(),
             edges: self
                 .edges
                 .iter()
                 .filter_map(|(i, j)| Some((*index.get(i)?, *index.get(j)?)))
                 .collect(),
-            waves: self.waves.clone(),
             ..self.clone_header()
         }
     }

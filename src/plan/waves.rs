@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Action, Plan, Summary};
+use super::{Plan, Summary};
 use crate::addr::SHARED;
 use crate::workspace::fleet::{FailureBudget, Selector, TenantFacts, WaveSpec};
 
@@ -97,14 +97,10 @@ pub fn assign(tenants: &[TenantFacts<'_>], specs: &[WaveSpec]) -> Vec<(WaveSpec,
 pub fn plan_waves(plan: &Plan, waves: &[(WaveSpec, Vec<String>)]) -> Vec<WavePlan> {
     let mut by_scope: BTreeMap<&str, Summary> = BTreeMap::new();
     for c in &plan.changes {
-        let s = by_scope.entry(c.address.scope.as_str()).or_default();
-        match c.action {
-            Action::Create => s.add += 1,
-            Action::Update => s.change += 1,
-            Action::Replace => s.replace += 1,
-            Action::Delete => s.destroy += 1,
-            Action::NoOp => {}
-        }
+        by_scope
+            .entry(c.address.scope.as_str())
+            .or_default()
+            .count(c.action);
     }
     waves
         .iter()
@@ -122,11 +118,7 @@ pub fn plan_waves(plan: &Plan, waves: &[(WaveSpec, Vec<String>)]) -> Vec<WavePla
             );
             let mut summary = Summary::default();
             for t in &changed {
-                let s = by_scope[t.as_str()];
-                summary.add += s.add;
-                summary.change += s.change;
-                summary.replace += s.replace;
-                summary.destroy += s.destroy;
+                summary.add_all(&by_scope[t.as_str()]);
             }
             let tenants_changed = changed.iter().filter(|t| *t != SHARED).count();
             WavePlan {
@@ -146,21 +138,9 @@ pub fn plan_waves(plan: &Plan, waves: &[(WaveSpec, Vec<String>)]) -> Vec<WavePla
 
 /// The part of `plan` that changes `scopes`, with its execution graph.
 pub fn subplan(plan: &Plan, scopes: &BTreeSet<String>) -> Plan {
-    let keep: Vec<usize> = (0..plan.changes.len())
-        .filter(|&i| scopes.contains(plan.changes[i].address.scope.as_str()))
-        .collect();
-    let index: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
-    let edges = plan
-        .edges
-        .iter()
-        .filter_map(|(i, j)| Some((*index.get(i)?, *index.get(j)?)))
-        .collect();
     Plan {
-        changes: keep.iter().map(|&i| plan.changes[i].clone()).collect(),
-        edges,
         tenants: scopes.iter().cloned().collect(),
-        waves: vec![],
-        ..plan.clone_header()
+        ..plan.only(|c| scopes.contains(c.address.scope.as_str()))
     }
 }
 

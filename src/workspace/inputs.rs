@@ -19,10 +19,11 @@ pub fn text_digest(text: &[u8]) -> String {
     hex::encode(&Sha256::digest(text)[..16])
 }
 
-/// A digest of a module's files, `(file name, text)` sorted by name.
-pub fn module_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+/// A digest of `(name, text)` pairs in order: a module's files sorted by name, or every
+/// tenant id with its file's digest.
+pub fn pairs_digest<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut h = Sha256::new();
-    for (name, text) in files {
+    for (name, text) in pairs {
         h.update(name.as_bytes());
         h.update([0]);
         h.update(text.as_bytes());
@@ -127,7 +128,7 @@ impl Scanner {
         let root = &self.root;
         self.modules
             .entry(name.to_string())
-            .or_insert_with(|| read_module_digest(root, name).unwrap_or_default())
+            .or_insert_with(|| read_pairs_digest(root, name).unwrap_or_default())
     }
 
     /// Whether a tenant recorded with `was` and whose file now digests to `file` is made
@@ -154,20 +155,8 @@ impl Scanner {
     }
 }
 
-/// The digest of every tenant id with its file digest.
-pub fn fleet_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut h = Sha256::new();
-    for (id, d) in files {
-        h.update(id.as_bytes());
-        h.update([0]);
-        h.update(d.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(&h.finalize()[..16])
-}
-
 /// A module's digest as it reads from the workspace (or the library) now.
-fn read_module_digest(root: &Path, name: &str) -> Option<String> {
+fn read_pairs_digest(root: &Path, name: &str) -> Option<String> {
     let dir = root.join("modules").join(name);
     if dir.is_dir() {
         let mut files = vec![];
@@ -178,12 +167,12 @@ fn read_module_digest(root: &Path, name: &str) -> Option<String> {
             }
         }
         files.sort();
-        return Some(module_digest(
+        return Some(pairs_digest(
             files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
         ));
     }
     let files = library::module(name)?;
-    Some(module_digest(files.iter().map(|(n, t)| (n.as_str(), *t))))
+    Some(pairs_digest(files.iter().map(|(n, t)| (n.as_str(), *t))))
 }
 
 impl super::Workspace {
@@ -206,7 +195,7 @@ impl super::Workspace {
                     .is_some_and(|m| m.templates.iter().any(|(_, src)| src.contains("tenants")))
             });
             let fleet = if reads_tenants {
-                fleet_digest(
+                pairs_digest(
                     self.tenants
                         .iter()
                         .map(|t| (t.spec.id.as_str(), t.digest.as_str())),

@@ -348,7 +348,7 @@ impl Loader {
                 format!("unknown module `{name}`: not in `modules/` of the workspace nor in the built-in library"),
             ));
         };
-        let digest = inputs::module_digest(files.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        let digest = inputs::pairs_digest(files.iter().map(|(n, t)| (n.as_str(), t.as_str())));
         let mut spec = ModuleSpec::default();
         let mut templates = Vec::new();
         for (fname, text) in files {

@@ -11,10 +11,8 @@ use aws_smithy_runtime_api::client::http::{
     SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::byte_stream::ByteStream;
 
 use crate::providers::budget::Budgets;
 
@@ -109,12 +107,7 @@ impl HttpConnector for BudgetConnector {
                 return Ok(resp);
             }
             // Error answers are small: read the body to find the code, then hand it on.
-            let body = std::mem::replace(resp.body_mut(), SdkBody::empty());
-            let bytes = ByteStream::new(body)
-                .collect()
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))?
-                .into_bytes();
+            let bytes = super::cdata::take_body(&mut resp).await?;
             let text = String::from_utf8_lossy(&bytes);
             if status == 429 || THROTTLING.iter().any(|c| text.contains(c)) {
                 b.throttled();

@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
@@ -35,12 +35,7 @@ impl HttpConnector for CdataConnector {
         let call = self.0.call(request);
         HttpConnectorFuture::new(async move {
             let mut resp = call.await?;
-            let body = std::mem::replace(resp.body_mut(), SdkBody::empty());
-            let bytes = ByteStream::new(body)
-                .collect()
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))?
-                .into_bytes();
+            let bytes = take_body(&mut resp).await?;
             let fixed = unwrap_cdata(&bytes);
             resp.headers_mut()
                 .insert("content-length", fixed.len().to_string());
@@ -48,6 +43,16 @@ impl HttpConnector for CdataConnector {
             Ok(resp)
         })
     }
+}
+
+/// Reads a response's whole body, leaving it empty (for small answers only).
+pub(super) async fn take_body(resp: &mut HttpResponse) -> Result<Vec<u8>, ConnectorError> {
+    let body = std::mem::replace(resp.body_mut(), SdkBody::empty());
+    Ok(ByteStream::new(body)
+        .collect()
+        .await
+        .map_err(|e| ConnectorError::io(e.into()))?
+        .to_vec())
 }
 
 /// The text with every CDATA section replaced by its XML-escaped content.
