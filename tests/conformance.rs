@@ -520,7 +520,10 @@ impl<'a, C> Suite<'a, C> {
     fn destroy(&mut self) {
         let out = outputs(self.ws);
         self.ws.write("tenants/conf.yaml", &tenant(false));
-        let r = self.ws.run(&["apply", "--auto-approve", "--no-color"]);
+        // Retiring the only tenant deletes everything: past the bulk-change guard.
+        let r = self
+            .ws
+            .run(&["apply", "--auto-approve", "--allow-bulk", "--no-color"]);
         if r.code != 0 {
             self.fail(format!(
                 "destroy: apply of the deleted tenant exited {}:\n{}",
