@@ -744,3 +744,90 @@ fn throttling_answers_shrink_the_budget_and_the_run_still_converges() {
     assert_eq!(b["requests_per_second"], 5.0, "Route 53's published quota");
     ws.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn four_shards_cover_the_fleet_once() {
+    let ws = fleet(97);
+    let mut seen: Vec<String> = vec![];
+    for k in 1..=4 {
+        let shard = format!("{k}/4");
+        let plan = crate::support::plan_json(&ws, &["--shard", &shard]);
+        let tenants = strings(&plan["tenants"]);
+        assert_eq!(
+            tenants.contains(&"_shared".to_string()),
+            k == 1,
+            "{shard}: {tenants:?}"
+        );
+        assert!(
+            !tenants.is_empty() && tenants.len() < 60,
+            "{shard}: {}",
+            tenants.len()
+        );
+        // The listing shows the same split.
+        let listed: serde_json::Value = serde_json::from_str(
+            &ws.ok(&["tenants", "list", "--shard", &shard, "--json"], 0)
+                .stdout,
+        )
+        .unwrap();
+        let ids: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        let no_shared: Vec<String> = tenants
+            .iter()
+            .filter(|t| *t != "_shared")
+            .cloned()
+            .collect();
+        assert_eq!(ids, no_shared);
+        ws.ok(&["apply", "--shard", &shard, "--auto-approve"], 0);
+        seen.extend(tenants);
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(
+        (before, seen.len()),
+        (101, 101),
+        "100 tenants and _shared, each once"
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    let history = ws.ok(&["state", "history"], 0).stdout;
+    assert_eq!(
+        history
+            .lines()
+            .filter(|l| l.contains("landlord apply"))
+            .count(),
+        4
+    );
+
+    // `auto/N` takes the index a Kubernetes Indexed Job gives each pod (from 0).
+    let auto = ws
+        .cmd(&["plan", "--json", "--shard", "auto/4"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    let auto: serde_json::Value = serde_json::from_slice(&auto.stdout).unwrap();
+    assert_eq!(
+        auto["tenants"],
+        crate::support::plan_json(&ws, &["--shard", "2/4"])["tenants"]
+    );
+    let r = ws.ok(&["plan", "--shard", "auto/4"], 1);
+    assert!(r.stderr.contains("JOB_COMPLETION_INDEX"), "{}", r.all());
+    let r = ws.ok(&["plan", "--shard", "5/4"], 1);
+    assert!(
+        r.stderr.contains("shard 5 of 4 does not exist"),
+        "{}",
+        r.all()
+    );
+
+    // Drift and destroy take shards too.
+    ws.ok(&["drift", "--shard", "3/4"], 0);
+    let doomed = crate::support::plan_json(&ws, &["--shard", "3/4"])["tenants"].clone();
+    ws.ok(&["destroy", "--shard", "3/4", "--auto-approve"], 0);
+    let listed = ws.ok(&["state", "list"], 0).stdout;
+    for t in strings(&doomed) {
+        assert!(!listed.contains(&format!("{t}/")), "{t} still has records");
+    }
+}

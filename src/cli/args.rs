@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// Limit to these tenants (repeatable); `_shared` selects workspace resources.
     #[arg(long = "tenant", value_name = "ID")]
     pub tenants: Vec<String>,
+    /// Only the tenants of shard K of N (by a stable hash of the id; `_shared` goes with
+    /// shard 1); `auto/N` reads K from LANDLORD_SHARD_INDEX, JOB_COMPLETION_INDEX or
+    /// CI_NODE_INDEX.
+    #[arg(long, value_name = "K/N", value_parser = crate::ops::shard::Shard::parse, conflicts_with = "tenants")]
+    pub shard: Option<crate::ops::shard::Shard>,
     /// Wait this long for another run to release the state.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
@@ -345,6 +350,9 @@ pub enum TenantsCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Only the tenants of shard K of N (see `plan --shard`), with a count per shard.
+        #[arg(long, value_name = "K/N", value_parser = crate::ops::shard::Shard::parse)]
+        shard: Option<crate::ops::shard::Shard>,
     },
 }
 

@@ -113,8 +113,19 @@ pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> 
 }
 
 /// `landlord tenants list`.
-pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
+pub fn tenants(dir: &Path, json_out: bool, shard: Option<ops::shard::Shard>) -> Result<u8> {
     let ws = Workspace::load(dir)?;
+    if let Some(sh) = shard {
+        // The split: how many tenants each shard of N holds.
+        let split: Vec<String> = (1..=sh.n)
+            .map(|k| {
+                let s = ops::shard::Shard { k, n: sh.n };
+                let n = ws.tenants.iter().filter(|t| s.holds(&t.spec.id)).count();
+                format!("{s}: {n}")
+            })
+            .collect();
+        eprintln!("Tenants per shard: {}", split.join(", "));
+    }
     let counts = ops::open_state(
         &ws.root,
         &ws.config,
@@ -135,6 +146,7 @@ pub fn tenants(dir: &Path, json_out: bool) -> Result<u8> {
     let rows: Vec<Value> = ws
         .tenants
         .iter()
+        .filter(|t| shard.is_none_or(|s| s.holds(&t.spec.id)))
         .map(|t| {
             json!({
                 "id": t.spec.id,

@@ -171,7 +171,9 @@ async fn run(cli: Cli) -> Result<u8> {
             show_sensitive,
         } => info::output(&dir, address, attribute, json, show_sensitive),
         Command::Graph { format, tenants } => info::graph(&dir, format, &tenants),
-        Command::Tenants(args::TenantsCommand::List { json }) => info::tenants(&dir, json),
+        Command::Tenants(args::TenantsCommand::List { json, shard }) => {
+            info::tenants(&dir, json, shard)
+        }
         Command::Audit(c) => audit_cmd::run(&dir, c),
         Command::Rollout(c) => rollout_cmd::run(&dir, c, color(cli.no_color)).await,
         Command::Adopt {
@@ -282,16 +284,19 @@ async fn plan_cmd(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let (st, changed) = if plan_args.changed {
-        let (st, ch) = open_changed(dir, "landlord plan", run)?;
-        if ch.tenants.is_empty() {
-            let p = ops::changed::nothing_changed(&st, mode, ch.unchanged)?;
-            return finish_plan(dir, None, &st, &p, format, out, detailed, color, run.stats);
-        }
-        (Some(st), Some(ch))
-    } else {
-        (None, None)
-    };
+    let (st, changed, unchanged) =
+        match open_selected(dir, "landlord plan", run, plan_args.changed)? {
+            Some((st, ch, unchanged)) => {
+                if ch.tenants.is_empty() {
+                    let p = ops::changed::nothing_changed(&st, mode, unchanged)?;
+                    return finish_plan(
+                        dir, None, &st, &p, format, out, detailed, color, run.stats,
+                    );
+                }
+                (Some(st), Some(ch), unchanged)
+            }
+            None => (None, None, None),
+        };
     let tenants = changed
         .as_ref()
         .map_or(run.tenants.clone(), |c| c.tenants.clone());
@@ -308,7 +313,7 @@ async fn plan_cmd(
         allow_bulk: plan_args.allow_bulk,
     };
     let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
-    p.unchanged_tenants = changed.map(|c| c.unchanged);
+    p.unchanged_tenants = unchanged;
     if plan_args.rollout() {
         p = with_waves(&s, &st, p, plan_args)?;
     }
@@ -370,18 +375,35 @@ fn finish_plan(
     })
 }
 
-/// For `--changed`: the state, opened from `landlord.toml` alone, and the tenants whose
-/// inputs changed since their last apply.
-fn open_changed(
+/// For `--changed` and `--shard`: the state, opened from `landlord.toml` alone, and the
+/// tenants selected (with how many were unchanged, for `--changed`); `None` for a run
+/// without either.
+fn open_selected(
     dir: &Path,
     command: &str,
     run: &RunArgs,
-) -> Result<(OpenState, ops::changed::Changed)> {
+    changed: bool,
+) -> Result<Option<(OpenState, ops::changed::Changed, Option<usize>)>> {
+    if !changed && run.shard.is_none() {
+        return Ok(None);
+    }
     let config = crate::workspace::load_config(dir)?;
     let st = ops::open_state(dir, &config, command, &[], run.lock_timeout)?;
     announce_key(&st);
-    let changed = ops::changed::changed_tenants(dir, &config, &st)?;
-    Ok((st, changed))
+    let mut selected = if changed {
+        ops::changed::changed_tenants(dir, &config, &st)?
+    } else {
+        ops::changed::Changed::default()
+    };
+    let unchanged = changed.then_some(selected.unchanged);
+    if let Some(shard) = run.shard {
+        if changed {
+            selected.tenants.retain(|t| shard.holds(t));
+        } else {
+            selected.tenants = ops::shard::tenants(dir, &st, shard)?;
+        }
+    }
+    Ok(Some((st, selected, unchanged)))
 }
 
 fn confirm(what: &str) -> Result<()> {
@@ -546,18 +568,24 @@ async fn apply_cmd(
         println!("No changes in the saved plan: nothing to apply.");
         return Ok(EXIT_OK);
     }
-    let (early, changed) = if plan_args.changed && saved.is_none() {
-        let (st, ch) = open_changed(dir, "landlord apply", run)?;
-        if ch.tenants.is_empty() {
-            println!(
-                "No changes. {} tenants are unchanged since their last apply.",
-                ch.unchanged
-            );
-            return Ok(EXIT_OK);
+    let selected = match saved {
+        Some(_) => None,
+        None => open_selected(dir, "landlord apply", run, plan_args.changed)?,
+    };
+    let (early, changed, unchanged) = match selected {
+        Some((st, ch, unchanged)) => {
+            if ch.tenants.is_empty() {
+                match unchanged {
+                    Some(n) => {
+                        println!("No changes. {n} tenants are unchanged since their last apply.")
+                    }
+                    None => println!("No changes: this shard holds no tenant."),
+                }
+                return Ok(EXIT_OK);
+            }
+            (Some(st), Some(ch), unchanged)
         }
-        (Some(st), Some(ch))
-    } else {
-        (None, None)
+        None => (None, None, None),
     };
     let run_tenants = changed
         .as_ref()
@@ -596,7 +624,7 @@ async fn apply_cmd(
                 allow_bulk: plan_args.allow_bulk,
             };
             let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
-            p.unchanged_tenants = changed.map(|c| c.unchanged);
+            p.unchanged_tenants = unchanged;
             if plan_args.rollout() {
                 p = with_waves(&s, &st, p, plan_args)?;
             }
@@ -707,15 +735,29 @@ async fn destroy_cmd(
     all: bool,
     color: bool,
 ) -> Result<u8> {
-    if run.tenants.is_empty() && !all {
-        bail!("say what to destroy: --tenant ID (repeatable) or --all");
+    if run.tenants.is_empty() && run.shard.is_none() && !all {
+        bail!("say what to destroy: --tenant ID (repeatable), --shard K/N or --all");
     }
-    let (s, desired) = ops::session_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord destroy", run, &ops::scopes(&run.tenants))?;
+    let (early, tenants) = match open_selected(dir, "landlord destroy", run, false)? {
+        Some((_, ch, _)) if ch.tenants.is_empty() => {
+            println!("Nothing to destroy: this shard holds no tenant.");
+            return Ok(EXIT_OK);
+        }
+        Some((st, ch, _)) => (Some(st), ch.tenants),
+        None => (None, run.tenants.clone()),
+    };
+    let (s, desired) = ops::session_for(dir, &tenants)?;
+    let st = match early {
+        Some(mut st) => {
+            st.lock_scopes(&ops::scopes(&tenants), "landlord destroy")?;
+            st
+        }
+        None => state_for(&s, "landlord destroy", run, &ops::scopes(&tenants))?,
+    };
     let opts = plan::Options {
         mode: Mode::Destroy,
         refresh: false,
-        tenants: run.tenants.clone(),
+        tenants: tenants.clone(),
         allow_bulk: false,
     };
     let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
@@ -757,6 +799,7 @@ async fn adopt_cmd(
     scopes.dedup();
     let run = RunArgs {
         tenants: scopes,
+        shard: None,
         lock_timeout,
         stats: false,
     };
@@ -799,10 +842,21 @@ async fn adopt_cmd(
 }
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
-    let s = ops::open_for(dir, &run.tenants)?;
-    let st = state_for(&s, "landlord drift", run, &[])?;
+    let (early, tenants) = match open_selected(dir, "landlord drift", run, false)? {
+        Some((st, ch, _)) => (Some(st), ch.tenants),
+        None => (None, run.tenants.clone()),
+    };
+    if early.is_some() && tenants.is_empty() {
+        println!("No drift: this shard holds no tenant.");
+        return Ok(EXIT_OK);
+    }
+    let s = ops::open_for(dir, &tenants)?;
+    let st = match early {
+        Some(st) => st,
+        None => state_for(&s, "landlord drift", run, &[])?,
+    };
     let hook = progress::Progress::new(0, false, true);
-    let report = ops::drift(&s, &st, &run.tenants, &hook)
+    let report = ops::drift(&s, &st, &tenants, &hook)
         .await
         .context("drift check failed")?;
     match format {

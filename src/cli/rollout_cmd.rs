@@ -203,6 +203,7 @@ async fn resume(
     let (s, desired) = ops::session_for(dir, &pending)?;
     let run = super::args::RunArgs {
         tenants: vec![],
+        shard: None,
         lock_timeout,
         stats: false,
     };

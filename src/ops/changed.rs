@@ -81,8 +81,12 @@ pub fn changed_tenants(
     })
 }
 
-/// The plan of a `--changed` run in which no tenant changed.
-pub fn nothing_changed(st: &OpenState, mode: Mode, unchanged: usize) -> Result<Plan, OpsError> {
+/// The plan of a run whose selection (`--changed`, `--shard`) holds no tenant.
+pub fn nothing_changed(
+    st: &OpenState,
+    mode: Mode,
+    unchanged: Option<usize>,
+) -> Result<Plan, OpsError> {
     Ok(Plan {
         format_version: crate::plan::PLAN_FORMAT_VERSION,
         mode,
@@ -95,7 +99,7 @@ pub fn nothing_changed(st: &OpenState, mode: Mode, unchanged: usize) -> Result<P
         edges: vec![],
         unchanged: 0,
         guard: Default::default(),
-        unchanged_tenants: Some(unchanged),
+        unchanged_tenants: unchanged,
         deferred: vec![],
         waves: vec![],
     })

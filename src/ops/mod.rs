@@ -9,6 +9,7 @@ use std::time::Duration;
 pub mod ca_limits;
 pub mod changed;
 pub mod rollout;
+pub mod shard;
 pub mod state;
 
 use crate::addr::ResourceAddr;

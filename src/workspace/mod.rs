@@ -374,6 +374,11 @@ impl Loader {
     }
 }
 
+/// The ids of the workspace's tenant files, sorted; nothing is parsed.
+pub fn tenant_ids(root: &Path) -> Vec<String> {
+    tenant_files(root).into_iter().map(|(id, _)| id).collect()
+}
+
 /// Reads only `landlord.toml` (for commands that need the state but not the tenants).
 pub fn load_config(root: &Path) -> Result<Config, LoadErrors> {
     let path = root.join("landlord.toml");
