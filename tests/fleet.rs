@@ -831,3 +831,115 @@ fn four_shards_cover_the_fleet_once() {
         assert!(!listed.contains(&format!("{t}/")), "{t} still has records");
     }
 }
+
+/// `check-jsonschema` as scripts/install-test-deps installs it.
+fn check_jsonschema() -> std::path::PathBuf {
+    let tools = std::env::var_os("LANDLORD_TOOLS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/landlord/tools")
+        });
+    let bin = tools.join("check-jsonschema-0.39.0/bin/check-jsonschema");
+    assert!(
+        bin.exists(),
+        "check-jsonschema not found at {}: run scripts/install-test-deps",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn the_fleet_runner_examples_are_valid_and_cover_every_shard() {
+    let ws = Ws::example("fleet-runners");
+    ws.ok(&["validate"], 0);
+    let yaml = |p: &str| -> serde_json::Value { serde_yaml_ng::from_str(&ws.read(p)).unwrap() };
+
+    // GitHub Actions: the workflow schema accepts it, and the matrix runs one job per shard.
+    let workflow = "github/landlord-apply.yml";
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(check_jsonschema())
+            .args(["--builtin-schema", "vendor.github-workflows"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = check(&ws.join(workflow));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let w = yaml(workflow);
+    let shards = w["jobs"]["apply"]["strategy"]["matrix"]["shard"]
+        .as_array()
+        .unwrap()
+        .len();
+    let steps = w["jobs"]["apply"]["steps"].to_string();
+    assert!(steps.contains(&format!("--shard auto/{shards}")), "{steps}");
+    assert_eq!(
+        w["jobs"]["apply"]["env"]["LANDLORD_SHARD_INDEX"],
+        "${{ matrix.shard }}"
+    );
+    // The schema check can fail: a job without `runs-on` is refused.
+    let broken = ws
+        .read(workflow)
+        .replace("    runs-on: ubuntu-latest\n", "");
+    ws.write("broken.yml", &broken);
+    assert!(!check(&ws.join("broken.yml")).status.success());
+
+    // Kubernetes: an Indexed Job whose pods apply shard index+1 of `completions`.
+    let job = yaml("kubernetes/indexed-job.yaml");
+    assert_eq!(
+        (job["apiVersion"].as_str(), job["kind"].as_str()),
+        (Some("batch/v1"), Some("Job"))
+    );
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let n = spec["completions"].as_u64().unwrap();
+    assert!(spec["parallelism"].as_u64().unwrap() <= n);
+    assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+    let container = &spec["template"]["spec"]["containers"][0];
+    let args = container["args"][0].as_str().unwrap();
+    let expr = format!("$((JOB_COMPLETION_INDEX+1))/{n}");
+    assert!(args.contains(&format!("--shard {expr}")), "{args}");
+    // The shell turns each pod's index into its shard, 1/N to N/N.
+    for i in 0..n {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("echo {expr}")])
+            .env("JOB_COMPLETION_INDEX", i.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{}/{n}", i + 1)
+        );
+    }
+    // And `auto/N` reads the same index itself (on local state: the S3 bucket of the
+    // example is not there).
+    let toml = ws.read("landlord.toml");
+    let (head, rest) = toml.split_once("[state]").unwrap();
+    let (_, tail) = rest.split_once("[providers.aws]").unwrap();
+    ws.write("landlord.toml", &format!("{head}[providers.aws]{tail}"));
+    let auto = ws
+        .cmd(&["tenants", "list", "--json", "--shard", &format!("auto/{n}")])
+        .env("JOB_COMPLETION_INDEX", "0")
+        .output()
+        .unwrap();
+    assert!(
+        auto.status.success(),
+        "{}",
+        String::from_utf8_lossy(&auto.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&auto.stdout).unwrap(),
+        serde_json::from_str::<serde_json::Value>(
+            &ws.ok(
+                &["tenants", "list", "--json", "--shard", &format!("1/{n}")],
+                0
+            )
+            .stdout
+        )
+        .unwrap()
+    );
+}
