@@ -943,3 +943,35 @@ fn the_fleet_runner_examples_are_valid_and_cover_every_shard() {
         .unwrap()
     );
 }
+
+#[test]
+fn a_saved_plan_is_refused_only_when_a_tenant_it_touches_changed() {
+    let ws = fleet(3);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let plan = ws.join("a.bin");
+    let plan = plan.to_str().unwrap();
+    // A plan for t000 alone.
+    ws.edit("tenants/t000.yaml", "status: active", "status: suspended");
+    ws.ok(&["plan", "--tenant", "t000", "--out", plan], 0);
+    // Another run changes t001 (its file deleted out of band and repaired): not t000's.
+    std::fs::remove_file(ws.join("out/t001/nginx.conf")).unwrap();
+    ws.ok(&["apply", "--tenant", "t001", "--auto-approve"], 0);
+    ws.ok(&["apply", plan], 0);
+    // Now one for t000 again, and a run that changes t000 first: refused.
+    ws.edit("tenants/t000.yaml", "status: suspended", "status: active");
+    ws.ok(&["plan", "--tenant", "t000", "--out", plan], 0);
+    std::fs::remove_file(ws.join("out/t000/db.env")).unwrap();
+    ws.ok(&["apply", "--tenant", "t000", "--auto-approve"], 0);
+    let r = ws.ok(&["apply", plan], 1);
+    assert!(
+        r.stderr
+            .contains("tenant `t000` changed since the plan was made"),
+        "{}",
+        r.all()
+    );
+    // The saved plan records the versions of the tenants it touches.
+    ws.ok(&["plan", "--tenant", "t002", "--out", plan], 0);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["show", plan, "--json"], 0).stdout).unwrap();
+    assert_eq!(shown["tenants"], serde_json::json!(["t002"]));
+}

@@ -92,6 +92,7 @@ pub fn nothing_changed(
         mode,
         lineage: st.store.lineage()?,
         state_serial: st.store.serial()?,
+        versions: Default::default(),
         input_hash: String::new(),
         tenants: vec![],
         refreshed: false,

@@ -385,6 +385,7 @@ pub async fn make_plan(
     )
     .await?;
     p.lineage = st.store.lineage()?;
+    p.versions = st.store.versions(&p.touched_scopes())?;
     p.guard = guard(s, st, &p, opts.allow_bulk)?;
     ca_limits::refresh(&mut p, &s.registry, st)?;
     Ok(p)
@@ -505,10 +506,12 @@ pub async fn check_saved_plan(
     // Operations a killed run left behind are reconciled first; if that changes state,
     // the plan no longer describes it and is refused below.
     apply::recover(st.store.as_ref(), &s.registry, hook).await?;
+    let scopes: Vec<String> = plan.versions.keys().cloned().collect();
     file::check_fresh(
         plan,
         &st.store.lineage()?,
         st.store.serial()?,
+        &st.store.versions(&scopes)?,
         &s.ws.input_hash,
     )?;
     Ok(())

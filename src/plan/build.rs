@@ -136,6 +136,7 @@ pub async fn build(
         mode: opts.mode,
         lineage: String::new(),
         state_serial: serial,
+        versions: Default::default(),
         input_hash: input_hash.to_string(),
         tenants: opts.tenants.clone(),
         refreshed: opts.refresh,

@@ -105,6 +105,7 @@ pub fn check_fresh(
     plan: &Plan,
     lineage: &str,
     serial: u64,
+    versions: &std::collections::BTreeMap<String, u64>,
     input_hash: &str,
 ) -> Result<(), PlanFileError> {
     if plan.lineage != lineage {
@@ -113,7 +114,17 @@ pub fn check_fresh(
             state: lineage.to_string(),
         });
     }
-    if plan.state_serial != serial {
+    // A plan that records its tenants' versions is stale only when one of them changed.
+    if !plan.versions.is_empty() {
+        for (scope, was) in &plan.versions {
+            let now = versions.get(scope).copied().unwrap_or(0);
+            if now != *was {
+                return Err(PlanFileError::Stale(format!(
+                    "tenant `{scope}` changed since the plan was made (version {now}, the plan was made at {was})"
+                )));
+            }
+        }
+    } else if plan.state_serial != serial {
         return Err(PlanFileError::Stale(format!(
             "state serial is {serial}, the plan was made at serial {}",
             plan.state_serial

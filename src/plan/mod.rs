@@ -130,6 +130,11 @@ pub struct Plan {
     pub lineage: String,
     /// State serial the plan was made against.
     pub state_serial: u64,
+    /// The version of every tenant the plan touches (its changes, what they depend on,
+    /// the tenants it is limited to) when it was made: a saved plan is refused when one
+    /// of them changed since, and only then.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub versions: std::collections::BTreeMap<String, u64>,
     /// Digest of the workspace inputs the plan was made from.
     pub input_hash: String,
     /// Tenants the plan is limited to (empty = all).
@@ -217,6 +222,7 @@ impl Plan {
             mode: self.mode,
             lineage: self.lineage.clone(),
             state_serial: self.state_serial,
+            versions: self.versions.clone(),
             input_hash: self.input_hash.clone(),
             tenants: self.tenants.clone(),
             refreshed: self.refreshed,
@@ -261,6 +267,17 @@ impl Plan {
     /// Whether the plan changes anything.
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+    }
+
+    /// The scopes the plan touches: those of its changes and of what they depend on,
+    /// and the tenants it is limited to.
+    pub fn touched_scopes(&self) -> Vec<String> {
+        let mut s: std::collections::BTreeSet<String> = self.tenants.iter().cloned().collect();
+        for c in &self.changes {
+            s.insert(c.address.scope.to_string());
+            s.extend(c.depends_on.iter().map(|d| d.scope.to_string()));
+        }
+        s.into_iter().collect()
     }
 
     /// The execution graph over `changes`.

@@ -271,6 +271,21 @@ pub trait StateStore: Send + Sync {
             .filter(|r| scopes.iter().any(|s| s == r.address.scope.as_str()))
             .collect())
     }
+    /// The version of each of `scopes`: how many changes were committed to it (the length
+    /// of its audit chain; 0 for a scope never changed).
+    fn versions(
+        &self,
+        scopes: &[String],
+    ) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
+        let mut out: std::collections::BTreeMap<String, u64> =
+            scopes.iter().map(|s| (s.clone(), 0)).collect();
+        for e in self.audit()? {
+            if let Some(v) = out.get_mut(&e.tenant) {
+                *v = (*v).max(e.seq);
+            }
+        }
+        Ok(out)
+    }
     /// The scopes (tenant ids, `_shared`) that have records (nothing is unsealed).
     fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
         Ok(self

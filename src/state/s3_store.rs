@@ -535,6 +535,12 @@ impl StateStore for S3Store {
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
         self.inner.history()
     }
+    fn versions(
+        &self,
+        scopes: &[String],
+    ) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
+        self.inner.versions(scopes)
+    }
     fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
         self.inner.scopes()
     }

@@ -682,6 +682,16 @@ impl StateStore for SledStore {
         self.rows(&self.history, "history row")
     }
 
+    fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
+        scopes
+            .iter()
+            .map(|s| {
+                let v = self.meta.get(head_key(s)).map_err(|e| self.err(e))?;
+                Ok((s.clone(), v.map(|v| parse_head(&v).0).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
         let mut out = std::collections::BTreeSet::new();
         let mut last = String::new();

@@ -172,6 +172,7 @@ mod tests {
             mode: Mode::Normal,
             lineage: String::new(),
             state_serial: 0,
+            versions: Default::default(),
             input_hash: String::new(),
             tenants: vec![],
             refreshed: false,
