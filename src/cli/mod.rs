@@ -350,7 +350,7 @@ fn finish_plan(
 ) -> Result<u8> {
     let usage = s.map(api_usage).unwrap_or_default();
     match format {
-        Format::Text => print!("{}", show::text(p, color)),
+        Format::Text => show::print_text(p, color)?,
         Format::Json => show::write_json(p, &usage, std::io::stdout().lock())?,
         Format::Markdown => print!("{}", show::markdown(p)),
     }
@@ -610,7 +610,7 @@ async fn apply_cmd(
         Some(p) => {
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
             if !json {
-                print!("{}", show::text(&p, color));
+                show::print_text(&p, color)?;
             }
             ops::check_guard(&p, plan_args.allow_bulk)?;
             st.lock_scopes(&scopes, "landlord apply")?;
@@ -629,7 +629,7 @@ async fn apply_cmd(
                 p = with_waves(&s, &st, p, plan_args)?;
             }
             if !json {
-                print!("{}", show::text(&p, color));
+                show::print_text(&p, color)?;
             }
             ops::check_guard(&p, plan_args.allow_bulk)?;
             if p.has_changes() && !exec.auto_approve {
@@ -723,7 +723,7 @@ fn show_cmd(dir: &Path, plan_file: &Path, json: bool, color: bool) -> Result<u8>
     if json {
         show::write_json(&p, &show::ApiUsage::default(), std::io::stdout().lock())?;
     } else {
-        print!("{}", show::text(&p, color));
+        show::print_text(&p, color)?;
     }
     Ok(EXIT_OK)
 }
@@ -761,7 +761,7 @@ async fn destroy_cmd(
         allow_bulk: false,
     };
     let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
-    print!("{}", show::text(&p, color));
+    show::print_text(&p, color)?;
     if !p.has_changes() {
         return Ok(EXIT_OK);
     }

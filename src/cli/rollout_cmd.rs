@@ -223,7 +223,7 @@ async fn resume(
     let hook = progress::Progress::new(0, false, json);
     let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
     if !json {
-        print!("{}", show::text(&p, color));
+        show::print_text(&p, color)?;
     }
     ops::check_guard(&p, allow_bulk)?;
     if p.has_changes() && !exec.auto_approve {

@@ -164,8 +164,8 @@ struct RawResource {
 struct Renderer<'a> {
     ws: &'a Workspace,
     registry: &'a Registry,
-    tera: tera::Tera,
-    sources: BTreeMap<String, String>,
+    tera: &'a tera::Tera,
+    sources: &'a BTreeMap<String, String>,
     errors: Vec<RenderError>,
 }
 
@@ -343,7 +343,7 @@ impl<'a> Renderer<'a> {
         scope: &Scope,
         uses: &[ModuleUse],
         used_in: &str,
-        base: &Value,
+        base: Value,
         out: &mut Vec<(DesiredResource, Vec<String>)>,
     ) {
         let tenant = match scope {
@@ -352,7 +352,7 @@ impl<'a> Renderer<'a> {
         };
         // One context for the scope: each module only replaces `inputs` (the whole context
         // used to be copied for every module of every tenant).
-        let mut ctx = match tera::Context::from_value(base.clone()) {
+        let mut ctx = match tera::Context::from_value(base) {
             Ok(c) => c,
             Err(e) => {
                 self.err(used_in, tenant, None, None, e.to_string());
@@ -542,6 +542,9 @@ fn mask_references(v: &Value) -> Value {
     }
 }
 
+/// From how many tenants rendering is spread over the cores.
+const PARALLEL_FROM: usize = 64;
+
 /// Renders the workspace into the desired resource graph.
 pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErrors> {
     render_for(ws, registry, &[])
@@ -559,8 +562,8 @@ pub fn render_for(
     let mut r = Renderer {
         ws,
         registry,
-        tera,
-        sources,
+        tera: &tera,
+        sources: &sources,
         errors: vec![],
     };
     let mut raw: Vec<(DesiredResource, Vec<String>)> = Vec::new();
@@ -573,24 +576,63 @@ pub fn render_for(
             &Scope::Shared,
             &shared.modules,
             "shared.yaml",
-            &base,
+            base,
             &mut raw,
         );
     }
     let mut tenants = BTreeMap::new();
+    let mut selected = Vec::new();
     for t in &ws.tenants {
         tenants.insert(t.spec.id.clone(), t.spec.status);
         if t.spec.status == Status::Deleted || !(only.is_empty() || only.contains(&t.spec.id)) {
             continue;
         }
-        let Some(tier) = ws.tiers.get(&t.spec.plan) else {
-            continue;
+        if ws.tiers.contains_key(&t.spec.plan) {
+            residency.insert(Scope::Tenant(t.spec.id.clone()), t.spec.residency.clone());
+            selected.push(t);
+        }
+    }
+    // Tenants render independently: a fleet is split over the cores, each part in order,
+    // and the parts joined in order, so the result is the same as one pass.
+    let render_part = |part: &[&crate::workspace::LoadedTenant]| {
+        let mut rr = Renderer {
+            ws,
+            registry,
+            tera: &tera,
+            sources: &sources,
+            errors: vec![],
         };
-        let scope = Scope::Tenant(t.spec.id.clone());
-        let base = context::tenant(t, &t.spec.plan, &tier.tier, &workspace_ctx);
-        residency.insert(scope.clone(), t.spec.residency.clone());
-        let used_in = tier.origin.display().to_string();
-        r.render_scope(&scope, &tier.tier.modules, &used_in, &base, &mut raw);
+        let mut out = Vec::new();
+        for t in part {
+            let Some(tier) = ws.tiers.get(&t.spec.plan) else {
+                continue;
+            };
+            let scope = Scope::Tenant(t.spec.id.clone());
+            let base = context::tenant(t, &t.spec.plan, &tier.tier, &workspace_ctx);
+            let used_in = tier.origin.display().to_string();
+            rr.render_scope(&scope, &tier.tier.modules, &used_in, base, &mut out);
+        }
+        (out, rr.errors)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts: Vec<_> = if cores > 1 && selected.len() >= PARALLEL_FROM {
+        let size = selected.len().div_ceil(cores);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = selected
+                .chunks(size)
+                .map(|part| s.spawn(|| render_part(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    } else {
+        vec![render_part(&selected)]
+    };
+    for (out, errors) in parts {
+        raw.extend(out);
+        r.errors.extend(errors);
     }
 
     let mut resources = r.unique(raw);

@@ -8,7 +8,7 @@ mod text;
 pub use json::{json, write_json, ApiCall, ApiUsage};
 
 pub use markdown::markdown;
-pub use text::text;
+pub use text::{print_text, text};
 
 use serde_json::Value;
 

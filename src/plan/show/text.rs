@@ -22,6 +22,44 @@ fn paint(s: &str, action: Action, color: bool) -> String {
 /// The plan as terminal text.
 pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
+    write_text(plan, color, &mut out);
+    out
+}
+
+/// Writes the plan as terminal text to standard output as it goes: the text of a fleet's
+/// plan runs to tens of megabytes, which need not be held at once.
+pub fn print_text(plan: &Plan, color: bool) -> std::io::Result<()> {
+    let mut out = Stdout {
+        w: std::io::BufWriter::new(std::io::stdout().lock()),
+        error: None,
+    };
+    write_text(plan, color, &mut out);
+    if let Some(e) = out.error {
+        return Err(e);
+    }
+    std::io::Write::flush(&mut out.w)
+}
+
+/// `fmt::Write` over buffered standard output, keeping the first I/O error.
+struct Stdout<W: std::io::Write> {
+    w: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> Write for Stdout<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.error.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.w.write_all(s.as_bytes()).map_err(|e| {
+            self.error = Some(e);
+            std::fmt::Error
+        })
+    }
+}
+
+/// Writes the plan as terminal text to `out`.
+fn write_text(plan: &Plan, color: bool, out: &mut impl Write) {
     if let Some(l) = super::skipped_line(plan) {
         let _ = writeln!(out, "{l}");
     }
@@ -35,7 +73,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
         } else {
             let _ = writeln!(out, "No changes.");
         }
-        return out;
+        return;
     }
     let _ = writeln!(out, "landlord will perform the following actions:\n");
     for c in &plan.changes {
@@ -62,7 +100,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 let _ = writeln!(out, "      {l}");
             }
         }
-        out.push('\n');
+        let _ = out.write_char('\n');
     }
     let _ = writeln!(out, "{}", summary_line(&plan.summary()));
     if !plan.waves.is_empty() {
@@ -78,5 +116,4 @@ pub fn text(plan: &Plan, color: bool) -> String {
     if !plan.guard.losses.is_empty() {
         let _ = writeln!(out, "\n{}", plan.guard.describe());
     }
-    out
 }
