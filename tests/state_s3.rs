@@ -308,3 +308,88 @@ fn saved_plans_and_lock_holders_hold_with_s3_state() {
     );
     assert!(!err.contains("state unlock"), "a live holder here: {err}");
 }
+
+#[test]
+fn state_migrates_from_sled_to_s3_and_back_with_every_chain_and_secret() {
+    let moto = Moto::start();
+    let sdk = Sdk::new(&moto.endpoint);
+    sdk.run(sdk.s3().create_bucket().bucket("migrated").send())
+        .expect("bucket");
+    let ws = Ws::example("quickstart").with_env(moto.env());
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
+    let before = ws.export();
+    let secret = |ws: &Ws| {
+        ws.ok(
+            &[
+                "output",
+                "acme/random_password.db",
+                "result",
+                "--show-sensitive",
+            ],
+            0,
+        )
+        .stdout
+    };
+    let password = secret(&ws);
+    let to_s3 = [
+        "state",
+        "migrate",
+        "--to",
+        "s3",
+        "--bucket",
+        "migrated",
+        "--key",
+        "q/state.json",
+        "--region",
+        "us-east-1",
+    ];
+    let r = ws.ok(&to_s3, 0);
+    assert!(
+        r.stdout.contains("Copied") && r.stdout.contains("s3://migrated/q/state.json"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(ws.export(), before, "the source is left as it was");
+    let again = ws.ok(&to_s3, 1);
+    assert!(
+        again.stderr.contains("already holds a state"),
+        "{}",
+        again.all()
+    );
+
+    // The workspace switched to S3 sees the same state, byte for byte, secrets included.
+    let toml = ws.read("landlord.toml");
+    let s3 = toml.replace(
+        "[state]\n",
+        "[state]\nbackend = \"s3\"\nbucket = \"migrated\"\nkey = \"q/state.json\"\nregion = \"us-east-1\"\n",
+    );
+    ws.write("landlord.toml", &s3);
+    assert_eq!(ws.export(), before);
+    ws.ok(&["audit", "verify"], 0);
+    assert_eq!(secret(&ws), password);
+
+    // And back into a new local directory.
+    ws.ok(
+        &["state", "migrate", "--to", "sled", "--path", "state-back"],
+        0,
+    );
+    ws.write(
+        "landlord.toml",
+        &toml.replace("path = \"state\"", "path = \"state-back\""),
+    );
+    assert_eq!(ws.export(), before);
+    assert_eq!(secret(&ws), password);
+    // Bad targets are refused before anything is written.
+    let r = ws.ok(&["state", "migrate", "--to", "postgres"], 1);
+    assert!(
+        r.stderr.contains("unknown backend `postgres`"),
+        "{}",
+        r.all()
+    );
+    let r = ws.ok(
+        &["state", "migrate", "--to", "sled", "--path", "state-back"],
+        1,
+    );
+    assert!(r.stderr.contains("already at"), "{}", r.all());
+}

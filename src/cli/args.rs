@@ -412,4 +412,28 @@ pub enum StateCommand {
     /// Show run history.
     #[command(after_help = "Example:\n  landlord state history")]
     History,
+    /// Copy the state to another backend, verified there; the source is left as it was.
+    #[command(
+        after_help = "Examples:\n  landlord state migrate --to s3 --bucket acme-landlord-state --key fleet/state.json --region eu-west-1\n  landlord state migrate --to sled --path state-copy\n\nThen point [state] in landlord.toml at the new backend."
+    )]
+    Migrate {
+        /// The backend: `sled` or `s3`.
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
+        /// sled: the directory, relative to the workspace.
+        #[arg(long)]
+        path: Option<String>,
+        /// s3: the bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// s3: the object key (default landlord/state.json).
+        #[arg(long)]
+        key: Option<String>,
+        /// s3: the bucket's region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Wait this long for another run to release either state.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        lock_timeout: Duration,
+    },
 }

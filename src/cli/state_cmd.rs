@@ -14,6 +14,41 @@ fn addr(s: &str) -> Result<ResourceAddr> {
     Ok(s.parse::<ResourceAddr>()?)
 }
 
+/// `state migrate`: the target `[state]` from the flags, then the copy.
+fn migrate(
+    dir: &Path,
+    to: String,
+    path: Option<String>,
+    bucket: Option<String>,
+    key: Option<String>,
+    region: Option<String>,
+    lock_timeout: Duration,
+) -> Result<u8> {
+    let config = crate::workspace::load_config(dir)?;
+    let mut target = config.state.clone();
+    match to.as_str() {
+        "sled" => {
+            target.backend = to;
+            target.path = path.ok_or_else(|| anyhow::anyhow!("--to sled needs --path DIR"))?;
+            target.bucket = None;
+            target.key = None;
+        }
+        "s3" => {
+            target.backend = to;
+            target.bucket = Some(bucket.ok_or_else(|| anyhow::anyhow!("--to s3 needs --bucket"))?);
+            target.key = key;
+            target.region = region.or(target.region);
+        }
+        other => anyhow::bail!("unknown backend `{other}`: expected `sled` or `s3`"),
+    }
+    let m = ops::state::migrate(dir, &config, target, lock_timeout)?;
+    println!(
+        "Copied {} resources, {} pending intents, {} audit events and {} runs of history to {}; its audit chains verify and it exports exactly as the source. The source is unchanged: point [state] in landlord.toml at the new backend to use it.",
+        m.resources, m.intents, m.audit, m.history, m.target
+    );
+    Ok(EXIT_OK)
+}
+
 /// Runs one state command.
 pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
     let name = match &cmd {
@@ -25,7 +60,19 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Export { .. } => "landlord state export",
         StateCommand::Import { .. } => "landlord state import",
         StateCommand::History => "landlord state history",
+        StateCommand::Migrate { .. } => "landlord state migrate",
     };
+    if let StateCommand::Migrate {
+        to,
+        path,
+        bucket,
+        key,
+        region,
+        lock_timeout,
+    } = cmd
+    {
+        return migrate(dir, to, path, bucket, key, region, lock_timeout);
+    }
     if let StateCommand::Unlock { tenant: None } = &cmd {
         // A shared backend's state lock may be held by a run on another machine that is gone.
         if let Some(held) = ops::break_state_lock(dir)? {
@@ -90,6 +137,8 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
                 ex.serial
             );
         }
+        // Opens both states itself, before the one above (see the start of `run`).
+        StateCommand::Migrate { .. } => {}
         StateCommand::History => {
             for h in store.history()? {
                 println!(

@@ -134,3 +134,88 @@ mod tests {
         );
     }
 }
+
+/// What `state migrate` copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migrated {
+    /// Resource records.
+    pub resources: usize,
+    /// Pending intents.
+    pub intents: usize,
+    /// Audit events.
+    pub audit: usize,
+    /// Runs of history.
+    pub history: usize,
+    /// Where the copy went.
+    pub target: String,
+}
+
+/// Copies the workspace's state to the backend `target` describes (same master key),
+/// then checks the copy: its audit chains verify and it exports exactly as the source
+/// does. The source is left as it was; the target must hold no state yet.
+pub fn migrate(
+    root: &std::path::Path,
+    config: &crate::workspace::Config,
+    target: crate::workspace::config::StateSection,
+    lock_timeout: std::time::Duration,
+) -> Result<Migrated, OpsError> {
+    let command = "landlord state migrate";
+    let described = describe(&target, root);
+    if described == describe(&config.state, root) {
+        return Err(OpsError::Usage(format!(
+            "the state is already at {described}: name another backend or location"
+        )));
+    }
+    let source = super::open_state(root, config, command, &[], lock_timeout)?;
+    let export = source.store.export()?;
+    let mut to = config.clone();
+    to.state = target;
+    let dest = super::open_state(root, &to, command, &[], lock_timeout)?;
+    let existing = dest.store.export()?;
+    if !existing.resources.is_empty() || !existing.history.is_empty() || !existing.audit.is_empty()
+    {
+        return Err(OpsError::Usage(format!(
+            "{described} already holds a state ({} resources, {} runs of history): migrate only into an empty one",
+            existing.resources.len(),
+            existing.history.len()
+        )));
+    }
+    dest.store.import(&export)?;
+    let problems =
+        crate::state::audit::verify(&dest.store.audit()?, &dest.store.resources()?, |r| {
+            dest.store.digest(r)
+        });
+    if !problems.is_empty() {
+        return Err(OpsError::Usage(format!(
+            "the copy at {described} does not verify ({}); the source is unchanged",
+            problems.join("; ")
+        )));
+    }
+    let copied = dest.store.export()?;
+    if serde_json::to_vec(&copied).ok() != serde_json::to_vec(&export).ok() {
+        return Err(OpsError::Usage(format!(
+            "the copy at {described} differs from the source; the source is unchanged"
+        )));
+    }
+    Ok(Migrated {
+        resources: export.resources.len(),
+        intents: export.intents.len(),
+        audit: export.audit.len(),
+        history: export.history.len(),
+        target: described,
+    })
+}
+
+/// Where a `[state]` section puts the state, for messages.
+pub fn describe(s: &crate::workspace::config::StateSection, root: &std::path::Path) -> String {
+    match s.backend.as_str() {
+        "s3" => format!(
+            "s3://{}/{}",
+            s.bucket.clone().unwrap_or_default(),
+            s.key
+                .clone()
+                .unwrap_or_else(|| "landlord/state.json".into())
+        ),
+        _ => root.join(&s.path).display().to_string(),
+    }
+}
