@@ -61,11 +61,42 @@ pub(super) struct Files {
     pub(super) workspace: PathBuf,
     /// Files may not leave this directory.
     root: PathBuf,
+    /// The root as written, normalized; and its real path, resolved once.
+    normal_root: PathBuf,
+    real_root: std::sync::Mutex<Option<PathBuf>>,
+    /// The real path of each existing directory checked so far (a fleet's files share
+    /// few directories).
+    real_dirs: std::sync::Mutex<std::collections::HashMap<PathBuf, Option<PathBuf>>>,
 }
 
 impl Files {
     pub(super) fn new(workspace: PathBuf, root: PathBuf) -> Self {
-        Files { workspace, root }
+        Files {
+            workspace,
+            normal_root: normalize(&root),
+            root,
+            real_root: Default::default(),
+            real_dirs: Default::default(),
+        }
+    }
+
+    /// The real path of the nearest existing directory at or above `dir`, cached.
+    fn real_dir(&self, dir: &Path) -> Option<PathBuf> {
+        let mut cache = self.real_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = cache.get(dir) {
+            return r.clone();
+        }
+        let mut existing = Some(dir.to_path_buf());
+        let mut real = None;
+        while let Some(p) = existing {
+            if p.exists() {
+                real = p.canonicalize().ok();
+                break;
+            }
+            existing = p.parent().map(Path::to_path_buf);
+        }
+        cache.insert(dir.to_path_buf(), real.clone());
+        real
     }
 
     /// The absolute path of `filename`, refused when it escapes the root.
@@ -92,22 +123,24 @@ impl Files {
             }
         }
         let full: PathBuf = parts.iter().fold(self.workspace.clone(), |p, c| p.join(c));
-        let root = normalize(&self.root);
-        if !normalize(&full).starts_with(&root) || parts.is_empty() {
+        if !normalize(&full).starts_with(&self.normal_root) || parts.is_empty() {
             return Err(escape());
         }
         // A symlinked directory must not lead outside either.
-        let mut existing = full.parent().map(Path::to_path_buf);
-        while let Some(p) = existing {
-            if p.exists() {
-                if let (Ok(real), Ok(real_root)) = (p.canonicalize(), self.root.canonicalize()) {
-                    if !real.starts_with(real_root) {
-                        return Err(escape());
-                    }
-                }
-                break;
+        // Resolved once it exists (apply creates it).
+        let real_root = {
+            let mut r = self.real_root.lock().unwrap_or_else(|e| e.into_inner());
+            if r.is_none() {
+                *r = self.root.canonicalize().ok();
             }
-            existing = p.parent().map(Path::to_path_buf);
+            r.clone()
+        };
+        if let (Some(dir), Some(real_root)) = (full.parent(), real_root) {
+            if let Some(real) = self.real_dir(dir) {
+                if !real.starts_with(real_root) {
+                    return Err(escape());
+                }
+            }
         }
         Ok(full)
     }
@@ -290,6 +323,27 @@ mod tests {
             assert!(f.validate(&cfg(json!({"filename": bad}))).is_err(), "{bad}");
         }
         assert!(f.validate(&cfg(json!({"filename": "a/../b"}))).is_ok());
+    }
+
+    #[test]
+    fn a_symlinked_directory_cannot_lead_outside_the_root() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = ws.path().join("out");
+        fs::create_dir_all(root.join("ok")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
+        let f = Files::new(ws.path().to_path_buf(), root.clone());
+        // Checked more than once: the answers are cached per directory.
+        for _ in 0..2 {
+            assert!(f.validate(&cfg(json!({"filename": "out/ok/a"}))).is_ok());
+            assert!(f
+                .validate(&cfg(json!({"filename": "out/ok/new/b"})))
+                .is_ok());
+            assert!(f.validate(&cfg(json!({"filename": "out/evil/a"}))).is_err());
+            assert!(f
+                .validate(&cfg(json!({"filename": "out/evil/deeper/a"})))
+                .is_err());
+        }
     }
 }
 
