@@ -821,6 +821,9 @@ fn four_shards_cover_the_fleet_once() {
         "{}",
         r.all()
     );
+    // A rollout goes over the whole fleet, one record of progress: not per shard.
+    let r = ws.ok(&["apply", "--shard", "1/4", "--rollout"], 1);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.all());
 
     // Drift and destroy take shards too.
     ws.ok(&["drift", "--shard", "3/4"], 0);

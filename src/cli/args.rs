@@ -91,11 +91,12 @@ pub struct PlanArgs {
     /// applied, removed, or left mid-operation).
     #[arg(long, conflicts_with = "tenants")]
     pub changed: bool,
-    /// Plan and apply wave by wave, as `[rollout]` in landlord.toml says.
-    #[arg(long)]
+    /// Plan and apply wave by wave, as `[rollout]` in landlord.toml says (a rollout goes
+    /// over the whole fleet: it does not go with --shard).
+    #[arg(long, conflicts_with = "shard")]
     pub rollout: bool,
     /// Take the waves from this TOML file's `[rollout]` table instead (implies --rollout).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "shard")]
     pub rollout_config: Option<PathBuf>,
 }
 
