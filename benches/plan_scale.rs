@@ -17,69 +17,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const MODULE: &str = r#"- type: random_id
-  name: suffix
-  properties: { byte_length: 4 }
-- type: random_password
-  name: db
-  properties: { length: 24, special: false }
-- type: local_file
-  name: config
-  properties:
-    filename: "out/{{ tenant.id }}/app.conf"
-    content: |
-      tenant = "{{ tenant.id }}"
-      tier = "{{ tier.name }}"
-      bucket = "{{ workspace.name }}-{{ tenant.id }}-${random_id.suffix.hex}"
-      max_body = "{{ settings.limits.max_body }}"
-- type: local_file
-  name: env
-  properties:
-    filename: "out/{{ tenant.id }}/db.env"
-    file_permission: "0600"
-    content: "DATABASE_PASSWORD=${random_password.db.result}\n"
-- type: local_file
-  name: readme
-  depends_on: [local_file.config]
-  properties:
-    filename: "out/{{ tenant.id }}/README"
-    content: "{{ tenant.name }} on {{ tier.name }} in {{ tenant.region }}\n"
-"#;
+#[path = "support/five.rs"]
+mod five;
+use five::generate;
 
-fn generate(dir: &Path, n: usize) {
-    let w = |p: &str, t: &str| {
-        let path = dir.join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, t).unwrap();
-    };
-    w(
-        "landlord.toml",
-        "[workspace]\nname = \"bench\"\n[providers.local]\nroot = \"out\"\n",
-    );
-    w(
-        "modules/bench/app/module.yaml",
-        "description: five resources per tenant\n",
-    );
-    w("modules/bench/app/app.yaml.tera", MODULE);
-    for tier in ["basic", "professional", "enterprise"] {
-        w(
-            &format!("plans/{tier}.yaml"),
-            "modules:\n  - use: bench/app\ndefaults: { limits: { max_body: 10m } }\ncustomizations:\n  - path: limits.max_body\n    one_of: [10m, 50m]\n",
-        );
-    }
-    let tiers = ["basic", "professional", "enterprise"];
-    for i in 0..n {
-        let id = format!("tenant-{i:05}");
-        let extra = if i % 7 == 0 {
-            "settings: { limits: { max_body: 50m } }\n"
-        } else {
-            ""
-        };
-        w(
-            &format!("tenants/{id}.yaml"),
-            &format!("id: {id}\nname: Tenant {i}\nplan: {}\nregion: eu-west-1\nresidency: [eu]\ndomain: {{ kind: subdomain, name: {id} }}\n{extra}", tiers[i % 3]),
-        );
-    }
+/// Runs one phase, insists on its exit code and prints its row.
+fn phase(dir: &Path, n: usize, resources: usize, name: &str, args: &[&str], want: i32) {
+    let (secs, mib, code) = measure(dir, args);
+    assert_eq!(code, want, "{name} exited {code}");
+    println!("{n:>8} {resources:>10}  {name:<40} {secs:>9.2} {mib:>10.1}");
 }
 
 /// Runs landlord, returns (seconds, peak RSS in MiB, exit code).
@@ -203,70 +149,49 @@ fn main() {
             ),
         ];
         for (name, args, want) in phases {
-            let (secs, mib, code) = measure(dir.path(), args);
-            assert_eq!(code, want, "{name} exited {code}");
-            println!("{n:>8} {:>10}  {name:<40} {secs:>9.2} {mib:>10.1}", n * 5);
+            phase(dir.path(), n, n * 5, name, args, want);
         }
-        let (secs, mib, code) = measure(
-            dir.path(),
-            &["plan", "--refresh=false", "--detailed-exitcode"],
-        );
-        assert_eq!(code, 0);
-        println!(
-            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
-            n * 5,
-            "plan --refresh=false (no changes)"
-        );
+        let changed = [
+            "plan",
+            "--changed",
+            "--refresh=false",
+            "--detailed-exitcode",
+        ];
         let one = format!("tenant-{:05}", n / 2);
-        let (secs, mib, code) = measure(
-            dir.path(),
-            &[
-                "plan",
-                "--refresh=false",
-                "--detailed-exitcode",
-                "--tenant",
-                &one,
-            ],
-        );
-        assert_eq!(code, 0);
-        println!(
-            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
-            n * 5,
-            "plan --tenant ONE --refresh=false"
-        );
-        // Changed-only plans: nothing changed, then one tenant file edited.
-        let (secs, mib, code) = measure(
-            dir.path(),
-            &[
-                "plan",
-                "--changed",
-                "--refresh=false",
-                "--detailed-exitcode",
-            ],
-        );
-        assert_eq!(code, 0);
-        println!(
-            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
-            n * 5,
-            "plan --changed (none changed)"
-        );
+        let rows: [(&str, Vec<&str>, i32); 3] = [
+            (
+                "plan --refresh=false (no changes)",
+                vec!["plan", "--refresh=false", "--detailed-exitcode"],
+                0,
+            ),
+            (
+                "plan --tenant ONE --refresh=false",
+                vec![
+                    "plan",
+                    "--refresh=false",
+                    "--detailed-exitcode",
+                    "--tenant",
+                    &one,
+                ],
+                0,
+            ),
+            // Changed-only plans: nothing changed, then one tenant file edited.
+            ("plan --changed (none changed)", changed.to_vec(), 0),
+        ];
+        for (name, args, want) in rows {
+            phase(dir.path(), n, n * 5, name, &args, want);
+        }
         let file = dir.path().join(format!("tenants/{one}.yaml"));
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::write(&file, text.replace("name: Tenant", "name: Renamed tenant")).unwrap();
-        let (secs, mib, code) = measure(
+        // The renamed tenant's README changes.
+        phase(
             dir.path(),
-            &[
-                "plan",
-                "--changed",
-                "--refresh=false",
-                "--detailed-exitcode",
-            ],
-        );
-        assert_eq!(code, 2, "the renamed tenant's README changes");
-        println!(
-            "{n:>8} {:>10}  {:<40} {secs:>9.2} {mib:>10.1}",
+            n,
             n * 5,
-            "plan --changed (one tenant edited)"
+            "plan --changed (one tenant edited)",
+            &changed,
+            2,
         );
         // Retire every tenant: the deletes of the whole workspace, then an audit check.
         std::fs::remove_dir_all(dir.path().join("tenants")).unwrap();
@@ -284,9 +209,7 @@ fn main() {
             ),
             ("audit verify", &["audit", "verify"][..]),
         ] {
-            let (secs, mib, code) = measure(dir.path(), args);
-            assert_eq!(code, 0, "{name} exited {code}");
-            println!("{n:>8} {:>10}  {name:<40} {secs:>9.2} {mib:>10.1}", n * 5);
+            phase(dir.path(), n, n * 5, name, args, 0);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! landlord against Terraform core on the same number of resources: Terraform's fastest
 //! form, one `terraform_data` resource with `count` (no provider, nothing to refresh),
-//! against landlord's 5-resource tenants (plus a few shared resources to match the
+//! against landlord's 5-resource tenants of `plan_scale` (plus a few shared resources to match the
 //! count), both planning creates on empty state. Runs alternate, landlord then
 //! Terraform, so a drift in the machine's speed hits both; the ratio is taken pair by
 //! pair and the median reported.
@@ -12,32 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const MODULE: &str = r#"- type: random_id
-  name: suffix
-  properties: { byte_length: 4 }
-- type: random_password
-  name: db
-  properties: { length: 24, special: false }
-- type: local_file
-  name: config
-  properties:
-    filename: "out/{{ tenant.id }}/app.conf"
-    content: |
-      tenant = "{{ tenant.id }}"
-      bucket = "{{ workspace.name }}-{{ tenant.id }}-${random_id.suffix.hex}"
-- type: local_file
-  name: env
-  properties:
-    filename: "out/{{ tenant.id }}/db.env"
-    file_permission: "0600"
-    content: "DATABASE_PASSWORD=${random_password.db.result}\n"
-- type: local_file
-  name: readme
-  depends_on: [local_file.config]
-  properties:
-    filename: "out/{{ tenant.id }}/README"
-    content: "{{ tenant.id }} on {{ tier.name }}\n"
-"#;
+#[path = "support/five.rs"]
+mod five;
 
 fn write(dir: &Path, p: &str, text: &str) {
     let path = dir.join(p);
@@ -48,18 +24,7 @@ fn write(dir: &Path, p: &str, text: &str) {
 /// A landlord workspace of exactly `n` resources: `n / 5` tenants of five, and the rest
 /// as shared `random_id`s.
 fn landlord_workspace(dir: &Path, n: usize) {
-    write(
-        dir,
-        "landlord.toml",
-        "[workspace]\nname = \"bench\"\n[providers.local]\nroot = \"out\"\n",
-    );
-    write(
-        dir,
-        "modules/bench/app/module.yaml",
-        "description: five resources\n",
-    );
-    write(dir, "modules/bench/app/app.yaml.tera", MODULE);
-    write(dir, "plans/basic.yaml", "modules:\n  - use: bench/app\n");
+    five::generate(dir, n / 5);
     let rest = n % 5;
     if rest > 0 {
         write(
@@ -76,14 +41,6 @@ fn landlord_workspace(dir: &Path, n: usize) {
             .collect();
         write(dir, "modules/bench/shared/shared.yaml.tera", &ids);
         write(dir, "shared.yaml", "modules:\n  - use: bench/shared\n");
-    }
-    for i in 0..n / 5 {
-        let id = format!("tenant-{i:05}");
-        write(
-            dir,
-            &format!("tenants/{id}.yaml"),
-            &format!("id: {id}\nplan: basic\ndomain: {{ kind: subdomain, name: {id} }}\n"),
-        );
     }
 }
 
