@@ -153,7 +153,7 @@ pub enum Command {
     Validate,
     /// Show what apply would change.
     #[command(
-        after_help = "Examples:\n  landlord plan\n  landlord plan --tenant acme --markdown\n  landlord plan --out plan.bin --detailed-exitcode\n\nExit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode)."
+        after_help = "Examples:\n  landlord plan\n  landlord plan --tenant acme --markdown\n  landlord plan --out plan.bin --detailed-exitcode\n  landlord plan --changed --markdown\n  landlord plan --rollout\n  landlord plan --shard auto/4\n\nExit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode)."
     )]
     Plan {
         #[command(flatten)]
@@ -174,7 +174,7 @@ pub enum Command {
     },
     /// Apply the workspace, or a saved plan.
     #[command(
-        after_help = "Examples:\n  landlord apply --auto-approve\n  landlord apply plan.bin\n  landlord apply --tenant acme --parallelism 4 --rollback-on-failure --auto-approve"
+        after_help = "Examples:\n  landlord apply --auto-approve\n  landlord apply plan.bin\n  landlord apply --tenant acme --parallelism 4 --rollback-on-failure --auto-approve\n  landlord apply --rollout --auto-approve\n  landlord apply --changed --shard 2/4 --auto-approve\n  landlord apply --allow-bulk --auto-approve   # past the bulk-change guard"
     )]
     Apply {
         /// A plan saved by `landlord plan --out FILE`; refused when stale.
