@@ -1,6 +1,6 @@
 //! Building a plan: refresh, resolve, compare three ways, choose actions, order them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -97,13 +97,22 @@ pub async fn build(
     let mut planned: HashMap<ResourceAddr, Planned> = HashMap::new();
 
     if opts.mode == Mode::Normal {
+        // What dependents may assume is kept only for resources something depends on: a
+        // fleet's leaves (most of its resources) need no second copy of their values.
+        let depended: HashSet<&ResourceAddr> = desired
+            .resources
+            .iter()
+            .flat_map(|r| &r.depends_on)
+            .collect();
         let order = desired.dag.topo_order().unwrap_or_default();
         for i in order {
             let d = &desired.resources[i];
             if !opts.in_scope(&d.address) {
                 continue;
             }
-            let change = plan_resource(d, &records, &live, &mut planned, registry, opts).await?;
+            let keep = depended.contains(&d.address);
+            let change =
+                plan_resource(d, &records, &live, &mut planned, keep, registry, opts).await?;
             match change {
                 Some(c) => changes.push(c),
                 None => unchanged += 1,
@@ -157,6 +166,7 @@ async fn plan_resource(
     records: &BTreeMap<ResourceAddr, ResourceRecord>,
     live: &Live,
     planned: &mut HashMap<ResourceAddr, Planned>,
+    keep: bool,
     registry: &Registry,
     opts: &Options,
 ) -> Result<Option<ResourceChange>, PlanError> {
@@ -233,15 +243,17 @@ async fn plan_resource(
             action: "replace",
         });
     }
-    let next = assumed(
-        action,
-        current,
-        &config,
-        &sensitive,
-        prior,
-        &changes_on_update,
-    );
-    planned.insert(addr.clone(), next);
+    if keep {
+        let next = assumed(
+            action,
+            current,
+            &config,
+            &sensitive,
+            prior,
+            &changes_on_update,
+        );
+        planned.insert(addr.clone(), next);
+    }
     if action == Action::NoOp {
         return Ok(None);
     }
