@@ -71,6 +71,7 @@ fn env() -> Env {
 }
 
 async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
+    let mut d = d.clone();
     let opts = plan::Options {
         mode: Mode::Normal,
         refresh,
@@ -78,7 +79,7 @@ async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
         allow_bulk: false,
     };
     plan::build(
-        d,
+        &mut d,
         e.store.resources().unwrap(),
         e.store.serial().unwrap(),
         "h",

@@ -300,7 +300,7 @@ async fn plan_cmd(
     let tenants = changed
         .as_ref()
         .map_or(run.tenants.clone(), |c| c.tenants.clone());
-    let (s, desired) = ops::session_for(dir, &tenants)?;
+    let (s, mut desired) = ops::session_for(dir, &tenants)?;
     let st = match st {
         Some(st) => st,
         None => state_for(&s, "landlord plan", run, &[])?,
@@ -312,7 +312,7 @@ async fn plan_cmd(
         tenants,
         allow_bulk: plan_args.allow_bulk,
     };
-    let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+    let mut p = ops::make_plan(&s, &st, &mut desired, &opts, &hook).await?;
     p.unchanged_tenants = unchanged;
     if plan_args.rollout() {
         p = with_waves(&s, &st, p, plan_args)?;
@@ -593,7 +593,7 @@ async fn apply_cmd(
     let tenants = saved
         .as_ref()
         .map_or(run_tenants.clone(), |p| p.tenants.clone());
-    let (s, desired) = ops::session_for(dir, &tenants)?;
+    let (s, mut desired) = ops::session_for(dir, &tenants)?;
     // A saved plan is checked against state before this run records its lock scopes, so
     // a refused plan leaves state as it was.
     let scopes = ops::scopes(&run_tenants);
@@ -623,7 +623,7 @@ async fn apply_cmd(
                 tenants: run_tenants,
                 allow_bulk: plan_args.allow_bulk,
             };
-            let mut p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+            let mut p = ops::make_plan(&s, &st, &mut desired, &opts, &hook).await?;
             p.unchanged_tenants = unchanged;
             if plan_args.rollout() {
                 p = with_waves(&s, &st, p, plan_args)?;
@@ -746,7 +746,7 @@ async fn destroy_cmd(
         Some((st, ch, _)) => (Some(st), ch.tenants),
         None => (None, run.tenants.clone()),
     };
-    let (s, desired) = ops::session_for(dir, &tenants)?;
+    let (s, mut desired) = ops::session_for(dir, &tenants)?;
     let st = match early {
         Some(mut st) => {
             st.lock_scopes(&ops::scopes(&tenants), "landlord destroy")?;
@@ -760,7 +760,7 @@ async fn destroy_cmd(
         tenants: tenants.clone(),
         allow_bulk: false,
     };
-    let p = ops::make_plan(&s, &st, &desired, &opts, &NoHook).await?;
+    let p = ops::make_plan(&s, &st, &mut desired, &opts, &NoHook).await?;
     show::print_text(&p, color)?;
     if !p.has_changes() {
         return Ok(EXIT_OK);

@@ -200,7 +200,7 @@ async fn resume(
         anyhow::bail!("there is no paused, halted or interrupted rollout to resume; start one with `landlord apply --rollout`");
     };
     let pending = r.pending_tenants();
-    let (s, desired) = ops::session_for(dir, &pending)?;
+    let (s, mut desired) = ops::session_for(dir, &pending)?;
     let run = super::args::RunArgs {
         tenants: vec![],
         shard: None,
@@ -221,7 +221,7 @@ async fn resume(
         allow_bulk,
     };
     let hook = progress::Progress::new(0, false, json);
-    let p = ops::make_plan(&s, &st, &desired, &opts, &hook).await?;
+    let p = ops::make_plan(&s, &st, &mut desired, &opts, &hook).await?;
     if !json {
         show::print_text(&p, color)?;
     }

@@ -369,7 +369,7 @@ fn records_for(
 pub async fn make_plan(
     s: &Session,
     st: &OpenState,
-    desired: &Desired,
+    desired: &mut Desired,
     opts: &plan::Options,
     hook: &dyn Hook,
 ) -> Result<Plan, OpsError> {

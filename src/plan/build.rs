@@ -70,9 +70,11 @@ struct Planned {
     complete: bool,
 }
 
-/// Builds the plan for `desired` against `records` (the whole recorded state).
+/// Builds the plan for `desired` against `records` (the whole recorded state). The
+/// properties of each planned resource move into its change: afterwards `desired` still
+/// holds every address, dependency and tenant, but not those properties.
 pub async fn build(
-    desired: &Desired,
+    desired: &mut Desired,
     records: Vec<ResourceRecord>,
     serial: u64,
     input_hash: &str,
@@ -99,14 +101,14 @@ pub async fn build(
     if opts.mode == Mode::Normal {
         // What dependents may assume is kept only for resources something depends on: a
         // fleet's leaves (most of its resources) need no second copy of their values.
-        let depended: HashSet<&ResourceAddr> = desired
+        let depended: HashSet<ResourceAddr> = desired
             .resources
             .iter()
-            .flat_map(|r| &r.depends_on)
+            .flat_map(|r| r.depends_on.iter().cloned())
             .collect();
         let order = desired.dag.topo_order().unwrap_or_default();
         for i in order {
-            let d = &desired.resources[i];
+            let d = &mut desired.resources[i];
             if !opts.in_scope(&d.address) {
                 continue;
             }
@@ -162,7 +164,7 @@ pub async fn build(
 /// The change one desired resource needs (`None`: none), recording in `planned` what its
 /// dependents may assume about it.
 async fn plan_resource(
-    d: &DesiredResource,
+    d: &mut DesiredResource,
     records: &BTreeMap<ResourceAddr, ResourceRecord>,
     live: &Live,
     planned: &mut HashMap<ResourceAddr, Planned>,
@@ -262,7 +264,7 @@ async fn plan_resource(
         action,
         reasons,
         attributes,
-        properties: d.properties.clone(),
+        properties: std::mem::take(&mut d.properties),
         depends_on: d.depends_on.clone(),
         lifecycle: d.lifecycle.clone(),
     }))
