@@ -34,15 +34,21 @@ impl Options {
 }
 
 /// Diffs for a create: every configured value, then computed ones as unknown.
-fn create_diff(config: &Attrs, sensitive: &[String], schema: &ResourceSchema) -> Vec<AttrChange> {
+/// The configuration is consumed: its values move into the diff.
+fn create_diff(config: Attrs, sensitive: &[String], schema: &ResourceSchema) -> Vec<AttrChange> {
     let mut out: Vec<AttrChange> = config
-        .iter()
+        .into_iter()
         .map(|(k, v)| {
-            let s = sensitive.contains(k);
+            let s = sensitive.contains(&k);
+            let after = if s && v.as_str() != Some(UNKNOWN) {
+                redact(Some(&v), true)
+            } else {
+                Some(v)
+            };
             AttrChange {
-                name: k.clone(),
+                name: k,
                 before: None,
-                after: redact(Some(v), s),
+                after,
                 sensitive: s,
                 forces_replace: false,
             }
@@ -203,16 +209,17 @@ async fn plan_resource(
         None => None,
     };
     let (action, reasons, attributes, changes_on_update) = match (prior, current) {
+        // The diff of a create is made from the configuration last, which it consumes.
         (None, _) => (
             Action::Create,
             vec!["new resource".to_string()],
-            create_diff(&config, &sensitive, schema),
+            vec![],
             vec![],
         ),
         (Some(_), None) => (
             Action::Create,
             vec!["deleted out of band".to_string()],
-            create_diff(&config, &sensitive, schema),
+            vec![],
             vec![],
         ),
         (Some(prior), Some(current)) => {
@@ -259,6 +266,12 @@ async fn plan_resource(
     if action == Action::NoOp {
         return Ok(None);
     }
+    // Nothing recorded or nothing live: a create, whose diff is the whole configuration.
+    let attributes = if prior.is_none() || current.is_none() {
+        create_diff(config, &sensitive, schema)
+    } else {
+        attributes
+    };
     Ok(Some(ResourceChange {
         address: addr.clone(),
         action,
