@@ -144,9 +144,9 @@ fn issuance_limits(s: &AcmeSettings) -> Vec<IssuanceLimit> {
 /// `3h`, `7d`, `90s`.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s % 86_400 == 0 {
+    if s > 0 && s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s > 0 && s % 3600 == 0 {
+    } else if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
     } else {
         format!("{s}s")
