@@ -77,8 +77,8 @@ struct Planned {
 }
 
 /// Builds the plan for `desired` against `records` (the whole recorded state). The
-/// properties of each planned resource move into its change: afterwards `desired` still
-/// holds every address, dependency and tenant, but not those properties.
+/// properties and dependencies of each planned resource move into its change: afterwards
+/// `desired` still holds every address, its graph and its tenants, but not those.
 pub async fn build(
     desired: &mut Desired,
     records: Vec<ResourceRecord>,
@@ -278,7 +278,7 @@ async fn plan_resource(
         reasons,
         attributes,
         properties: std::mem::take(&mut d.properties),
-        depends_on: d.depends_on.clone(),
+        depends_on: std::mem::take(&mut d.depends_on),
         lifecycle: d.lifecycle.clone(),
     }))
 }
