@@ -365,7 +365,8 @@ fn records_for(
     Ok(crate::state::records_for(st.store.as_ref(), tenants, deps)?)
 }
 
-/// Reconciles leftover intents, then builds a plan.
+/// Reconciles leftover intents, then builds a plan (which takes the properties and
+/// dependencies of the resources it plans out of `desired`).
 pub async fn make_plan(
     s: &Session,
     st: &OpenState,
