@@ -133,14 +133,14 @@ pub fn record_inputs(
             unsettled.extend(plan.changes.iter().map(|c| c.address.scope.to_string()));
         }
     }
+    let inputs = s.ws.inputs();
     let notes = scopes
         .into_iter()
         .map(|scope| {
             let value = if plan.mode == Mode::Destroy || unsettled.contains(&scope) {
                 None
             } else {
-                s.ws.inputs_of(&scope)
-                    .and_then(|i| serde_json::to_value(i).ok())
+                inputs.of(&scope).and_then(|i| serde_json::to_value(i).ok())
             };
             (format!("{PREFIX}{scope}"), value)
         })

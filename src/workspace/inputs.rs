@@ -46,8 +46,11 @@ pub fn settings_digest(config: &Config) -> String {
 }
 
 /// This landlord's version and its built-in library.
-pub fn library_digest() -> String {
-    text_digest(format!("{} {}", env!("CARGO_PKG_VERSION"), library::digest()).as_bytes())
+pub fn library_digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        text_digest(format!("{} {}", env!("CARGO_PKG_VERSION"), library::digest()).as_bytes())
+    })
 }
 
 /// What one tenant (or `_shared`) was made of when it was last applied.
@@ -95,7 +98,7 @@ impl Scanner {
             root: root.to_path_buf(),
             shared,
             settings: settings_digest(config),
-            library: library_digest(),
+            library: library_digest().to_string(),
             tiers: HashMap::new(),
             modules: HashMap::new(),
         }
@@ -128,7 +131,7 @@ impl Scanner {
         let root = &self.root;
         self.modules
             .entry(name.to_string())
-            .or_insert_with(|| read_pairs_digest(root, name).unwrap_or_default())
+            .or_insert_with(|| read_module_digest(root, name).unwrap_or_default())
     }
 
     /// Whether a tenant recorded with `was` and whose file now digests to `file` is made
@@ -156,7 +159,7 @@ impl Scanner {
 }
 
 /// A module's digest as it reads from the workspace (or the library) now.
-fn read_pairs_digest(root: &Path, name: &str) -> Option<String> {
+fn read_module_digest(root: &Path, name: &str) -> Option<String> {
     let dir = root.join("modules").join(name);
     if dir.is_dir() {
         let mut files = vec![];
@@ -175,28 +178,45 @@ fn read_pairs_digest(root: &Path, name: &str) -> Option<String> {
     Some(pairs_digest(files.iter().map(|(n, t)| (n.as_str(), *t))))
 }
 
+/// The digests every tenant of a loaded workspace shares, taken once.
+pub struct Inputs<'a> {
+    ws: &'a super::Workspace,
+    settings: String,
+}
+
 impl super::Workspace {
+    /// The inputs of this workspace as loaded, to ask per tenant.
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            ws: self,
+            settings: settings_digest(&self.config),
+        }
+    }
+}
+
+impl Inputs<'_> {
     /// What tenant `id` (or `_shared`) is made of, as loaded; `None` for a tenant this
     /// workspace did not load.
-    pub fn inputs_of(&self, id: &str) -> Option<TenantInputs> {
-        let settings = settings_digest(&self.config);
-        let library = library_digest();
-        let shared = self.shared_digest.clone();
+    pub fn of(&self, id: &str) -> Option<TenantInputs> {
+        let ws = self.ws;
+        let settings = self.settings.clone();
+        let library = library_digest().to_string();
+        let shared = ws.shared_digest.clone();
         let modules_of = |uses: &mut dyn Iterator<Item = &String>| {
-            uses.filter_map(|m| Some((m.clone(), self.modules.get(m)?.digest.clone())))
+            uses.filter_map(|m| Some((m.clone(), ws.modules.get(m)?.digest.clone())))
                 .collect::<BTreeMap<_, _>>()
         };
         if id == SHARED {
             // Shared templates see every tenant as `tenants`; those that never name it
             // do not change with the tenant list.
-            let reads_tenants = self.shared.iter().flat_map(|s| &s.modules).any(|u| {
-                self.modules
+            let reads_tenants = ws.shared.iter().flat_map(|s| &s.modules).any(|u| {
+                ws.modules
                     .get(&u.module)
                     .is_some_and(|m| m.templates.iter().any(|(_, src)| src.contains("tenants")))
             });
             let fleet = if reads_tenants {
                 pairs_digest(
-                    self.tenants
+                    ws.tenants
                         .iter()
                         .map(|t| (t.spec.id.as_str(), t.digest.as_str())),
                 )
@@ -204,7 +224,7 @@ impl super::Workspace {
                 String::new()
             };
             let modules = modules_of(
-                &mut self
+                &mut ws
                     .shared
                     .iter()
                     .flat_map(|s| s.modules.iter().map(|u| &u.module)),
@@ -220,8 +240,8 @@ impl super::Workspace {
                 fleet,
             });
         }
-        let t = self.tenant(id)?;
-        let tier = self.tiers.get(&t.spec.plan)?;
+        let t = ws.tenant(id)?;
+        let tier = ws.tiers.get(&t.spec.plan)?;
         Some(TenantInputs {
             file: t.digest.clone(),
             tier: t.spec.plan.clone(),

@@ -40,7 +40,12 @@ pub fn module(name: &str) -> Option<Vec<(String, &'static str)>> {
 
 /// A stable digest of the whole built-in library, so a binary upgrade that changes it
 /// invalidates saved plans.
-pub fn digest() -> String {
+pub fn digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(compute_digest)
+}
+
+fn compute_digest() -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     fn walk(d: &Dir<'_>, h: &mut Sha256) {
