@@ -7,48 +7,13 @@
 //!
 //! Run: `cargo bench --bench route53_budget -- 2000` (default: 1000).
 
-#[allow(dead_code)]
-#[path = "../tests/support/moto.rs"]
-mod moto;
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
 
-use std::path::Path;
-use std::process::Command;
+use support::moto;
+
 use std::time::Instant;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if src.is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
-/// The AWS example with `n` tenants of one record each instead of its own.
-fn workspace(dir: &Path, n: usize) {
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws"),
-        dir,
-    );
-    std::fs::remove_dir_all(dir.join("tenants")).unwrap();
-    std::fs::create_dir(dir.join("tenants")).unwrap();
-    std::fs::create_dir_all(dir.join("plans")).unwrap();
-    std::fs::write(
-        dir.join("plans/records.yaml"),
-        "modules:\n  - use: aws/subdomain-record\n",
-    )
-    .unwrap();
-    for i in 0..n {
-        std::fs::write(
-            dir.join(format!("tenants/t{i:05}.yaml")),
-            format!("id: t{i:05}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:05} }}\n"),
-        )
-        .unwrap();
-    }
-}
 
 fn main() {
     let n: usize = std::env::args()
@@ -56,18 +21,10 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1000);
     let moto = moto::Moto::start();
-    let dir = tempfile::tempdir().unwrap();
-    workspace(dir.path(), n);
+    let ws = support::records_workspace(moto.env(), n);
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_landlord"))
-        .arg("-C")
-        .arg(dir.path())
-        .args(["apply", "--auto-approve", "--json"])
-        .envs(moto.env())
-        .env(
-            "LANDLORD_MASTER_KEY",
-            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-        )
+    let out = ws
+        .cmd(&["apply", "--auto-approve", "--json"])
         .output()
         .expect("landlord runs");
     let wall = started.elapsed().as_secs_f64();

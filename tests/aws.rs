@@ -77,20 +77,7 @@ fn example_applies_the_expected_inventory_then_plans_clean_and_destroys_everythi
 #[test]
 fn a_thousand_records_take_two_change_calls_to_create_and_to_delete_and_refresh_lists_the_zone() {
     let moto = Moto::start();
-    let ws = Ws::example("aws").with_env(moto.env());
-    for f in ["acme", "globex", "initech"] {
-        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
-    }
-    ws.write(
-        "plans/records.yaml",
-        "modules:\n  - use: aws/subdomain-record\n",
-    );
-    for i in 0..1000 {
-        ws.write(
-            &format!("tenants/t{i:04}.yaml"),
-            &format!("id: t{i:04}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:04} }}\n"),
-        );
-    }
+    let ws = crate::support::records_workspace(moto.env(), 1000);
     let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(report["created"], 1003);

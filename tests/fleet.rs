@@ -649,20 +649,7 @@ fn changed_runs_include_shared_templates_that_list_tenants_and_failed_tenants() 
 /// The AWS example with `n` tenants of one Route 53 record each instead of its own,
 /// and `budget` added to `[providers.aws]`.
 fn records_fleet(env: Vec<(String, String)>, n: usize, budget: &str) -> Ws {
-    let ws = Ws::example("aws").with_env(env);
-    for f in ["acme", "globex", "initech"] {
-        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
-    }
-    ws.write(
-        "plans/records.yaml",
-        "modules:\n  - use: aws/subdomain-record\n",
-    );
-    for i in 0..n {
-        ws.write(
-            &format!("tenants/t{i:04}.yaml"),
-            &format!("id: t{i:04}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:04} }}\n"),
-        );
-    }
+    let ws = crate::support::records_workspace(env, n);
     ws.edit(
         "landlord.toml",
         "region = \"us-east-1\"",
@@ -837,13 +824,7 @@ fn four_shards_cover_the_fleet_once() {
 
 /// `check-jsonschema` as scripts/install-test-deps installs it.
 fn check_jsonschema() -> std::path::PathBuf {
-    let tools = std::env::var_os("LANDLORD_TOOLS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/landlord/tools")
-        });
-    let bin = tools.join("check-jsonschema-0.39.0/bin/check-jsonschema");
+    let bin = crate::support::tools_dir().join("check-jsonschema-0.39.0/bin/check-jsonschema");
     assert!(
         bin.exists(),
         "check-jsonschema not found at {}: run scripts/install-test-deps",

@@ -284,22 +284,17 @@ async fn plan_cmd(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let (st, changed, unchanged) =
+    let (st, tenants, unchanged) =
         match open_selected(dir, "landlord plan", run, plan_args.changed)? {
-            Some((st, ch, unchanged)) => {
-                if ch.tenants.is_empty() {
-                    let p = ops::changed::nothing_changed(&st, mode, unchanged)?;
-                    return finish_plan(
-                        dir, None, &st, &p, format, out, detailed, color, run.stats,
-                    );
-                }
-                (Some(st), Some(ch), unchanged)
+            Some(sel) if sel.tenants.is_empty() => {
+                let p = ops::changed::nothing_changed(&sel.st, mode, sel.unchanged)?;
+                return finish_plan(
+                    dir, None, &sel.st, &p, format, out, detailed, color, run.stats,
+                );
             }
-            None => (None, None, None),
+            Some(sel) => (Some(sel.st), sel.tenants, sel.unchanged),
+            None => (None, run.tenants.clone(), None),
         };
-    let tenants = changed
-        .as_ref()
-        .map_or(run.tenants.clone(), |c| c.tenants.clone());
     let (s, mut desired) = ops::session_for(dir, &tenants)?;
     let st = match st {
         Some(st) => st,
@@ -375,35 +370,44 @@ fn finish_plan(
     })
 }
 
+/// The state and the tenants of a `--changed` or `--shard` run.
+struct Selected {
+    st: OpenState,
+    tenants: Vec<String>,
+    /// Tenants left out as unchanged (`--changed` only).
+    unchanged: Option<usize>,
+}
+
 /// For `--changed` and `--shard`: the state, opened from `landlord.toml` alone, and the
-/// tenants selected (with how many were unchanged, for `--changed`); `None` for a run
-/// without either.
+/// tenants selected; `None` for a run without either.
 fn open_selected(
     dir: &Path,
     command: &str,
     run: &RunArgs,
     changed: bool,
-) -> Result<Option<(OpenState, ops::changed::Changed, Option<usize>)>> {
+) -> Result<Option<Selected>> {
     if !changed && run.shard.is_none() {
         return Ok(None);
     }
     let config = crate::workspace::load_config(dir)?;
     let st = ops::open_state(dir, &config, command, &[], run.lock_timeout)?;
     announce_key(&st);
-    let mut selected = if changed {
-        ops::changed::changed_tenants(dir, &config, &st)?
+    let (mut tenants, unchanged) = if changed {
+        let c = ops::changed::changed_tenants(dir, &config, &st)?;
+        (c.tenants, Some(c.unchanged))
+    } else if let Some(shard) = run.shard {
+        (ops::shard::tenants(dir, &st, shard)?, None)
     } else {
-        ops::changed::Changed::default()
+        (vec![], None)
     };
-    let unchanged = changed.then_some(selected.unchanged);
-    if let Some(shard) = run.shard {
-        if changed {
-            selected.tenants.retain(|t| shard.holds(t));
-        } else {
-            selected.tenants = ops::shard::tenants(dir, &st, shard)?;
-        }
+    if let (Some(shard), true) = (run.shard, changed) {
+        tenants.retain(|t| shard.holds(t));
     }
-    Ok(Some((st, selected, unchanged)))
+    Ok(Some(Selected {
+        st,
+        tenants,
+        unchanged,
+    }))
 }
 
 fn confirm(what: &str) -> Result<()> {
@@ -572,24 +576,19 @@ async fn apply_cmd(
         Some(_) => None,
         None => open_selected(dir, "landlord apply", run, plan_args.changed)?,
     };
-    let (early, changed, unchanged) = match selected {
-        Some((st, ch, unchanged)) => {
-            if ch.tenants.is_empty() {
-                match unchanged {
-                    Some(n) => {
-                        println!("No changes. {n} tenants are unchanged since their last apply.")
-                    }
-                    None => println!("No changes: this shard holds no tenant."),
+    let (early, run_tenants, unchanged) = match selected {
+        Some(sel) if sel.tenants.is_empty() => {
+            match sel.unchanged {
+                Some(n) => {
+                    println!("No changes. {n} tenants are unchanged since their last apply.")
                 }
-                return Ok(EXIT_OK);
+                None => println!("No changes: this shard holds no tenant."),
             }
-            (Some(st), Some(ch), unchanged)
+            return Ok(EXIT_OK);
         }
-        None => (None, None, None),
+        Some(sel) => (Some(sel.st), sel.tenants, sel.unchanged),
+        None => (None, run.tenants.clone(), None),
     };
-    let run_tenants = changed
-        .as_ref()
-        .map_or(run.tenants.clone(), |c| c.tenants.clone());
     let tenants = saved
         .as_ref()
         .map_or(run_tenants.clone(), |p| p.tenants.clone());
@@ -607,8 +606,11 @@ async fn apply_cmd(
     };
     let hook = progress::Progress::new(0, false, json);
     let p = match saved {
-        Some(p) => {
+        Some(mut p) => {
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
+            // Orders over a CA limit are judged against the issuance history now (a
+            // fresh plan was judged as it was made).
+            ops::ca_limits::refresh(&mut p, &s.registry, &st)?;
             if !json {
                 show::print_text(&p, color)?;
             }
@@ -646,9 +648,7 @@ async fn apply_cmd(
         }
         return Ok(EXIT_OK);
     }
-    // Orders over a CA limit wait for a later run: judged against the history now.
-    let mut p = p;
-    ops::ca_limits::refresh(&mut p, &s.registry, &st)?;
+    // Tenants whose certificate orders a CA would refuse wait for a later run.
     let p = p.without_deferred();
     if !p.waves.is_empty() {
         return rollout_cmd::execute(&s, &st, &p, None, exec, json, run.stats).await;
@@ -739,11 +739,11 @@ async fn destroy_cmd(
         bail!("say what to destroy: --tenant ID (repeatable), --shard K/N or --all");
     }
     let (early, tenants) = match open_selected(dir, "landlord destroy", run, false)? {
-        Some((_, ch, _)) if ch.tenants.is_empty() => {
+        Some(sel) if sel.tenants.is_empty() => {
             println!("Nothing to destroy: this shard holds no tenant.");
             return Ok(EXIT_OK);
         }
-        Some((st, ch, _)) => (Some(st), ch.tenants),
+        Some(sel) => (Some(sel.st), sel.tenants),
         None => (None, run.tenants.clone()),
     };
     let (s, mut desired) = ops::session_for(dir, &tenants)?;
@@ -843,7 +843,7 @@ async fn adopt_cmd(
 
 async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
     let (early, tenants) = match open_selected(dir, "landlord drift", run, false)? {
-        Some((st, ch, _)) => (Some(st), ch.tenants),
+        Some(sel) => (Some(sel.st), sel.tenants),
         None => (None, run.tenants.clone()),
     };
     if early.is_some() && tenants.is_empty() {

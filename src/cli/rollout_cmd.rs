@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::args::{ExecArgs, RolloutCommand};
-use super::{exec_options, on_interrupt, print_stats, progress, state_for};
+use super::{exec_options, on_interrupt, print_stats, progress};
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK};
 use crate::apply::{self, Hook};
 use crate::ops::rollout::{self, Ending, Rollout, RolloutHook, WaveRecord};
@@ -192,27 +192,14 @@ async fn resume(
     json: bool,
     color: bool,
 ) -> Result<u8> {
-    let r = {
-        let st = ops::open_state_only(dir, "landlord rollout resume", lock_timeout)?;
-        rollout::load(&st)?
-    };
-    let Some(r) = r.filter(Rollout::resumable) else {
+    let command = "landlord rollout resume";
+    let mut st = ops::open_state_only(dir, command, lock_timeout)?;
+    let Some(r) = rollout::load(&st)?.filter(Rollout::resumable) else {
         anyhow::bail!("there is no paused, halted or interrupted rollout to resume; start one with `landlord apply --rollout`");
     };
     let pending = r.pending_tenants();
     let (s, mut desired) = ops::session_for(dir, &pending)?;
-    let run = super::args::RunArgs {
-        tenants: vec![],
-        shard: None,
-        lock_timeout,
-        stats: false,
-    };
-    let st = state_for(
-        &s,
-        "landlord rollout resume",
-        &run,
-        &["workspace".to_string()],
-    )?;
+    st.lock_scopes(&["workspace".to_string()], command)?;
     let tenants = ops::known_tenants(&s, &st, &pending)?;
     let opts = plan::Options {
         mode: Mode::Normal,

@@ -114,18 +114,22 @@ pub fn judge(
     let mut destroyed: BTreeMap<String, u64> = BTreeMap::new();
     let mut per_tenant: BTreeMap<String, u64> = BTreeMap::new();
     let mut data_loss: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The tightest tenant limit of the providers losing data applies.
+    let mut max_tenants = usize::MAX;
     for c in &plan.changes {
         if !matches!(c.action, Action::Delete | Action::Replace) {
             continue;
         }
-        *destroyed.entry(provider_of(&c.address.rtype)).or_default() += 1;
+        let provider = provider_of(&c.address.rtype);
         *per_tenant.entry(c.address.scope.to_string()).or_default() += 1;
         if c.action == Action::Delete && DATA_TYPES.contains(&c.address.rtype.as_str()) {
+            max_tenants = max_tenants.min(config.limits(&provider).max_destroyed_tenants);
             data_loss
                 .entry(c.address.scope.to_string())
                 .or_default()
                 .push(c.address.to_string());
         }
+        *destroyed.entry(provider).or_default() += 1;
     }
     let mut total: BTreeMap<String, u64> = BTreeMap::new();
     for (t, n) in managed {
@@ -153,14 +157,6 @@ pub fn judge(
         }
         losses.push(loss);
     }
-    // The tightest tenant limit of the providers losing data applies.
-    let max_tenants = data_loss
-        .values()
-        .flatten()
-        .filter_map(|a| a.split_once('/').and_then(|(_, r)| r.split_once('.')))
-        .map(|(t, _)| config.limits(&provider_of(t)).max_destroyed_tenants)
-        .min()
-        .unwrap_or(usize::MAX);
     if data_loss.len() > max_tenants {
         let names: Vec<&str> = data_loss.keys().map(String::as_str).take(10).collect();
         let more = data_loss.len().saturating_sub(names.len());

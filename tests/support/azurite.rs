@@ -25,12 +25,7 @@ fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LANDLORD_AZURITE_BLOB") {
         return p.into();
     }
-    let tools = std::env::var_os("LANDLORD_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/tools")
-        });
-    tools.join("azurite-3.37.0/node_modules/.bin/azurite-blob")
+    super::tools_dir().join("azurite-3.37.0/node_modules/.bin/azurite-blob")
 }
 
 /// A runtime for the blob client's calls.

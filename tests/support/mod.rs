@@ -13,6 +13,16 @@ pub mod postgres;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Where scripts/install-test-deps puts the servers and tools the suites run:
+/// `$LANDLORD_TOOLS`, else `~/.cache/landlord/tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("LANDLORD_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/tools")
+        })
+}
+
 /// The binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_landlord"))
@@ -200,6 +210,26 @@ pub fn walk(p: &Path, out: &mut Vec<PathBuf>) {
             out.push(e.path());
         }
     }
+}
+
+/// The AWS example with `n` tenants of one Route 53 record each (`t0000`, `t0001`, ...)
+/// instead of its own, running with `env`.
+pub fn records_workspace(env: Vec<(String, String)>, n: usize) -> Ws {
+    let ws = Ws::example("aws").with_env(env);
+    for f in ["acme", "globex", "initech"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{f}.yaml"))).unwrap();
+    }
+    ws.write(
+        "plans/records.yaml",
+        "modules:\n  - use: aws/subdomain-record\n",
+    );
+    for i in 0..n {
+        ws.write(
+            &format!("tenants/t{i:04}.yaml"),
+            &format!("id: t{i:04}\nplan: records\ndomain: {{ kind: subdomain, name: t{i:04} }}\n"),
+        );
+    }
+    ws
 }
 
 /// A tenant file for generated workspaces.

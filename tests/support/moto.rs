@@ -20,12 +20,7 @@ fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LANDLORD_MOTO_SERVER") {
         return p.into();
     }
-    let tools = std::env::var_os("LANDLORD_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/tools")
-        });
-    tools.join("moto-5.1.22/bin/moto_server")
+    super::tools_dir().join("moto-5.1.22/bin/moto_server")
 }
 
 /// A free loopback port.
