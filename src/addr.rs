@@ -161,6 +161,23 @@ impl FromStr for ResourceAddr {
     }
 }
 
+/// The scopes a run is limited to (tenant ids, `_shared`), looked up in constant time;
+/// no scope at all means every scope.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a>(Option<std::collections::HashSet<&'a str>>);
+
+impl<'a> Selection<'a> {
+    /// The selection of `ids` (every scope when empty).
+    pub fn new(ids: &'a [String]) -> Self {
+        Selection((!ids.is_empty()).then(|| ids.iter().map(String::as_str).collect()))
+    }
+
+    /// Whether `scope` is selected.
+    pub fn holds(&self, scope: &str) -> bool {
+        self.0.as_ref().is_none_or(|s| s.contains(scope))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +203,13 @@ mod tests {
         assert!(s < a, "shared resources sort first");
         assert!("acme/local_file".parse::<ResourceAddr>().is_err());
         assert!("ACME/x.y".parse::<ResourceAddr>().is_err());
+    }
+
+    #[test]
+    fn empty_selects_every_scope() {
+        let ids = vec!["acme".to_string(), "_shared".to_string()];
+        let some = Selection::new(&ids);
+        assert!(some.holds("acme") && some.holds("_shared") && !some.holds("globex"));
+        assert!(Selection::new(&[]).holds("globex"));
     }
 }

@@ -78,8 +78,8 @@ pub fn graph(dir: &Path, format: GraphFormat, tenants: &[String]) -> Result<u8> 
     let s = ops::open(dir)?;
     ops::check_tenants(&s.ws, tenants, None)?;
     let d = ops::desired(&s)?;
-    let keep =
-        |a: &ResourceAddr| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str());
+    let selected = crate::addr::Selection::new(tenants);
+    let keep = |a: &ResourceAddr| selected.holds(a.scope.as_str());
     let mut out = String::new();
     match format {
         GraphFormat::Dot => out.push_str("digraph landlord {\n  rankdir = LR;\n"),

@@ -353,13 +353,14 @@ fn records_for(
     tenants: &[String],
     desired: Option<&Desired>,
 ) -> Result<Vec<ResourceRecord>, OpsError> {
+    let selected = crate::addr::Selection::new(tenants);
     let deps = desired
         .map(|d| d.resources.as_slice())
         .unwrap_or_default()
         .iter()
         .filter(|r| {
             let scope = r.address.scope.as_str();
-            scope == crate::addr::SHARED || tenants.iter().any(|t| t == scope)
+            scope == crate::addr::SHARED || selected.holds(scope)
         })
         .flat_map(|r| &r.depends_on);
     Ok(crate::state::records_for(st.store.as_ref(), tenants, deps)?)

@@ -189,10 +189,11 @@ pub fn save(st: &OpenState, r: &mut Rollout) -> Result<(), OpsError> {
 /// The waves `config` makes of the workspace's tenants and of the tenants `plan` changes
 /// that have no file any more.
 pub fn assign(s: &Session, plan: &Plan, config: &RolloutConfig) -> Vec<(WaveSpec, Vec<String>)> {
+    let selected = crate::addr::Selection::new(&plan.tenants);
     let mut facts: Vec<TenantFacts<'_>> =
         s.ws.tenants
             .iter()
-            .filter(|t| plan.tenants.is_empty() || plan.tenants.contains(&t.spec.id))
+            .filter(|t| selected.holds(&t.spec.id))
             .map(|t| TenantFacts {
                 id: &t.spec.id,
                 tier: Some(&t.spec.plan),

@@ -22,9 +22,10 @@ pub fn list(
             "unknown tenant `{t}`: nothing recorded in state for it"
         )));
     }
+    let selected = crate::addr::Selection::new(tenants);
     let addrs = addrs
         .into_iter()
-        .filter(|a| tenants.is_empty() || tenants.iter().any(|t| t == a.scope.as_str()))
+        .filter(|a| selected.holds(a.scope.as_str()))
         .collect();
     Ok((addrs, store.intents()?.len()))
 }

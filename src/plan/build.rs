@@ -27,12 +27,6 @@ pub struct Options {
     pub allow_bulk: bool,
 }
 
-impl Options {
-    fn in_scope(&self, a: &ResourceAddr) -> bool {
-        self.tenants.is_empty() || self.tenants.iter().any(|t| t == a.scope.as_str())
-    }
-}
-
 /// Diffs for a create: every configured value, then computed ones as unknown.
 /// The configuration is consumed: its values move into the diff.
 fn create_diff(config: Attrs, sensitive: &[String], schema: &ResourceSchema) -> Vec<AttrChange> {
@@ -87,6 +81,7 @@ pub async fn build(
     registry: &Registry,
     opts: &Options,
 ) -> Result<Plan, PlanError> {
+    let scope = crate::addr::Selection::new(&opts.tenants);
     let records: BTreeMap<ResourceAddr, ResourceRecord> = records
         .into_iter()
         .map(|r| (r.address.clone(), r))
@@ -94,7 +89,7 @@ pub async fn build(
     let live: Live = if opts.refresh {
         let scoped: Vec<&ResourceRecord> = records
             .values()
-            .filter(|r| opts.in_scope(&r.address))
+            .filter(|r| scope.holds(r.address.scope.as_str()))
             .collect();
         refresh(registry, &scoped).await?
     } else {
@@ -115,7 +110,7 @@ pub async fn build(
         let order = desired.dag.topo_order().unwrap_or_default();
         for i in order {
             let d = &mut desired.resources[i];
-            if !opts.in_scope(&d.address) {
+            if !scope.holds(d.address.scope.as_str()) {
                 continue;
             }
             let keep = depended.contains(&d.address);
@@ -130,7 +125,9 @@ pub async fn build(
 
     // Deletes: recorded but not desired (or everything in a destroy plan).
     for (addr, rec) in &records {
-        if !opts.in_scope(addr) || (opts.mode == Mode::Normal && desired.index_of(addr).is_some()) {
+        if !scope.holds(addr.scope.as_str())
+            || (opts.mode == Mode::Normal && desired.index_of(addr).is_some())
+        {
             continue;
         }
         if rec.lifecycle.prevent_destroy {

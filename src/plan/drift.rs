@@ -62,9 +62,10 @@ pub async fn detect(
     registry: &Registry,
     tenants: &[String],
 ) -> Result<Report, PlanError> {
+    let selected = crate::addr::Selection::new(tenants);
     let scoped: Vec<&ResourceRecord> = records
         .iter()
-        .filter(|r| tenants.is_empty() || tenants.iter().any(|t| t == r.address.scope.as_str()))
+        .filter(|r| selected.holds(r.address.scope.as_str()))
         .collect();
     let live = refresh(registry, &scoped).await?;
     let mut items = Vec::new();

@@ -582,9 +582,10 @@ pub fn render_for(
     }
     let mut tenants = BTreeMap::new();
     let mut selected = Vec::new();
+    let wanted = crate::addr::Selection::new(only);
     for t in &ws.tenants {
         tenants.insert(t.spec.id.clone(), t.spec.status);
-        if t.spec.status == Status::Deleted || !(only.is_empty() || only.contains(&t.spec.id)) {
+        if t.spec.status == Status::Deleted || !wanted.holds(&t.spec.id) {
             continue;
         }
         if ws.tiers.contains_key(&t.spec.plan) {

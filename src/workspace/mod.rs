@@ -405,11 +405,9 @@ impl Workspace {
     /// some tenants neither reads nor checks the others. The input digest covers what was
     /// read, so a saved plan is checked against the same files.
     pub fn load_only(root: &Path, only: &[String]) -> Result<Workspace, LoadErrors> {
-        let select = |stem: &str| {
-            only.is_empty()
-                || only.iter().any(|t| t == crate::addr::SHARED)
-                || only.iter().any(|t| t == stem)
-        };
+        let selected = crate::addr::Selection::new(only);
+        let all = selected.holds(crate::addr::SHARED);
+        let select = |stem: &str| all || selected.holds(stem);
         let mut ld = Loader {
             root: root.to_path_buf(),
             hasher: Sha256::new(),
@@ -482,6 +480,9 @@ impl Workspace {
 
     /// A tenant by id.
     pub fn tenant(&self, id: &str) -> Option<&LoadedTenant> {
-        self.tenants.iter().find(|t| t.spec.id == id)
+        self.tenants
+            .binary_search_by(|t| t.spec.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.tenants[i])
     }
 }
