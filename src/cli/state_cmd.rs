@@ -151,6 +151,16 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
                     h.serial_after,
                     h.summary
                 );
+                if !h.tenants.is_empty() {
+                    let shown = h.tenants.iter().take(8).cloned().collect::<Vec<_>>();
+                    let more = h.tenants.len() - shown.len();
+                    let more = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    println!("    tenants: {}{more}", shown.join(", "));
+                }
             }
         }
     }

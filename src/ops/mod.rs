@@ -467,6 +467,16 @@ pub async fn run_plan(
         summary: report.summary(),
         serial_before: before,
         serial_after: st.store.serial()?,
+        tenants: if plan.tenants.is_empty() {
+            let changed: std::collections::BTreeSet<String> = plan
+                .changes
+                .iter()
+                .map(|c| c.address.scope.to_string())
+                .collect();
+            changed.into_iter().collect()
+        } else {
+            plan.tenants.clone()
+        },
     })?;
     Ok(report)
 }

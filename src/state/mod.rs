@@ -8,8 +8,10 @@
 pub mod audit;
 pub mod crypto;
 pub mod holder;
+mod pg_store;
 mod s3_store;
 mod sdk;
+mod seal;
 mod sled_store;
 
 use std::time::Duration;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
+pub use pg_store::{PgLocation, PgStore, SCHEMA_VERSION};
 pub use s3_store::{S3Location, S3Store};
 pub use sled_store::{hostname, SledStore};
 
@@ -171,6 +174,9 @@ pub struct RunRecord {
     pub serial_before: u64,
     /// Serial after the run.
     pub serial_after: u64,
+    /// The tenants the run was limited to, else those it changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
 }
 
 /// What to record when an intent completes.

@@ -3,48 +3,35 @@
 //! process at a time through `state/lock` (see [`holder`](super::holder)), which also
 //! names the holder to a waiting process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::audit::{self, AuditAction, AuditEvent};
+use super::audit::{AuditAction, AuditEvent};
 use super::crypto::{self, Key};
 use super::holder;
+use super::seal::{KeyRing, Sealable, Sealer};
 use super::{
     Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
     FORMAT_VERSION,
 };
 use crate::addr::ResourceAddr;
-use crate::value::Attrs;
-
-/// On-disk form of a resource record or intent: sensitive attributes sealed.
-#[derive(Serialize, Deserialize)]
-struct Sealed<T> {
-    #[serde(flatten)]
-    inner: T,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-}
 
 /// The sled-backed state store.
 pub struct SledStore {
     path: PathBuf,
     /// The open database; taken on drop so it can be closed before the lock is released.
     trees: Option<Trees>,
-    master: Key,
-    data_keys: Mutex<HashMap<String, Key>>,
+    sealer: Sealer,
     host: String,
     /// `user@host`, written into audit events.
     actor: String,
     /// Whether this run wrote anything (then the database is settled on close).
     dirty: std::sync::atomic::AtomicBool,
-    /// Records unsealed so far (`--stats`).
-    reads: std::sync::atomic::AtomicU64,
     /// The directory lock, released when the store is dropped (after the database).
     _held: holder::Held,
 }
@@ -83,6 +70,22 @@ impl Drop for SledStore {
         if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
             drop(sled::Config::new().path(&self.path).open());
         }
+    }
+}
+
+impl KeyRing for SledStore {
+    fn wrapped(&self, scope: &str) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self
+            .keys
+            .get(scope)
+            .map_err(|e| self.err(e))?
+            .map(|w| w.to_vec()))
+    }
+    fn add_wrapped(&self, scope: &str, wrapped: Vec<u8>) -> Result<Vec<u8>, StateError> {
+        self.keys
+            .insert(scope, wrapped.as_slice())
+            .map_err(|e| self.err(e))?;
+        Ok(wrapped)
     }
 }
 
@@ -170,9 +173,7 @@ impl SledStore {
             path: dir.to_path_buf(),
             trees: Some(trees),
             dirty: Default::default(),
-            reads: Default::default(),
-            master,
-            data_keys: Mutex::new(HashMap::new()),
+            sealer: Sealer::new(dir.display().to_string(), master),
             host: hostname(),
             actor: format!("{}@{}", holder.owner, holder.host),
             _held: held,
@@ -252,82 +253,12 @@ impl SledStore {
             .unwrap_or_default())
     }
 
-    fn data_key(&self, scope: &str) -> Result<Key, StateError> {
-        let mut cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = cache.get(scope) {
-            return Ok(k.clone());
-        }
-        let key = match self.keys.get(scope).map_err(|e| self.err(e))? {
-            Some(w) => self.master.unwrap_key(&w, scope).ok_or_else(|| {
-                StateError::Key(format!(
-                    "cannot unwrap the data key of `{scope}`: the master key ({} or the key file) is not the one this state was written with",
-                    crypto::MASTER_KEY_ENV
-                ))
-            })?,
-            None => {
-                let k = Key::generate();
-                self.keys.insert(scope, self.master.wrap(&k, scope)).map_err(|e| self.err(e))?;
-                k
-            }
-        };
-        cache.insert(scope.to_string(), key.clone());
-        Ok(key)
+    fn seal<T: Sealable>(&self, inner: T) -> Result<Vec<u8>, StateError> {
+        self.sealer.seal(self, inner)
     }
 
-    fn seal<T: Serialize>(
-        &self,
-        addr: &ResourceAddr,
-        mut inner: T,
-        attrs: impl Fn(&mut T) -> &mut Attrs,
-        sensitive: &[String],
-    ) -> Result<Vec<u8>, StateError> {
-        let mut secret_map = Attrs::new();
-        let a = attrs(&mut inner);
-        for k in sensitive {
-            if let Some(v) = a.remove(k) {
-                secret_map.insert(k.clone(), v);
-            }
-        }
-        let secret = if secret_map.is_empty() {
-            None
-        } else {
-            let dk = self.data_key(addr.scope.as_str())?;
-            let plain = serde_json::to_vec(&secret_map).map_err(|e| self.err(e))?;
-            Some(crypto::to_text(
-                &dk.seal(&plain, addr.to_string().as_bytes()),
-            ))
-        };
-        serde_json::to_vec(&Sealed { inner, secret }).map_err(|e| self.err(e))
-    }
-
-    fn unseal<T: for<'de> Deserialize<'de>>(
-        &self,
-        bytes: &[u8],
-        addr: impl Fn(&T) -> ResourceAddr,
-        attrs: impl Fn(&mut T) -> &mut Attrs,
-    ) -> Result<T, StateError> {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let s: Sealed<T> = serde_json::from_slice(bytes)
-            .map_err(|e| self.corrupt(format!("undecodable record: {e}")))?;
-        let mut inner = s.inner;
-        if let Some(secret) = s.secret {
-            let a = addr(&inner);
-            let dk = self.data_key(a.scope.as_str())?;
-            let sealed = crypto::from_text(&secret)
-                .ok_or_else(|| self.corrupt(format!("`{a}`: secret is not base64")))?;
-            let plain = dk
-                .open(&sealed, a.to_string().as_bytes())
-                .ok_or_else(|| StateError::Key(format!("cannot decrypt the secrets of `{a}`")))?;
-            let map: Attrs =
-                serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("`{a}`: {e}")))?;
-            attrs(&mut inner).extend(map);
-        }
-        Ok(inner)
-    }
-
-    fn seal_record(&self, r: &ResourceRecord) -> Result<Vec<u8>, StateError> {
-        self.seal(&r.address, r.clone(), |r| &mut r.attributes, &r.sensitive)
+    fn unseal<T: Sealable>(&self, bytes: &[u8]) -> Result<T, StateError> {
+        self.sealer.unseal(self, bytes)
     }
 
     fn next_serial(&self) -> Result<u64, StateError> {
@@ -445,7 +376,7 @@ impl SledStore {
                 continue;
             }
             let bytes = crypto::from_text(w)
-                .filter(|b| self.master.unwrap_key(b, scope).is_some())
+                .filter(|b| self.sealer.master().unwrap_key(b, scope).is_some())
                 .ok_or_else(|| {
                     StateError::Key(format!(
                         "the data key of `{scope}` cannot be unwrapped with this master key"
@@ -475,7 +406,7 @@ impl SledStore {
 
     /// A record sealed for storage, with its audit digest.
     fn sealed(&self, r: &ResourceRecord) -> Result<StoredRecord, StateError> {
-        Ok((self.seal_record(r)?, self.digest(r)))
+        Ok((self.seal(r.clone())?, self.digest(r)))
     }
 }
 
@@ -490,7 +421,9 @@ impl StateStore for SledStore {
         match self.keys.iter().next() {
             Some(entry) => {
                 let (scope, _) = entry.map_err(|e| self.err(e))?;
-                self.data_key(&String::from_utf8_lossy(&scope)).map(|_| ())
+                self.sealer
+                    .data_key(self, &String::from_utf8_lossy(&scope))
+                    .map(|_| ())
             }
             None => Ok(()),
         }
@@ -507,25 +440,17 @@ impl StateStore for SledStore {
             .iter()
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.err(e))?;
-                self.unseal(
-                    &v,
-                    |r: &ResourceRecord| r.address.clone(),
-                    |r| &mut r.attributes,
-                )
+                self.unseal(&v)
             })
             .collect()
     }
 
     fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
-        let mut out = Vec::new();
+        let mut out: Vec<ResourceRecord> = Vec::new();
         for scope in scopes {
             for kv in self.resources.scan_prefix(format!("{scope}/")) {
                 let (_, v) = kv.map_err(|e| self.err(e))?;
-                out.push(self.unseal(
-                    &v,
-                    |r: &ResourceRecord| r.address.clone(),
-                    |r| &mut r.attributes,
-                )?);
+                out.push(self.unseal(&v)?);
             }
         }
         out.sort_by(|a, b| a.address.cmp(&b.address));
@@ -533,7 +458,7 @@ impl StateStore for SledStore {
         Ok(out)
     }
     fn records_read(&self) -> u64 {
-        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+        self.sealer.reads()
     }
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
         match self
@@ -541,11 +466,7 @@ impl StateStore for SledStore {
             .get(addr.to_string())
             .map_err(|e| self.err(e))?
         {
-            Some(v) => Ok(Some(self.unseal(
-                &v,
-                |r: &ResourceRecord| r.address.clone(),
-                |r| &mut r.attributes,
-            )?)),
+            Some(v) => Ok(Some(self.unseal(&v)?)),
             None => Ok(None),
         }
     }
@@ -553,12 +474,7 @@ impl StateStore for SledStore {
     fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for intent in intents {
-            let bytes = self.seal(
-                &intent.address,
-                intent.clone(),
-                |i| &mut i.config,
-                &intent.sensitive,
-            )?;
+            let bytes = self.seal(intent.clone())?;
             batch.insert(intent.token.as_bytes(), bytes);
         }
         self.intents.apply_batch(batch).map_err(|e| self.err(e))?;
@@ -588,7 +504,7 @@ impl StateStore for SledStore {
             .iter()
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.err(e))?;
-                self.unseal(&v, |i: &Intent| i.address.clone(), |i| &mut i.config)
+                self.unseal(&v)
             })
             .collect()
     }
@@ -755,8 +671,7 @@ impl StateStore for SledStore {
     }
 
     fn digest(&self, record: &ResourceRecord) -> String {
-        self.master
-            .mac("landlord audit record", &audit::canonical_bytes(record))
+        self.sealer.digest(record)
     }
 
     fn export(&self) -> Result<Export, StateError> {
@@ -828,19 +743,9 @@ impl StateStore for SledStore {
                     .map_err(|e| self.err(e))?;
             }
         }
-        self.data_keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.sealer.forget_keys();
         for (scope, w) in &ex.keys {
-            let bytes = crypto::from_text(w).ok_or_else(|| {
-                StateError::Import(format!("data key of `{scope}` is not base64"))
-            })?;
-            self.master.unwrap_key(&bytes, scope).ok_or_else(|| {
-                StateError::Import(format!(
-                    "data key of `{scope}` cannot be unwrapped with this master key"
-                ))
-            })?;
+            let bytes = self.sealer.check_wrapped(scope, w)?;
             self.keys
                 .insert(scope.as_bytes(), bytes)
                 .map_err(|e| self.err(e))?;
@@ -892,6 +797,7 @@ mod erased {
 mod tests {
     use super::*;
     use crate::state::IntentOp;
+    use crate::value::Attrs;
     use serde_json::json;
 
     fn holder(scope: &str) -> LockInfo {
