@@ -22,6 +22,8 @@ mod postgres;
 mod safety;
 /// Snapshots of the three plan renderings.
 mod snapshots;
+/// The PostgreSQL state backend: many runners, per-tenant locks, crashes, lost connections.
+mod state_pg;
 /// The S3 state backend against moto: sharing, locking, crash safety.
 mod state_s3;
 /// The quick start: apply, idempotent plan, drift and repair, tenant removal, tier changes.

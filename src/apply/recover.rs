@@ -6,13 +6,16 @@ use super::{ApplyError, Hook};
 use crate::providers::{DeleteRequest, Interrupted, RecoverRequest, Recovery, Registry};
 use crate::state::{now_rfc3339, IntentOp, Outcome, ResourceRecord, StateStore};
 
-/// Reconciles every pending intent; returns how many there were.
+/// Reconciles the pending intents of the scopes this run holds (`held`); returns how
+/// many there were. Another run's intents may be in flight, and are left to it.
 pub async fn recover(
     store: &dyn StateStore,
     registry: &Registry,
     hook: &dyn Hook,
+    held: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<usize, ApplyError> {
-    let intents = store.intents()?;
+    let mut intents = store.intents()?;
+    intents.retain(|i| held(i.address.scope.as_str()));
     // Let requests the killed run sent finish on the server before looking for their result.
     let settle_until = intents
         .iter()

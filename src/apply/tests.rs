@@ -257,7 +257,12 @@ async fn intents_of_a_killed_run_are_adopted_or_forgotten() {
             })
             .unwrap();
     }
-    assert_eq!(recover(&e.store, &e.registry, &NoHook).await.unwrap(), 2);
+    assert_eq!(
+        recover(&e.store, &e.registry, &NoHook, &|_| true)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(e.store.intents().unwrap().is_empty());
     let recs = e.store.resources().unwrap();
     assert_eq!(recs.len(), 1);

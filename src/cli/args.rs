@@ -415,12 +415,24 @@ pub enum StateCommand {
     History,
     /// Copy the state to another backend, verified there; the source is left as it was.
     #[command(
-        after_help = "Examples:\n  landlord state migrate --to s3 --bucket acme-landlord-state --key fleet/state.json --region eu-west-1\n  landlord state migrate --to sled --path state-copy\n\nThen point [state] in landlord.toml at the new backend."
+        after_help = "Examples:\n  landlord state migrate --to s3 --bucket acme-landlord-state --key fleet/state.json --region eu-west-1\n  landlord state migrate --to postgres --url-env LANDLORD_STATE_URL\n  landlord state migrate --to postgres --server main --database landlord --schema fleet\n  landlord state migrate --to sled --path state-copy\n\nThen point [state] in landlord.toml at the new backend."
     )]
     Migrate {
-        /// The backend: `sled` or `s3`.
+        /// The backend: `sled`, `s3` or `postgres`.
         #[arg(long, value_name = "BACKEND")]
         to: String,
+        /// postgres: the environment variable holding the connection URL.
+        #[arg(long, value_name = "VAR")]
+        url_env: Option<String>,
+        /// postgres: a `[providers.postgresql.<name>]` server (instead of --url-env).
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// postgres with --server: the database.
+        #[arg(long)]
+        database: Option<String>,
+        /// postgres: the schema (default landlord).
+        #[arg(long)]
+        schema: Option<String>,
         /// sled: the directory, relative to the workspace.
         #[arg(long)]
         path: Option<String>,

@@ -242,8 +242,16 @@ fn api_calls(s: &Session) -> Vec<show::ApiCall> {
 }
 
 fn print_stats(s: &Session, st: &OpenState) {
-    eprintln!("State records read: {}", st.store.records_read());
+    print_state_stats(st);
     print_calls(s);
+}
+
+/// Records read and, for a shared backend, what went over the wire.
+fn print_state_stats(st: &OpenState) {
+    eprintln!("State records read: {}", st.store.records_read());
+    if let Some((requests, bytes)) = st.store.traffic() {
+        eprintln!("State requests: {requests}, bytes of state written: {bytes}");
+    }
 }
 
 fn print_calls(s: &Session) {
@@ -358,7 +366,7 @@ fn finish_plan(
         );
     }
     if stats {
-        eprintln!("State records read: {}", st.store.records_read());
+        print_state_stats(st);
         if let Some(s) = s {
             print_calls(s);
         }

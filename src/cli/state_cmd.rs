@@ -14,18 +14,38 @@ fn addr(s: &str) -> Result<ResourceAddr> {
     Ok(s.parse::<ResourceAddr>()?)
 }
 
-/// `state migrate`: the target `[state]` from the flags, then the copy.
-fn migrate(
-    dir: &Path,
+/// Where `state migrate` copies to, from its flags.
+struct Target {
     to: String,
     path: Option<String>,
     bucket: Option<String>,
     key: Option<String>,
     region: Option<String>,
-    lock_timeout: Duration,
-) -> Result<u8> {
+    url_env: Option<String>,
+    server: Option<String>,
+    database: Option<String>,
+    schema: Option<String>,
+}
+
+/// `state migrate`: the target `[state]` from the flags, then the copy.
+fn migrate(dir: &Path, t: Target, lock_timeout: Duration) -> Result<u8> {
+    let Target {
+        to,
+        path,
+        bucket,
+        key,
+        region,
+        url_env,
+        server,
+        database,
+        schema,
+    } = t;
     let config = crate::workspace::load_config(dir)?;
     let mut target = config.state.clone();
+    target.url_env = None;
+    target.server = None;
+    target.database = None;
+    target.schema = None;
     match to.as_str() {
         "sled" => {
             target.backend = to;
@@ -39,7 +59,19 @@ fn migrate(
             target.key = key;
             target.region = region.or(target.region);
         }
-        other => anyhow::bail!("unknown backend `{other}`: expected `sled` or `s3`"),
+        "postgres" => {
+            if url_env.is_some() == server.is_some() {
+                anyhow::bail!(
+                    "--to postgres needs --url-env VAR or --server NAME (with --database)"
+                );
+            }
+            target.backend = to;
+            target.url_env = url_env;
+            target.server = server;
+            target.database = database;
+            target.schema = schema;
+        }
+        other => anyhow::bail!("unknown backend `{other}`: expected `sled`, `s3` or `postgres`"),
     }
     let m = ops::state::migrate(dir, &config, target, lock_timeout)?;
     println!(
@@ -68,10 +100,25 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         bucket,
         key,
         region,
+        url_env,
+        server,
+        database,
+        schema,
         lock_timeout,
     } = cmd
     {
-        return migrate(dir, to, path, bucket, key, region, lock_timeout);
+        let target = Target {
+            to,
+            path,
+            bucket,
+            key,
+            region,
+            url_env,
+            server,
+            database,
+            schema,
+        };
+        return migrate(dir, target, lock_timeout);
     }
     if let StateCommand::Unlock { tenant: None } = &cmd {
         // A shared backend's state lock may be held by a run on another machine that is gone.

@@ -20,8 +20,8 @@ use crate::providers::{self, Registry};
 use crate::render::{self, Desired, RenderErrors};
 use crate::state::crypto::{self, KeySource};
 use crate::state::{
-    now_rfc3339, LockInfo, ResourceRecord, RunRecord, S3Location, S3Store, SledStore, StateError,
-    StateStore,
+    now_rfc3339, LockInfo, PgLocation, PgStore, ResourceRecord, RunRecord, S3Location, S3Store,
+    SledStore, StateError, StateStore,
 };
 use crate::workspace::{self, Config, LoadErrors, Workspace};
 
@@ -98,9 +98,17 @@ impl OpenState {
         &self.master
     }
 
+    /// Whether this run may change `scope`: it holds the whole state, the workspace
+    /// lock, or that tenant's lock.
+    pub fn holds(&self, scope: &str) -> bool {
+        self.store.exclusive() || self.scopes.iter().any(|s| s == "workspace" || s == scope)
+    }
+
     /// Records lock scopes (`workspace` or tenant ids) for the life of this value.
     pub fn lock_scopes(&mut self, scopes: &[String], command: &str) -> Result<(), OpsError> {
-        for s in scopes {
+        // In one order for every run, so two runs never wait for each other in a circle.
+        let ordered: std::collections::BTreeSet<&String> = scopes.iter().collect();
+        for s in ordered {
             self.store
                 .lock(&holder(s, command, Duration::from_secs(3600)))?;
             self.scopes.push(s.clone());
@@ -177,6 +185,46 @@ fn s3_location(config: &Config) -> Option<S3Location> {
     })
 }
 
+/// Where a `postgres` state lives, from `[state]` (and `[providers.postgresql.<server>]`).
+fn pg_location(root: &Path, config: &Config) -> Result<Option<PgLocation>, OpsError> {
+    let st = &config.state;
+    if st.backend != "postgres" {
+        return Ok(None);
+    }
+    let bad = |message: String| StateError::Storage {
+        path: "[state] in landlord.toml".into(),
+        message,
+    };
+    let conn = match (&st.url_env, &st.server) {
+        (Some(var), _) => {
+            let url = std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "environment variable `{var}` (url_env) is not set: set it to the state database's connection URL, e.g. postgresql://landlord:PASSWORD@db.internal:5432/landlord"
+                    ))
+                })?;
+            providers::postgres::state_at_url(&url, root)
+                .map_err(|m| bad(format!("{m} (from `{var}`)")))?
+        }
+        (None, Some(server)) => providers::postgres::state_on_server(
+            &config.providers,
+            root,
+            server,
+            st.database.as_deref(),
+        )
+        .map_err(bad)?,
+        (None, None) => return Err(bad("`url_env` or `server` is required".into()).into()),
+    };
+    Ok(Some(PgLocation {
+        config: conn.config,
+        tls: conn.tls,
+        schema: st.schema.clone().unwrap_or_else(|| "landlord".into()),
+        describe: conn.describe,
+    }))
+}
+
 /// Removes a shared backend's state lock whoever holds it; the holder it named.
 pub fn break_state_lock(dir: &Path) -> Result<Option<LockInfo>, OpsError> {
     let config = workspace::load_config(dir)?;
@@ -227,8 +275,10 @@ pub fn open_state(
         ),
     };
     let me = holder("workspace", command, Duration::from_secs(3600));
-    let store: Box<dyn StateStore> = match s3_location(config) {
-        Some(at) => {
+    let pg = pg_location(root, config)?;
+    let store: Box<dyn StateStore> = match (s3_location(config), pg) {
+        (_, Some(at)) => Box::new(PgStore::open(at, key.clone(), &me, lock_timeout)?),
+        (Some(at), None) => {
             // The working copy lives outside the workspace and goes with the run.
             let work = std::env::temp_dir().join(format!(
                 "landlord-s3-{}-{}",
@@ -237,7 +287,7 @@ pub fn open_state(
             ));
             Box::new(S3Store::open(at, &work, key.clone(), &me, lock_timeout)?)
         }
-        None => Box::new(SledStore::open(
+        (None, None) => Box::new(SledStore::open(
             &root.join(&config.state.path),
             key.clone(),
             &me,
@@ -376,7 +426,10 @@ pub async fn make_plan(
     hook: &dyn Hook,
 ) -> Result<Plan, OpsError> {
     check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
-    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
+    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
+        st.holds(scope)
+    })
+    .await?;
     let mut p = plan::build(
         desired,
         records_for(st, &opts.tenants, Some(desired))?,
@@ -517,7 +570,10 @@ pub async fn check_saved_plan(
 ) -> Result<(), OpsError> {
     // Operations a killed run left behind are reconciled first; if that changes state,
     // the plan no longer describes it and is refused below.
-    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
+    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
+        st.holds(scope)
+    })
+    .await?;
     let scopes: Vec<String> = plan.versions.keys().cloned().collect();
     file::check_fresh(
         plan,
@@ -537,7 +593,10 @@ pub async fn drift(
     hook: &dyn Hook,
 ) -> Result<drift::Report, OpsError> {
     check_tenants(&s.ws, tenants, Some(st.store.as_ref()))?;
-    apply::recover(st.store.as_ref(), &s.registry, hook).await?;
+    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
+        st.holds(scope)
+    })
+    .await?;
     Ok(drift::detect(&records_for(st, tenants, None)?, &s.registry, tenants).await?)
 }
 

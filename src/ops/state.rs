@@ -217,6 +217,20 @@ pub fn describe(s: &crate::workspace::config::StateSection, root: &std::path::Pa
                 .clone()
                 .unwrap_or_else(|| "landlord/state.json".into())
         ),
+        "postgres" => {
+            let place = match (&s.url_env, &s.server) {
+                (Some(var), _) => format!("the database in ${var}"),
+                (None, server) => format!(
+                    "server `{}` database `{}`",
+                    server.clone().unwrap_or_default(),
+                    s.database.clone().unwrap_or_else(|| "(default)".into())
+                ),
+            };
+            format!(
+                "postgres {place}, schema `{}`",
+                s.schema.clone().unwrap_or_else(|| "landlord".into())
+            )
+        }
         _ => root.join(&s.path).display().to_string(),
     }
 }

@@ -312,6 +312,16 @@ pub trait StateStore: Send + Sync {
     fn records_read(&self) -> u64 {
         0
     }
+    /// Whether an open store is held by this process alone (every scope is ours to
+    /// change); `false` where runs lock tenants instead.
+    fn exclusive(&self) -> bool {
+        true
+    }
+    /// Requests (or statements) sent to a shared backend so far and bytes of state
+    /// written, for `--stats`; `None` for the embedded one.
+    fn traffic(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// One record.
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError>;
     /// Durably records intents before their provider call (one durable write).

@@ -613,14 +613,6 @@ impl PgStore {
     fn holder_of(&self, scope: &str) -> Result<Option<LockInfo>, StateError> {
         Ok(self.locks()?.into_iter().find(|l| l.scope == scope))
     }
-
-    /// How much this store sent: statements and bytes of records written.
-    pub fn traffic(&self) -> (u64, u64) {
-        (
-            self.traffic.statements.load(Ordering::Relaxed),
-            self.traffic.bytes.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// A random lineage id for a new state.
@@ -784,6 +776,17 @@ impl StateStore for PgStore {
 
     fn records_read(&self) -> u64 {
         self.sealer.reads()
+    }
+
+    fn exclusive(&self) -> bool {
+        false
+    }
+
+    fn traffic(&self) -> Option<(u64, u64)> {
+        Some((
+            self.traffic.statements.load(Ordering::Relaxed),
+            self.traffic.bytes.load(Ordering::Relaxed),
+        ))
     }
 
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {

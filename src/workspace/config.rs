@@ -47,7 +47,7 @@ pub struct WorkspaceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// Backend name: `sled` (embedded, the default) or `s3` (shared).
+    /// Backend name: `sled` (embedded, the default), `s3` or `postgres` (shared).
     #[serde(default = "default_backend")]
     pub backend: String,
     /// S3 backend: bucket.
@@ -63,6 +63,19 @@ pub struct StateSection {
     /// A KMS key that encrypts the master key in `key_file` (instead of a plain key file).
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// PostgreSQL backend: the environment variable holding the connection URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// PostgreSQL backend: a `[providers.postgresql.<name>]` server to keep state on
+    /// (instead of `url_env`).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// PostgreSQL backend with `server`: the database (default: the server's).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// PostgreSQL backend: the schema of landlord's tables (default `landlord`).
+    #[serde(default)]
+    pub schema: Option<String>,
     /// State directory, relative to the workspace.
     #[serde(default = "default_state_path")]
     pub path: String,
@@ -79,6 +92,10 @@ impl Default for StateSection {
             key: None,
             region: None,
             kms_key_id: None,
+            url_env: None,
+            server: None,
+            database: None,
+            schema: None,
             path: default_state_path(),
             key_file: default_key_file(),
         }
@@ -111,8 +128,26 @@ impl Config {
             )
             .at_line(line)
         })?;
-        match (cfg.state.backend.as_str(), &cfg.state.bucket) {
+        let st = &cfg.state;
+        match (st.backend.as_str(), &st.bucket) {
             ("sled", _) | ("s3", Some(_)) => {}
+            ("postgres", _) => match (&st.url_env, &st.server) {
+                (Some(_), None) | (None, Some(_)) => {}
+                (Some(_), Some(_)) => {
+                    return Err(WorkspaceError::policy(
+                        path,
+                        "the `postgres` state backend takes `url_env` or `server`, not both",
+                    )
+                    .field("state.server"))
+                }
+                (None, None) => {
+                    return Err(WorkspaceError::policy(
+                        path,
+                        "the `postgres` state backend needs `url_env` (the environment variable holding the connection URL) or `server` (a [providers.postgresql.<name>] server, with `database`)",
+                    )
+                    .field("state.url_env"))
+                }
+            },
             ("s3", None) => {
                 return Err(WorkspaceError::policy(
                     path,
@@ -123,7 +158,9 @@ impl Config {
             (other, _) => {
                 return Err(WorkspaceError::policy(
                     path,
-                    format!("unknown state backend `{other}`: expected `sled` or `s3`"),
+                    format!(
+                        "unknown state backend `{other}`: expected `sled`, `s3` or `postgres`"
+                    ),
                 )
                 .field("state.backend"))
             }

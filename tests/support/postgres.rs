@@ -295,6 +295,34 @@ impl Pg {
         Ok(lines.collect::<Vec<_>>().join("\n").trim().to_string())
     }
 
+    /// A connection URL for `db` as the superuser (password included).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable",
+            self.password, self.port
+        )
+    }
+
+    /// Stops the server at once (`-m immediate`), as a crash or a network loss looks to
+    /// its clients; [`resume`](Self::resume) starts it again on the same port.
+    pub fn pause(&self) {
+        run(
+            server_cmd(&self.bin, "pg_ctl", self.dir.path())
+                .args("-D data -m immediate -w -s stop".split(' ')),
+            "pg_ctl stop",
+        );
+    }
+
+    /// Starts a paused server again.
+    pub fn resume(&self) {
+        run(
+            server_cmd(&self.bin, "pg_ctl", self.dir.path())
+                .args(["-o", &format!("-p {}", self.port)])
+                .args("-D data -l server.log -w -s start".split(' ')),
+            "pg_ctl start",
+        );
+    }
+
     /// The server log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

@@ -113,6 +113,41 @@ impl ServerConfig {
         })
     }
 
+    /// The driver's settings for `db` on this server (password from the environment).
+    pub fn driver_config(
+        &self,
+        server: &str,
+        db: &str,
+    ) -> Result<tokio_postgres::Config, ProviderError> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(db)
+            .application_name("landlord")
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(p) = self.password(server)? {
+            cfg.password(p);
+        }
+        cfg.ssl_mode(match self.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
+        Ok(cfg)
+    }
+
+    /// The TLS connector of this server's `sslmode` (`None`: plain connections).
+    pub fn connector(&self) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, String> {
+        Ok(match self.sslmode {
+            SslMode::Disable => None,
+            SslMode::Prefer | SslMode::Require => Some(super::tls::unverified()),
+            SslMode::VerifyFull => Some(super::tls::verified(
+                self.sslrootcert.as_deref().expect("checked when parsed"),
+            )?),
+        })
+    }
+
     /// The admin password, from the environment variable `password_env` names.
     pub fn password(&self, server: &str) -> Result<Option<String>, ProviderError> {
         match &self.password_env {
@@ -179,13 +214,7 @@ impl Server {
     /// A server from its settings; TLS material is loaded here, so a bad file is a
     /// settings error.
     pub fn new(name: &str, cfg: ServerConfig, stats: Arc<ApiStats>) -> Result<Server, String> {
-        let tls = match cfg.sslmode {
-            SslMode::Disable => None,
-            SslMode::Prefer | SslMode::Require => Some(super::tls::unverified()),
-            SslMode::VerifyFull => Some(super::tls::verified(
-                cfg.sslrootcert.as_deref().expect("checked when parsed"),
-            )?),
-        };
+        let tls = cfg.connector()?;
         Ok(Server {
             name: name.to_string(),
             slots: Semaphore::new(cfg.max_connections),
@@ -243,21 +272,7 @@ impl Server {
     }
 
     async fn connect(&self, db: &str) -> Result<Client, ProviderError> {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&self.cfg.host)
-            .port(self.cfg.port)
-            .user(&self.cfg.user)
-            .dbname(db)
-            .application_name("landlord")
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(p) = self.cfg.password(&self.name)? {
-            cfg.password(p);
-        }
-        cfg.ssl_mode(match self.cfg.sslmode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
-        });
+        let cfg = self.cfg.driver_config(&self.name, db)?;
         self.count("connect");
         let what = format!(
             "connect to postgresql server `{}` at {} (database `{db}`, user `{}`)",
@@ -325,4 +340,103 @@ impl Server {
 
 fn poisoned() -> ProviderError {
     ProviderError::failed("the connection pool lock is poisoned")
+}
+
+/// Connection settings for keeping landlord's own state on a PostgreSQL server.
+pub struct StateConnection {
+    /// The driver's settings.
+    pub config: tokio_postgres::Config,
+    /// TLS connector (`None`: plain connections).
+    pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// `postgresql://user@host:port/database`, never the password.
+    pub describe: String,
+}
+
+impl StateConnection {
+    fn new(
+        config: tokio_postgres::Config,
+        tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    ) -> StateConnection {
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let describe = format!(
+            "postgresql://{}@{host}:{port}/{}",
+            config.get_user().unwrap_or("postgres"),
+            config.get_dbname().unwrap_or("postgres")
+        );
+        StateConnection {
+            config,
+            tls,
+            describe,
+        }
+    }
+}
+
+/// State on the server `[providers.postgresql.<server>]` names, in `database` (default:
+/// the server's own).
+pub fn state_on_server(
+    tables: &std::collections::BTreeMap<String, toml::Table>,
+    root: &std::path::Path,
+    server: &str,
+    database: Option<&str>,
+) -> Result<StateConnection, String> {
+    let known: Vec<String> = tables
+        .get(NAME)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    let table = tables
+        .get(NAME)
+        .and_then(|t| t.get(server))
+        .and_then(toml::Value::as_table)
+        .ok_or_else(|| {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            crate::suggest::unknown("[providers.postgresql] server", server, &names)
+        })?;
+    let cfg = ServerConfig::parse(table, root).map_err(|m| format!("server `{server}`: {m}"))?;
+    let db = database.unwrap_or(&cfg.database).to_string();
+    let config = cfg.driver_config(server, &db).map_err(|e| e.to_string())?;
+    Ok(StateConnection::new(config, cfg.connector()?))
+}
+
+/// State at a libpq-style URL (`postgresql://user:password@host:port/db?sslmode=require`);
+/// `sslmode=verify-full` with `sslrootcert=FILE` (relative to `root`) checks the server.
+pub fn state_at_url(url: &str, root: &std::path::Path) -> Result<StateConnection, String> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept = Vec::new();
+    let (mut verify, mut rootcert) = (false, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", "verify-full" | "verify-ca")) => verify = true,
+            Some(("sslrootcert", f)) => rootcert = Some(root.join(f)),
+            _ => kept.push(pair),
+        }
+    }
+    let text = if verify {
+        kept.push("sslmode=require");
+        format!("{base}?{}", kept.join("&"))
+    } else if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let config: tokio_postgres::Config = text
+        .parse()
+        .map_err(|e| format!("the connection URL is not valid: {e}"))?;
+    let tls = if verify {
+        let ca = rootcert.ok_or("`sslmode=verify-full` needs `sslrootcert=FILE` in the URL")?;
+        Some(super::tls::verified(&ca)?)
+    } else {
+        match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => None,
+            _ => Some(super::tls::unverified()),
+        }
+    };
+    Ok(StateConnection::new(config, tls))
 }

@@ -45,6 +45,7 @@ use super::{
 use crate::addr::ResourceAddr;
 use crate::value::{Attrs, UNKNOWN};
 use conn::Server;
+pub use conn::{state_at_url, state_on_server, StateConnection};
 
 const NAME: &str = "postgresql";
 

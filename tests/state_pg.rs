@@ -1,0 +1,319 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::postgres::Pg;
+use crate::support::{tenant_yaml, write_slow_module, Ws};
+
+const URL_ENV: &str = "LANDLORD_TEST_STATE_URL";
+
+/// The quick start with `n` extra tenants (`t000`, ...) and its state on `pg`.
+fn workspace(pg: &Pg, n: usize) -> Ws {
+    // Every run gets the master key from the environment (as CI jobs get it from a
+    // secret), so runners that start together never race to write a key file.
+    let ws = Ws::example("quickstart").with_env(vec![(URL_ENV.into(), pg.url("postgres"))]);
+    ws.edit(
+        "landlord.toml",
+        "[state]\n",
+        &format!("[state]\nbackend = \"postgres\"\nurl_env = \"{URL_ENV}\"\n"),
+    );
+    for i in 0..n {
+        let id = format!("t{i:03}");
+        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
+    }
+    ws
+}
+
+/// `landlord args` with the state URL variable set to `url`; expects exit 1.
+fn refused_with_url(ws: &Ws, url: &str, args: &[&str]) -> crate::support::Run {
+    let r = crate::support::Run::from(ws.cmd(args).env(URL_ENV, url).output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    r
+}
+
+fn export(ws: &Ws) -> serde_json::Value {
+    serde_json::from_str(&ws.export()).unwrap()
+}
+
+/// The `local_file` records in state and the files on disk agree one to one.
+fn files_match_records(ws: &Ws) {
+    let list = ws.ok(&["state", "list"], 0).stdout;
+    let recorded = list.lines().filter(|l| l.contains("/local_file.")).count();
+    assert_eq!(
+        ws.out_files().len(),
+        recorded,
+        "every file on disk is recorded once\n{list}"
+    );
+}
+
+/// Starts `landlord args` in `ws` without waiting.
+fn spawn(ws: &Ws, args: &[&str]) -> std::process::Child {
+    ws.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: std::process::Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn four_sharded_runners_share_one_postgres_state() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 197);
+    let runners: Vec<_> = (1..=4)
+        .map(|k| {
+            spawn(
+                &ws,
+                &["apply", "--auto-approve", "--shard", &format!("{k}/4")],
+            )
+        })
+        .collect();
+    for (k, r) in runners.into_iter().enumerate() {
+        let (code, out) = finish(r);
+        assert_eq!(code, 0, "runner {}: {out}", k + 1);
+    }
+    ws.ok(&["audit", "verify"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    files_match_records(&ws);
+
+    let ex = export(&ws);
+    // Every tenant was applied exactly once: one create per record, nothing else.
+    let events = ex["audit"].as_array().unwrap();
+    assert!(
+        events.iter().all(|e| e["action"] == "create"),
+        "only creates"
+    );
+    assert_eq!(events.len(), ex["resources"].as_array().unwrap().len());
+    // Each run's history row lists its shard's tenants and no other.
+    let shard_of = |k: usize| -> Vec<String> {
+        let shard = format!("{k}/4");
+        let json = ws
+            .ok(&["tenants", "list", "--shard", &shard, "--json"], 0)
+            .stdout;
+        let mut ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        if k == 1 {
+            ids.push("_shared".into());
+        }
+        ids.sort();
+        ids
+    };
+    let mut expected: Vec<Vec<String>> = (1..=4).map(shard_of).collect();
+    let mut listed: Vec<Vec<String>> = ex["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let mut t: Vec<String> = row["tenants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            t.sort();
+            t
+        })
+        .collect();
+    expected.sort();
+    listed.sort();
+    assert_eq!(
+        listed, expected,
+        "one history row per runner, listing its shard"
+    );
+    let all: std::collections::BTreeSet<&String> = expected.iter().flatten().collect();
+    assert_eq!(all.len(), 201, "200 tenants and _shared");
+    assert_eq!(
+        expected.iter().map(Vec::len).sum::<usize>(),
+        201,
+        "once each"
+    );
+}
+
+#[test]
+fn bad_state_settings_fail_clearly_and_write_nothing() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 0);
+
+    // The variable is not set.
+    let r = refused_with_url(&ws, "", &["plan"]);
+    assert!(
+        r.stderr
+            .contains("environment variable `LANDLORD_TEST_STATE_URL` (url_env) is not set"),
+        "{}",
+        r.all()
+    );
+
+    // Nothing listens there.
+    let port = crate::support::moto::free_port();
+    let nowhere = format!("postgresql://postgres:x@127.0.0.1:{port}/postgres");
+    let r = refused_with_url(&ws, &nowhere, &["plan"]);
+    assert!(
+        r.stderr.contains("cannot connect to the state database")
+            && r.stderr.contains("is the server running"),
+        "{}",
+        r.all()
+    );
+
+    // Wrong password: named as such, and the password is not echoed.
+    let wrong = format!(
+        "postgresql://postgres:Wr0ngPassw0rd@127.0.0.1:{}/postgres",
+        pg.port
+    );
+    let r = refused_with_url(&ws, &wrong, &["plan"]);
+    assert!(
+        r.stderr.contains("password authentication failed")
+            && r.stderr.contains("check the user and password")
+            && !r.all().contains("Wr0ngPassw0rd"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'landlord'"
+        ),
+        "0",
+        "nothing was created"
+    );
+
+    // A state written by a newer landlord.
+    ws.ok(&["apply", "--auto-approve"], 0);
+    pg.psql(
+        "postgres",
+        "UPDATE landlord.schema_version SET version = 99",
+    );
+    let before = pg.psql(
+        "postgres",
+        "SELECT count(*), max(address) FROM landlord.resources",
+    );
+    let r = ws.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.stderr.contains("schema version 99")
+            && r.stderr.contains("newer landlord")
+            && r.stderr.contains("upgrade landlord"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*), max(address) FROM landlord.resources"
+        ),
+        before
+    );
+    assert_eq!(
+        pg.psql("postgres", "SELECT version FROM landlord.schema_version"),
+        "99"
+    );
+}
+
+#[test]
+fn overlapping_runners_wait_per_tenant_and_name_the_holder() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 0);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    write_slow_module(&ws, "3s");
+    // acme and globex wait three seconds each; initech (basic) does not.
+    for tier in ["professional", "enterprise"] {
+        ws.edit(
+            &format!("plans/{tier}.yaml"),
+            "modules:\n",
+            "modules:\n  - use: test/slow\n",
+        );
+    }
+    // A holds acme and globex for about three seconds.
+    let a = spawn(
+        &ws,
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "acme",
+            "--tenant",
+            "globex",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(900));
+    // A run on another tenant does not wait.
+    let start = Instant::now();
+    ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "initech",
+            "--lock-timeout",
+            "1s",
+        ],
+        0,
+    );
+    let disjoint = start.elapsed();
+    // One that needs globex waits, then names the holder.
+    let r = ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "globex",
+            "--lock-timeout",
+            "500ms",
+        ],
+        1,
+    );
+    assert!(
+        r.stderr.contains("state is locked by")
+            && r.stderr.contains("`landlord apply`")
+            && r.stderr.contains("on tenant `globex`"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !r.stderr.contains("state unlock"),
+        "no stale lock to break: {}",
+        r.all()
+    );
+    // With time enough it gets the lock once A is done, and finds nothing left to do.
+    let b = spawn(
+        &ws,
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "globex",
+            "--lock-timeout",
+            "60s",
+        ],
+    );
+    let (code, out) = finish(a);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = finish(b);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("No changes"), "{out}");
+    assert!(
+        disjoint < Duration::from_secs(3),
+        "a run on another tenant waited {disjoint:?}"
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["audit", "verify"], 0);
+    files_match_records(&ws);
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM landlord.locks"),
+        "0",
+        "every run removed its lock rows"
+    );
+}
