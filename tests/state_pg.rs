@@ -2,7 +2,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::postgres::Pg;
-use crate::support::{tenant_yaml, write_slow_module, Ws};
+use crate::support::{kill_applies, tenant_yaml, write_slow_module, Ws};
 
 const URL_ENV: &str = "LANDLORD_TEST_STATE_URL";
 
@@ -316,4 +316,211 @@ fn overlapping_runners_wait_per_tenant_and_name_the_holder() {
         "0",
         "every run removed its lock rows"
     );
+}
+
+#[test]
+fn killed_runners_leave_no_stale_lock_and_no_orphan() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 40);
+    // A stale lock would make the next run wait a second and give up before working.
+    let args = [
+        "apply",
+        "--auto-approve",
+        "--parallelism",
+        "4",
+        "--lock-timeout",
+        "1s",
+    ];
+    let kills = kill_applies(&ws, &args, 10, &[0, 1, 1, 2, 3], (150, 40));
+    assert!(kills >= 8, "only {kills} of 10 runs were killed mid-way");
+    let r = ws.ok(&["apply", "--auto-approve", "--lock-timeout", "1s"], 0);
+    assert!(!r.stderr.contains("locked"), "{}", r.all());
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["audit", "verify"], 0);
+    files_match_records(&ws);
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM landlord.intents"),
+        "0",
+        "every intent was reconciled"
+    );
+    // Killed runs leave lock rows, never locks: `state unlock` clears the rows.
+    let rows: usize = pg
+        .psql("postgres", "SELECT count(*) FROM landlord.locks")
+        .parse()
+        .unwrap();
+    let r = ws.ok(&["state", "unlock"], 0);
+    assert_eq!(
+        r.stdout.matches("Removed the lock").count(),
+        rows,
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM landlord.locks"),
+        "0"
+    );
+}
+
+#[test]
+fn losing_the_database_mid_run_fails_clearly_and_the_next_run_converges() {
+    use std::io::{BufRead, BufReader};
+    let pg = Pg::start();
+    let ws = workspace(&pg, 30);
+    let mut child = ws
+        .cmd(&["apply", "--auto-approve", "--parallelism", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the run has recorded some outcomes, the server goes away.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < 20 {
+        match lines.next() {
+            Some(Ok(l)) if l.ends_with("s]") => seen += 1,
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(seen, 20, "the run printed its progress");
+    pg.pause();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", rest.join("\n"));
+    assert!(
+        stderr.contains("lost the connection to the state database")
+            && stderr.contains("the next run reconciles"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    pg.resume();
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["audit", "verify"], 0);
+    files_match_records(&ws);
+}
+
+#[test]
+fn a_saved_plan_is_refused_only_when_its_own_tenant_changed() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 0);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let plan = ws.join("acme.bin");
+    let plan = plan.to_str().unwrap();
+    ws.edit("tenants/acme.yaml", "status: active", "status: suspended");
+    ws.ok(&["plan", "--tenant", "acme", "--out", plan], 0);
+    // globex changes meanwhile: the plan for acme still applies.
+    std::fs::remove_file(ws.join("out/globex/db.env")).unwrap();
+    ws.ok(&["apply", "--tenant", "globex", "--auto-approve"], 0);
+    ws.ok(&["apply", plan], 0);
+    // acme changes after its plan was made: refused.
+    ws.edit("tenants/acme.yaml", "status: suspended", "status: active");
+    ws.ok(&["plan", "--tenant", "acme", "--out", plan], 0);
+    std::fs::remove_file(ws.join("out/acme/db.env")).unwrap();
+    ws.ok(&["apply", "--tenant", "acme", "--auto-approve"], 0);
+    let r = ws.ok(&["apply", plan], 1);
+    assert!(
+        r.stderr
+            .contains("tenant `acme` changed since the plan was made"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn state_migrates_sled_postgres_s3_sled_byte_identical() {
+    let pg = Pg::start();
+    let moto = crate::support::moto::Moto::start();
+    let sdk = crate::support::moto::Sdk::new(&moto.endpoint);
+    sdk.run(sdk.s3().create_bucket().bucket("migrated").send())
+        .expect("bucket");
+    let ws = Ws::example("quickstart").with_env(
+        moto.env()
+            .into_iter()
+            .chain([(URL_ENV.to_string(), pg.url("postgres"))])
+            .collect(),
+    );
+    ws.ok(&["apply", "--auto-approve"], 0);
+    ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
+    let before = ws.export();
+    let secret = |ws: &Ws| {
+        ws.ok(
+            &[
+                "output",
+                "acme/random_password.db",
+                "result",
+                "--show-sensitive",
+            ],
+            0,
+        )
+        .stdout
+    };
+    let password = secret(&ws);
+    let toml = ws.read("landlord.toml");
+    let hops: [(&[&str], String); 3] = [
+        (
+            &[
+                "--to",
+                "postgres",
+                "--url-env",
+                URL_ENV,
+                "--schema",
+                "fleet",
+            ],
+            format!(
+                "[state]\nbackend = \"postgres\"\nurl_env = \"{URL_ENV}\"\nschema = \"fleet\"\n"
+            ),
+        ),
+        (
+            &[
+                "--to",
+                "s3",
+                "--bucket",
+                "migrated",
+                "--region",
+                "us-east-1",
+            ],
+            "[state]\nbackend = \"s3\"\nbucket = \"migrated\"\nregion = \"us-east-1\"\n".into(),
+        ),
+        (
+            &["--to", "sled", "--path", "state-back"],
+            "[state]\n".into(),
+        ),
+    ];
+    for (flags, section) in hops {
+        let mut args = vec!["state", "migrate"];
+        args.extend(flags);
+        let r = ws.ok(&args, 0);
+        assert!(r.stdout.contains("Copied"), "{}", r.all());
+        let text = toml.replace("[state]\n", &section);
+        let text = if flags.contains(&"sled") {
+            text.replace("path = \"state\"", "path = \"state-back\"")
+        } else {
+            text
+        };
+        ws.write("landlord.toml", &text);
+        assert_eq!(ws.export(), before, "after {flags:?}");
+        ws.ok(&["audit", "verify"], 0);
+        assert_eq!(secret(&ws), password);
+    }
+    // The password is sealed in its row: nowhere in the tables in clear.
+    let pw = password.trim().replace('\'', "''");
+    assert!(pw.len() >= 16, "{pw}");
+    for table in ["resources", "intents", "audit", "history", "notes"] {
+        assert_eq!(
+            pg.psql(
+                "postgres",
+                &format!("SELECT count(*) FROM fleet.{table} WHERE body LIKE '%{pw}%'")
+            ),
+            "0",
+            "{table}"
+        );
+    }
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM fleet.resources WHERE address = 'acme/random_password.db' AND body LIKE '%\"secret\":%'"),
+        "1"
+    );
+    // globex was destroyed but keeps its file; acme is as applied.
+    ws.ok(&["plan", "--tenant", "acme", "--detailed-exitcode"], 0);
 }

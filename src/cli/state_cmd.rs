@@ -126,7 +126,21 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
             println!("Removed the state lock held by {held}.");
         }
     }
-    let st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
+    let mut st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
+    // Edits lock the tenants they touch, as an apply does (the shared backends let runs
+    // on other tenants go on).
+    let touched: Vec<String> = match &cmd {
+        StateCommand::Rm { addresses } => addresses
+            .iter()
+            .map(|a| addr(a).map(|a| a.scope.to_string()))
+            .collect::<Result<_>>()?,
+        StateCommand::Mv { from, to } => {
+            vec![addr(from)?.scope.to_string(), addr(to)?.scope.to_string()]
+        }
+        StateCommand::Import { .. } => vec!["workspace".into()],
+        _ => vec![],
+    };
+    st.lock_scopes(&touched, name)?;
     let store = st.store.as_ref();
     match cmd {
         StateCommand::List { tenants } => {

@@ -551,7 +551,7 @@ pub fn read_saved_plan(root: &Path, config: &Config, path: &Path) -> Result<Plan
     // A local state that does not exist cannot be the one the plan was made for; say so
     // without creating it.
     let local = root.join(&config.state.path);
-    if s3_location(config).is_none() && !local.join("db").exists() {
+    if config.state.backend == "sled" && !local.join("db").exists() {
         return Err(file::PlanFileError::OtherState {
             plan: plan.lineage,
             state: "none: this workspace has no state yet".into(),
