@@ -797,6 +797,7 @@ mod erased {
 mod tests {
     use super::*;
     use crate::state::IntentOp;
+    use crate::state::audit;
     use crate::value::Attrs;
     use serde_json::json;
 
