@@ -796,8 +796,8 @@ mod erased {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::IntentOp;
     use crate::state::audit;
+    use crate::state::IntentOp;
     use crate::value::Attrs;
     use serde_json::json;
 
