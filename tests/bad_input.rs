@@ -336,7 +336,7 @@ fn unknown_state_backend() {
         "[state]\nbackend = \"consul\"\n",
         &[
             "landlord.toml",
-            "unknown state backend `consul`: expected `sled` or `s3`",
+            "unknown state backend `consul`: expected `sled`, `s3` or `postgres`",
         ],
     );
 }

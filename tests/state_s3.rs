@@ -30,6 +30,22 @@ fn objects(moto: &Moto) -> Vec<String> {
         .collect()
 }
 
+/// Lock and intent objects left in the bucket (none once every run is done).
+fn leftovers(moto: &Moto) -> Vec<String> {
+    objects(moto)
+        .into_iter()
+        .filter(|k| k.contains("/locks/") || k.contains("/intents/"))
+        .collect()
+}
+
+/// The state's own objects: the index and one object per tenant.
+fn state_objects(moto: &Moto) -> Vec<String> {
+    objects(moto)
+        .into_iter()
+        .filter(|k| !k.contains("/locks/") && !k.contains("/intents/"))
+        .collect()
+}
+
 fn put_lock(moto: &Moto, host: &str, pid: u32, expiry: &str) {
     let sdk = Sdk::new(&moto.endpoint);
     let body = format!(
@@ -39,7 +55,7 @@ fn put_lock(moto: &Moto, host: &str, pid: u32, expiry: &str) {
         sdk.s3()
             .put_object()
             .bucket(BUCKET)
-            .key(format!("{STATE}.lock"))
+            .key(format!("{STATE}/locks/workspace.lock"))
             .body(body.into_bytes().into())
             .send(),
     )
@@ -52,7 +68,18 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
     let ws = workspace(&moto);
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);
-    assert_eq!(objects(&moto), [STATE], "the lock goes with the run");
+    assert_eq!(leftovers(&moto), Vec::<String>::new(), "the locks go with the run");
+    assert_eq!(
+        state_objects(&moto),
+        [
+            format!("{STATE}/index.json"),
+            format!("{STATE}/tenants/_shared.json"),
+            format!("{STATE}/tenants/acme.json"),
+            format!("{STATE}/tenants/globex.json"),
+            format!("{STATE}/tenants/initech.json"),
+        ],
+        "one object per tenant and an index"
+    );
     assert!(!ws.join("state").exists(), "nothing is kept locally");
 
     // Another checkout of the same workspace (same master key) reads the same state.
@@ -75,11 +102,11 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
         "{}",
         r.all()
     );
-    assert_eq!(objects(&moto), [STATE], "a refused open releases its lock");
+    assert_eq!(leftovers(&moto), Vec::<String>::new(), "a refused open leaves no lock");
 
-    // A run on another machine holds the lock: wait, then name it.
+    // A fleet-wide run on another machine holds the lock: wait, then name it.
     put_lock(&moto, "ci-runner-7", 4242, "2099-01-01T00:00:00Z");
-    let r = ws.ok(&["plan", "--lock-timeout", "1s"], 1);
+    let r = ws.ok(&["apply", "--auto-approve", "--tenant", "acme", "--lock-timeout", "1s"], 1);
     assert!(
         r.stderr
             .contains("state is locked by dana@ci-runner-7 (pid 4242"),
@@ -89,7 +116,7 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
     let r = ws.ok(&["state", "unlock"], 0);
     assert!(
         r.stdout
-            .contains("Removed the state lock held by dana@ci-runner-7"),
+            .contains("Removed the lock on `workspace` held by dana@ci-runner-7"),
         "{}",
         r.all()
     );
@@ -97,7 +124,8 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
 
     // A lock past its expiry is taken over.
     put_lock(&moto, "ci-runner-7", 4242, "2020-01-01T00:00:00Z");
-    ws.ok(&["plan", "--detailed-exitcode", "--lock-timeout", "1s"], 0);
+    ws.ok(&["apply", "--auto-approve", "--lock-timeout", "1s"], 0);
+    assert_eq!(leftovers(&moto), Vec::<String>::new());
 }
 
 #[test]
@@ -128,7 +156,7 @@ fn killed_applies_with_s3_state_leave_no_orphan() {
         recorded,
         "every file on disk is recorded once\n{list}"
     );
-    assert_eq!(objects(&moto), [STATE]);
+    assert_eq!(leftovers(&moto), Vec::<String>::new());
 }
 
 #[test]
@@ -216,7 +244,7 @@ fn an_embedded_state_moves_to_s3_with_export_and_import() {
         local.ok(&["state", "list"], 0).stdout
     );
     shared.ok(&["audit", "verify"], 0);
-    assert_eq!(objects(&moto), [STATE]);
+    assert_eq!(leftovers(&moto), Vec::<String>::new());
 }
 
 #[test]
@@ -231,15 +259,15 @@ fn intents_of_a_killed_run_wait_in_s3_until_the_next_run_reconciles_them() {
     let left: Vec<String> = objects(&moto);
     assert!(
         left.iter()
-            .any(|k| k.starts_with(&format!("{STATE}.intents/"))),
+            .any(|k| k.starts_with(&format!("{STATE}/intents/initech/"))),
         "the intent of the interrupted call is durable in S3: {left:?}"
     );
     let r = ws.ok(&["apply", "--auto-approve"], 0);
     assert!(r.all().contains("initech/time_sleep.pause"), "{}", r.all());
     ws.ok(&["plan", "--detailed-exitcode"], 0);
     assert_eq!(
-        objects(&moto),
-        [STATE],
+        leftovers(&moto),
+        Vec::<String>::new(),
         "reconciled intents leave no object behind"
     );
     assert!(!ws.ok(&["state", "list"], 0).stderr.contains("pending"));
@@ -270,7 +298,7 @@ fn saved_plans_and_lock_holders_hold_with_s3_state() {
         "{}",
         r.all()
     );
-    assert_eq!(objects(&moto), [STATE], "no lock was taken");
+    assert_eq!(leftovers(&moto), Vec::<String>::new(), "no lock was taken");
 
     // Made for another S3 state of the same key: refused.
     let other = Ws::example("quickstart").with_env(moto.env());
@@ -381,12 +409,8 @@ fn state_migrates_from_sled_to_s3_and_back_with_every_chain_and_secret() {
     assert_eq!(ws.export(), before);
     assert_eq!(secret(&ws), password);
     // Bad targets are refused before anything is written.
-    let r = ws.ok(&["state", "migrate", "--to", "postgres"], 1);
-    assert!(
-        r.stderr.contains("unknown backend `postgres`"),
-        "{}",
-        r.all()
-    );
+    let r = ws.ok(&["state", "migrate", "--to", "consul"], 1);
+    assert!(r.stderr.contains("unknown backend `consul`"), "{}", r.all());
     let r = ws.ok(
         &["state", "migrate", "--to", "sled", "--path", "state-back"],
         1,

@@ -120,12 +120,6 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         };
         return migrate(dir, target, lock_timeout);
     }
-    if let StateCommand::Unlock { tenant: None } = &cmd {
-        // A shared backend's state lock may be held by a run on another machine that is gone.
-        if let Some(held) = ops::break_state_lock(dir)? {
-            println!("Removed the state lock held by {held}.");
-        }
-    }
     let mut st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
     // Edits lock the tenants they touch, as an apply does (the shared backends let runs
     // on other tenants go on).

@@ -225,15 +225,6 @@ fn pg_location(root: &Path, config: &Config) -> Result<Option<PgLocation>, OpsEr
     }))
 }
 
-/// Removes a shared backend's state lock whoever holds it; the holder it named.
-pub fn break_state_lock(dir: &Path) -> Result<Option<LockInfo>, OpsError> {
-    let config = workspace::load_config(dir)?;
-    match s3_location(&config) {
-        Some(at) => Ok(S3Store::break_lock(&at)?),
-        None => Ok(None),
-    }
-}
-
 /// The workspace's master key (`LANDLORD_MASTER_KEY`, a KMS-held key file or the key
 /// file), or `None` when there is none yet.
 pub fn find_master_key(

@@ -1,26 +1,44 @@
-//! The S3 backend, for teams that share one state: the whole state is one object
-//! (`state export` format) written with conditional requests, and a lock object next to it
-//! (`<key>.lock`, created with `If-None-Match: *`) admits one run at a time. A run works
-//! on a local sled copy. Write-ahead intents are made durable before each provider call
-//! as small objects (`<key>.intents/<token>`); outcomes are uploaded with the whole state
-//! at most once a second and at the end of the run, with `If-Match` on the last ETag seen
-//! so nothing written by another process is ever overwritten. Intent objects are removed
-//! once a state upload holds them; a run that finds some left behind (a crash before the
-//! upload) merges them and reconciles them like any interrupted intent. A lock left by a
-//! process that died on the same host, or past its expiry, is taken over.
+//! The S3 backend, for teams that share one state from many runners: one object per
+//! tenant, so runs on different tenants neither wait for each other nor upload each
+//! other's records.
+//!
+//! Under the configured key `K`:
+//! - `K/tenants/<id>.json`: the tenant's records (secrets sealed), audit chain and data
+//!   key, written with `If-Match` on the ETag last read, so nothing another process wrote
+//!   is ever overwritten;
+//! - `K/index.json`: lineage, serial, run history, notes, and record counts per tenant,
+//!   updated once per run by a conditional read-modify-write that retries on a conflict;
+//! - `K/intents/<id>/<token>`: write-ahead intents, durable before their provider call and
+//!   removed once the tenant object holds their outcome;
+//! - `K/locks/<id>.lock`, `K/locks/workspace.lock`: lock objects created with
+//!   `If-None-Match: *`. A tenant-limited run holds its tenants' objects and checks that no
+//!   fleet-wide run holds the workspace one; a fleet-wide run holds the workspace object
+//!   and waits until no tenant object is left. A lock left by a process that died on this
+//!   host, or past its expiry, is taken over.
+//!
+//! A run works on a local copy that loads tenants as it needs them. A state kept in one
+//! object (`K` itself, as landlord wrote it before) is split on first use; the old object
+//! is removed once the split is committed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures_util::StreamExt;
+use serde_json::Value;
 
 use super::audit::AuditEvent;
 use super::crypto::Key;
 use super::sdk::Rt;
 use super::sled_store::SledStore;
-use super::{Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore};
+use super::{
+    Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
+    FORMAT_VERSION,
+};
 use crate::addr::ResourceAddr;
 
 /// Where the state lives in S3.
@@ -28,39 +46,45 @@ use crate::addr::ResourceAddr;
 pub struct S3Location {
     /// Bucket.
     pub bucket: String,
-    /// Object key of the state; the lock is `<key>.lock`.
+    /// Object key of the state: its objects live under `<key>/`.
     pub key: String,
     /// Region of the bucket (the SDK's default chain when `None`).
     pub region: Option<String>,
 }
 
-/// The S3-backed state store.
-pub struct S3Store {
-    inner: SledStore,
-    work: PathBuf,
-    /// The runtime S3 calls run on.
-    rt: Rt,
-    client: aws_sdk_s3::Client,
-    at: S3Location,
-    /// ETag of the state object as last read or written (`None`: no object yet).
-    etag: Mutex<Option<String>>,
-    /// ETag of our lock object.
-    lock_etag: Option<String>,
-    /// Intent objects written or found that the next state upload makes redundant.
-    intent_objects: Mutex<Vec<String>>,
-    /// When the state was last uploaded, and whether it changed since.
-    uploaded: Mutex<(Instant, bool)>,
+/// The index object: what is not any one tenant's.
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone)]
+struct Index {
+    format: String,
+    version: u32,
+    lineage: String,
+    serial: u64,
+    #[serde(default)]
+    history: Vec<RunRecord>,
+    #[serde(default)]
+    notes: BTreeMap<String, Value>,
+    /// Records per type, per tenant (the bulk-change guard's fleet counts).
+    #[serde(default)]
+    counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// One wrapped data key, so a master key is checked without reading tenants.
+    #[serde(default)]
+    sample_key: Option<(String, String)>,
 }
 
-/// An intent object: sealed intents and the wrapped data keys that seal them.
+const INDEX_FORMAT: &str = "landlord-state-index";
+
+/// An intent object: sealed intents of one tenant and the wrapped key that seals them.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct IntentBatch {
-    keys: std::collections::BTreeMap<String, String>,
-    intents: Vec<serde_json::Value>,
+    keys: BTreeMap<String, String>,
+    intents: Vec<Value>,
 }
 
 /// How often outcomes are uploaded at most (intents are durable regardless).
 const UPLOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// How many objects are read or written at once.
+const CONCURRENCY: usize = 32;
 
 fn precondition_failed<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> bool {
     matches!(
@@ -102,21 +126,112 @@ async fn fetch(
     Ok(Some((etag, bytes)))
 }
 
-/// Removes the lock object, only if it is still the one with `etag`.
-async fn release(
+/// Every key under `prefix`, one ListObjectsV2 call per 1,000.
+async fn list(
     client: &aws_sdk_s3::Client,
     at: &S3Location,
-    etag: String,
-) -> Result<(), StateError> {
-    client
-        .delete_object()
+    prefix: &str,
+) -> Result<Vec<String>, StateError> {
+    let mut keys = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
         .bucket(&at.bucket)
-        .key(S3Store::lock_key(at))
-        .if_match(etag)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| sdk_error(at, "remove the lock object", &e))
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| sdk_error(at, &format!("list `{prefix}`"), &e))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    Ok(keys)
+}
+
+/// Writes an object only over the version `etag` names (`None`: only if there is none).
+/// `Ok(None)`: someone else wrote it first.
+async fn put_if(
+    client: &aws_sdk_s3::Client,
+    at: &S3Location,
+    key: &str,
+    etag: Option<&str>,
+    body: Vec<u8>,
+) -> Result<Option<String>, StateError> {
+    let req = client
+        .put_object()
+        .bucket(&at.bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body));
+    match match etag {
+        Some(e) => req.if_match(e),
+        None => req.if_none_match("*"),
+    }
+    .send()
+    .await
+    {
+        Ok(o) => Ok(Some(o.e_tag().unwrap_or_default().to_string())),
+        Err(e) if e.as_service_error().is_some_and(precondition_failed) => Ok(None),
+        Err(e) => Err(sdk_error(at, &format!("write `{key}`"), &e)),
+    }
+}
+
+/// Removes objects, 1,000 per DeleteObjects call; a leftover only costs a later look.
+async fn delete_all(client: &aws_sdk_s3::Client, at: &S3Location, keys: &[String]) {
+    for chunk in keys.chunks(1000) {
+        let objects: Vec<ObjectIdentifier> = chunk
+            .iter()
+            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+            .collect();
+        let Ok(delete) = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+        else {
+            continue;
+        };
+        let _ = client
+            .delete_objects()
+            .bucket(&at.bucket)
+            .delete(delete)
+            .send()
+            .await;
+    }
+}
+
+/// A boxed future that may move between threads.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Intent objects this run knows of: which tenant, and the tokens not yet committed.
+type IntentObjects = BTreeMap<String, (String, BTreeSet<String>)>;
+
+/// The S3-backed state store.
+pub struct S3Store {
+    inner: SledStore,
+    work: PathBuf,
+    /// The runtime S3 calls run on.
+    rt: Rt,
+    client: aws_sdk_s3::Client,
+    at: S3Location,
+    holder: LockInfo,
+    lock_timeout: Duration,
+    /// Tenants loaded into the working copy, with their object's ETag (`None`: no object).
+    loaded: Mutex<BTreeMap<String, Option<String>>>,
+    /// Whether every tenant is loaded.
+    all_loaded: std::sync::atomic::AtomicBool,
+    /// Tenants changed since their last upload, and since the index last counted them.
+    dirty: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
+    /// When tenants were last uploaded.
+    uploaded: Mutex<Instant>,
+    /// Intent objects written by this run or adopted from a killed one.
+    intent_objects: Mutex<IntentObjects>,
+    /// Lock objects held: scope → ETag.
+    held: Mutex<BTreeMap<String, String>>,
+    /// Requests sent and bytes uploaded (`--stats`).
+    requests: AtomicU64,
+    bytes: AtomicU64,
 }
 
 impl S3Store {
@@ -127,13 +242,34 @@ impl S3Store {
         }
     }
 
-    /// Runs an SDK call on this store's runtime.
-    fn call_on<T: Send, F: std::future::Future<Output = T> + Send>(&self, f: F) -> T {
+    /// Runs SDK calls on this store's runtime, counting `requests`.
+    fn call_on<T: Send, F: std::future::Future<Output = T> + Send>(
+        &self,
+        requests: u64,
+        f: F,
+    ) -> T {
+        self.requests.fetch_add(requests, Ordering::Relaxed);
         self.rt.call(f)
     }
 
-    /// Opens the state at `at`, waiting up to `timeout` for the lock; `work` is an empty
-    /// local directory for the working copy.
+    fn index_key(at: &S3Location) -> String {
+        format!("{}/index.json", at.key)
+    }
+    fn tenant_key(&self, scope: &str) -> String {
+        format!("{}/tenants/{scope}.json", self.at.key)
+    }
+    fn intent_prefix(&self) -> String {
+        format!("{}/intents/", self.at.key)
+    }
+    fn lock_prefix(at: &S3Location) -> String {
+        format!("{}/locks/", at.key)
+    }
+    fn lock_key(at: &S3Location, scope: &str) -> String {
+        format!("{}{scope}.lock", Self::lock_prefix(at))
+    }
+
+    /// Opens the state at `at`; `work` is an empty local directory for the working copy,
+    /// and locks wait up to `timeout`.
     pub fn open(
         at: S3Location,
         work: &Path,
@@ -142,8 +278,7 @@ impl S3Store {
         timeout: Duration,
     ) -> Result<S3Store, StateError> {
         let (rt, client) = Self::connect(&at)?;
-        let lock_etag = Some(Self::take_lock(&rt, &client, &at, holder, timeout)?);
-        let mut store = S3Store {
+        let store = S3Store {
             inner: {
                 let _ = std::fs::remove_dir_all(work);
                 SledStore::open(work, master, holder, Duration::from_secs(10))?
@@ -152,12 +287,33 @@ impl S3Store {
             rt,
             client,
             at,
-            etag: Mutex::new(None),
-            lock_etag,
-            intent_objects: Mutex::new(Vec::new()),
-            uploaded: Mutex::new((Instant::now(), false)),
+            holder: holder.clone(),
+            lock_timeout: timeout,
+            loaded: Mutex::new(BTreeMap::new()),
+            all_loaded: Default::default(),
+            dirty: Mutex::new(Default::default()),
+            uploaded: Mutex::new(Instant::now()),
+            intent_objects: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
+            requests: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         };
-        store.download()?;
+        let index = match store.read_index()? {
+            Some((_, index)) => index,
+            None => store.first_index()?,
+        };
+        store.inner.import(&Export {
+            format: "landlord-state".into(),
+            version: FORMAT_VERSION,
+            lineage: index.lineage,
+            serial: index.serial,
+            resources: vec![],
+            intents: vec![],
+            keys: Default::default(),
+            history: index.history,
+            audit: vec![],
+            notes: index.notes,
+        })?;
         Ok(store)
     }
 
@@ -175,116 +331,64 @@ impl S3Store {
         Ok((rt, client))
     }
 
-    /// Removes the lock object whoever holds it (`state unlock`, when that run is gone);
-    /// returns the holder it named.
-    pub fn break_lock(at: &S3Location) -> Result<Option<LockInfo>, StateError> {
-        let (rt, client) = Self::connect(at)?;
-        let key = Self::lock_key(at);
-        rt.call(async {
-            let Some((etag, bytes)) = fetch(&client, at, &key).await? else {
-                return Ok(None);
-            };
-            release(&client, at, etag).await?;
-            Ok(serde_json::from_slice::<LockInfo>(&bytes).ok())
-        })
-    }
-
-    fn lock_key(at: &S3Location) -> String {
-        format!("{}.lock", at.key)
-    }
-
-    fn intents_prefix(at: &S3Location) -> String {
-        format!("{}.intents/", at.key)
-    }
-
-    /// Creates the lock object, or takes over a stale one; waits while a live run holds it.
-    fn take_lock(
-        rt: &Rt,
-        client: &aws_sdk_s3::Client,
-        at: &S3Location,
-        holder: &LockInfo,
-        timeout: Duration,
-    ) -> Result<String, StateError> {
-        let start = Instant::now();
-        let body = serde_json::to_vec(holder).unwrap_or_default();
-        let key = Self::lock_key(at);
-        loop {
-            let put = rt.call(async {
-                client
-                    .put_object()
-                    .bucket(&at.bucket)
-                    .key(&key)
-                    .if_none_match("*")
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-                    .await
-            });
-            match put {
-                Ok(o) => return Ok(o.e_tag().unwrap_or_default().to_string()),
-                Err(e) if e.as_service_error().is_some_and(precondition_failed) => {}
-                Err(e) => return Err(sdk_error(at, "create the lock object", &e)),
-            }
-            // Someone holds it: who, and are they still there?
-            let Some((etag, bytes)) = rt.call(fetch(client, at, &key))? else {
-                continue; // released in between
-            };
-            let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
-            let stale = match &info {
-                None => true,
-                Some(h) => {
-                    h.expiry < super::now_rfc3339()
-                        || (h.host == holder.host
-                            && h.pid != holder.pid
-                            && !super::holder::is_live(h))
-                }
-            };
-            if stale {
-                let taken = rt.call(async {
-                    client
-                        .put_object()
-                        .bucket(&at.bucket)
-                        .key(&key)
-                        .if_match(&etag)
-                        .body(ByteStream::from(body.clone()))
-                        .send()
-                        .await
-                });
-                if let Ok(o) = taken {
-                    return Ok(o.e_tag().unwrap_or_default().to_string());
-                }
-                continue;
-            }
-            if start.elapsed() >= timeout {
-                // A live holder on this host is shown as such; one elsewhere cannot be
-                // checked, so unlocking is named as the way out if it is gone.
-                let live_here = info
-                    .as_ref()
-                    .is_some_and(|h| h.host == holder.host && super::holder::is_live(h));
-                return Err(StateError::Locked {
-                    holder: info.map(|h| h.to_string()).unwrap_or_default(),
-                    waited: start.elapsed(),
-                    advice: if live_here {
-                        String::new()
-                    } else {
-                        UNLOCK_ADVICE.into()
-                    },
-                });
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Loads the state object into the working copy (nothing when there is none yet).
-    fn download(&mut self) -> Result<(), StateError> {
+    fn read_index(&self) -> Result<Option<(String, Index)>, StateError> {
         let (at, client) = (&self.at, &self.client);
-        let Some((etag, bytes)) = self.call_on(fetch(client, at, &at.key))? else {
-            // No state yet, but a first run may have been killed after writing intents.
-            return self.merge_intent_objects();
+        let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &Self::index_key(at)))? else {
+            return Ok(None);
+        };
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: format!("s3://{}/{}", at.bucket, Self::index_key(at)),
+            message: format!("the state index is not a landlord state index: {e}"),
+        })?;
+        if index.format != INDEX_FORMAT || index.version != FORMAT_VERSION {
+            return Err(StateError::Corrupt {
+                path: format!("s3://{}/{}", at.bucket, Self::index_key(at)),
+                message: format!(
+                    "the state index has format `{}` version {}; this landlord reads `{INDEX_FORMAT}` version {FORMAT_VERSION}",
+                    index.format, index.version
+                ),
+            });
+        }
+        Ok(Some((etag, index)))
+    }
+
+    /// The index of a state that has none yet: split from a one-object state at `K`, or
+    /// new. Runs under the workspace lock, so one process does it.
+    fn first_index(&self) -> Result<Index, StateError> {
+        let me = LockInfo {
+            scope: "workspace".into(),
+            ..self.holder.clone()
+        };
+        self.lock(&me)?;
+        let out = self.split_or_create();
+        let _ = self.unlock("workspace");
+        out
+    }
+
+    fn split_or_create(&self) -> Result<Index, StateError> {
+        if let Some((_, index)) = self.read_index()? {
+            return Ok(index);
+        }
+        let (at, client) = (&self.at, &self.client);
+        let old = self.call_on(1, fetch(client, at, &at.key))?;
+        let Some((_, bytes)) = old else {
+            let index = Index {
+                format: INDEX_FORMAT.into(),
+                version: FORMAT_VERSION,
+                lineage: self.inner.lineage()?,
+                ..Default::default()
+            };
+            self.write_index(None, &index)?;
+            return Ok(index);
         };
         let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
             path: format!("s3://{}/{}", at.bucket, at.key),
             message: format!("the state object is not a landlord state: {e}"),
         })?;
+        eprintln!(
+            "Splitting the state in s3://{}/{} into one object per tenant under s3://{0}/{1}/; the old object stays until the split is committed.",
+            at.bucket, at.key
+        );
         self.inner.import(&ex).map_err(|e| match e {
             StateError::Import(m) => StateError::Key(format!(
                 "the state in s3://{}/{} cannot be read with this master key ({m}): use the key it was written with",
@@ -292,69 +396,345 @@ impl S3Store {
             )),
             other => other,
         })?;
-        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(etag);
-        self.merge_intent_objects()
+        let index = self.replace_with(&ex)?;
+        self.call_on(1, delete_all(client, at, std::slice::from_ref(&at.key)));
+        eprintln!(
+            "Split committed ({} tenants); removed the old object s3://{}/{}.",
+            index.counts.len(),
+            at.bucket,
+            at.key
+        );
+        Ok(index)
     }
 
-    /// Adds the intents of objects a crashed run left behind to the working copy.
-    fn merge_intent_objects(&mut self) -> Result<(), StateError> {
-        let (at, client) = (&self.at, &self.client);
-        let prefix = Self::intents_prefix(at);
-        let keys: Vec<String> = self.call_on(async {
-            let mut keys = Vec::new();
-            let mut pages = client
-                .list_objects_v2()
-                .bucket(&at.bucket)
-                .prefix(&prefix)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error(at, "list intent objects", &e))?;
-                keys.extend(
-                    page.contents()
-                        .iter()
-                        .filter_map(|o| o.key().map(str::to_string)),
-                );
+    /// Writes every tenant of the working copy (which holds `ex`), intent objects for its
+    /// intents, and an index for it; tenant objects of tenants not in `ex` are removed.
+    fn replace_with(&self, ex: &Export) -> Result<Index, StateError> {
+        let mut scopes: BTreeSet<String> = ex
+            .audit
+            .iter()
+            .map(|e| e.tenant.clone())
+            .chain(ex.keys.keys().cloned())
+            .collect();
+        for r in &ex.resources {
+            if let Some(a) = r.get("address").and_then(Value::as_str) {
+                scopes.insert(a.split('/').next().unwrap_or_default().to_string());
             }
-            Ok::<_, StateError>(keys)
-        })?;
-        for key in &keys {
-            let Some((_, bytes)) = self.call_on(fetch(client, at, key))? else {
-                continue;
-            };
-            let batch: IntentBatch =
-                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                    path: format!("s3://{}/{key}", at.bucket),
-                    message: format!("not an intent batch: {e}"),
-                })?;
-            self.inner.restore_keys(&batch.keys)?;
-            self.inner.restore_intents(&batch.intents)?;
         }
-        self.intent_objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(keys);
+        let (at, client) = (&self.at, &self.client);
+        let prefix = format!("{}/tenants/", at.key);
+        let existing = self.call_on(1, list(client, at, &prefix))?;
+        {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.clear();
+            for key in &existing {
+                if let Some(id) = key
+                    .strip_prefix(&prefix)
+                    .and_then(|k| k.strip_suffix(".json"))
+                {
+                    loaded.insert(id.to_string(), None);
+                }
+            }
+        }
+        let stale: Vec<String> = existing
+            .into_iter()
+            .filter(|k| {
+                let id = k
+                    .strip_prefix(&prefix)
+                    .and_then(|k| k.strip_suffix(".json"));
+                !id.is_some_and(|id| scopes.contains(id))
+            })
+            .collect();
+        // Existing objects are overwritten unconditionally: this replaces the state.
+        self.upload_scopes(&scopes.iter().cloned().collect::<Vec<_>>(), true)?;
+        self.call_on(1, delete_all(client, at, &stale));
+        let mut intents: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for i in &ex.intents {
+            let scope = i
+                .get("address")
+                .and_then(Value::as_str)
+                .and_then(|a| a.split('/').next())
+                .unwrap_or_default();
+            intents
+                .entry(scope.to_string())
+                .or_default()
+                .push(i.clone());
+        }
+        for (scope, rows) in intents {
+            self.put_intent_object(&scope, rows, "import")?;
+        }
+        self.all_loaded.store(true, Ordering::Relaxed);
+        let mut index = Index {
+            format: INDEX_FORMAT.into(),
+            version: FORMAT_VERSION,
+            lineage: ex.lineage.clone(),
+            serial: ex.serial,
+            history: ex.history.clone(),
+            notes: ex.notes.clone(),
+            counts: BTreeMap::new(),
+            sample_key: ex.keys.iter().next().map(|(s, k)| (s.clone(), k.clone())),
+        };
+        for scope in &scopes {
+            index.counts.insert(scope.clone(), self.counts_of(scope)?);
+        }
+        let current = self.read_index()?.map(|(etag, _)| etag);
+        match self.write_index(current.as_deref(), &index)? {
+            true => Ok(index),
+            false => Err(Self::storage(
+                at,
+                "the state index was changed by another process while the state was replaced; run again",
+            )),
+        }
+    }
+
+    /// Writes the index over `etag` (`None`: only if there is none); `false` on a conflict.
+    fn write_index(&self, etag: Option<&str>, index: &Index) -> Result<bool, StateError> {
+        let body = serde_json::to_vec(index).map_err(|e| Self::storage(&self.at, e))?;
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let (at, client) = (&self.at, &self.client);
+        Ok(self
+            .call_on(1, put_if(client, at, &Self::index_key(at), etag, body))?
+            .is_some())
+    }
+
+    /// Applies `change` to the index, again over a fresh read when another run wrote it in
+    /// between; also records the counts of the tenants changed since the last update.
+    fn update_index(&self, change: impl Fn(&mut Index)) -> Result<(), StateError> {
+        let recount: Vec<String> = {
+            let d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            d.1.iter().cloned().collect()
+        };
+        let mut counts = BTreeMap::new();
+        for scope in &recount {
+            counts.insert(scope.clone(), self.counts_of(scope)?);
+        }
+        let sample = self
+            .inner
+            .wrapped_keys(&recount.iter().map(String::as_str).collect::<Vec<_>>())?
+            .into_iter()
+            .next();
+        for _ in 0..50 {
+            let (etag, mut index) = self
+                .read_index()?
+                .ok_or_else(|| Self::storage(&self.at, "the state index is gone"))?;
+            change(&mut index);
+            index.serial = index.serial.max(self.inner.serial()?);
+            for (scope, c) in &counts {
+                if c.is_empty() {
+                    index.counts.remove(scope);
+                } else {
+                    index.counts.insert(scope.clone(), c.clone());
+                }
+            }
+            if index.sample_key.is_none() {
+                index.sample_key = sample.clone();
+            }
+            if self.write_index(Some(&etag), &index)? {
+                let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+                for s in &recount {
+                    d.1.remove(s);
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(Self::storage(
+            &self.at,
+            "the state index kept changing under this run (50 attempts); run again",
+        ))
+    }
+
+    /// Records per type of one tenant in the working copy.
+    fn counts_of(&self, scope: &str) -> Result<BTreeMap<String, u64>, StateError> {
+        let mut out = BTreeMap::new();
+        for r in self.inner.part(scope)?.resources {
+            let rtype = r
+                .get("address")
+                .and_then(Value::as_str)
+                .and_then(|a| a.split_once('/'))
+                .and_then(|(_, r)| r.split_once('.'))
+                .map(|(t, _)| t.to_string())
+                .unwrap_or_default();
+            *out.entry(rtype).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// Every tenant with an object.
+    fn listed_scopes(&self) -> Result<Vec<String>, StateError> {
+        let (at, client) = (&self.at, &self.client);
+        let prefix = format!("{}/tenants/", at.key);
+        Ok(self
+            .call_on(1, list(client, at, &prefix))?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(".json"))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Loads the objects of `scopes` not loaded yet into the working copy.
+    fn ensure(&self, scopes: &[String]) -> Result<(), StateError> {
+        let missing: Vec<String> = {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            scopes
+                .iter()
+                .filter(|s| !loaded.contains_key(*s))
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let (at, client) = (&self.at, &self.client);
+        let keys: Vec<(String, String)> = missing
+            .iter()
+            .map(|s| (s.clone(), self.tenant_key(s)))
+            .collect();
+        type Fetched = Result<(String, Option<(String, Vec<u8>)>), StateError>;
+        let reads: Vec<BoxFuture<'_, Fetched>> = keys
+            .iter()
+            .map(|(scope, key)| -> BoxFuture<'_, Fetched> {
+                Box::pin(async move { fetch(client, at, key).await.map(|o| (scope.clone(), o)) })
+            })
+            .collect();
+        let fetched: Vec<(String, Option<(String, Vec<u8>)>)> =
+            self.call_on(keys.len() as u64, async {
+                futures_util::stream::iter(reads)
+                    .buffer_unordered(CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, StateError>>()
+            })?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        for (scope, object) in fetched {
+            let etag = match object {
+                Some((etag, bytes)) => {
+                    let part: Export =
+                        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                            path: format!("s3://{}/{}", at.bucket, self.tenant_key(&scope)),
+                            message: format!("not a landlord tenant state: {e}"),
+                        })?;
+                    self.inner.add_part(&part)?;
+                    Some(etag)
+                }
+                None => None,
+            };
+            loaded.insert(scope, etag);
+        }
         Ok(())
     }
 
-    /// Makes intents durable as one small object before their provider calls.
-    fn put_intents(&self, intents: &[Intent]) -> Result<(), StateError> {
-        let Some(first) = intents.first() else {
+    /// Loads every tenant.
+    fn ensure_all(&self) -> Result<(), StateError> {
+        if self.all_loaded.load(Ordering::Relaxed) {
             return Ok(());
-        };
-        let tokens: Vec<&str> = intents.iter().map(|i| i.token.as_str()).collect();
-        // The data keys that seal them go along: a tenant's first key may not be uploaded yet.
-        let mut scopes: Vec<&str> = intents.iter().map(|i| i.address.scope.as_str()).collect();
-        scopes.sort();
-        scopes.dedup();
+        }
+        self.ensure(&self.listed_scopes()?)?;
+        self.all_loaded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Uploads the objects of `scopes` from the working copy, each only over the version
+    /// this run read (`overwrite`: whatever is there).
+    fn upload_scopes(&self, scopes: &[String], overwrite: bool) -> Result<(), StateError> {
+        let mut bodies = Vec::new();
+        for scope in scopes {
+            let body = serde_json::to_vec(&self.inner.part(scope)?)
+                .map_err(|e| Self::storage(&self.at, e))?;
+            self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            bodies.push((scope.clone(), self.tenant_key(scope), body));
+        }
+        let (at, client) = (&self.at, &self.client);
+        let etags: BTreeMap<String, Option<String>> = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        type Written = Result<(String, Option<String>), StateError>;
+        let count = bodies.len() as u64;
+        let writes: Vec<BoxFuture<'_, Written>> = bodies
+            .into_iter()
+            .map(|(scope, key, body)| -> BoxFuture<'_, Written> {
+                let etag = etags.get(&scope).cloned().flatten();
+                Box::pin(async move {
+                    let req = client
+                        .put_object()
+                        .bucket(&at.bucket)
+                        .key(&key)
+                        .content_type("application/json")
+                        .body(ByteStream::from(body));
+                    let req = match (overwrite, etag) {
+                        (true, _) => req,
+                        (false, Some(e)) => req.if_match(e),
+                        (false, None) => req.if_none_match("*"),
+                    };
+                    match req.send().await {
+                        Ok(o) => Ok((scope, o.e_tag().map(str::to_string))),
+                        Err(e) if e.as_service_error().is_some_and(precondition_failed) => Err(
+                            S3Store::storage(at, format!(
+                                "the state of tenant `{scope}` was changed by another process since this run read it; nothing was overwritten — run again"
+                            )),
+                        ),
+                        Err(e) => Err(sdk_error(at, &format!("write `{key}`"), &e)),
+                    }
+                })
+            })
+            .collect();
+        let written: Vec<(String, Option<String>)> = self.call_on(count, async {
+            futures_util::stream::iter(writes)
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, StateError>>()
+        })?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        for (scope, etag) in written {
+            loaded.insert(scope, etag);
+        }
+        Ok(())
+    }
+
+    /// Makes intents durable as one object per tenant before their provider calls.
+    fn put_intents(&self, intents: &[Intent]) -> Result<(), StateError> {
+        let mut by_scope: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for i in intents {
+            by_scope
+                .entry(i.address.scope.as_str())
+                .or_default()
+                .push(i.token.as_str());
+        }
+        for (scope, tokens) in by_scope {
+            let rows = self.inner.sealed_intents(&tokens)?;
+            self.put_intent_object(scope, rows, tokens[0])?;
+        }
+        Ok(())
+    }
+
+    /// Writes one intent object for `scope` (the tenant's data key goes along: its first
+    /// key may not be uploaded yet).
+    fn put_intent_object(
+        &self,
+        scope: &str,
+        rows: Vec<Value>,
+        name: &str,
+    ) -> Result<(), StateError> {
+        let tokens: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| r.get("token").and_then(Value::as_str).map(str::to_string))
+            .collect();
         let batch = IntentBatch {
-            keys: self.inner.wrapped_keys(&scopes)?,
-            intents: self.inner.sealed_intents(&tokens)?,
+            keys: self.inner.wrapped_keys(&[scope])?,
+            intents: rows,
         };
         let body = serde_json::to_vec(&batch).map_err(|e| Self::storage(&self.at, e))?;
-        let key = format!("{}{}", Self::intents_prefix(&self.at), first.token);
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let key = format!("{}{scope}/{name}", self.intent_prefix());
         let (at, client) = (&self.at, &self.client);
-        self.call_on(async {
+        self.call_on(1, async {
             client
                 .put_object()
                 .bucket(&at.bucket)
@@ -367,102 +747,267 @@ impl S3Store {
         self.intent_objects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(key);
+            .insert(key, (scope.to_string(), tokens));
         Ok(())
     }
 
-    /// Uploads the state if it changed and `force` or the last upload is old enough.
-    fn flush(&self, force: bool) -> Result<(), StateError> {
-        let (last, dirty) = *self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
-        if dirty && (force || last.elapsed() >= UPLOAD_EVERY) {
-            self.upload()?;
-        }
-        Ok(())
-    }
-
-    /// Uploads the working copy, only over the object as we last saw it.
-    fn upload(&self) -> Result<(), StateError> {
-        let body =
-            serde_json::to_vec(&self.inner.export()?).map_err(|e| Self::storage(&self.at, e))?;
-        let mut etag = self.etag.lock().unwrap_or_else(|e| e.into_inner());
+    /// Intent objects other runs left (killed before their outcome was uploaded), read
+    /// into the working copy once; ours are there already.
+    fn adopt_intent_objects(&self) -> Result<(), StateError> {
         let (at, client) = (&self.at, &self.client);
-        let put = self.call_on(async {
-            let req = client
-                .put_object()
-                .bucket(&at.bucket)
-                .key(&at.key)
-                .content_type("application/json")
-                .body(ByteStream::from(body));
-            match etag.as_deref() {
-                Some(e) => req.if_match(e),
-                None => req.if_none_match("*"),
+        let keys = self.call_on(1, list(client, at, &self.intent_prefix()))?;
+        let new: Vec<String> = {
+            let known = self
+                .intent_objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            keys.into_iter()
+                .filter(|k| !known.contains_key(k))
+                .collect()
+        };
+        for key in new {
+            let Some((_, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
+                continue;
+            };
+            let batch: IntentBatch =
+                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                    path: format!("s3://{}/{key}", at.bucket),
+                    message: format!("not an intent batch: {e}"),
+                })?;
+            let scope = key
+                .strip_prefix(&self.intent_prefix())
+                .and_then(|k| k.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            // Records first: reconciling an intent reads its tenant's record.
+            self.ensure(std::slice::from_ref(&scope))?;
+            self.inner.restore_keys(&batch.keys)?;
+            self.inner.restore_intents(&batch.intents)?;
+            let tokens = batch
+                .intents
+                .iter()
+                .filter_map(|r| r.get("token").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            self.intent_objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (scope, tokens));
+        }
+        Ok(())
+    }
+
+    /// Uploads the changed tenants if `force` or the last upload is old enough, then
+    /// removes the intent objects whose outcomes they now hold.
+    fn flush(&self, force: bool) -> Result<(), StateError> {
+        let due = force
+            || self
+                .uploaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                >= UPLOAD_EVERY;
+        if !due {
+            return Ok(());
+        }
+        let scopes: Vec<String> = {
+            let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut d.0).into_iter().collect()
+        };
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.upload_scopes(&scopes, false) {
+            self.dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .extend(scopes);
+            return Err(e);
+        }
+        *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let uploaded: BTreeSet<&String> = scopes.iter().collect();
+        let done: Vec<String> = {
+            let mut objects = self
+                .intent_objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let done: Vec<String> = objects
+                .iter()
+                .filter(|(_, (scope, tokens))| tokens.is_empty() && uploaded.contains(scope))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &done {
+                objects.remove(k);
             }
-            .send()
-            .await
-        });
-        match put {
-            Ok(o) => {
-                *etag = o.e_tag().map(str::to_string);
-                *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
-                // The uploaded state holds every intent: their objects are redundant now.
-                let done: Vec<String> =
-                    std::mem::take(&mut *self.intent_objects.lock().unwrap_or_else(|e| e.into_inner()));
-                // One DeleteObjects call per 1,000 keys; a leftover is only reconciled again.
-                for chunk in done.chunks(1000) {
-                    let objects: Vec<ObjectIdentifier> = chunk
-                        .iter()
-                        .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
-                        .collect();
-                    let Ok(delete) = Delete::builder().set_objects(Some(objects)).quiet(true).build()
-                    else {
-                        continue;
-                    };
-                    let _ = self.call_on(async {
-                        client
-                            .delete_objects()
-                            .bucket(&at.bucket)
-                            .delete(delete)
-                            .send()
-                            .await
-                    });
-                }
-                Ok(())
+            done
+        };
+        let (at, client) = (&self.at, &self.client);
+        self.call_on(1, delete_all(client, at, &done));
+        Ok(())
+    }
+
+    /// Marks `scopes` changed; `tokens` finished.
+    fn changed<'a>(&self, scopes: impl IntoIterator<Item = &'a str>, tokens: &[String]) {
+        let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        for s in scopes {
+            d.0.insert(s.to_string());
+            d.1.insert(s.to_string());
+        }
+        drop(d);
+        let mut objects = self
+            .intent_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (_, pending) in objects.values_mut() {
+            for t in tokens {
+                pending.remove(t);
             }
-            Err(e) if e.as_service_error().is_some_and(precondition_failed) => Err(Self::storage(
-                at,
-                "the state object was changed by another process since this run read it; nothing was overwritten — run again",
-            )),
-            Err(e) => Err(sdk_error(at, "write the state object", &e)),
         }
     }
 
-    /// Runs a write on the working copy, then makes it durable in S3.
+    /// Runs a write on the working copy for `scopes`, then makes it durable in S3.
     fn durable<T>(
         &self,
+        scopes: &[&str],
         f: impl FnOnce(&SledStore) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
+        let owned: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.ensure(&owned)?;
         let out = f(&self.inner)?;
-        self.changed();
+        self.changed(scopes.iter().copied(), &[]);
         self.flush(true)?;
         Ok(out)
     }
 
-    fn changed(&self) {
-        self.uploaded.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+    /// The holder named in a lock object, if it is there and live (`Ok(None)`: free, or
+    /// taken over because its holder is gone).
+    fn live_holder(&self, scope: &str) -> Result<Option<LockInfo>, StateError> {
+        let (at, client) = (&self.at, &self.client);
+        let key = Self::lock_key(at, scope);
+        let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
+            return Ok(None);
+        };
+        let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
+        let stale = match &info {
+            None => true,
+            Some(h) => {
+                h.expiry < super::now_rfc3339()
+                    || (h.host == self.holder.host
+                        && h.pid != self.holder.pid
+                        && !super::holder::is_live(h))
+            }
+        };
+        if stale {
+            // Removed only if it is still that object.
+            let _ = self.call_on(1, async {
+                client
+                    .delete_object()
+                    .bucket(&at.bucket)
+                    .key(&key)
+                    .if_match(etag)
+                    .send()
+                    .await
+            });
+            return Ok(None);
+        }
+        Ok(info)
+    }
+
+    /// Creates the lock object of `scope`; `Ok(false)` when it exists.
+    fn create_lock(&self, info: &LockInfo) -> Result<bool, StateError> {
+        let body = serde_json::to_vec(info).unwrap_or_default();
+        let (at, client) = (&self.at, &self.client);
+        let key = Self::lock_key(at, &info.scope);
+        match self.call_on(1, put_if(client, at, &key, None, body))? {
+            Some(etag) => {
+                self.held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(info.scope.clone(), etag);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Removes our lock object of `scope`, only if it is still ours.
+    fn release(&self, scope: &str) -> Result<(), StateError> {
+        let Some(etag) = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(scope)
+        else {
+            return Ok(());
+        };
+        let (at, client) = (&self.at, &self.client);
+        let key = Self::lock_key(at, scope);
+        self.call_on(1, async {
+            client
+                .delete_object()
+                .bucket(&at.bucket)
+                .key(&key)
+                .if_match(etag)
+                .send()
+                .await
+        })
+        .map(|_| ())
+        .map_err(|e| sdk_error(at, "remove a lock object", &e))
+    }
+
+    /// Tries `scope` once: `Ok(None)` when taken, else the holder in the way.
+    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, StateError> {
+        if !self.create_lock(info)? {
+            return match self.live_holder(&info.scope)? {
+                Some(h) => Ok(Some(h)),
+                None => self.try_lock(info),
+            };
+        }
+        if info.scope == "workspace" {
+            // A fleet-wide run waits for every tenant-limited run to finish (new ones see
+            // our object and back off).
+            for key in self.call_on(
+                1,
+                list(&self.client, &self.at, &Self::lock_prefix(&self.at)),
+            )? {
+                let Some(scope) = key
+                    .strip_prefix(&Self::lock_prefix(&self.at))
+                    .and_then(|k| k.strip_suffix(".lock"))
+                else {
+                    continue;
+                };
+                if scope == "workspace" {
+                    continue;
+                }
+                if let Some(h) = self.live_holder(scope)? {
+                    self.release("workspace")?;
+                    return Ok(Some(h));
+                }
+            }
+        } else if let Some(h) = self.live_holder("workspace")? {
+            self.release(&info.scope)?;
+            return Ok(Some(h));
+        }
+        Ok(None)
     }
 }
-
-/// What to do about a lock object whose holder may be gone (on another host it cannot
-/// be checked).
-const UNLOCK_ADVICE: &str = ". If that run is gone, run `landlord state unlock`";
 
 impl Drop for S3Store {
     fn drop(&mut self) {
         // Outcomes not uploaded yet: their intents are durable, so a failure here only
         // means the next run reconciles them.
         let _ = self.flush(true);
-        if let Some(etag) = self.lock_etag.take() {
-            let _ = self.call_on(release(&self.client, &self.at, etag));
+        let counted = self.dirty.lock().map(|d| d.1.is_empty()).unwrap_or(true);
+        if !counted {
+            let _ = self.update_index(|_| {});
+        }
+        let held: Vec<String> = self
+            .held
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        for scope in held {
+            let _ = self.release(&scope);
         }
         let _ = std::fs::remove_dir_all(&self.work);
     }
@@ -473,96 +1018,269 @@ impl StateStore for S3Store {
         self.inner.lineage()
     }
     fn holds_sealed(&self) -> Result<bool, StateError> {
-        self.inner.holds_sealed()
+        if let Some((_, index)) = self.read_index()? {
+            if index.sample_key.is_some() {
+                return Ok(true);
+            }
+        }
+        for scope in self.listed_scopes()? {
+            self.ensure(std::slice::from_ref(&scope))?;
+            if self.inner.holds_sealed()? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
     fn check_key(&self) -> Result<(), StateError> {
-        self.inner.check_key()
+        let sample = self.read_index()?.and_then(|(_, i)| i.sample_key);
+        if let Some((scope, wrapped)) = sample {
+            let keys = BTreeMap::from([(scope, wrapped)]);
+            return self.inner.restore_keys(&keys).map_err(|_| {
+                StateError::Key(format!(
+                    "the state in s3://{}/{} cannot be read with this master key: use the key it was written with",
+                    self.at.bucket, self.at.key
+                ))
+            });
+        }
+        if self.holds_sealed()? {
+            self.inner.check_key()?;
+        }
+        Ok(())
     }
     fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
+        self.ensure(scopes)?;
         self.inner.resources_in(scopes)
     }
     fn records_read(&self) -> u64 {
         self.inner.records_read()
     }
+    fn exclusive(&self) -> bool {
+        false
+    }
+    fn traffic(&self) -> Option<(u64, u64)> {
+        Some((
+            self.requests.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        ))
+    }
     fn serial(&self) -> Result<u64, StateError> {
         self.inner.serial()
     }
     fn resources(&self) -> Result<Vec<ResourceRecord>, StateError> {
+        self.ensure_all()?;
         self.inner.resources()
     }
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
+        self.ensure(&[addr.scope.to_string()])?;
         self.inner.resource(addr)
     }
     fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
+        let scopes: Vec<String> = intents
+            .iter()
+            .map(|i| i.address.scope.to_string())
+            .collect();
+        self.ensure(&scopes)?;
         self.inner.begin_many(intents)?;
-        self.changed();
         self.put_intents(intents)
     }
     fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError> {
+        let mut scopes: Vec<String> = outcomes
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Outcome::Put(r) => Some(r.address.scope.to_string()),
+                Outcome::Remove(a) => Some(a.scope.to_string()),
+                Outcome::Nothing => None,
+            })
+            .collect();
+        self.ensure(&scopes)?;
+        let tokens: Vec<String> = outcomes.iter().map(|(t, _)| t.clone()).collect();
+        // An intent whose outcome changed nothing is finished once its tenant is written.
+        for (t, o) in &outcomes {
+            if matches!(o, Outcome::Nothing) {
+                if let Some((scope, _)) = self
+                    .intent_objects
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .find(|(_, pending)| pending.contains(t))
+                {
+                    scopes.push(scope.clone());
+                }
+            }
+        }
         let serial = self.inner.commit_many(outcomes)?;
-        self.changed();
+        self.changed(scopes.iter().map(String::as_str), &tokens);
         self.flush(false)?;
         Ok(serial)
     }
     fn intents(&self) -> Result<Vec<Intent>, StateError> {
+        self.adopt_intent_objects()?;
         self.inner.intents()
     }
     fn put(&self, record: ResourceRecord) -> Result<u64, StateError> {
-        self.durable(|s| s.put(record))
+        let scope = record.address.scope.to_string();
+        self.durable(&[&scope], |s| s.put(record))
     }
     fn forget(&self, addr: &ResourceAddr) -> Result<u64, StateError> {
-        self.durable(|s| s.forget(addr))
+        self.durable(&[addr.scope.as_str()], |s| s.forget(addr))
     }
     fn rename(&self, from: &ResourceAddr, record: ResourceRecord) -> Result<u64, StateError> {
-        self.durable(|s| s.rename(from, record))
+        let to = record.address.scope.to_string();
+        self.durable(&[from.scope.as_str(), &to], |s| s.rename(from, record))
     }
-    // The lock object admits one run at a time: per-tenant locks live in that run only.
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
-        self.inner.lock(info)
+        if self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&info.scope)
+        {
+            return Ok(());
+        }
+        let start = Instant::now();
+        loop {
+            let Some(holder) = self.try_lock(info)? else {
+                return Ok(());
+            };
+            if start.elapsed() >= self.lock_timeout {
+                // A live holder on this host is shown as such; one elsewhere cannot be
+                // checked, so unlocking is named as the way out if it is gone.
+                let live_here = holder.host == self.holder.host && super::holder::is_live(&holder);
+                let on = if holder.scope == "workspace" {
+                    String::new()
+                } else {
+                    format!(" on tenant `{}`", holder.scope)
+                };
+                return Err(StateError::Locked {
+                    holder: format!("{holder}{on}"),
+                    waited: start.elapsed(),
+                    advice: if live_here {
+                        String::new()
+                    } else {
+                        UNLOCK_ADVICE.into()
+                    },
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
     fn unlock(&self, scope: &str) -> Result<(), StateError> {
-        self.inner.unlock(scope)
+        self.release(scope)
     }
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
-        self.inner.force_unlock(scope)
+        let (at, client) = (&self.at, &self.client);
+        let mut removed = Vec::new();
+        for key in self.call_on(1, list(client, at, &Self::lock_prefix(at)))? {
+            let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes) else {
+                continue;
+            };
+            if scope.is_some_and(|s| s != info.scope) {
+                continue;
+            }
+            self.call_on(1, async {
+                client
+                    .delete_object()
+                    .bucket(&at.bucket)
+                    .key(&key)
+                    .if_match(etag)
+                    .send()
+                    .await
+            })
+            .map_err(|e| sdk_error(at, "remove a lock object", &e))?;
+            removed.push(info);
+        }
+        Ok(removed)
     }
     fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
-        self.inner.locks()
+        let (at, client) = (&self.at, &self.client);
+        let mut out = Vec::new();
+        for key in self.call_on(1, list(client, at, &Self::lock_prefix(at)))? {
+            if let Some((_, bytes)) = self.call_on(1, fetch(client, at, &key))? {
+                if let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes) {
+                    out.push(info);
+                }
+            }
+        }
+        Ok(out)
     }
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
-        self.durable(|s| s.record_run(run))
+        self.inner.record_run(run)?;
+        self.flush(true)?;
+        self.update_index(|index| index.history.push(run.clone()))
     }
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
-        self.inner.history()
+        Ok(self
+            .read_index()?
+            .map(|(_, i)| i.history)
+            .unwrap_or_default())
     }
-    fn versions(
-        &self,
-        scopes: &[String],
-    ) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
+    fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
+        self.ensure(scopes)?;
         self.inner.versions(scopes)
     }
-    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
-        self.inner.scopes()
+    fn scopes(&self) -> Result<BTreeSet<String>, StateError> {
+        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
+        let mut out: BTreeSet<String> = index.counts.into_keys().collect();
+        out.extend(self.inner.scopes()?);
+        Ok(out)
     }
-    fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
-        self.inner.count_by_type()
+    fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
+        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for counts in index.counts.values() {
+            for (t, n) in counts {
+                *out.entry(t.clone()).or_default() += n;
+            }
+        }
+        Ok(out)
     }
-    fn notes(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StateError> {
-        self.inner.notes(prefix)
+    fn notes(&self, prefix: &str) -> Result<Vec<(String, Value)>, StateError> {
+        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
+        Ok(index
+            .notes
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect())
     }
-    fn set_notes(&self, notes: Vec<(String, Option<serde_json::Value>)>) -> Result<(), StateError> {
-        self.durable(|s| s.set_notes(notes))
+    fn set_notes(&self, notes: Vec<(String, Option<Value>)>) -> Result<(), StateError> {
+        self.inner.set_notes(notes.clone())?;
+        self.update_index(|index| {
+            for (k, v) in &notes {
+                match v {
+                    Some(v) => index.notes.insert(k.clone(), v.clone()),
+                    None => index.notes.remove(k),
+                };
+            }
+        })
     }
     fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
+        self.ensure_all()?;
         self.inner.audit()
     }
     fn digest(&self, record: &ResourceRecord) -> String {
         self.inner.digest(record)
     }
     fn export(&self) -> Result<Export, StateError> {
-        self.inner.export()
+        self.ensure_all()?;
+        self.adopt_intent_objects()?;
+        let mut ex = self.inner.export()?;
+        if let Some((_, index)) = self.read_index()? {
+            ex.history = index.history;
+            ex.notes = index.notes;
+            ex.serial = ex.serial.max(index.serial);
+        }
+        Ok(ex)
     }
     fn import(&self, export: &Export) -> Result<(), StateError> {
-        self.durable(|s| s.import(export))
+        self.inner.import(export)?;
+        self.replace_with(export)?;
+        Ok(())
     }
 }
+
+/// What to do about a lock object whose holder may be gone (on another host it cannot
+/// be checked).
+const UNLOCK_ADVICE: &str = ". If that run is gone, run `landlord state unlock`";

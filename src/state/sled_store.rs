@@ -89,6 +89,9 @@ impl KeyRing for SledStore {
     }
 }
 
+/// The format name of one tenant's part of a state.
+pub(super) const PART_FORMAT: &str = "landlord-tenant-state";
+
 /// A record as stored (sealed bytes) and its audit digest.
 type StoredRecord = (Vec<u8>, String);
 
@@ -404,6 +407,102 @@ impl SledStore {
         self.flush()
     }
 
+    /// Adds the entries of an export (records, intents, audit events with their chain
+    /// heads, history, notes) to what is here; data keys are the caller's.
+    fn insert_entries(&self, ex: &Export) -> Result<(), StateError> {
+        let key_of = |v: &Value, field: &str| -> Result<String, StateError> {
+            v.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
+        };
+        for e in &ex.audit {
+            self.audit
+                .insert(
+                    format!("{}/{:020}", e.tenant, e.seq).as_bytes(),
+                    serde_json::to_vec(e).map_err(|e| self.err(e))?,
+                )
+                .map_err(|e| self.err(e))?;
+            let head = self
+                .meta
+                .get(head_key(&e.tenant))
+                .map_err(|e| self.err(e))?
+                .map(|v| parse_head(&v).0)
+                .unwrap_or(0);
+            if e.seq >= head {
+                self.meta
+                    .insert(
+                        head_key(&e.tenant),
+                        format!("{} {}", e.seq, e.hash).as_bytes(),
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        let put = |tree: &sled::Tree, key: &str, v: &dyn erased::Json| -> Result<(), StateError> {
+            tree.insert(key.as_bytes(), v.bytes().map_err(|e| self.err(e))?)
+                .map(|_| ())
+                .map_err(|e| self.err(e))
+        };
+        for r in &ex.resources {
+            put(&self.resources, &key_of(r, "address")?, r)?;
+        }
+        for i in &ex.intents {
+            put(&self.intents, &key_of(i, "token")?, i)?;
+        }
+        for h in &ex.history {
+            put(&self.history, &h.id, h)?;
+        }
+        for (k, v) in &ex.notes {
+            put(&self.notes, k, v)?;
+        }
+        Ok(())
+    }
+
+    /// One scope's records, audit events and data key, sealed: what a shared backend
+    /// keeps per tenant (intents, history and notes live elsewhere).
+    pub(super) fn part(&self, scope: &str) -> Result<Export, StateError> {
+        let prefix = format!("{scope}/");
+        let rows = |tree: &sled::Tree| -> Result<Vec<Value>, StateError> {
+            tree.scan_prefix(&prefix)
+                .map(|kv| {
+                    let (_, v) = kv.map_err(|e| self.err(e))?;
+                    serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("{scope}: {e}")))
+                })
+                .collect()
+        };
+        let audit = rows(&self.audit)?
+            .into_iter()
+            .map(|v| {
+                serde_json::from_value(v).map_err(|e| self.corrupt(format!("audit event: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Export {
+            format: PART_FORMAT.into(),
+            version: FORMAT_VERSION,
+            lineage: self.meta_str("lineage")?,
+            serial: 0,
+            resources: rows(&self.resources)?,
+            intents: vec![],
+            keys: self.wrapped_keys(&[scope])?,
+            history: vec![],
+            audit,
+            notes: Default::default(),
+        })
+    }
+
+    /// Adds a tenant's part (see [`part`](Self::part)) to this copy.
+    pub(super) fn add_part(&self, part: &Export) -> Result<(), StateError> {
+        if part.format != PART_FORMAT || part.version != FORMAT_VERSION {
+            return Err(self.corrupt(format!(
+                "a tenant object has format `{}` version {}, expected `{PART_FORMAT}` version {FORMAT_VERSION}",
+                part.format, part.version
+            )));
+        }
+        self.restore_keys(&part.keys)?;
+        self.insert_entries(part)?;
+        self.flush()
+    }
+
     /// A record sealed for storage, with its audit digest.
     fn sealed(&self, r: &ResourceRecord) -> Result<StoredRecord, StateError> {
         Ok((self.seal(r.clone())?, self.digest(r)))
@@ -701,12 +800,6 @@ impl StateStore for SledStore {
                 ex.format, ex.version
             )));
         }
-        let key_of = |v: &Value, field: &str| -> Result<String, StateError> {
-            v.get(field)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
-        };
         for t in [
             &self.resources,
             &self.intents,
@@ -721,28 +814,6 @@ impl StateStore for SledStore {
             let (k, _) = kv.map_err(|e| self.err(e))?;
             self.meta.remove(k).map_err(|e| self.err(e))?;
         }
-        for e in &ex.audit {
-            self.audit
-                .insert(
-                    format!("{}/{:020}", e.tenant, e.seq).as_bytes(),
-                    serde_json::to_vec(e).map_err(|e| self.err(e))?,
-                )
-                .map_err(|e| self.err(e))?;
-            let head = self
-                .meta
-                .get(head_key(&e.tenant))
-                .map_err(|e| self.err(e))?
-                .map(|v| parse_head(&v).0)
-                .unwrap_or(0);
-            if e.seq >= head {
-                self.meta
-                    .insert(
-                        head_key(&e.tenant),
-                        format!("{} {}", e.seq, e.hash).as_bytes(),
-                    )
-                    .map_err(|e| self.err(e))?;
-            }
-        }
         self.sealer.forget_keys();
         for (scope, w) in &ex.keys {
             let bytes = self.sealer.check_wrapped(scope, w)?;
@@ -750,23 +821,7 @@ impl StateStore for SledStore {
                 .insert(scope.as_bytes(), bytes)
                 .map_err(|e| self.err(e))?;
         }
-        let put = |tree: &sled::Tree, key: &str, v: &dyn erased::Json| -> Result<(), StateError> {
-            tree.insert(key.as_bytes(), v.bytes().map_err(|e| self.err(e))?)
-                .map(|_| ())
-                .map_err(|e| self.err(e))
-        };
-        for r in &ex.resources {
-            put(&self.resources, &key_of(r, "address")?, r)?;
-        }
-        for i in &ex.intents {
-            put(&self.intents, &key_of(i, "token")?, i)?;
-        }
-        for h in &ex.history {
-            put(&self.history, &h.id, h)?;
-        }
-        for (k, v) in &ex.notes {
-            put(&self.notes, k, v)?;
-        }
+        self.insert_entries(ex)?;
         self.meta
             .insert("lineage", ex.lineage.as_bytes())
             .map_err(|e| self.err(e))?;
