@@ -2,7 +2,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::postgres::Pg;
-use crate::support::{kill_applies, tenant_yaml, write_slow_module, Ws};
+use crate::support::{
+    files_match_records, finish, kill_applies, spawn, tenant_yaml, write_slow_module, Ws,
+};
 
 const URL_ENV: &str = "LANDLORD_TEST_STATE_URL";
 
@@ -34,114 +36,10 @@ fn export(ws: &Ws) -> serde_json::Value {
     serde_json::from_str(&ws.export()).unwrap()
 }
 
-/// The `local_file` records in state and the files on disk agree one to one.
-fn files_match_records(ws: &Ws) {
-    let list = ws.ok(&["state", "list"], 0).stdout;
-    let recorded = list.lines().filter(|l| l.contains("/local_file.")).count();
-    assert_eq!(
-        ws.out_files().len(),
-        recorded,
-        "every file on disk is recorded once\n{list}"
-    );
-}
-
-/// Starts `landlord args` in `ws` without waiting.
-fn spawn(ws: &Ws, args: &[&str]) -> std::process::Child {
-    ws.cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn finish(child: std::process::Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn four_sharded_runners_share_one_postgres_state() {
     let pg = Pg::start();
-    let ws = workspace(&pg, 197);
-    let runners: Vec<_> = (1..=4)
-        .map(|k| {
-            spawn(
-                &ws,
-                &["apply", "--auto-approve", "--shard", &format!("{k}/4")],
-            )
-        })
-        .collect();
-    for (k, r) in runners.into_iter().enumerate() {
-        let (code, out) = finish(r);
-        assert_eq!(code, 0, "runner {}: {out}", k + 1);
-    }
-    ws.ok(&["audit", "verify"], 0);
-    ws.ok(&["plan", "--detailed-exitcode"], 0);
-    files_match_records(&ws);
-
-    let ex = export(&ws);
-    // Every tenant was applied exactly once: one create per record, nothing else.
-    let events = ex["audit"].as_array().unwrap();
-    assert!(
-        events.iter().all(|e| e["action"] == "create"),
-        "only creates"
-    );
-    assert_eq!(events.len(), ex["resources"].as_array().unwrap().len());
-    // Each run's history row lists its shard's tenants and no other.
-    let shard_of = |k: usize| -> Vec<String> {
-        let shard = format!("{k}/4");
-        let json = ws
-            .ok(&["tenants", "list", "--shard", &shard, "--json"], 0)
-            .stdout;
-        let mut ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_string())
-            .collect();
-        if k == 1 {
-            ids.push("_shared".into());
-        }
-        ids.sort();
-        ids
-    };
-    let mut expected: Vec<Vec<String>> = (1..=4).map(shard_of).collect();
-    let mut listed: Vec<Vec<String>> = ex["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let mut t: Vec<String> = row["tenants"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_str().unwrap().to_string())
-                .collect();
-            t.sort();
-            t
-        })
-        .collect();
-    expected.sort();
-    listed.sort();
-    assert_eq!(
-        listed, expected,
-        "one history row per runner, listing its shard"
-    );
-    let all: std::collections::BTreeSet<&String> = expected.iter().flatten().collect();
-    assert_eq!(all.len(), 201, "200 tenants and _shared");
-    assert_eq!(
-        expected.iter().map(Vec::len).sum::<usize>(),
-        201,
-        "once each"
-    );
+    crate::support::four_sharded_runners(&workspace(&pg, 197));
 }
 
 #[test]

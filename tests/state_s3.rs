@@ -68,9 +68,17 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
     let ws = workspace(&moto);
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);
-    assert_eq!(leftovers(&moto), Vec::<String>::new(), "the locks go with the run");
     assert_eq!(
-        state_objects(&moto),
+        leftovers(&moto),
+        Vec::<String>::new(),
+        "the locks go with the run"
+    );
+    let tenants: Vec<String> = state_objects(&moto)
+        .into_iter()
+        .filter(|k| k.contains("/tenants/") || k.ends_with("/index.json"))
+        .collect();
+    assert_eq!(
+        tenants,
         [
             format!("{STATE}/index.json"),
             format!("{STATE}/tenants/_shared.json"),
@@ -102,11 +110,25 @@ fn state_in_s3_is_shared_between_checkouts_and_locked_per_run() {
         "{}",
         r.all()
     );
-    assert_eq!(leftovers(&moto), Vec::<String>::new(), "a refused open leaves no lock");
+    assert_eq!(
+        leftovers(&moto),
+        Vec::<String>::new(),
+        "a refused open leaves no lock"
+    );
 
     // A fleet-wide run on another machine holds the lock: wait, then name it.
     put_lock(&moto, "ci-runner-7", 4242, "2099-01-01T00:00:00Z");
-    let r = ws.ok(&["apply", "--auto-approve", "--tenant", "acme", "--lock-timeout", "1s"], 1);
+    let r = ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "acme",
+            "--lock-timeout",
+            "1s",
+        ],
+        1,
+    );
     assert!(
         r.stderr
             .contains("state is locked by dana@ci-runner-7 (pid 4242"),
@@ -416,4 +438,79 @@ fn state_migrates_from_sled_to_s3_and_back_with_every_chain_and_secret() {
         1,
     );
     assert!(r.stderr.contains("already at"), "{}", r.all());
+}
+
+#[test]
+fn four_sharded_runners_share_one_s3_state_and_upload_only_their_tenants() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    for i in 0..197 {
+        let id = format!("t{i:03}");
+        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
+    }
+    crate::support::four_sharded_runners(&ws);
+    assert_eq!(leftovers(&moto), Vec::<String>::new());
+    let objects = state_objects(&moto);
+    let count = |part: &str| objects.iter().filter(|k| k.contains(part)).count();
+    assert_eq!(count("/tenants/"), 201, "one object per tenant");
+    assert_eq!(count("/history/"), 4, "one object per run");
+    assert!(count("/shards/") <= 32, "{objects:?}");
+
+    // A run that changes one tenant writes that tenant's object and the index only.
+    std::fs::remove_file(ws.join("out/t005/db.env")).unwrap();
+    let r = ws.ok(
+        &["apply", "--auto-approve", "--tenant", "t005", "--stats"],
+        0,
+    );
+    let written: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.split("bytes of state written: ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no state figures in --stats: {}", r.all()));
+    let whole: usize = ws.export().len();
+    assert!(
+        written > 0 && (written as usize) < whole / 20,
+        "{written} bytes written; the whole state is {whole}"
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_state_kept_in_one_object_is_split_per_tenant_on_first_use() {
+    let moto = Moto::start();
+    // A state as landlord kept it in one object: the export document at the key.
+    let local = Ws::example("quickstart");
+    local.ok(&["apply", "--auto-approve"], 0);
+    let export = local.export();
+    let sdk = Sdk::new(&moto.endpoint);
+    let ws = workspace(&moto);
+    sdk.run(
+        sdk.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(STATE)
+            .body(export.clone().into_bytes().into())
+            .send(),
+    )
+    .expect("state object");
+    let r = ws.ok(&["state", "list"], 0);
+    assert!(
+        r.stderr
+            .contains("Splitting the state in s3://team-state/landlord/state.json")
+            && r.stderr
+                .contains("Split committed (4 tenants); removed the old object"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(r.stdout, local.ok(&["state", "list"], 0).stdout);
+    assert!(
+        !objects(&moto).contains(&STATE.to_string()),
+        "the old object is gone"
+    );
+    assert_eq!(ws.export(), export, "nothing lost or changed in the split");
+    ws.ok(&["audit", "verify"], 0);
+    // The next run finds the split state and says nothing about it.
+    let r = ws.ok(&["state", "list"], 0);
+    assert!(!r.stderr.contains("Splitting"), "{}", r.all());
 }

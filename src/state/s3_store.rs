@@ -6,8 +6,10 @@
 //! - `K/tenants/<id>.json`: the tenant's records (secrets sealed), audit chain and data
 //!   key, written with `If-Match` on the ETag last read, so nothing another process wrote
 //!   is ever overwritten;
-//! - `K/index.json`: lineage, serial, run history, notes, and record counts per tenant,
-//!   updated once per run by a conditional read-modify-write that retries on a conflict;
+//! - `K/index.json`: lineage and serial; `K/history/<run>.json`: one object per run;
+//!   `K/shards/<nn>.json`: notes and record counts per tenant, spread over 32 objects by a
+//!   hash of their key; each updated by a conditional read-modify-write that retries on a
+//!   conflict, so a run rewrites only the shards of what it changed;
 //! - `K/intents/<id>/<token>`: write-ahead intents, durable before their provider call and
 //!   removed once the tenant object holds their outcome;
 //! - `K/locks/<id>.lock`, `K/locks/workspace.lock`: lock objects created with
@@ -52,7 +54,8 @@ pub struct S3Location {
     pub region: Option<String>,
 }
 
-/// The index object: what is not any one tenant's.
+/// The index object: lineage, serial, and one wrapped data key (so a master key is
+/// checked without reading tenants).
 #[derive(serde::Serialize, serde::Deserialize, Default, Clone)]
 struct Index {
     format: String,
@@ -60,15 +63,32 @@ struct Index {
     lineage: String,
     serial: u64,
     #[serde(default)]
-    history: Vec<RunRecord>,
+    sample_key: Option<(String, String)>,
+}
+
+/// One of the shard objects: the notes and per-tenant record counts whose key hashes to
+/// it. A run rewrites only the shards of what it changed, so no object grows with every
+/// tenant and concurrent runs rarely meet on one.
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone)]
+struct Shard {
     #[serde(default)]
     notes: BTreeMap<String, Value>,
     /// Records per type, per tenant (the bulk-change guard's fleet counts).
     #[serde(default)]
     counts: BTreeMap<String, BTreeMap<String, u64>>,
-    /// One wrapped data key, so a master key is checked without reading tenants.
-    #[serde(default)]
-    sample_key: Option<(String, String)>,
+}
+
+/// How many shard objects notes and counts are spread over.
+const SHARDS: u32 = 32;
+
+/// The shard of a note key or tenant id (FNV-1a: stable across versions and machines).
+fn shard_of(key: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % SHARDS
 }
 
 const INDEX_FORMAT: &str = "landlord-state-index";
@@ -310,10 +330,17 @@ impl S3Store {
             resources: vec![],
             intents: vec![],
             keys: Default::default(),
-            history: index.history,
+            history: vec![],
             audit: vec![],
-            notes: index.notes,
+            notes: Default::default(),
         })?;
+        // The copy starts empty (a split above filled it): tenants load as they are needed.
+        store
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        store.all_loaded.store(false, Ordering::Relaxed);
         Ok(store)
     }
 
@@ -352,34 +379,46 @@ impl S3Store {
         Ok(Some((etag, index)))
     }
 
-    /// The index of a state that has none yet: split from a one-object state at `K`, or
-    /// new. Runs under the workspace lock, so one process does it.
+    /// The index of a state that has none yet: new (the first writer wins, the others
+    /// read its index), or split from a one-object state at `K` under the workspace lock.
     fn first_index(&self) -> Result<Index, StateError> {
-        let me = LockInfo {
-            scope: "workspace".into(),
-            ..self.holder.clone()
-        };
-        self.lock(&me)?;
-        let out = self.split_or_create();
-        let _ = self.unlock("workspace");
-        out
-    }
-
-    fn split_or_create(&self) -> Result<Index, StateError> {
-        if let Some((_, index)) = self.read_index()? {
-            return Ok(index);
-        }
         let (at, client) = (&self.at, &self.client);
-        let old = self.call_on(1, fetch(client, at, &at.key))?;
-        let Some((_, bytes)) = old else {
+        if self.call_on(1, fetch(client, at, &at.key))?.is_none() {
             let index = Index {
                 format: INDEX_FORMAT.into(),
                 version: FORMAT_VERSION,
                 lineage: self.inner.lineage()?,
                 ..Default::default()
             };
-            self.write_index(None, &index)?;
+            if self.write_index(None, &index)? {
+                return Ok(index);
+            }
+            return self
+                .read_index()?
+                .map(|(_, i)| i)
+                .ok_or_else(|| Self::storage(at, "the state index vanished while it was made"));
+        }
+        let me = LockInfo {
+            scope: "workspace".into(),
+            ..self.holder.clone()
+        };
+        self.lock(&me)?;
+        let out = self.split();
+        let _ = self.unlock("workspace");
+        out
+    }
+
+    /// Splits the one-object state at `K` (unless another run did it meanwhile).
+    fn split(&self) -> Result<Index, StateError> {
+        if let Some((_, index)) = self.read_index()? {
             return Ok(index);
+        }
+        let (at, client) = (&self.at, &self.client);
+        let Some((_, bytes)) = self.call_on(1, fetch(client, at, &at.key))? else {
+            return Err(Self::storage(
+                at,
+                "the state object vanished while it was split; run again",
+            ));
         };
         let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
             path: format!("s3://{}/{}", at.bucket, at.key),
@@ -396,20 +435,18 @@ impl S3Store {
             )),
             other => other,
         })?;
-        let index = self.replace_with(&ex)?;
+        let (index, tenants) = self.replace_with(&ex)?;
         self.call_on(1, delete_all(client, at, std::slice::from_ref(&at.key)));
         eprintln!(
             "Split committed ({} tenants); removed the old object s3://{}/{}.",
-            index.counts.len(),
-            at.bucket,
-            at.key
+            tenants, at.bucket, at.key
         );
         Ok(index)
     }
 
     /// Writes every tenant of the working copy (which holds `ex`), intent objects for its
     /// intents, and an index for it; tenant objects of tenants not in `ex` are removed.
-    fn replace_with(&self, ex: &Export) -> Result<Index, StateError> {
+    fn replace_with(&self, ex: &Export) -> Result<(Index, usize), StateError> {
         let mut scopes: BTreeSet<String> = ex
             .audit
             .iter()
@@ -447,7 +484,19 @@ impl S3Store {
             .collect();
         // Existing objects are overwritten unconditionally: this replaces the state.
         self.upload_scopes(&scopes.iter().cloned().collect::<Vec<_>>(), true)?;
-        self.call_on(1, delete_all(client, at, &stale));
+        let mut gone = stale;
+        for prefix in [
+            self.history_prefix(),
+            format!("{}/shards/", at.key),
+            self.intent_prefix(),
+        ] {
+            gone.extend(self.call_on(1, list(client, at, &prefix))?);
+        }
+        self.call_on(1, delete_all(client, at, &gone));
+        self.intent_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut intents: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for i in &ex.intents {
             let scope = i
@@ -464,27 +513,44 @@ impl S3Store {
             self.put_intent_object(&scope, rows, "import")?;
         }
         self.all_loaded.store(true, Ordering::Relaxed);
-        let mut index = Index {
+        for run in &ex.history {
+            self.put_history(run)?;
+        }
+        let mut counts = BTreeMap::new();
+        for scope in &scopes {
+            counts.insert(scope.clone(), self.counts_of(scope)?);
+        }
+        let notes: Vec<(String, Option<Value>)> = ex
+            .notes
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        self.update_shards(&notes, &counts)?;
+        let index = Index {
             format: INDEX_FORMAT.into(),
             version: FORMAT_VERSION,
             lineage: ex.lineage.clone(),
             serial: ex.serial,
-            history: ex.history.clone(),
-            notes: ex.notes.clone(),
-            counts: BTreeMap::new(),
             sample_key: ex.keys.iter().next().map(|(s, k)| (s.clone(), k.clone())),
         };
-        for scope in &scopes {
-            index.counts.insert(scope.clone(), self.counts_of(scope)?);
-        }
         let current = self.read_index()?.map(|(etag, _)| etag);
         match self.write_index(current.as_deref(), &index)? {
-            true => Ok(index),
+            true => Ok((index, scopes.len())),
             false => Err(Self::storage(
                 at,
                 "the state index was changed by another process while the state was replaced; run again",
             )),
         }
+    }
+
+    /// Writes one run's history object.
+    fn put_history(&self, run: &RunRecord) -> Result<(), StateError> {
+        let body = serde_json::to_vec(run).map_err(|e| Self::storage(&self.at, e))?;
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let key = format!("{}{}.json", self.history_prefix(), run.id);
+        let (at, client) = (&self.at, &self.client);
+        self.call_on(1, put_if(client, at, &key, None, body))?;
+        Ok(())
     }
 
     /// Writes the index over `etag` (`None`: only if there is none); `false` on a conflict.
@@ -497,43 +563,26 @@ impl S3Store {
             .is_some())
     }
 
-    /// Applies `change` to the index, again over a fresh read when another run wrote it in
-    /// between; also records the counts of the tenants changed since the last update.
-    fn update_index(&self, change: impl Fn(&mut Index)) -> Result<(), StateError> {
-        let recount: Vec<String> = {
-            let d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-            d.1.iter().cloned().collect()
-        };
-        let mut counts = BTreeMap::new();
-        for scope in &recount {
-            counts.insert(scope.clone(), self.counts_of(scope)?);
-        }
-        let sample = self
-            .inner
-            .wrapped_keys(&recount.iter().map(String::as_str).collect::<Vec<_>>())?
-            .into_iter()
-            .next();
+    /// Raises the index's serial to this run's and gives it a sample key if it has none,
+    /// again over a fresh read when another run wrote it in between.
+    fn update_index(&self) -> Result<(), StateError> {
+        let serial = self.inner.serial()?;
         for _ in 0..50 {
             let (etag, mut index) = self
                 .read_index()?
                 .ok_or_else(|| Self::storage(&self.at, "the state index is gone"))?;
-            change(&mut index);
-            index.serial = index.serial.max(self.inner.serial()?);
-            for (scope, c) in &counts {
-                if c.is_empty() {
-                    index.counts.remove(scope);
-                } else {
-                    index.counts.insert(scope.clone(), c.clone());
-                }
+            let sample = match &index.sample_key {
+                Some(_) => None,
+                None => self.inner.export()?.keys.into_iter().next(),
+            };
+            if index.serial >= serial && sample.is_none() {
+                return Ok(());
             }
-            if index.sample_key.is_none() {
-                index.sample_key = sample.clone();
+            index.serial = index.serial.max(serial);
+            if sample.is_some() {
+                index.sample_key = sample;
             }
             if self.write_index(Some(&etag), &index)? {
-                let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-                for s in &recount {
-                    d.1.remove(s);
-                }
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -542,6 +591,136 @@ impl S3Store {
             &self.at,
             "the state index kept changing under this run (50 attempts); run again",
         ))
+    }
+
+    fn shard_key(&self, n: u32) -> String {
+        format!("{}/shards/{n:02}.json", self.at.key)
+    }
+
+    fn history_prefix(&self) -> String {
+        format!("{}/history/", self.at.key)
+    }
+
+    /// Objects read at once; `None` for a missing one.
+    fn fetch_many(&self, keys: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>, StateError> {
+        let (at, client) = (&self.at, &self.client);
+        type Fetched = Result<(usize, Option<(String, Vec<u8>)>), StateError>;
+        let reads: Vec<BoxFuture<'_, Fetched>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| -> BoxFuture<'_, Fetched> {
+                Box::pin(async move { fetch(client, at, key).await.map(|o| (i, o)) })
+            })
+            .collect();
+        let mut got: Vec<(usize, Option<(String, Vec<u8>)>)> =
+            self.call_on(keys.len() as u64, async {
+                futures_util::stream::iter(reads)
+                    .buffer_unordered(CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, StateError>>()
+            })?;
+        got.sort_by_key(|(i, _)| *i);
+        Ok(got.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// Every shard, merged.
+    fn read_shards(&self) -> Result<Shard, StateError> {
+        let keys: Vec<String> = (0..SHARDS).map(|n| self.shard_key(n)).collect();
+        let mut all = Shard::default();
+        for (key, object) in keys.iter().zip(self.fetch_many(&keys)?) {
+            let Some((_, bytes)) = object else { continue };
+            let shard: Shard = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path: format!("s3://{}/{key}", self.at.bucket),
+                message: format!("not a landlord state shard: {e}"),
+            })?;
+            all.notes.extend(shard.notes);
+            all.counts.extend(shard.counts);
+        }
+        Ok(all)
+    }
+
+    /// Sets or removes `notes` and records `counts` (an empty count removes the tenant),
+    /// each shard by a conditional read-modify-write.
+    fn update_shards(
+        &self,
+        notes: &[(String, Option<Value>)],
+        counts: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) -> Result<(), StateError> {
+        let mut touched: BTreeSet<u32> = notes.iter().map(|(k, _)| shard_of(k)).collect();
+        touched.extend(counts.keys().map(|t| shard_of(t)));
+        let (at, client) = (&self.at, &self.client);
+        for n in touched {
+            let key = self.shard_key(n);
+            let mut done = false;
+            for _ in 0..50 {
+                let current = self.call_on(1, fetch(client, at, &key))?;
+                let (etag, mut shard) = match &current {
+                    Some((etag, bytes)) => (
+                        Some(etag.clone()),
+                        serde_json::from_slice::<Shard>(bytes).map_err(|e| {
+                            StateError::Corrupt {
+                                path: format!("s3://{}/{key}", at.bucket),
+                                message: format!("not a landlord state shard: {e}"),
+                            }
+                        })?,
+                    ),
+                    None => (None, Shard::default()),
+                };
+                for (k, v) in notes.iter().filter(|(k, _)| shard_of(k) == n) {
+                    match v {
+                        Some(v) => shard.notes.insert(k.clone(), v.clone()),
+                        None => shard.notes.remove(k),
+                    };
+                }
+                for (t, c) in counts.iter().filter(|(t, _)| shard_of(t) == n) {
+                    if c.is_empty() {
+                        shard.counts.remove(t);
+                    } else {
+                        shard.counts.insert(t.clone(), c.clone());
+                    }
+                }
+                let body = serde_json::to_vec(&shard).map_err(|e| Self::storage(at, e))?;
+                self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                if self
+                    .call_on(1, put_if(client, at, &key, etag.as_deref(), body))?
+                    .is_some()
+                {
+                    done = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !done {
+                return Err(Self::storage(
+                    at,
+                    format!("`{key}` kept changing under this run (50 attempts); run again"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the counts of the tenants changed since they were last counted.
+    fn recount(&self) -> Result<(), StateError> {
+        let scopes: Vec<String> = {
+            let d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            d.1.iter().cloned().collect()
+        };
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let mut counts = BTreeMap::new();
+        for scope in &scopes {
+            counts.insert(scope.clone(), self.counts_of(scope)?);
+        }
+        self.update_shards(&[], &counts)?;
+        let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        for s in &scopes {
+            d.1.remove(s);
+        }
+        Ok(())
     }
 
     /// Records per type of one tenant in the working copy.
@@ -587,27 +766,13 @@ impl S3Store {
         if missing.is_empty() {
             return Ok(());
         }
-        let (at, client) = (&self.at, &self.client);
-        let keys: Vec<(String, String)> = missing
+        let at = &self.at;
+        let keys: Vec<String> = missing.iter().map(|s| self.tenant_key(s)).collect();
+        let fetched: Vec<(String, Option<(String, Vec<u8>)>)> = missing
             .iter()
-            .map(|s| (s.clone(), self.tenant_key(s)))
+            .cloned()
+            .zip(self.fetch_many(&keys)?)
             .collect();
-        type Fetched = Result<(String, Option<(String, Vec<u8>)>), StateError>;
-        let reads: Vec<BoxFuture<'_, Fetched>> = keys
-            .iter()
-            .map(|(scope, key)| -> BoxFuture<'_, Fetched> {
-                Box::pin(async move { fetch(client, at, key).await.map(|o| (scope.clone(), o)) })
-            })
-            .collect();
-        let fetched: Vec<(String, Option<(String, Vec<u8>)>)> =
-            self.call_on(keys.len() as u64, async {
-                futures_util::stream::iter(reads)
-                    .buffer_unordered(CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<Result<Vec<_>, StateError>>()
-            })?;
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         for (scope, object) in fetched {
             let etag = match object {
@@ -998,8 +1163,8 @@ impl Drop for S3Store {
         // means the next run reconciles them.
         let _ = self.flush(true);
         let counted = self.dirty.lock().map(|d| d.1.is_empty()).unwrap_or(true);
-        if !counted {
-            let _ = self.update_index(|_| {});
+        if !counted && self.recount().is_ok() {
+            let _ = self.update_index();
         }
         let held: Vec<String> = self
             .held
@@ -1209,28 +1374,38 @@ impl StateStore for S3Store {
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
         self.inner.record_run(run)?;
         self.flush(true)?;
-        self.update_index(|index| index.history.push(run.clone()))
+        self.put_history(run)?;
+        self.recount()?;
+        self.update_index()
     }
     fn history(&self) -> Result<Vec<RunRecord>, StateError> {
-        Ok(self
-            .read_index()?
-            .map(|(_, i)| i.history)
-            .unwrap_or_default())
+        let (at, client) = (&self.at, &self.client);
+        let keys = self.call_on(1, list(client, at, &self.history_prefix()))?;
+        let mut out = Vec::new();
+        for (key, object) in keys.iter().zip(self.fetch_many(&keys)?) {
+            let Some((_, bytes)) = object else { continue };
+            out.push(serde_json::from_slice::<RunRecord>(&bytes).map_err(|e| {
+                StateError::Corrupt {
+                    path: format!("s3://{}/{key}", at.bucket),
+                    message: format!("not a history row: {e}"),
+                }
+            })?);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
     fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
         self.ensure(scopes)?;
         self.inner.versions(scopes)
     }
     fn scopes(&self) -> Result<BTreeSet<String>, StateError> {
-        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
-        let mut out: BTreeSet<String> = index.counts.into_keys().collect();
+        let mut out: BTreeSet<String> = self.read_shards()?.counts.into_keys().collect();
         out.extend(self.inner.scopes()?);
         Ok(out)
     }
     fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
-        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
-        for counts in index.counts.values() {
+        for counts in self.read_shards()?.counts.values() {
             for (t, n) in counts {
                 *out.entry(t.clone()).or_default() += n;
             }
@@ -1238,8 +1413,8 @@ impl StateStore for S3Store {
         Ok(out)
     }
     fn notes(&self, prefix: &str) -> Result<Vec<(String, Value)>, StateError> {
-        let index = self.read_index()?.map(|(_, i)| i).unwrap_or_default();
-        Ok(index
+        Ok(self
+            .read_shards()?
             .notes
             .into_iter()
             .filter(|(k, _)| k.starts_with(prefix))
@@ -1247,14 +1422,7 @@ impl StateStore for S3Store {
     }
     fn set_notes(&self, notes: Vec<(String, Option<Value>)>) -> Result<(), StateError> {
         self.inner.set_notes(notes.clone())?;
-        self.update_index(|index| {
-            for (k, v) in &notes {
-                match v {
-                    Some(v) => index.notes.insert(k.clone(), v.clone()),
-                    None => index.notes.remove(k),
-                };
-            }
-        })
+        self.update_shards(&notes, &BTreeMap::new())
     }
     fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {
         self.ensure_all()?;
@@ -1267,9 +1435,9 @@ impl StateStore for S3Store {
         self.ensure_all()?;
         self.adopt_intent_objects()?;
         let mut ex = self.inner.export()?;
+        ex.history = self.history()?;
+        ex.notes = self.read_shards()?.notes;
         if let Some((_, index)) = self.read_index()? {
-            ex.history = index.history;
-            ex.notes = index.notes;
             ex.serial = ex.serial.max(index.serial);
         }
         Ok(ex)
