@@ -281,7 +281,7 @@ fn intents_of_a_killed_run_wait_in_s3_until_the_next_run_reconciles_them() {
     let left: Vec<String> = objects(&moto);
     assert!(
         left.iter()
-            .any(|k| k.starts_with(&format!("{STATE}/intents/initech/"))),
+            .any(|k| k.starts_with(&format!("{STATE}/intents/"))),
         "the intent of the interrupted call is durable in S3: {left:?}"
     );
     let r = ws.ok(&["apply", "--auto-approve"], 0);

@@ -340,13 +340,14 @@ impl PgStore {
         })
     }
 
-    /// Text rows of `query` (one column), with `params`.
-    fn texts(
+    /// The rows of `query` with `params`, each mapped by `map`.
+    fn rows<T: Send>(
         &self,
         what: &'static str,
         query: &str,
         params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
-    ) -> Result<Vec<String>, StateError> {
+        map: fn(&tokio_postgres::Row) -> T,
+    ) -> Result<Vec<T>, StateError> {
         let q = self.sql(query);
         self.call(1, async move {
             let c = &mut *self.session().await?;
@@ -355,11 +356,61 @@ impl PgStore {
                 .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
                 .collect();
             let rows = c.query(&q, &refs).await.map_err(|e| self.err(what, &e))?;
-            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+            Ok(rows.iter().map(map).collect())
         })
     }
 
-    fn decode_records(&self, bodies: Vec<String>) -> Result<Vec<ResourceRecord>, StateError> {
+    /// Text rows of `query` (one column), with `params`.
+    fn texts(
+        &self,
+        what: &'static str,
+        query: &str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
+    ) -> Result<Vec<String>, StateError> {
+        self.rows(what, query, params, |r| r.get(0))
+    }
+
+    /// Pairs of text columns of `query`, with `params`.
+    fn pairs(
+        &self,
+        what: &'static str,
+        query: &str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
+    ) -> Result<Vec<(String, String)>, StateError> {
+        self.rows(what, query, params, |r| (r.get(0), r.get(1)))
+    }
+
+    /// Unwraps the data keys of `scopes` not unwrapped yet, read in one statement.
+    fn preload_keys(&self, scopes: Vec<String>) -> Result<(), StateError> {
+        let missing: Vec<String> = scopes
+            .into_iter()
+            .filter(|s| !self.sealer.has_key(s))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let q = self.sql("SELECT scope, wrapped FROM {s}.keys WHERE scope = ANY($1)");
+        let wrapped: Vec<(String, Vec<u8>)> = self.call(1, async move {
+            let c = &mut *self.session().await?;
+            Ok(c.query(&q, &[&missing])
+                .await
+                .map_err(|e| self.err("read the data keys", &e))?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })?;
+        self.sealer.preload(wrapped)
+    }
+
+    /// Records from `(scope, body)` rows, their tenants' data keys read in bulk first.
+    fn decode_records(
+        &self,
+        rows: Vec<(String, String)>,
+    ) -> Result<Vec<ResourceRecord>, StateError> {
+        let (scopes, bodies): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        self.preload_keys(scopes)?;
         bodies
             .iter()
             .map(|b| self.sealer.unseal(self, b.as_bytes()))
@@ -711,21 +762,21 @@ impl StateStore for PgStore {
     }
 
     fn resources(&self) -> Result<Vec<ResourceRecord>, StateError> {
-        let bodies = self.texts(
+        let rows = self.pairs(
             "read the records",
-            "SELECT body FROM {s}.resources ORDER BY address",
+            "SELECT scope, body FROM {s}.resources ORDER BY address",
             vec![],
         )?;
-        self.decode_records(bodies)
+        self.decode_records(rows)
     }
 
     fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
-        let bodies = self.texts(
+        let rows = self.pairs(
             "read the records",
-            "SELECT body FROM {s}.resources WHERE scope = ANY($1) ORDER BY address",
+            "SELECT scope, body FROM {s}.resources WHERE scope = ANY($1) ORDER BY address",
             vec![Box::new(scopes.to_vec())],
         )?;
-        self.decode_records(bodies)
+        self.decode_records(rows)
     }
 
     fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
@@ -790,12 +841,12 @@ impl StateStore for PgStore {
     }
 
     fn resource(&self, addr: &ResourceAddr) -> Result<Option<ResourceRecord>, StateError> {
-        let bodies = self.texts(
+        let rows = self.pairs(
             "read a record",
-            "SELECT body FROM {s}.resources WHERE address = $1",
+            "SELECT scope, body FROM {s}.resources WHERE address = $1",
             vec![Box::new(addr.to_string())],
         )?;
-        Ok(self.decode_records(bodies)?.pop())
+        Ok(self.decode_records(rows)?.pop())
     }
 
     fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {

@@ -10,8 +10,8 @@
 //!   `K/shards/<nn>.json`: notes and record counts per tenant, spread over 32 objects by a
 //!   hash of their key; each updated by a conditional read-modify-write that retries on a
 //!   conflict, so a run rewrites only the shards of what it changed;
-//! - `K/intents/<id>/<token>`: write-ahead intents, durable before their provider call and
-//!   removed once the tenant object holds their outcome;
+//! - `K/intents/<token>`: a batch of write-ahead intents, durable before their provider
+//!   calls and removed once the tenant objects hold their outcomes;
 //! - `K/locks/<id>.lock`, `K/locks/workspace.lock`: lock objects created with
 //!   `If-None-Match: *`. A tenant-limited run holds its tenants' objects and checks that no
 //!   fleet-wide run holds the workspace one; a fleet-wide run holds the workspace object
@@ -224,8 +224,21 @@ async fn delete_all(client: &aws_sdk_s3::Client, at: &S3Location, keys: &[String
 /// A boxed future that may move between threads.
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// Intent objects this run knows of: which tenant, and the tokens not yet committed.
-type IntentObjects = BTreeMap<String, (String, BTreeSet<String>)>;
+/// Intent objects this run knows of: the tenants they cover, and the tokens not yet
+/// committed.
+type IntentObjects = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>;
+
+/// The tenants and tokens of sealed intents.
+fn scopes_and_tokens(rows: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let field = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
+    let scopes = rows
+        .iter()
+        .filter_map(|r| field(r, "address"))
+        .map(|a| a.split('/').next().unwrap_or_default().to_string())
+        .collect();
+    let tokens = rows.iter().filter_map(|r| field(r, "token")).collect();
+    (scopes, tokens)
+}
 
 /// The S3-backed state store.
 pub struct S3Store {
@@ -497,20 +510,8 @@ impl S3Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let mut intents: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for i in &ex.intents {
-            let scope = i
-                .get("address")
-                .and_then(Value::as_str)
-                .and_then(|a| a.split('/').next())
-                .unwrap_or_default();
-            intents
-                .entry(scope.to_string())
-                .or_default()
-                .push(i.clone());
-        }
-        for (scope, rows) in intents {
-            self.put_intent_object(&scope, rows, "import")?;
+        if !ex.intents.is_empty() {
+            self.put_intent_object(ex.intents.clone(), "import")?;
         }
         self.all_loaded.store(true, Ordering::Relaxed);
         for run in &ex.history {
@@ -863,41 +864,29 @@ impl S3Store {
         Ok(())
     }
 
-    /// Makes intents durable as one object per tenant before their provider calls.
+    /// Makes intents durable as one object before their provider calls.
     fn put_intents(&self, intents: &[Intent]) -> Result<(), StateError> {
-        let mut by_scope: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for i in intents {
-            by_scope
-                .entry(i.address.scope.as_str())
-                .or_default()
-                .push(i.token.as_str());
-        }
-        for (scope, tokens) in by_scope {
-            let rows = self.inner.sealed_intents(&tokens)?;
-            self.put_intent_object(scope, rows, tokens[0])?;
-        }
-        Ok(())
+        let Some(first) = intents.first() else {
+            return Ok(());
+        };
+        let tokens: Vec<&str> = intents.iter().map(|i| i.token.as_str()).collect();
+        let rows = self.inner.sealed_intents(&tokens)?;
+        self.put_intent_object(rows, &first.token)
     }
 
-    /// Writes one intent object for `scope` (the tenant's data key goes along: its first
+    /// Writes one intent object (the data keys that seal them go along: a tenant's first
     /// key may not be uploaded yet).
-    fn put_intent_object(
-        &self,
-        scope: &str,
-        rows: Vec<Value>,
-        name: &str,
-    ) -> Result<(), StateError> {
-        let tokens: BTreeSet<String> = rows
-            .iter()
-            .filter_map(|r| r.get("token").and_then(Value::as_str).map(str::to_string))
-            .collect();
+    fn put_intent_object(&self, rows: Vec<Value>, name: &str) -> Result<(), StateError> {
+        let (scopes, tokens) = scopes_and_tokens(&rows);
         let batch = IntentBatch {
-            keys: self.inner.wrapped_keys(&[scope])?,
+            keys: self
+                .inner
+                .wrapped_keys(&scopes.iter().map(String::as_str).collect::<Vec<_>>())?,
             intents: rows,
         };
         let body = serde_json::to_vec(&batch).map_err(|e| Self::storage(&self.at, e))?;
         self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let key = format!("{}{scope}/{name}", self.intent_prefix());
+        let key = format!("{}{name}", self.intent_prefix());
         let (at, client) = (&self.at, &self.client);
         self.call_on(1, async {
             client
@@ -912,7 +901,7 @@ impl S3Store {
         self.intent_objects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (scope.to_string(), tokens));
+            .insert(key, (scopes, tokens));
         Ok(())
     }
 
@@ -939,24 +928,15 @@ impl S3Store {
                     path: format!("s3://{}/{key}", at.bucket),
                     message: format!("not an intent batch: {e}"),
                 })?;
-            let scope = key
-                .strip_prefix(&self.intent_prefix())
-                .and_then(|k| k.split('/').next())
-                .unwrap_or_default()
-                .to_string();
+            let (scopes, tokens) = scopes_and_tokens(&batch.intents);
             // Records first: reconciling an intent reads its tenant's record.
-            self.ensure(std::slice::from_ref(&scope))?;
+            self.ensure(&scopes.iter().cloned().collect::<Vec<_>>())?;
             self.inner.restore_keys(&batch.keys)?;
             self.inner.restore_intents(&batch.intents)?;
-            let tokens = batch
-                .intents
-                .iter()
-                .filter_map(|r| r.get("token").and_then(Value::as_str).map(str::to_string))
-                .collect();
             self.intent_objects
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key, (scope, tokens));
+                .insert(key, (scopes, tokens));
         }
         Ok(())
     }
@@ -978,19 +958,24 @@ impl S3Store {
             let mut d = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::take(&mut d.0).into_iter().collect()
         };
-        if scopes.is_empty() {
-            return Ok(());
+        if !scopes.is_empty() {
+            if let Err(e) = self.upload_scopes(&scopes, false) {
+                self.dirty
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+                    .extend(scopes);
+                return Err(e);
+            }
+            *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
-        if let Err(e) = self.upload_scopes(&scopes, false) {
-            self.dirty
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .0
-                .extend(scopes);
-            return Err(e);
-        }
-        *self.uploaded.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        let uploaded: BTreeSet<&String> = scopes.iter().collect();
+        // An intent object is done once every outcome it announced is in an uploaded tenant.
+        let pending: BTreeSet<String> = self
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone();
         let done: Vec<String> = {
             let mut objects = self
                 .intent_objects
@@ -998,7 +983,9 @@ impl S3Store {
                 .unwrap_or_else(|e| e.into_inner());
             let done: Vec<String> = objects
                 .iter()
-                .filter(|(_, (scope, tokens))| tokens.is_empty() && uploaded.contains(scope))
+                .filter(|(_, (scopes, tokens))| {
+                    tokens.is_empty() && scopes.iter().all(|s| !pending.contains(s))
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in &done {
@@ -1006,8 +993,10 @@ impl S3Store {
             }
             done
         };
-        let (at, client) = (&self.at, &self.client);
-        self.call_on(1, delete_all(client, at, &done));
+        if !done.is_empty() {
+            let (at, client) = (&self.at, &self.client);
+            self.call_on(1, delete_all(client, at, &done));
+        }
         Ok(())
     }
 
@@ -1249,7 +1238,7 @@ impl StateStore for S3Store {
         self.put_intents(intents)
     }
     fn commit_many(&self, outcomes: Vec<(String, Outcome)>) -> Result<u64, StateError> {
-        let mut scopes: Vec<String> = outcomes
+        let scopes: Vec<String> = outcomes
             .iter()
             .filter_map(|(_, o)| match o {
                 Outcome::Put(r) => Some(r.address.scope.to_string()),
@@ -1259,20 +1248,6 @@ impl StateStore for S3Store {
             .collect();
         self.ensure(&scopes)?;
         let tokens: Vec<String> = outcomes.iter().map(|(t, _)| t.clone()).collect();
-        // An intent whose outcome changed nothing is finished once its tenant is written.
-        for (t, o) in &outcomes {
-            if matches!(o, Outcome::Nothing) {
-                if let Some((scope, _)) = self
-                    .intent_objects
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .find(|(_, pending)| pending.contains(t))
-                {
-                    scopes.push(scope.clone());
-                }
-            }
-        }
         let serial = self.inner.commit_many(outcomes)?;
         self.changed(scopes.iter().map(String::as_str), &tokens);
         self.flush(false)?;

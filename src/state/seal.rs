@@ -134,6 +134,32 @@ impl Sealer {
         Ok(key)
     }
 
+    /// Whether the data key of `scope` is unwrapped already.
+    pub fn has_key(&self, scope: &str) -> bool {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(scope)
+    }
+
+    /// Unwraps data keys read in bulk, so unsealing their records asks the backend nothing.
+    pub fn preload(&self, wrapped: Vec<(String, Vec<u8>)>) -> Result<(), StateError> {
+        struct Given(std::collections::BTreeMap<String, Vec<u8>>);
+        impl KeyRing for Given {
+            fn wrapped(&self, scope: &str) -> Result<Option<Vec<u8>>, StateError> {
+                Ok(self.0.get(scope).cloned())
+            }
+            fn add_wrapped(&self, _: &str, wrapped: Vec<u8>) -> Result<Vec<u8>, StateError> {
+                Ok(wrapped)
+            }
+        }
+        let ring = Given(wrapped.into_iter().collect());
+        for scope in ring.0.keys() {
+            self.data_key(&ring, scope)?;
+        }
+        Ok(())
+    }
+
     /// The stored form of `inner`: JSON with its sensitive attributes sealed.
     pub fn seal<T: Sealable>(
         &self,
