@@ -1,10 +1,7 @@
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use crate::support::postgres::Pg;
-use crate::support::{
-    files_match_records, finish, kill_applies, spawn, tenant_yaml, write_slow_module, Ws,
-};
+use crate::support::{files_match_records, kill_applies, tenant_yaml, Ws};
 
 const URL_ENV: &str = "LANDLORD_TEST_STATE_URL";
 
@@ -30,10 +27,6 @@ fn refused_with_url(ws: &Ws, url: &str, args: &[&str]) -> crate::support::Run {
     let r = crate::support::Run::from(ws.cmd(args).env(URL_ENV, url).output().unwrap());
     assert_eq!(r.code, 1, "{}", r.all());
     r
-}
-
-fn export(ws: &Ws) -> serde_json::Value {
-    serde_json::from_str(&ws.export()).unwrap()
 }
 
 #[test]
@@ -124,91 +117,7 @@ fn bad_state_settings_fail_clearly_and_write_nothing() {
 fn overlapping_runners_wait_per_tenant_and_name_the_holder() {
     let pg = Pg::start();
     let ws = workspace(&pg, 0);
-    ws.ok(&["apply", "--auto-approve"], 0);
-    write_slow_module(&ws, "3s");
-    // acme and globex wait three seconds each; initech (basic) does not.
-    for tier in ["professional", "enterprise"] {
-        ws.edit(
-            &format!("plans/{tier}.yaml"),
-            "modules:\n",
-            "modules:\n  - use: test/slow\n",
-        );
-    }
-    // A holds acme and globex for about three seconds.
-    let a = spawn(
-        &ws,
-        &[
-            "apply",
-            "--auto-approve",
-            "--tenant",
-            "acme",
-            "--tenant",
-            "globex",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(900));
-    // A run on another tenant does not wait.
-    let start = Instant::now();
-    ws.ok(
-        &[
-            "apply",
-            "--auto-approve",
-            "--tenant",
-            "initech",
-            "--lock-timeout",
-            "1s",
-        ],
-        0,
-    );
-    let disjoint = start.elapsed();
-    // One that needs globex waits, then names the holder.
-    let r = ws.ok(
-        &[
-            "apply",
-            "--auto-approve",
-            "--tenant",
-            "globex",
-            "--lock-timeout",
-            "500ms",
-        ],
-        1,
-    );
-    assert!(
-        r.stderr.contains("state is locked by")
-            && r.stderr.contains("`landlord apply`")
-            && r.stderr.contains("on tenant `globex`"),
-        "{}",
-        r.all()
-    );
-    assert!(
-        !r.stderr.contains("state unlock"),
-        "no stale lock to break: {}",
-        r.all()
-    );
-    // With time enough it gets the lock once A is done, and finds nothing left to do.
-    let b = spawn(
-        &ws,
-        &[
-            "apply",
-            "--auto-approve",
-            "--tenant",
-            "globex",
-            "--lock-timeout",
-            "60s",
-        ],
-    );
-    let (code, out) = finish(a);
-    assert_eq!(code, 0, "{out}");
-    let (code, out) = finish(b);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("No changes"), "{out}");
-    assert!(
-        disjoint < Duration::from_secs(3),
-        "a run on another tenant waited {disjoint:?}"
-    );
-    ws.ok(&["plan", "--detailed-exitcode"], 0);
-    ws.ok(&["audit", "verify"], 0);
-    files_match_records(&ws);
+    crate::support::overlapping_runners(&ws);
     assert_eq!(
         pg.psql("postgres", "SELECT count(*) FROM landlord.locks"),
         "0",

@@ -514,3 +514,11 @@ fn a_state_kept_in_one_object_is_split_per_tenant_on_first_use() {
     let r = ws.ok(&["state", "list"], 0);
     assert!(!r.stderr.contains("Splitting"), "{}", r.all());
 }
+
+#[test]
+fn overlapping_runners_on_s3_state_wait_per_tenant_and_name_the_holder() {
+    let moto = Moto::start();
+    let ws = workspace(&moto);
+    crate::support::overlapping_runners(&ws);
+    assert_eq!(leftovers(&moto), Vec::<String>::new());
+}

@@ -106,22 +106,21 @@ impl OpenState {
 
     /// Records lock scopes (`workspace` or tenant ids) for the life of this value.
     pub fn lock_scopes(&mut self, scopes: &[String], command: &str) -> Result<(), OpsError> {
-        // In one order for every run, so two runs never wait for each other in a circle.
-        let ordered: std::collections::BTreeSet<&String> = scopes.iter().collect();
-        for s in ordered {
-            self.store
-                .lock(&holder(s, command, Duration::from_secs(3600)))?;
-            self.scopes.push(s.clone());
-        }
+        // The store takes them in one order for every run, so two runs never wait for
+        // each other in a circle.
+        let infos: Vec<LockInfo> = scopes
+            .iter()
+            .map(|s| holder(s, command, Duration::from_secs(3600)))
+            .collect();
+        self.store.lock_many(&infos)?;
+        self.scopes.extend(scopes.iter().cloned());
         Ok(())
     }
 }
 
 impl Drop for OpenState {
     fn drop(&mut self) {
-        for s in &self.scopes {
-            let _ = self.store.unlock(s);
-        }
+        let _ = self.store.unlock_many(&self.scopes);
     }
 }
 

@@ -348,6 +348,23 @@ pub trait StateStore: Send + Sync {
     fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
     /// Releases a lock held by this process.
     fn unlock(&self, scope: &str) -> Result<(), StateError>;
+    /// Takes the locks of several scopes, in scope order, or fails naming a holder.
+    fn lock_many(&self, infos: &[LockInfo]) -> Result<(), StateError> {
+        let mut sorted: Vec<&LockInfo> = infos.iter().collect();
+        sorted.sort_by(|a, b| a.scope.cmp(&b.scope));
+        sorted.into_iter().try_for_each(|i| self.lock(i))
+    }
+    /// Releases several locks held by this process.
+    /// Every lock is tried; the first failure is returned.
+    fn unlock_many(&self, scopes: &[String]) -> Result<(), StateError> {
+        let mut first = Ok(());
+        for s in scopes {
+            if let (Err(e), Ok(())) = (self.unlock(s), &first) {
+                first = Err(e);
+            }
+        }
+        first
+    }
     /// Removes locks whatever holds them (`state unlock`); returns what was removed.
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError>;
     /// Current locks.

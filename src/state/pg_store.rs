@@ -608,24 +608,23 @@ impl PgStore {
             .clone()
     }
 
-    /// Tries the advisory lock of `scope` once (and the workspace key shared, for a
-    /// tenant); writes the lock row in the same transaction. `Err(scope)` names the scope
-    /// whose holder stands in the way.
-    fn try_lock(&self, info: &LockInfo) -> Result<Result<(), String>, StateError> {
+    /// Tries the advisory locks of `infos` (in their order) in one round trip, and the
+    /// workspace key shared first for tenants. Keeps the longest prefix it got (releasing
+    /// any taken past the first refusal, so locks are always held in order) and writes
+    /// its holder rows in the same transaction. Returns how many it holds now, and the
+    /// scope whose holder stands in the way of the rest.
+    fn try_prefix(&self, infos: &[&LockInfo]) -> Result<(usize, Option<String>), StateError> {
         let lineage = self.lineage_now();
         let ws = lock_key(&lineage, "workspace");
-        let key = lock_key(&lineage, &info.scope);
-        let need_shared =
-            info.scope != "workspace" && !self.held.lock().unwrap_or_else(|e| e.into_inner()).1;
-        let body = serde_json::to_string(info).unwrap_or_default();
+        let keys: Vec<i64> = infos.iter().map(|i| lock_key(&lineage, &i.scope)).collect();
+        let need_shared = infos.iter().any(|i| i.scope != "workspace")
+            && !self.held.lock().unwrap_or_else(|e| e.into_inner()).1;
         let upsert = self.sql(
-            "INSERT INTO {s}.locks (scope, lock_key, host, pid, body) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO {s}.locks (scope, lock_key, host, pid, body)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[])
              ON CONFLICT (scope) DO UPDATE SET lock_key = EXCLUDED.lock_key, host = EXCLUDED.host, pid = EXCLUDED.pid, body = EXCLUDED.body",
         );
-        let scope = info.scope.clone();
-        let host = info.host.clone();
-        let pid = info.pid as i32;
-        let got = self.call(3, async move {
+        let (taken, shared) = self.call(5, async {
             let c = &mut *self.session().await?;
             let e = |what: &'static str| move |e: tokio_postgres::Error| self.err(what, &e);
             if need_shared {
@@ -635,29 +634,62 @@ impl PgStore {
                     .map_err(e("take the workspace lock"))?
                     .get(0);
                 if !ok {
-                    return Ok(Err("workspace".to_string()));
+                    return Ok((0, false));
                 }
             }
             let tx = c.transaction().await.map_err(e("begin a transaction"))?;
-            let ok: bool = tx
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            let got: Vec<bool> = tx
+                .query(
+                    "SELECT pg_try_advisory_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+                    &[&keys],
+                )
                 .await
-                .map_err(e("take a tenant lock"))?
-                .get(0);
-            if !ok {
-                tx.rollback().await.map_err(e("roll back"))?;
-                return Ok(Err(scope));
+                .map_err(e("take tenant locks"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let taken = got.iter().position(|ok| !ok).unwrap_or(got.len());
+            let past: Vec<i64> = keys
+                .iter()
+                .zip(&got)
+                .skip(taken)
+                .filter(|(_, ok)| **ok)
+                .map(|(k, _)| *k)
+                .collect();
+            if !past.is_empty() {
+                tx.execute(
+                    "SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) AS t(k)",
+                    &[&past],
+                )
+                .await
+                .map_err(e("release out-of-order locks"))?;
             }
-            tx.execute(&upsert, &[&scope, &key, &host, &pid, &body])
+            let held = &infos[..taken];
+            let rows: (Vec<&str>, Vec<i64>, Vec<&str>, Vec<i32>, Vec<String>) = (
+                held.iter().map(|i| i.scope.as_str()).collect(),
+                keys[..taken].to_vec(),
+                held.iter().map(|i| i.host.as_str()).collect(),
+                held.iter().map(|i| i.pid as i32).collect(),
+                held.iter()
+                    .map(|i| serde_json::to_string(i).unwrap_or_default())
+                    .collect(),
+            );
+            tx.execute(&upsert, &[&rows.0, &rows.1, &rows.2, &rows.3, &rows.4])
                 .await
-                .map_err(e("record the lock holder"))?;
-            tx.commit().await.map_err(e("record the lock holder"))?;
-            Ok(Ok(()))
+                .map_err(e("record the lock holders"))?;
+            tx.commit().await.map_err(e("record the lock holders"))?;
+            Ok((taken, true))
         })?;
-        if got.is_ok() || need_shared && got.as_ref().err().is_some_and(|s| s != "workspace") {
-            self.held.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        }
-        Ok(got)
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.1 |= shared && need_shared;
+        held.0
+            .extend(infos[..taken].iter().map(|i| i.scope.clone()));
+        let blocked = match (shared || !need_shared, infos.get(taken)) {
+            (false, _) => Some("workspace".to_string()),
+            (true, Some(i)) => Some(i.scope.clone()),
+            (true, None) => None,
+        };
+        Ok((taken, blocked))
     }
 
     /// The live holder recorded for `scope`, if any.
@@ -923,74 +955,82 @@ impl StateStore for PgStore {
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
-        if self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .contains(&info.scope)
-        {
-            return Ok(());
-        }
+        self.lock_many(std::slice::from_ref(info))
+    }
+
+    fn lock_many(&self, infos: &[LockInfo]) -> Result<(), StateError> {
+        let mut todo: Vec<&LockInfo> = {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            infos
+                .iter()
+                .filter(|i| !held.0.contains(&i.scope))
+                .collect()
+        };
+        todo.sort_by(|a, b| a.scope.cmp(&b.scope));
+        todo.dedup_by(|a, b| a.scope == b.scope);
         let start = Instant::now();
-        loop {
-            match self.try_lock(info)? {
-                Ok(()) => {
-                    self.held
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                        .insert(info.scope.clone());
-                    return Ok(());
-                }
-                Err(blocking) if start.elapsed() >= self.lock_timeout => {
-                    let holder = match self.holder_of(&blocking)? {
-                        Some(h) => h.to_string(),
-                        None if blocking == "workspace" => {
-                            "a run over the whole fleet (or a tenant-limited run, while this one covers the fleet)".to_string()
-                        }
-                        None => format!("another run (on `{blocking}`)"),
-                    };
-                    let what = if blocking == "workspace" {
-                        String::new()
-                    } else {
-                        format!(" on tenant `{blocking}`")
-                    };
-                    return Err(StateError::Locked {
-                        holder: format!("{holder}{what}"),
-                        waited: start.elapsed(),
-                        advice: ". The lock is released when that run ends; the server releases a killed run's locks when its connection drops".into(),
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(150)),
+        while !todo.is_empty() {
+            let (taken, blocked) = self.try_prefix(&todo)?;
+            todo.drain(..taken);
+            let Some(blocking) = blocked else { continue };
+            if start.elapsed() < self.lock_timeout {
+                std::thread::sleep(Duration::from_millis(150));
+                continue;
             }
+            let holder = match self.holder_of(&blocking)? {
+                Some(h) => h.to_string(),
+                None if blocking == "workspace" => {
+                    "a run over the whole fleet (or a tenant-limited run, while this one covers the fleet)".to_string()
+                }
+                None => format!("another run (on `{blocking}`)"),
+            };
+            let what = if blocking == "workspace" {
+                String::new()
+            } else {
+                format!(" on tenant `{blocking}`")
+            };
+            return Err(StateError::Locked {
+                holder: format!("{holder}{what}"),
+                waited: start.elapsed(),
+                advice: ". The lock is released when that run ends; the server releases a killed run's locks when its connection drops".into(),
+            });
         }
+        Ok(())
     }
 
     fn unlock(&self, scope: &str) -> Result<(), StateError> {
-        if !self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .remove(scope)
-        {
+        self.unlock_many(&[scope.to_string()])
+    }
+
+    fn unlock_many(&self, scopes: &[String]) -> Result<(), StateError> {
+        let ours: Vec<String> = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            scopes
+                .iter()
+                .filter(|s| held.0.remove(*s))
+                .cloned()
+                .collect()
+        };
+        if ours.is_empty() {
             return Ok(());
         }
-        let key = lock_key(&self.lineage_now(), scope);
-        let q = self.sql("DELETE FROM {s}.locks WHERE scope = $1 AND host = $2 AND pid = $3");
-        let s = scope.to_string();
+        let lineage = self.lineage_now();
+        let keys: Vec<i64> = ours.iter().map(|s| lock_key(&lineage, s)).collect();
+        let q = self.sql("DELETE FROM {s}.locks WHERE scope = ANY($1) AND host = $2 AND pid = $3");
         let host = super::hostname();
         let pid = std::process::id() as i32;
         self.call(2, async move {
             let c = &mut *self.session().await?;
-            c.execute(&q, &[&s, &host, &pid])
+            c.execute(&q, &[&ours, &host, &pid])
                 .await
-                .map_err(|e| self.err("remove the lock row", &e))?;
-            c.execute("SELECT pg_advisory_unlock($1)", &[&key])
-                .await
-                .map(|_| ())
-                .map_err(|e| self.err("release a tenant lock", &e))
+                .map_err(|e| self.err("remove the lock rows", &e))?;
+            c.execute(
+                "SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) AS t(k)",
+                &[&keys],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("release tenant locks", &e))
         })
     }
 

@@ -1067,82 +1067,121 @@ impl S3Store {
         Ok(info)
     }
 
-    /// Creates the lock object of `scope`; `Ok(false)` when it exists.
-    fn create_lock(&self, info: &LockInfo) -> Result<bool, StateError> {
-        let body = serde_json::to_vec(info).unwrap_or_default();
+    /// Creates the lock objects of `infos` at once; which were created (the others
+    /// exist).
+    fn create_locks(&self, infos: &[&LockInfo]) -> Result<Vec<bool>, StateError> {
         let (at, client) = (&self.at, &self.client);
-        let key = Self::lock_key(at, &info.scope);
-        match self.call_on(1, put_if(client, at, &key, None, body))? {
-            Some(etag) => {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(info.scope.clone(), etag);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        type Created = Result<(usize, Option<String>), StateError>;
+        let puts: Vec<BoxFuture<'_, Created>> = infos
+            .iter()
+            .enumerate()
+            .map(|(n, info)| -> BoxFuture<'_, Created> {
+                let body = serde_json::to_vec(info).unwrap_or_default();
+                let key = Self::lock_key(at, &info.scope);
+                Box::pin(async move { put_if(client, at, &key, None, body).await.map(|e| (n, e)) })
+            })
+            .collect();
+        let mut made: Vec<(usize, Option<String>)> = self.call_on(infos.len() as u64, async {
+            futures_util::stream::iter(puts)
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, StateError>>()
+        })?;
+        made.sort_by_key(|(n, _)| *n);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(made
+            .into_iter()
+            .map(|(n, etag)| match etag {
+                Some(etag) => {
+                    held.insert(infos[n].scope.clone(), etag);
+                    true
+                }
+                None => false,
+            })
+            .collect())
     }
 
-    /// Removes our lock object of `scope`, only if it is still ours.
-    fn release(&self, scope: &str) -> Result<(), StateError> {
-        let Some(etag) = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(scope)
-        else {
-            return Ok(());
+    /// Removes our lock objects of `scopes`, each only if it is still ours.
+    fn release_many(&self, scopes: &[String]) -> Result<(), StateError> {
+        let ours: Vec<(String, String)> = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            scopes
+                .iter()
+                .filter_map(|s| {
+                    held.remove(s)
+                        .map(|etag| (Self::lock_key(&self.at, s), etag))
+                })
+                .collect()
         };
         let (at, client) = (&self.at, &self.client);
-        let key = Self::lock_key(at, scope);
-        self.call_on(1, async {
-            client
-                .delete_object()
-                .bucket(&at.bucket)
-                .key(&key)
-                .if_match(etag)
-                .send()
+        type Removed = Result<(), StateError>;
+        let deletes: Vec<BoxFuture<'_, Removed>> = ours
+            .into_iter()
+            .map(|(key, etag)| -> BoxFuture<'_, Removed> {
+                Box::pin(async move {
+                    client
+                        .delete_object()
+                        .bucket(&at.bucket)
+                        .key(&key)
+                        .if_match(etag)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| sdk_error(at, "remove a lock object", &e))
+                })
+            })
+            .collect();
+        self.call_on(deletes.len() as u64, async {
+            futures_util::stream::iter(deletes)
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<_>>()
                 .await
-        })
-        .map(|_| ())
-        .map_err(|e| sdk_error(at, "remove a lock object", &e))
+                .into_iter()
+                .collect::<Result<Vec<()>, StateError>>()
+        })?;
+        Ok(())
     }
 
-    /// Tries `scope` once: `Ok(None)` when taken, else the holder in the way.
-    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, StateError> {
-        if !self.create_lock(info)? {
-            return match self.live_holder(&info.scope)? {
-                Some(h) => Ok(Some(h)),
-                None => self.try_lock(info),
+    /// A live holder of another tenant's lock object, for a fleet-wide run.
+    fn live_tenant_holder(&self) -> Result<Option<LockInfo>, StateError> {
+        let prefix = Self::lock_prefix(&self.at);
+        for key in self.call_on(1, list(&self.client, &self.at, &prefix))? {
+            let Some(scope) = key
+                .strip_prefix(&prefix)
+                .and_then(|k| k.strip_suffix(".lock"))
+            else {
+                continue;
             };
-        }
-        if info.scope == "workspace" {
-            // A fleet-wide run waits for every tenant-limited run to finish (new ones see
-            // our object and back off).
-            for key in self.call_on(
-                1,
-                list(&self.client, &self.at, &Self::lock_prefix(&self.at)),
-            )? {
-                let Some(scope) = key
-                    .strip_prefix(&Self::lock_prefix(&self.at))
-                    .and_then(|k| k.strip_suffix(".lock"))
-                else {
-                    continue;
-                };
-                if scope == "workspace" {
-                    continue;
-                }
+            if scope != "workspace" {
                 if let Some(h) = self.live_holder(scope)? {
-                    self.release("workspace")?;
                     return Ok(Some(h));
                 }
             }
-        } else if let Some(h) = self.live_holder("workspace")? {
-            self.release(&info.scope)?;
-            return Ok(Some(h));
         }
         Ok(None)
+    }
+
+    /// The error of a run that waited `start.elapsed()` for `holder`.
+    fn locked(&self, holder: LockInfo, start: Instant) -> StateError {
+        // A live holder on this host is shown as such; one elsewhere cannot be checked,
+        // so unlocking is named as the way out if it is gone.
+        let live_here = holder.host == self.holder.host && super::holder::is_live(&holder);
+        let on = if holder.scope == "workspace" {
+            String::new()
+        } else {
+            format!(" on tenant `{}`", holder.scope)
+        };
+        StateError::Locked {
+            holder: format!("{holder}{on}"),
+            waited: start.elapsed(),
+            advice: if live_here {
+                String::new()
+            } else {
+                UNLOCK_ADVICE.into()
+            },
+        }
     }
 }
 
@@ -1160,9 +1199,7 @@ impl Drop for S3Store {
             .lock()
             .map(|h| h.keys().cloned().collect())
             .unwrap_or_default();
-        for scope in held {
-            let _ = self.release(&scope);
-        }
+        let _ = self.release_many(&held);
         let _ = std::fs::remove_dir_all(&self.work);
     }
 }
@@ -1269,43 +1306,79 @@ impl StateStore for S3Store {
         self.durable(&[from.scope.as_str(), &to], |s| s.rename(from, record))
     }
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
-        if self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&info.scope)
-        {
+        self.lock_many(std::slice::from_ref(info))
+    }
+    /// Lock objects are created many at once, in tenant order: a run keeps the longest
+    /// prefix it got and waits for the holder of the next. Then the other side of the
+    /// fleet-wide lock is checked: a tenant-limited run backs off from a live workspace
+    /// lock, a fleet-wide run from live tenant locks.
+    fn lock_many(&self, infos: &[LockInfo]) -> Result<(), StateError> {
+        let mut want: Vec<&LockInfo> = {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            infos
+                .iter()
+                .filter(|i| !held.contains_key(&i.scope))
+                .collect()
+        };
+        want.sort_by(|a, b| a.scope.cmp(&b.scope));
+        want.dedup_by(|a, b| a.scope == b.scope);
+        if want.is_empty() {
             return Ok(());
         }
         let start = Instant::now();
-        loop {
-            let Some(holder) = self.try_lock(info)? else {
-                return Ok(());
-            };
+        let wait = |holder: LockInfo| -> Result<(), StateError> {
             if start.elapsed() >= self.lock_timeout {
-                // A live holder on this host is shown as such; one elsewhere cannot be
-                // checked, so unlocking is named as the way out if it is gone.
-                let live_here = holder.host == self.holder.host && super::holder::is_live(&holder);
-                let on = if holder.scope == "workspace" {
-                    String::new()
-                } else {
-                    format!(" on tenant `{}`", holder.scope)
-                };
-                return Err(StateError::Locked {
-                    holder: format!("{holder}{on}"),
-                    waited: start.elapsed(),
-                    advice: if live_here {
-                        String::new()
-                    } else {
-                        UNLOCK_ADVICE.into()
-                    },
-                });
+                return Err(self.locked(holder, start));
             }
             std::thread::sleep(Duration::from_millis(250));
+            Ok(())
+        };
+        loop {
+            let mut todo: Vec<&LockInfo> = {
+                let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                want.iter()
+                    .copied()
+                    .filter(|i| !held.contains_key(&i.scope))
+                    .collect()
+            };
+            while !todo.is_empty() {
+                let got = self.create_locks(&todo)?;
+                let taken = got.iter().position(|ok| !ok).unwrap_or(got.len());
+                let past: Vec<String> = todo
+                    .iter()
+                    .zip(&got)
+                    .skip(taken)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(i, _)| i.scope.clone())
+                    .collect();
+                self.release_many(&past)?;
+                todo.drain(..taken);
+                if let Some(next) = todo.first() {
+                    // A stale object is removed by the look, and taken on the next try.
+                    if let Some(h) = self.live_holder(&next.scope)? {
+                        wait(h)?;
+                    }
+                }
+            }
+            let fleet_wide = want.iter().any(|i| i.scope == "workspace");
+            let blocker = if fleet_wide {
+                self.live_tenant_holder()?
+            } else {
+                self.live_holder("workspace")?
+            };
+            let Some(h) = blocker else {
+                return Ok(());
+            };
+            let mine: Vec<String> = want.iter().map(|i| i.scope.clone()).collect();
+            self.release_many(&mine)?;
+            wait(h)?;
         }
     }
     fn unlock(&self, scope: &str) -> Result<(), StateError> {
-        self.release(scope)
+        self.release_many(&[scope.to_string()])
+    }
+    fn unlock_many(&self, scopes: &[String]) -> Result<(), StateError> {
+        self.release_many(scopes)
     }
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
         let (at, client) = (&self.at, &self.client);

@@ -495,3 +495,96 @@ pub fn four_sharded_runners(ws: &Ws) {
         "once each"
     );
 }
+
+/// Two runs on overlapping tenants of the quick start in `ws` (state shared): a run on
+/// another tenant does not wait; one on a held tenant waits, then names the holder and the
+/// tenant (no unlock advice: the holder is alive); with time enough it runs after and
+/// finds nothing to do; every record matches a file.
+pub fn overlapping_runners(ws: &Ws) {
+    use std::time::{Duration, Instant};
+    ws.ok(&["apply", "--auto-approve"], 0);
+    write_slow_module(ws, "3s");
+    // acme and globex wait three seconds each; initech (basic) does not.
+    for tier in ["professional", "enterprise"] {
+        ws.edit(
+            &format!("plans/{tier}.yaml"),
+            "modules:\n",
+            "modules:\n  - use: test/slow\n",
+        );
+    }
+    // A holds acme and globex for about three seconds.
+    let a = spawn(
+        ws,
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "acme",
+            "--tenant",
+            "globex",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(900));
+    // A run on another tenant does not wait.
+    let start = Instant::now();
+    ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "initech",
+            "--lock-timeout",
+            "1s",
+        ],
+        0,
+    );
+    let disjoint = start.elapsed();
+    // One that needs globex waits, then names the holder.
+    let r = ws.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "globex",
+            "--lock-timeout",
+            "500ms",
+        ],
+        1,
+    );
+    assert!(
+        r.stderr.contains("state is locked by")
+            && r.stderr.contains("`landlord apply`")
+            && r.stderr.contains("on tenant `globex`"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !r.stderr.contains("state unlock"),
+        "no stale lock to break: {}",
+        r.all()
+    );
+    // With time enough it gets the lock once A is done, and finds nothing left to do.
+    let b = spawn(
+        ws,
+        &[
+            "apply",
+            "--auto-approve",
+            "--tenant",
+            "globex",
+            "--lock-timeout",
+            "60s",
+        ],
+    );
+    let (code, out) = finish(a);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = finish(b);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("No changes"), "{out}");
+    assert!(
+        disjoint < Duration::from_secs(3),
+        "a run on another tenant waited {disjoint:?}"
+    );
+    ws.ok(&["plan", "--detailed-exitcode"], 0);
+    ws.ok(&["audit", "verify"], 0);
+    files_match_records(ws);
+}
