@@ -542,9 +542,6 @@ fn mask_references(v: &Value) -> Value {
     }
 }
 
-/// From how many tenants rendering is spread over the cores.
-const PARALLEL_FROM: usize = 64;
-
 /// Renders the workspace into the desired resource graph.
 pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErrors> {
     render_for(ws, registry, &[])
@@ -615,23 +612,7 @@ pub fn render_for(
         }
         (out, rr.errors)
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts: Vec<_> = if cores > 1 && selected.len() >= PARALLEL_FROM {
-        let size = selected.len().div_ceil(cores);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = selected
-                .chunks(size)
-                .map(|part| s.spawn(|| render_part(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    } else {
-        vec![render_part(&selected)]
-    };
-    for (out, errors) in parts {
+    for (out, errors) in crate::parallel::parts(&selected, render_part) {
         raw.extend(out);
         r.errors.extend(errors);
     }

@@ -112,6 +112,48 @@ fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Workspa
     serde_yaml_ng::from_str(text).map_err(|e| WorkspaceError::yaml(path, &e))
 }
 
+/// A workspace file's text; `None` when there is no such file.
+fn read_file(root: &Path, rel: &Path) -> Result<Option<String>, WorkspaceError> {
+    match std::fs::read_to_string(root.join(rel)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WorkspaceError::io(rel, e)),
+    }
+}
+
+/// A tenant file read and parsed: what needs nothing else, done over the cores.
+struct ReadTenant {
+    stem: String,
+    rel: PathBuf,
+    text: Result<Option<String>, WorkspaceError>,
+    /// The parsed file (`None` when it could not be read).
+    spec: Option<Result<Tenant, WorkspaceError>>,
+}
+
+impl ReadTenant {
+    fn new(root: &Path, stem: &str, fname: &str) -> ReadTenant {
+        let rel = PathBuf::from("tenants").join(fname);
+        let text = read_file(root, &rel);
+        let spec = text
+            .as_ref()
+            .ok()
+            .map(|t| parse_yaml(&rel, t.as_deref().unwrap_or_default()));
+        ReadTenant {
+            stem: stem.to_string(),
+            rel,
+            text,
+            spec,
+        }
+    }
+}
+
+/// A tenant whose id and tier are in order, before its tier's policy is applied.
+struct Checked {
+    spec: Tenant,
+    rel: PathBuf,
+    text: String,
+}
+
 struct Loader {
     root: PathBuf,
     hasher: Sha256,
@@ -159,17 +201,24 @@ impl Loader {
         Ok(config)
     }
 
-    /// One tenant file, checked against its tier (loaded into `tiers` on first use).
+    /// One tenant file as read and parsed: recorded in the input digest, its id checked
+    /// and its tier loaded into `tiers` on first use. The tier's policy comes after.
     fn tenant(
         &mut self,
-        stem: &str,
-        fname: &str,
-        config: &Config,
+        read: ReadTenant,
         tiers: &mut BTreeMap<String, Option<LoadedTier>>,
-    ) -> Result<LoadedTenant, Vec<WorkspaceError>> {
-        let rel = PathBuf::from("tenants").join(fname);
-        let text = self.read(&rel).map_err(|e| vec![e])?.unwrap_or_default();
-        let spec: Tenant = parse_yaml(&rel, &text).map_err(|e| vec![e.tenant(stem)])?;
+    ) -> Result<Checked, Vec<WorkspaceError>> {
+        let ReadTenant {
+            stem,
+            rel,
+            text,
+            spec,
+        } = read;
+        let text = text.map_err(|e| vec![e])?.unwrap_or_default();
+        self.record(&rel, &text);
+        let spec: Tenant = spec
+            .unwrap_or_else(|| parse_yaml(&rel, &text))
+            .map_err(|e| vec![e.tenant(&stem)])?;
         let line = |f: &str| error::line_of(&text, f);
         let policy = |msg: String, field: &str| {
             vec![WorkspaceError::policy(&rel, msg)
@@ -201,34 +250,20 @@ impl Loader {
             });
             tiers.insert(spec.plan.clone(), t);
         }
-        let Some(Some(tier)) = tiers.get(&spec.plan) else {
-            if self.broken_tiers.contains(&spec.plan) {
-                // The tier file itself is wrong, and says so once.
-                return Err(errs);
-            }
-            let msg = format!(
-                "unknown tier `{}` (available: {})",
-                spec.plan,
-                self.tier_names().join(", ")
-            );
-            errs.append(&mut policy(msg, "plan"));
+        if let Some(Some(_)) = tiers.get(&spec.plan) {
+            return Ok(Checked { spec, rel, text });
+        }
+        if self.broken_tiers.contains(&spec.plan) {
+            // The tier file itself is wrong, and says so once.
             return Err(errs);
-        };
-        let settings = policy::check_tenant(
-            &spec,
-            &spec.plan,
-            &tier.tier,
-            &tier.origin,
-            config,
-            &rel,
-            &text,
-        )?;
-        Ok(LoadedTenant {
-            spec,
-            path: rel,
-            settings,
-            digest: inputs::text_digest(text.as_bytes()),
-        })
+        }
+        let msg = format!(
+            "unknown tier `{}` (available: {})",
+            spec.plan,
+            self.tier_names().join(", ")
+        );
+        errs.append(&mut policy(msg, "plan"));
+        Err(errs)
     }
 
     /// Tier names of the workspace and the built-in library, sorted.
@@ -278,17 +313,19 @@ impl Loader {
     }
 
     fn read(&mut self, rel: &Path) -> Result<Option<String>, WorkspaceError> {
-        match std::fs::read_to_string(self.root.join(rel)) {
-            Ok(t) => {
-                self.hasher.update(rel.to_string_lossy().as_bytes());
-                self.hasher.update([0]);
-                self.hasher.update(t.as_bytes());
-                self.hasher.update([0]);
-                Ok(Some(t))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(WorkspaceError::io(rel, e)),
+        let text = read_file(&self.root, rel)?;
+        if let Some(t) = &text {
+            self.record(rel, t);
         }
+        Ok(text)
+    }
+
+    /// Adds a file read to the input digest.
+    fn record(&mut self, rel: &Path, text: &str) {
+        self.hasher.update(rel.to_string_lossy().as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(text.as_bytes());
+        self.hasher.update([0]);
     }
 
     fn tier(&mut self, name: &str) -> Result<Option<LoadedTier>, WorkspaceError> {
@@ -433,10 +470,36 @@ impl Workspace {
         if !errs.is_empty() {
             return Err(LoadErrors(errs));
         }
-        for (stem, fname) in files.into_iter().filter(|(stem, _)| select(stem)) {
-            match ld.tenant(&stem, &fname, &config, &mut tiers) {
-                Ok(t) => tenants.push(t),
-                Err(mut e) => errs.append(&mut e),
+        // Reading and parsing go over the cores; the digest, ids and tiers follow in file
+        // order, then each tier's policy over the cores again.
+        let files: Vec<(String, String)> =
+            files.into_iter().filter(|(stem, _)| select(stem)).collect();
+        let read = crate::parallel::map(&files, |(stem, fname)| ReadTenant::new(root, stem, fname));
+        let checked: Vec<Result<Checked, Vec<WorkspaceError>>> =
+            read.into_iter().map(|r| ld.tenant(r, &mut tiers)).collect();
+        let settings = crate::parallel::map(&checked, |c| {
+            let Ok(c) = c else { return None };
+            let tier = tiers.get(&c.spec.plan)?.as_ref()?;
+            Some(policy::check_tenant(
+                &c.spec,
+                &c.spec.plan,
+                &tier.tier,
+                &tier.origin,
+                &config,
+                &c.rel,
+                &c.text,
+            ))
+        });
+        for (c, settings) in checked.into_iter().zip(settings) {
+            match (c, settings) {
+                (Ok(c), Some(Ok(settings))) => tenants.push(LoadedTenant {
+                    digest: inputs::text_digest(c.text.as_bytes()),
+                    spec: c.spec,
+                    path: c.rel,
+                    settings,
+                }),
+                (Err(mut e), _) | (_, Some(Err(mut e))) => errs.append(&mut e),
+                (Ok(_), None) => {}
             }
         }
         let shared_path = PathBuf::from("shared.yaml");
