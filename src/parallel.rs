@@ -4,26 +4,39 @@
 /// From how many items the work is split (below, threads cost more than they save).
 pub const PARALLEL_FROM: usize = 64;
 
-/// `f` applied to consecutive parts of `items`, one part per core when there are at
-/// least [`PARALLEL_FROM`] items; the results in the parts' order. A panic in a part is
-/// raised again here.
-pub fn parts<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+/// How many items go in each part: `None` to do the work in one piece.
+fn part_size(len: usize) -> Option<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 || items.len() < PARALLEL_FROM {
-        return vec![f(items)];
-    }
-    let size = items.len().div_ceil(cores);
-    let f = &f;
+    (cores > 1 && len >= PARALLEL_FROM).then(|| len.div_ceil(cores))
+}
+
+/// `f` on every part at once, one thread each; the results in the parts' order. A panic
+/// in a part is raised again here.
+fn run<P: Send, R: Send>(parts: impl Iterator<Item = P>, f: &(impl Fn(P) -> R + Sync)) -> Vec<R> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(size)
-            .map(|part| s.spawn(move || f(part)))
-            .collect();
+        let handles: Vec<_> = parts.map(|part| s.spawn(move || f(part))).collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
+}
+
+/// `f` applied to consecutive parts of `items`, one part per core when there are at
+/// least [`PARALLEL_FROM`] items; the results in the parts' order.
+pub fn parts<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    match part_size(items.len()) {
+        Some(size) => run(items.chunks(size), &f),
+        None => vec![f(items)],
+    }
+}
+
+/// [`parts`] over items that `f` may change.
+pub fn parts_mut<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut [T]) -> R + Sync) -> Vec<R> {
+    match part_size(items.len()) {
+        Some(size) => run(items.chunks_mut(size), &f),
+        None => vec![f(items)],
+    }
 }
 
 /// `f` applied to every item, spread as [`parts`] does; the results in item order.

@@ -217,6 +217,15 @@ pub fn references(v: &Value) -> Result<Vec<Reference>, RefSyntaxError> {
     Ok(out)
 }
 
+/// The references in the values of `attrs`.
+pub fn references_in(attrs: &Attrs) -> Result<Vec<Reference>, RefSyntaxError> {
+    let mut out = Vec::new();
+    for v in attrs.values() {
+        out.extend(references(v)?);
+    }
+    Ok(out)
+}
+
 fn walk_strings(
     v: &Value,
     f: &mut dyn FnMut(&str) -> Result<(), RefSyntaxError>,

@@ -259,7 +259,7 @@ impl<'a> Renderer<'a> {
                 ),
             }
         }
-        match value::references(&Value::Object(res.properties.clone())) {
+        match value::references_in(&res.properties) {
             Ok(refs) => {
                 for rf in refs {
                     let (scope, attr) = (rf.scope.as_ref(), Some(rf.attr.as_str()));
@@ -618,20 +618,35 @@ pub fn render_for(
     }
 
     let mut resources = r.unique(raw);
-    for (res, _) in &mut resources {
-        let res_residency = residency
-            .get(&res.address.scope)
-            .cloned()
-            .unwrap_or_default();
-        r.check_schema(res, &res_residency);
-        r.complete(res);
-    }
     let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
-    let mut out: Vec<DesiredResource> = Vec::with_capacity(resources.len());
-    for (mut res, explicit) in resources {
-        res.depends_on = r.dependencies(&res, &explicit, &addrs);
-        out.push(res);
+    // Each resource is checked, completed and linked on its own, over the cores; errors
+    // keep their order: every check's, then every link's.
+    let checked = crate::parallel::parts_mut(&mut resources, |part| {
+        let renderer = || Renderer {
+            ws,
+            registry,
+            tera: &tera,
+            sources: &sources,
+            errors: vec![],
+        };
+        let (mut checks, mut links) = (renderer(), renderer());
+        for (res, explicit) in part.iter_mut() {
+            let res_residency = residency
+                .get(&res.address.scope)
+                .map_or(&[][..], Vec::as_slice);
+            checks.check_schema(res, res_residency);
+            checks.complete(res);
+            res.depends_on = links.dependencies(res, explicit, &addrs);
+        }
+        (checks.errors, links.errors)
+    });
+    let mut link_errors = Vec::new();
+    for (checks, links) in checked {
+        r.errors.extend(checks);
+        link_errors.extend(links);
     }
+    r.errors.extend(link_errors);
+    let out: Vec<DesiredResource> = resources.into_iter().map(|(res, _)| res).collect();
     let dag = r.graph(&out);
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
