@@ -1,7 +1,7 @@
 use std::process::Stdio;
 
 use crate::support::postgres::Pg;
-use crate::support::{files_match_records, kill_applies, tenant_yaml, Ws};
+use crate::support::{files_match_records, kill_applies, tenant_yaml, write_slow_module, Ws};
 
 const URL_ENV: &str = "LANDLORD_TEST_STATE_URL";
 
@@ -329,5 +329,49 @@ fn state_migrates_sled_postgres_s3_sled_byte_identical() {
         "1"
     );
     // globex was destroyed but keeps its file; acme is as applied.
+    ws.ok(&["plan", "--tenant", "acme", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_saved_plan_reconciles_its_tenants_intents_before_it_applies() {
+    let pg = Pg::start();
+    let ws = workspace(&pg, 0);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    // A run killed while acme's slow resource was being created leaves its intent.
+    write_slow_module(&ws, "3s");
+    ws.edit(
+        "plans/enterprise.yaml",
+        "modules:\n",
+        "modules:\n  - use: test/slow\n",
+    );
+    let kills = kill_applies(
+        &ws,
+        &["apply", "--auto-approve", "--tenant", "acme"],
+        1,
+        &[0],
+        (1500, 0),
+    );
+    assert_eq!(kills, 1);
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM landlord.intents WHERE scope = 'acme'"
+        ),
+        "1"
+    );
+    // A plan saved now (plans take no lock and reconcile nothing) still shows the create;
+    // applying it takes acme's lock and reconciles the intent before anything else.
+    let plan = ws.join("acme.bin");
+    let plan = plan.to_str().unwrap();
+    ws.ok(&["plan", "--tenant", "acme", "--out", plan], 0);
+    let r = ws.ok(&["apply", plan], 0);
+    let reconciled = r.stdout.find("interrupted create reconciled");
+    let created = r.stdout.find("acme/time_sleep.pause: created");
+    assert!(reconciled.is_some() && reconciled < created, "{}", r.all());
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM landlord.intents"),
+        "0",
+        "the interrupted create was reconciled"
+    );
     ws.ok(&["plan", "--tenant", "acme", "--detailed-exitcode"], 0);
 }

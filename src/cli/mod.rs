@@ -601,9 +601,10 @@ async fn apply_cmd(
         .as_ref()
         .map_or(run_tenants.clone(), |p| p.tenants.clone());
     let (s, mut desired) = ops::session_for(dir, &tenants)?;
-    // A saved plan is checked against state before this run records its lock scopes, so
-    // a refused plan leaves state as it was.
-    let scopes = ops::scopes(&run_tenants);
+    // On the embedded backend a saved plan is checked against state before this run
+    // records its lock scopes, so a refused plan leaves state as it was; a saved plan
+    // locks the tenants it was made for.
+    let scopes = ops::scopes(&tenants);
     let mut st = match early {
         Some(mut st) => {
             st.lock_scopes(&scopes, "landlord apply")?;
@@ -615,6 +616,11 @@ async fn apply_cmd(
     let hook = progress::Progress::new(0, false, json);
     let p = match saved {
         Some(mut p) => {
+            // On a shared backend a run reconciles only the tenants it holds, so it takes
+            // them first (their lock records go with the run).
+            if !st.store.exclusive() {
+                st.lock_scopes(&scopes, "landlord apply")?;
+            }
             ops::check_saved_plan(&s, &st, &p, &hook).await?;
             // Orders over a CA limit are judged against the issuance history now (a
             // fresh plan was judged as it was made).

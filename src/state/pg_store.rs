@@ -1307,3 +1307,23 @@ impl StateStore for PgStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lock_key;
+
+    #[test]
+    fn lock_keys_are_stable_positive_and_differ_by_lineage_and_tenant() {
+        let a = lock_key("lineage-1", "acme");
+        assert_eq!(a, lock_key("lineage-1", "acme"), "stable across calls");
+        assert!(a >= 0, "positive, so pg_locks gives it back whole");
+        assert_ne!(a, lock_key("lineage-2", "acme"));
+        assert_ne!(a, lock_key("lineage-1", "globex"));
+        // The same on every machine and version: runners of different builds must agree
+        // (SHA-256 of "landlord lock\0<lineage>\0<tenant>", first 8 bytes, shifted by 2).
+        assert_eq!(
+            lock_key("0123456789abcdef01234567", "acme"),
+            3_665_773_896_198_621_132
+        );
+    }
+}
