@@ -124,6 +124,10 @@ CREATE TABLE {s}.locks (
     body text NOT NULL);
 "#;
 
+/// The statements that bring layout version `n` to `n + 1`, at index `n - 1`; their count
+/// is `SCHEMA_VERSION - 1` (version 1 is the first layout).
+const UPGRADES: &[&str] = &[];
+
 /// A row to write: address, scope, type and, unless it is removed, the sealed body and
 /// its audit digest.
 type Row = (String, Option<(Vec<u8>, String)>);
@@ -258,6 +262,8 @@ impl PgStore {
         let read = self.sql("SELECT version FROM {s}.schema_version");
         let set = self.sql("INSERT INTO {s}.schema_version VALUES ($1)");
         let meta = self.sql("INSERT INTO {s}.meta VALUES ('format', $1), ('lineage', $2)");
+        let bump = self.sql("UPDATE {s}.schema_version SET version = $1");
+        let upgrades: Vec<String> = UPGRADES.iter().map(|u| self.sql(u)).collect();
         let describe = self.at.describe.clone();
         self.call(6, async move {
             let c = &mut *self.session().await?;
@@ -311,16 +317,30 @@ impl PgStore {
                 .await
                 .map_err(|e| fail("read the state schema version", e))?
                 .map(|r| r.get(0));
-            if found.is_none() {
-                tx.batch_execute(&create)
-                    .await
-                    .map_err(|e| fail("create the state tables", e))?;
-                tx.execute(&set, &[&SCHEMA_VERSION])
-                    .await
-                    .map_err(|e| fail("record the state schema version", e))?;
-                tx.execute(&meta, &[&FORMAT_VERSION.to_string(), &new_lineage()])
-                    .await
-                    .map_err(|e| fail("record the state lineage", e))?;
+            match found {
+                None => {
+                    tx.batch_execute(&create)
+                        .await
+                        .map_err(|e| fail("create the state tables", e))?;
+                    tx.execute(&set, &[&SCHEMA_VERSION])
+                        .await
+                        .map_err(|e| fail("record the state schema version", e))?;
+                    tx.execute(&meta, &[&FORMAT_VERSION.to_string(), &new_lineage()])
+                        .await
+                        .map_err(|e| fail("record the state lineage", e))?;
+                }
+                // An older layout is brought up step by step, in this transaction.
+                Some(v) if v < SCHEMA_VERSION => {
+                    for step in &upgrades[(v.max(1) - 1) as usize..] {
+                        tx.batch_execute(step)
+                            .await
+                            .map_err(|e| fail("upgrade the state tables", e))?;
+                    }
+                    tx.execute(&bump, &[&SCHEMA_VERSION])
+                        .await
+                        .map_err(|e| fail("record the state schema version", e))?;
+                }
+                Some(_) => {}
             }
             tx.commit()
                 .await
@@ -1310,7 +1330,12 @@ impl StateStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_key;
+    use super::{lock_key, SCHEMA_VERSION, UPGRADES};
+
+    #[test]
+    fn every_layout_version_after_the_first_has_its_upgrade() {
+        assert_eq!(UPGRADES.len() as i32, SCHEMA_VERSION - 1);
+    }
 
     #[test]
     fn lock_keys_are_stable_positive_and_differ_by_lineage_and_tenant() {
