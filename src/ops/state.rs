@@ -12,7 +12,8 @@ pub fn list(
     store: &dyn StateStore,
     tenants: &[String],
 ) -> Result<(Vec<ResourceAddr>, usize), OpsError> {
-    let addrs: Vec<ResourceAddr> = store.resources()?.into_iter().map(|r| r.address).collect();
+    // Addresses only: nothing is unsealed.
+    let addrs = store.addresses(tenants)?;
     // A selector that matches nothing is refused here as plan, apply and drift refuse it.
     if let Some(t) = tenants
         .iter()
@@ -22,11 +23,6 @@ pub fn list(
             "unknown tenant `{t}`: nothing recorded in state for it"
         )));
     }
-    let selected = crate::addr::Selection::new(tenants);
-    let addrs = addrs
-        .into_iter()
-        .filter(|a| selected.holds(a.scope.as_str()))
-        .collect();
     Ok((addrs, store.intents()?.len()))
 }
 

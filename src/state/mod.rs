@@ -292,6 +292,16 @@ pub trait StateStore: Send + Sync {
         }
         Ok(out)
     }
+    /// The addresses recorded (those of `scopes` only, when given), sorted; nothing is
+    /// unsealed.
+    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
+        let records = if scopes.is_empty() {
+            self.resources()?
+        } else {
+            self.resources_in(scopes)?
+        };
+        Ok(records.into_iter().map(|r| r.address).collect())
+    }
     /// The scopes (tenant ids, `_shared`) that have records (nothing is unsealed).
     fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
         Ok(self

@@ -831,6 +831,29 @@ impl StateStore for PgStore {
         self.decode_records(rows)
     }
 
+    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
+        let texts = if scopes.is_empty() {
+            self.texts(
+                "read the addresses",
+                "SELECT address FROM {s}.resources ORDER BY address",
+                vec![],
+            )?
+        } else {
+            self.texts(
+                "read the addresses",
+                "SELECT address FROM {s}.resources WHERE scope = ANY($1) ORDER BY address",
+                vec![Box::new(scopes.to_vec())],
+            )?
+        };
+        texts
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| self.corrupt(format!("record address `{t}` is not an address")))
+            })
+            .collect()
+    }
+
     fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
         let q = self.sql("SELECT scope, seq FROM {s}.versions WHERE scope = ANY($1)");
         let list = scopes.to_vec();

@@ -1442,6 +1442,14 @@ impl StateStore for S3Store {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
+        if scopes.is_empty() {
+            self.ensure_all()?;
+        } else {
+            self.ensure(scopes)?;
+        }
+        self.inner.addresses(scopes)
+    }
     fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
         self.ensure(scopes)?;
         self.inner.versions(scopes)

@@ -707,6 +707,30 @@ impl StateStore for SledStore {
             .collect()
     }
 
+    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
+        let prefixes: Vec<String> = if scopes.is_empty() {
+            vec![String::new()]
+        } else {
+            scopes.iter().map(|s| format!("{s}/")).collect()
+        };
+        // In key order, as `resources` gives them.
+        let mut keys: Vec<String> = Vec::new();
+        for prefix in prefixes {
+            for k in self.resources.scan_prefix(prefix).keys() {
+                let k = k.map_err(|e| self.err(e))?;
+                keys.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys.iter()
+            .map(|k| {
+                k.parse()
+                    .map_err(|_| self.corrupt(format!("record key `{k}` is not an address")))
+            })
+            .collect()
+    }
+
     fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
         let mut out = std::collections::BTreeSet::new();
         let mut last = String::new();
