@@ -28,8 +28,9 @@
 //!
 //! - workspace inputs: read by [`workspace`]; the built-in library (`modules/`, `plans/`
 //!   of this repository) is embedded by [`workspace::library`].
-//! - `state/` (sled database and `lock`, which names the holder), or with `[state] backend = "s3"` an S3
-//!   object and its lock object: owned by [`state`].
+//! - `state/` (sled database and `lock`, which names the holder); with `[state] backend =
+//!   "s3"` one S3 object per tenant plus index, history, shard, intent and lock objects,
+//!   with `backend = "postgres"` a schema of tables: owned by [`state`].
 //! - `.landlord/master.key`: created by [`state::crypto`] when no key is in the environment.
 //! - saved plan files (`plan --out`, signed): [`plan::file`].
 //! - `exports/*.dump` (`export_on_destroy` of PostgreSQL schemas and databases):

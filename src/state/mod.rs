@@ -1,9 +1,10 @@
 //! Recorded state: resources, write-ahead intents, locks, run history and encrypted
-//! secrets behind the `StateStore` trait; `sled` is the embedded default backend.
+//! secrets behind the `StateStore` trait; `sled` is the embedded default backend,
+//! PostgreSQL and S3 the shared ones, where runs lock tenants rather than the state.
 //!
 //! Records hold every attribute in memory; the backend seals the sensitive ones with the
 //! tenant's data key before anything touches disk. Every write is durable on return.
-//! Must not import workspace, render, plan or apply.
+//! Must not import workspace, render, plan, apply or providers.
 
 pub mod audit;
 pub mod crypto;

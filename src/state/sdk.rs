@@ -1,5 +1,5 @@
-//! AWS SDK calls from the synchronous state layer (the S3 backend, KMS master keys): a
-//! small runtime of its own, driven from a scoped thread so a call works from any thread
+//! Async calls from the synchronous state layer (the S3 and PostgreSQL backends, KMS
+//! master keys): a small runtime of its own, driven from a scoped thread so a call works from any thread
 //! or async context, and taken apart without blocking.
 
 /// A runtime for SDK calls.
