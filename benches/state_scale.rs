@@ -8,8 +8,8 @@
 //! - a run that repairs one tenant: requests (statements for PostgreSQL) and bytes of
 //!   state written, against the size of the whole state (what the one-object S3 layout
 //!   uploaded per run);
-//! - a full no-change `plan --refresh=false` (every record read and unsealed) and a
-//!   `plan --tenant ONE --refresh=false`.
+//! - reading the whole state (`state export`), a full no-change `plan --refresh=false`
+//!   (every record read and unsealed) and a `plan --tenant ONE --refresh=false`.
 //!
 //! Run: `cargo bench --bench state_scale -- 10000` (default 2000); `pg` or `s3` as a
 //! further argument runs one backend only.
@@ -93,7 +93,9 @@ fn measure(name: &str, one: &Ws, four: &Ws, n: usize) {
         each.iter().sum::<f64>()
     );
 
+    let start = Instant::now();
     let whole = one.export().len();
+    let read = start.elapsed().as_secs_f64();
     std::fs::remove_file(one.join("out/t00042/db.env")).unwrap();
     let (t, r) = timed(
         one,
@@ -105,7 +107,9 @@ fn measure(name: &str, one: &Ws, four: &Ws, n: usize) {
         figure(&r, "bytes of state written: "),
         figure(&r, "State records read: "),
     );
-    println!("  whole state (one-object upload size): {whole:>8} bytes");
+    println!(
+        "  whole state (one-object upload size): {whole:>8} bytes, read in {read:.2} s (`state export`)"
+    );
     let (t, r) = timed(one, &["plan", "--refresh=false", "--stats"]);
     println!(
         "  full no-change plan:                  {t:>8.2} s, {} records read, {} requests",
