@@ -170,13 +170,31 @@ async fn list(
     Ok(keys)
 }
 
-/// Writes an object only over the version `etag` names (`None`: only if there is none).
-/// `Ok(None)`: someone else wrote it first.
+/// What a write may replace.
+#[derive(Clone, Copy)]
+enum Over<'a> {
+    /// Only the version with this ETag (`If-Match`).
+    Version(&'a str),
+    /// Nothing: the object must not exist (`If-None-Match: *`).
+    Nothing,
+    /// Whatever is there.
+    Anything,
+}
+
+impl<'a> Over<'a> {
+    /// The version `etag` names, or nothing when there is none yet.
+    fn seen(etag: Option<&'a str>) -> Over<'a> {
+        etag.map_or(Over::Nothing, Over::Version)
+    }
+}
+
+/// Writes an object, only over what `over` allows; its new ETag, or `Ok(None)` when
+/// someone else wrote it first.
 async fn put_if(
     client: &aws_sdk_s3::Client,
     at: &S3Location,
     key: &str,
-    etag: Option<&str>,
+    over: Over<'_>,
     body: Vec<u8>,
 ) -> Result<Option<String>, StateError> {
     let req = client
@@ -185,9 +203,10 @@ async fn put_if(
         .key(key)
         .content_type("application/json")
         .body(ByteStream::from(body));
-    match match etag {
-        Some(e) => req.if_match(e),
-        None => req.if_none_match("*"),
+    match match over {
+        Over::Version(e) => req.if_match(e),
+        Over::Nothing => req.if_none_match("*"),
+        Over::Anything => req,
     }
     .send()
     .await
@@ -196,6 +215,24 @@ async fn put_if(
         Err(e) if e.as_service_error().is_some_and(precondition_failed) => Ok(None),
         Err(e) => Err(sdk_error(at, &format!("write `{key}`"), &e)),
     }
+}
+
+/// Removes a lock object, only if it is still the version `etag` names.
+async fn delete_lock(
+    client: &aws_sdk_s3::Client,
+    at: &S3Location,
+    key: &str,
+    etag: String,
+) -> Result<(), StateError> {
+    client
+        .delete_object()
+        .bucket(&at.bucket)
+        .key(key)
+        .if_match(etag)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| sdk_error(at, "remove a lock object", &e))
 }
 
 /// Removes objects, 1,000 per DeleteObjects call; a leftover only costs a later look.
@@ -550,7 +587,7 @@ impl S3Store {
         self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         let key = format!("{}{}.json", self.history_prefix(), run.id);
         let (at, client) = (&self.at, &self.client);
-        self.call_on(1, put_if(client, at, &key, None, body))?;
+        self.call_on(1, put_if(client, at, &key, Over::Nothing, body))?;
         Ok(())
     }
 
@@ -560,7 +597,10 @@ impl S3Store {
         self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         let (at, client) = (&self.at, &self.client);
         Ok(self
-            .call_on(1, put_if(client, at, &Self::index_key(at), etag, body))?
+            .call_on(
+                1,
+                put_if(client, at, &Self::index_key(at), Over::seen(etag), body),
+            )?
             .is_some())
     }
 
@@ -602,28 +642,29 @@ impl S3Store {
         format!("{}/history/", self.at.key)
     }
 
+    /// Runs `requests`, [`CONCURRENCY`] at a time; their results in order.
+    fn all<T: Send>(
+        &self,
+        requests: Vec<BoxFuture<'_, Result<T, StateError>>>,
+    ) -> Result<Vec<T>, StateError> {
+        self.call_on(requests.len() as u64, async {
+            futures_util::stream::iter(requests)
+                .buffered(CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect()
+        })
+    }
+
     /// Objects read at once; `None` for a missing one.
     fn fetch_many(&self, keys: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>, StateError> {
         let (at, client) = (&self.at, &self.client);
-        type Fetched = Result<(usize, Option<(String, Vec<u8>)>), StateError>;
-        let reads: Vec<BoxFuture<'_, Fetched>> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| -> BoxFuture<'_, Fetched> {
-                Box::pin(async move { fetch(client, at, key).await.map(|o| (i, o)) })
-            })
-            .collect();
-        let mut got: Vec<(usize, Option<(String, Vec<u8>)>)> =
-            self.call_on(keys.len() as u64, async {
-                futures_util::stream::iter(reads)
-                    .buffer_unordered(CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<Result<Vec<_>, StateError>>()
-            })?;
-        got.sort_by_key(|(i, _)| *i);
-        Ok(got.into_iter().map(|(_, o)| o).collect())
+        self.all(
+            keys.iter()
+                .map(|key| -> BoxFuture<'_, _> { Box::pin(fetch(client, at, key)) })
+                .collect(),
+        )
     }
 
     /// Every shard, merged.
@@ -685,7 +726,10 @@ impl S3Store {
                 let body = serde_json::to_vec(&shard).map_err(|e| Self::storage(at, e))?;
                 self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                 if self
-                    .call_on(1, put_if(client, at, &key, etag.as_deref(), body))?
+                    .call_on(
+                        1,
+                        put_if(client, at, &key, Over::seen(etag.as_deref()), body),
+                    )?
                     .is_some()
                 {
                     done = true;
@@ -819,44 +863,25 @@ impl S3Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        type Written = Result<(String, Option<String>), StateError>;
-        let count = bodies.len() as u64;
-        let writes: Vec<BoxFuture<'_, Written>> = bodies
+        let writes = bodies
             .into_iter()
-            .map(|(scope, key, body)| -> BoxFuture<'_, Written> {
+            .map(|(scope, key, body)| -> BoxFuture<'_, _> {
                 let etag = etags.get(&scope).cloned().flatten();
                 Box::pin(async move {
-                    let req = client
-                        .put_object()
-                        .bucket(&at.bucket)
-                        .key(&key)
-                        .content_type("application/json")
-                        .body(ByteStream::from(body));
-                    let req = match (overwrite, etag) {
-                        (true, _) => req,
-                        (false, Some(e)) => req.if_match(e),
-                        (false, None) => req.if_none_match("*"),
+                    let over = match overwrite {
+                        true => Over::Anything,
+                        false => Over::seen(etag.as_deref()),
                     };
-                    match req.send().await {
-                        Ok(o) => Ok((scope, o.e_tag().map(str::to_string))),
-                        Err(e) if e.as_service_error().is_some_and(precondition_failed) => Err(
-                            S3Store::storage(at, format!(
-                                "the state of tenant `{scope}` was changed by another process since this run read it; nothing was overwritten — run again"
-                            )),
-                        ),
-                        Err(e) => Err(sdk_error(at, &format!("write `{key}`"), &e)),
+                    match put_if(client, at, &key, over, body).await? {
+                        Some(etag) => Ok((scope, Some(etag))),
+                        None => Err(S3Store::storage(at, format!(
+                            "the state of tenant `{scope}` was changed by another process since this run read it; nothing was overwritten — run again"
+                        ))),
                     }
                 })
             })
             .collect();
-        let written: Vec<(String, Option<String>)> = self.call_on(count, async {
-            futures_util::stream::iter(writes)
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, StateError>>()
-        })?;
+        let written = self.all(writes)?;
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         for (scope, etag) in written {
             loaded.insert(scope, etag);
@@ -888,16 +913,7 @@ impl S3Store {
         self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         let key = format!("{}{name}", self.intent_prefix());
         let (at, client) = (&self.at, &self.client);
-        self.call_on(1, async {
-            client
-                .put_object()
-                .bucket(&at.bucket)
-                .key(&key)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-        })
-        .map_err(|e| sdk_error(at, "write an intent object", &e))?;
+        self.call_on(1, put_if(client, at, &key, Over::Anything, body))?;
         self.intent_objects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1053,15 +1069,7 @@ impl S3Store {
         };
         if stale {
             // Removed only if it is still that object.
-            let _ = self.call_on(1, async {
-                client
-                    .delete_object()
-                    .bucket(&at.bucket)
-                    .key(&key)
-                    .if_match(etag)
-                    .send()
-                    .await
-            });
+            let _ = self.call_on(1, delete_lock(client, at, &key, etag));
             return Ok(None);
         }
         Ok(info)
@@ -1071,31 +1079,23 @@ impl S3Store {
     /// exist).
     fn create_locks(&self, infos: &[&LockInfo]) -> Result<Vec<bool>, StateError> {
         let (at, client) = (&self.at, &self.client);
-        type Created = Result<(usize, Option<String>), StateError>;
-        let puts: Vec<BoxFuture<'_, Created>> = infos
-            .iter()
-            .enumerate()
-            .map(|(n, info)| -> BoxFuture<'_, Created> {
-                let body = serde_json::to_vec(info).unwrap_or_default();
-                let key = Self::lock_key(at, &info.scope);
-                Box::pin(async move { put_if(client, at, &key, None, body).await.map(|e| (n, e)) })
-            })
-            .collect();
-        let mut made: Vec<(usize, Option<String>)> = self.call_on(infos.len() as u64, async {
-            futures_util::stream::iter(puts)
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, StateError>>()
-        })?;
-        made.sort_by_key(|(n, _)| *n);
+        let made = self.all(
+            infos
+                .iter()
+                .map(|info| -> BoxFuture<'_, _> {
+                    let body = serde_json::to_vec(info).unwrap_or_default();
+                    let key = Self::lock_key(at, &info.scope);
+                    Box::pin(async move { put_if(client, at, &key, Over::Nothing, body).await })
+                })
+                .collect(),
+        )?;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(made
-            .into_iter()
-            .map(|(n, etag)| match etag {
+        Ok(infos
+            .iter()
+            .zip(made)
+            .map(|(info, etag)| match etag {
                 Some(etag) => {
-                    held.insert(infos[n].scope.clone(), etag);
+                    held.insert(info.scope.clone(), etag);
                     true
                 }
                 None => false,
@@ -1116,32 +1116,31 @@ impl S3Store {
                 .collect()
         };
         let (at, client) = (&self.at, &self.client);
-        type Removed = Result<(), StateError>;
-        let deletes: Vec<BoxFuture<'_, Removed>> = ours
-            .into_iter()
-            .map(|(key, etag)| -> BoxFuture<'_, Removed> {
-                Box::pin(async move {
-                    client
-                        .delete_object()
-                        .bucket(&at.bucket)
-                        .key(&key)
-                        .if_match(etag)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| sdk_error(at, "remove a lock object", &e))
+        self.all(
+            ours.into_iter()
+                .map(|(key, etag)| -> BoxFuture<'_, _> {
+                    Box::pin(async move { delete_lock(client, at, &key, etag).await })
                 })
-            })
-            .collect();
-        self.call_on(deletes.len() as u64, async {
-            futures_util::stream::iter(deletes)
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<()>, StateError>>()
-        })?;
+                .collect(),
+        )?;
         Ok(())
+    }
+
+    /// Every lock object: key, ETag and the holder it names (unreadable ones left out).
+    fn lock_objects(&self) -> Result<Vec<(String, String, LockInfo)>, StateError> {
+        let keys = self.call_on(
+            1,
+            list(&self.client, &self.at, &Self::lock_prefix(&self.at)),
+        )?;
+        Ok(keys
+            .iter()
+            .zip(self.fetch_many(&keys)?)
+            .filter_map(|(key, object)| {
+                let (etag, bytes) = object?;
+                let info = serde_json::from_slice::<LockInfo>(&bytes).ok()?;
+                Some((key.clone(), etag, info))
+            })
+            .collect())
     }
 
     /// A live holder of another tenant's lock object, for a fleet-wide run.
@@ -1383,41 +1382,20 @@ impl StateStore for S3Store {
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
         let (at, client) = (&self.at, &self.client);
         let mut removed = Vec::new();
-        for key in self.call_on(1, list(client, at, &Self::lock_prefix(at)))? {
-            let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
-                continue;
-            };
-            let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes) else {
-                continue;
-            };
-            if scope.is_some_and(|s| s != info.scope) {
-                continue;
+        for (key, etag, info) in self.lock_objects()? {
+            if scope.is_none_or(|s| s == info.scope) {
+                self.call_on(1, delete_lock(client, at, &key, etag))?;
+                removed.push(info);
             }
-            self.call_on(1, async {
-                client
-                    .delete_object()
-                    .bucket(&at.bucket)
-                    .key(&key)
-                    .if_match(etag)
-                    .send()
-                    .await
-            })
-            .map_err(|e| sdk_error(at, "remove a lock object", &e))?;
-            removed.push(info);
         }
         Ok(removed)
     }
     fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
-        let (at, client) = (&self.at, &self.client);
-        let mut out = Vec::new();
-        for key in self.call_on(1, list(client, at, &Self::lock_prefix(at)))? {
-            if let Some((_, bytes)) = self.call_on(1, fetch(client, at, &key))? {
-                if let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes) {
-                    out.push(info);
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .lock_objects()?
+            .into_iter()
+            .map(|(_, _, info)| info)
+            .collect())
     }
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
         self.inner.record_run(run)?;
