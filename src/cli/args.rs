@@ -418,35 +418,43 @@ pub enum StateCommand {
         after_help = "Examples:\n  landlord state migrate --to s3 --bucket acme-landlord-state --key fleet/state.json --region eu-west-1\n  landlord state migrate --to postgres --url-env LANDLORD_STATE_URL\n  landlord state migrate --to postgres --server main --database landlord --schema fleet\n  landlord state migrate --to sled --path state-copy\n\nThen point [state] in landlord.toml at the new backend."
     )]
     Migrate {
-        /// The backend: `sled`, `s3` or `postgres`.
-        #[arg(long, value_name = "BACKEND")]
-        to: String,
-        /// postgres: the environment variable holding the connection URL.
-        #[arg(long, value_name = "VAR")]
-        url_env: Option<String>,
-        /// postgres: a `[providers.postgresql.<name>]` server (instead of --url-env).
-        #[arg(long, value_name = "NAME")]
-        server: Option<String>,
-        /// postgres with --server: the database.
-        #[arg(long)]
-        database: Option<String>,
-        /// postgres: the schema (default landlord).
-        #[arg(long)]
-        schema: Option<String>,
-        /// sled: the directory, relative to the workspace.
-        #[arg(long)]
-        path: Option<String>,
-        /// s3: the bucket.
-        #[arg(long)]
-        bucket: Option<String>,
-        /// s3: the object key (default landlord/state.json).
-        #[arg(long)]
-        key: Option<String>,
-        /// s3: the bucket's region.
-        #[arg(long)]
-        region: Option<String>,
+        /// Where to copy to.
+        #[command(flatten)]
+        target: MigrateTarget,
         /// Wait this long for another run to release either state.
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
         lock_timeout: Duration,
     },
+}
+
+/// The backend `state migrate` copies to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateTarget {
+    /// The backend: `sled`, `s3` or `postgres`.
+    #[arg(long, value_name = "BACKEND")]
+    pub to: String,
+    /// postgres: the environment variable holding the connection URL.
+    #[arg(long, value_name = "VAR")]
+    pub url_env: Option<String>,
+    /// postgres: a `[providers.postgresql.<name>]` server (instead of --url-env).
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+    /// postgres with --server: the database.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// postgres: the schema (default landlord).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// sled: the directory, relative to the workspace.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// s3: the bucket.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// s3: the object key (default landlord/state.json).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// s3: the bucket's region.
+    #[arg(long)]
+    pub region: Option<String>,
 }

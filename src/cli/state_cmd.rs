@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::args::StateCommand;
+use super::args::{MigrateTarget, StateCommand};
 use super::EXIT_OK;
 use crate::addr::ResourceAddr;
 use crate::ops;
@@ -14,22 +14,9 @@ fn addr(s: &str) -> Result<ResourceAddr> {
     Ok(s.parse::<ResourceAddr>()?)
 }
 
-/// Where `state migrate` copies to, from its flags.
-struct Target {
-    to: String,
-    path: Option<String>,
-    bucket: Option<String>,
-    key: Option<String>,
-    region: Option<String>,
-    url_env: Option<String>,
-    server: Option<String>,
-    database: Option<String>,
-    schema: Option<String>,
-}
-
 /// `state migrate`: the target `[state]` from the flags, then the copy.
-fn migrate(dir: &Path, t: Target, lock_timeout: Duration) -> Result<u8> {
-    let Target {
+fn migrate(dir: &Path, t: MigrateTarget, lock_timeout: Duration) -> Result<u8> {
+    let MigrateTarget {
         to,
         path,
         bucket,
@@ -95,29 +82,10 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Migrate { .. } => "landlord state migrate",
     };
     if let StateCommand::Migrate {
-        to,
-        path,
-        bucket,
-        key,
-        region,
-        url_env,
-        server,
-        database,
-        schema,
+        target,
         lock_timeout,
     } = cmd
     {
-        let target = Target {
-            to,
-            path,
-            bucket,
-            key,
-            region,
-            url_env,
-            server,
-            database,
-            schema,
-        };
         return migrate(dir, target, lock_timeout);
     }
     let mut st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
