@@ -230,6 +230,25 @@ pub enum StateError {
     Import(String),
 }
 
+/// The format name of a whole state (`state export`).
+pub const EXPORT_FORMAT: &str = "landlord-state";
+
+/// A random lineage id for a new state.
+fn new_lineage() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A text field of an export entry (a record's `address`, an intent's `token`).
+fn entry_field(v: &serde_json::Value, field: &str) -> Result<String, StateError> {
+    v.get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
+}
+
 /// Everything in a state, with secrets still sealed: the `state export` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Export {
@@ -255,6 +274,19 @@ pub struct Export {
     /// Fleet bookkeeping: input digests, rollout progress, certificate issuance history.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub notes: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Export {
+    /// Refuses an export of another format or version.
+    fn check_format(&self) -> Result<(), StateError> {
+        if self.format != EXPORT_FORMAT || self.version != FORMAT_VERSION {
+            return Err(StateError::Import(format!(
+                "expected format `{EXPORT_FORMAT}` version {FORMAT_VERSION}, got `{}` version {}",
+                self.format, self.version
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Storage for state. Implementations make each write durable before returning.

@@ -325,7 +325,7 @@ impl PgStore {
                     tx.execute(&set, &[&SCHEMA_VERSION])
                         .await
                         .map_err(|e| fail("record the state schema version", e))?;
-                    tx.execute(&meta, &[&FORMAT_VERSION.to_string(), &new_lineage()])
+                    tx.execute(&meta, &[&FORMAT_VERSION.to_string(), &super::new_lineage()])
                         .await
                         .map_err(|e| fail("record the state lineage", e))?;
                 }
@@ -716,14 +716,6 @@ impl PgStore {
     fn holder_of(&self, scope: &str) -> Result<Option<LockInfo>, StateError> {
         Ok(self.locks()?.into_iter().find(|l| l.scope == scope))
     }
-}
-
-/// A random lineage id for a new state.
-fn new_lineage() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 impl KeyRing for PgStore {
@@ -1224,7 +1216,7 @@ impl StateStore for PgStore {
             vec![],
         )?;
         Ok(Export {
-            format: "landlord-state".into(),
+            format: super::EXPORT_FORMAT.into(),
             version: FORMAT_VERSION,
             lineage: self.lineage_now(),
             serial: self.serial()?,
@@ -1238,23 +1230,13 @@ impl StateStore for PgStore {
     }
 
     fn import(&self, ex: &Export) -> Result<(), StateError> {
-        if ex.format != "landlord-state" || ex.version != FORMAT_VERSION {
-            return Err(StateError::Import(format!(
-                "expected format `landlord-state` version {FORMAT_VERSION}, got `{}` version {}",
-                ex.format, ex.version
-            )));
-        }
+        ex.check_format()?;
         let mut keys: (Vec<String>, Vec<Vec<u8>>) = Default::default();
         for (scope, w) in &ex.keys {
             keys.0.push(scope.clone());
             keys.1.push(self.sealer.check_wrapped(scope, w)?);
         }
-        let field = |v: &serde_json::Value, f: &str| -> Result<String, StateError> {
-            v.get(f)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| StateError::Import(format!("an entry has no `{f}`")))
-        };
+        let field = super::entry_field;
         let mut res: (Vec<String>, Vec<String>, Vec<String>, Vec<String>) = Default::default();
         for r in &ex.resources {
             let addr: ResourceAddr = field(r, "address")?

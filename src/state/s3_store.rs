@@ -373,7 +373,7 @@ impl S3Store {
             None => store.first_index()?,
         };
         store.inner.import(&Export {
-            format: "landlord-state".into(),
+            format: super::EXPORT_FORMAT.into(),
             version: FORMAT_VERSION,
             lineage: index.lineage,
             serial: index.serial,

@@ -106,14 +106,6 @@ fn parse_head(v: &[u8]) -> (u64, String) {
     (seq.parse().unwrap_or(0), hash.to_string())
 }
 
-/// A random lineage id for a new state.
-fn lineage() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
-
 /// The name of this machine.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -217,7 +209,7 @@ impl SledStore {
                     .insert("version", FORMAT_VERSION.to_string().as_bytes())
                     .map_err(|e| self.err(e))?;
                 self.meta
-                    .insert("lineage", lineage().as_bytes())
+                    .insert("lineage", super::new_lineage().as_bytes())
                     .map_err(|e| self.err(e))?;
                 self.meta
                     .insert("serial", &0u64.to_be_bytes())
@@ -410,12 +402,7 @@ impl SledStore {
     /// Adds the entries of an export (records, intents, audit events with their chain
     /// heads, history, notes) to what is here; data keys are the caller's.
     fn insert_entries(&self, ex: &Export) -> Result<(), StateError> {
-        let key_of = |v: &Value, field: &str| -> Result<String, StateError> {
-            v.get(field)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| StateError::Import(format!("an entry has no `{field}`")))
-        };
+        let key_of = super::entry_field;
         for e in &ex.audit {
             self.audit
                 .insert(
@@ -804,7 +791,7 @@ impl StateStore for SledStore {
             keys.insert(String::from_utf8_lossy(&k).to_string(), crypto::to_text(&v));
         }
         Ok(Export {
-            format: "landlord-state".into(),
+            format: super::EXPORT_FORMAT.into(),
             version: FORMAT_VERSION,
             lineage: self.meta_str("lineage")?,
             serial: self.serial()?,
@@ -818,12 +805,7 @@ impl StateStore for SledStore {
     }
 
     fn import(&self, ex: &Export) -> Result<(), StateError> {
-        if ex.format != "landlord-state" || ex.version != FORMAT_VERSION {
-            return Err(StateError::Import(format!(
-                "expected format `landlord-state` version {FORMAT_VERSION}, got `{}` version {}",
-                ex.format, ex.version
-            )));
-        }
+        ex.check_format()?;
         for t in [
             &self.resources,
             &self.intents,
