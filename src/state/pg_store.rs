@@ -95,6 +95,18 @@ fn lock_key(lineage: &str, scope: &str) -> i64 {
     (u64::from_be_bytes(b) >> 2) as i64
 }
 
+/// Whether the lock a `locks` row `l` names is held: an exclusive advisory lock on its key
+/// in this database (`pg_locks` shows a bigint key as its high and low halves).
+const HELD: &str = "EXISTS (SELECT 1 FROM pg_locks p
+    WHERE p.locktype = 'advisory' AND p.granted AND p.mode = 'ExclusiveLock'
+    AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((p.classid::bigint << 32) | p.objid::bigint) = l.lock_key)";
+
+/// A `(text, bigint)` row as a name and a count.
+fn name_and_count(r: &tokio_postgres::Row) -> (String, u64) {
+    (r.get(0), r.get::<_, i64>(1) as u64)
+}
+
 /// The sort key of an audit event, as every backend orders them.
 fn audit_order(e: &AuditEvent) -> String {
     format!("{}/{:020}", e.tenant, e.seq)
@@ -411,16 +423,12 @@ impl PgStore {
         if missing.is_empty() {
             return Ok(());
         }
-        let q = self.sql("SELECT scope, wrapped FROM {s}.keys WHERE scope = ANY($1)");
-        let wrapped: Vec<(String, Vec<u8>)> = self.call(1, async move {
-            let c = &mut *self.session().await?;
-            Ok(c.query(&q, &[&missing])
-                .await
-                .map_err(|e| self.err("read the data keys", &e))?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
-        })?;
+        let wrapped: Vec<(String, Vec<u8>)> = self.rows(
+            "read the data keys",
+            "SELECT scope, wrapped FROM {s}.keys WHERE scope = ANY($1)",
+            vec![Box::new(missing)],
+            |r| (r.get(0), r.get(1)),
+        )?;
         self.sealer.preload(wrapped)
     }
 
@@ -847,19 +855,15 @@ impl StateStore for PgStore {
     }
 
     fn versions(&self, scopes: &[String]) -> Result<BTreeMap<String, u64>, StateError> {
-        let q = self.sql("SELECT scope, seq FROM {s}.versions WHERE scope = ANY($1)");
-        let list = scopes.to_vec();
-        let found: BTreeMap<String, u64> = self.call(1, async move {
-            let c = &mut *self.session().await?;
-            let rows = c
-                .query(&q, &[&list])
-                .await
-                .map_err(|e| self.err("read the tenants' versions", &e))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
-                .collect())
-        })?;
+        let found: BTreeMap<String, u64> = self
+            .rows(
+                "read the tenants' versions",
+                "SELECT scope, seq FROM {s}.versions WHERE scope = ANY($1)",
+                vec![Box::new(scopes.to_vec())],
+                name_and_count,
+            )?
+            .into_iter()
+            .collect();
         Ok(scopes
             .iter()
             .map(|s| (s.clone(), found.get(s).copied().unwrap_or(0)))
@@ -878,18 +882,15 @@ impl StateStore for PgStore {
     }
 
     fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
-        let q = self.sql("SELECT rtype, count(*) FROM {s}.resources GROUP BY rtype");
-        self.call(1, async move {
-            let c = &mut *self.session().await?;
-            let rows = c
-                .query(&q, &[])
-                .await
-                .map_err(|e| self.err("count the records", &e))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
-                .collect())
-        })
+        Ok(self
+            .rows(
+                "count the records",
+                "SELECT rtype, count(*) FROM {s}.resources GROUP BY rtype",
+                vec![],
+                name_and_count,
+            )?
+            .into_iter()
+            .collect())
     }
 
     fn records_read(&self) -> u64 {
@@ -1071,51 +1072,32 @@ impl StateStore for PgStore {
 
     fn force_unlock(&self, scope: Option<&str>) -> Result<Vec<LockInfo>, StateError> {
         // Only rows whose lock is gone: a live lock belongs to a live run.
-        let q = self.sql(
-            "DELETE FROM {s}.locks l WHERE ($1::text IS NULL OR l.scope = $1)
-             AND NOT EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted
-                 AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                 AND ((p.classid::bigint << 32) | p.objid::bigint) = l.lock_key)
-             RETURNING l.body",
+        let q = format!(
+            "DELETE FROM {{s}}.locks l WHERE ($1::text IS NULL OR l.scope = $1) AND NOT {HELD} RETURNING l.body"
         );
-        let s = scope.map(str::to_string);
-        let bodies: Vec<String> = self.call(1, async move {
-            let c = &mut *self.session().await?;
-            Ok(c.query(&q, &[&s])
-                .await
-                .map_err(|e| self.err("remove lock rows", &e))?
-                .into_iter()
-                .map(|r| r.get(0))
-                .collect())
-        })?;
+        let bodies = self.texts(
+            "remove lock rows",
+            &q,
+            vec![Box::new(scope.map(str::to_string))],
+        )?;
         self.json_rows("lock row", bodies)
     }
 
     fn locks(&self) -> Result<Vec<LockInfo>, StateError> {
         let bodies = self.texts(
             "read the locks",
-            "SELECT l.body FROM {s}.locks l WHERE EXISTS (SELECT 1 FROM pg_locks p
-                 WHERE p.locktype = 'advisory' AND p.granted AND p.mode = 'ExclusiveLock'
-                 AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                 AND ((p.classid::bigint << 32) | p.objid::bigint) = l.lock_key)
-             ORDER BY l.scope",
+            &format!("SELECT l.body FROM {{s}}.locks l WHERE {HELD} ORDER BY l.scope"),
             vec![],
         )?;
         self.json_rows("lock row", bodies)
     }
 
     fn notes(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StateError> {
-        let q = self.sql("SELECT key, body FROM {s}.notes WHERE starts_with(key, $1) ORDER BY key");
-        let p = prefix.to_string();
-        let rows: Vec<(String, String)> = self.call(1, async move {
-            let c = &mut *self.session().await?;
-            Ok(c.query(&q, &[&p])
-                .await
-                .map_err(|e| self.err("read notes", &e))?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
-        })?;
+        let rows = self.pairs(
+            "read notes",
+            "SELECT key, body FROM {s}.notes WHERE starts_with(key, $1) ORDER BY key",
+            vec![Box::new(prefix.to_string())],
+        )?;
         rows.into_iter()
             .map(|(k, b)| {
                 let v = serde_json::from_str(&b)
@@ -1195,16 +1177,15 @@ impl StateStore for PgStore {
     }
 
     fn export(&self) -> Result<Export, StateError> {
-        let q = self.sql("SELECT scope, wrapped FROM {s}.keys");
-        let keys: BTreeMap<String, String> = self.call(1, async move {
-            let c = &mut *self.session().await?;
-            Ok(c.query(&q, &[])
-                .await
-                .map_err(|e| self.err("read the data keys", &e))?
-                .into_iter()
-                .map(|r| (r.get(0), crypto::to_text(&r.get::<_, Vec<u8>>(1))))
-                .collect())
-        })?;
+        let keys: BTreeMap<String, String> = self
+            .rows(
+                "read the data keys",
+                "SELECT scope, wrapped FROM {s}.keys",
+                vec![],
+                |r| (r.get(0), crypto::to_text(&r.get::<_, Vec<u8>>(1))),
+            )?
+            .into_iter()
+            .collect();
         let resources = self.texts(
             "read the records",
             "SELECT body FROM {s}.resources ORDER BY address",
