@@ -3,11 +3,10 @@
 //! selectors that match nothing, the quick start's zone serial and directories, and the
 //! tenants table.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{add_slow_module, Ws};
+use crate::support::{add_slow_module, apply_until, Ws};
 
 /// The quick start with `n` more tenants on the basic tier, each with one slow resource.
 fn slow_fleet(n: usize, duration: &str) -> Ws {
@@ -26,28 +25,6 @@ fn slow_fleet(n: usize, duration: &str) -> Ws {
 fn interrupt(pid: u32) {
     // SAFETY: signals our own child process.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-}
-
-/// Starts `apply --parallelism 2` and waits until it has reported `lines` progress lines.
-fn apply_until(ws: &Ws, lines: usize) -> (std::process::Child, Vec<String>) {
-    let mut child = ws
-        .cmd(&["apply", "--auto-approve", "--parallelism", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = vec![];
-    let mut line = String::new();
-    while seen.iter().filter(|l: &&String| l.ends_with("s]")).count() < lines {
-        line.clear();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push(line.trim_end().to_string());
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, seen)
 }
 
 #[test]

@@ -1,5 +1,3 @@
-use std::process::Stdio;
-
 use crate::support::postgres::Pg;
 use crate::support::{files_match_records, kill_applies, tenant_yaml, write_slow_module, Ws};
 
@@ -170,31 +168,16 @@ fn killed_runners_leave_no_stale_lock_and_no_orphan() {
 
 #[test]
 fn losing_the_database_mid_run_fails_clearly_and_the_next_run_converges() {
-    use std::io::{BufRead, BufReader};
     let pg = Pg::start();
     let ws = workspace(&pg, 30);
-    let mut child = ws
-        .cmd(&["apply", "--auto-approve", "--parallelism", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Once the run has recorded some outcomes, the server goes away.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = 0;
-    while seen < 20 {
-        match lines.next() {
-            Some(Ok(l)) if l.ends_with("s]") => seen += 1,
-            Some(Ok(_)) => {}
-            _ => break,
-        }
-    }
+    let (child, lines) = crate::support::apply_until(&ws, 20);
+    let seen = lines.iter().filter(|l| l.ends_with("s]")).count();
     assert_eq!(seen, 20, "the run printed its progress");
     pg.pause();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", rest.join("\n"));
+    assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", lines.join("\n"));
     assert!(
         stderr.contains("lost the connection to the state database")
             && stderr.contains("the next run reconciles"),
@@ -251,18 +234,7 @@ fn state_migrates_sled_postgres_s3_sled_byte_identical() {
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
     let before = ws.export();
-    let secret = |ws: &Ws| {
-        ws.ok(
-            &[
-                "output",
-                "acme/random_password.db",
-                "result",
-                "--show-sensitive",
-            ],
-            0,
-        )
-        .stdout
-    };
+    let secret = crate::support::acme_password;
     let password = secret(&ws);
     let toml = ws.read("landlord.toml");
     let hops: [(&[&str], String); 3] = [

@@ -171,13 +171,7 @@ fn killed_applies_with_s3_state_leave_no_orphan() {
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["plan", "--detailed-exitcode"], 0);
     ws.ok(&["audit", "verify"], 0);
-    let list = ws.ok(&["state", "list"], 0).stdout;
-    let recorded = list.lines().filter(|l| l.contains("/local_file.")).count();
-    assert_eq!(
-        ws.out_files().len(),
-        recorded,
-        "every file on disk is recorded once\n{list}"
-    );
+    crate::support::files_match_records(&ws);
     assert_eq!(leftovers(&moto), Vec::<String>::new());
 }
 
@@ -369,18 +363,7 @@ fn state_migrates_from_sled_to_s3_and_back_with_every_chain_and_secret() {
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["destroy", "--tenant", "globex", "--auto-approve"], 0);
     let before = ws.export();
-    let secret = |ws: &Ws| {
-        ws.ok(
-            &[
-                "output",
-                "acme/random_password.db",
-                "result",
-                "--show-sensitive",
-            ],
-            0,
-        )
-        .stdout
-    };
+    let secret = crate::support::acme_password;
     let password = secret(&ws);
     let to_s3 = [
         "state",

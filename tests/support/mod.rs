@@ -396,6 +396,20 @@ pub fn files_match_records(ws: &Ws) {
     );
 }
 
+/// The quick start's generated password of acme, as `output --show-sensitive` prints it.
+pub fn acme_password(ws: &Ws) -> String {
+    ws.ok(
+        &[
+            "output",
+            "acme/random_password.db",
+            "result",
+            "--show-sensitive",
+        ],
+        0,
+    )
+    .stdout
+}
+
 /// Starts `landlord args` in `ws` without waiting.
 pub fn spawn(ws: &Ws, args: &[&str]) -> std::process::Child {
     ws.cmd(args)
@@ -587,4 +601,26 @@ pub fn overlapping_runners(ws: &Ws) {
     ws.ok(&["plan", "--detailed-exitcode"], 0);
     ws.ok(&["audit", "verify"], 0);
     files_match_records(ws);
+}
+
+/// Starts `apply --parallelism 2` and waits until it has reported `lines` progress lines.
+pub fn apply_until(ws: &Ws, lines: usize) -> (std::process::Child, Vec<String>) {
+    let mut child = ws
+        .cmd(&["apply", "--auto-approve", "--parallelism", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = vec![];
+    let mut line = String::new();
+    while seen.iter().filter(|l: &&String| l.ends_with("s]")).count() < lines {
+        line.clear();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push(line.trim_end().to_string());
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, seen)
 }
