@@ -299,6 +299,8 @@ pub struct S3Store {
     intent_objects: Mutex<IntentObjects>,
     /// Lock objects held: scope → ETag.
     held: Mutex<BTreeMap<String, String>>,
+    /// The index's wrapped sample key as this run opened it (checks the master key).
+    sample_key: Option<(String, String)>,
     /// Requests sent and bytes uploaded (`--stats`).
     requests: AtomicU64,
     bytes: AtomicU64,
@@ -348,7 +350,7 @@ impl S3Store {
         timeout: Duration,
     ) -> Result<S3Store, StateError> {
         let (rt, client) = Self::connect(&at)?;
-        let store = S3Store {
+        let mut store = S3Store {
             inner: {
                 let _ = std::fs::remove_dir_all(work);
                 SledStore::open(work, master, holder, Duration::from_secs(10))?
@@ -365,6 +367,7 @@ impl S3Store {
             uploaded: Mutex::new(Instant::now()),
             intent_objects: Mutex::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
+            sample_key: None,
             requests: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         };
@@ -372,6 +375,7 @@ impl S3Store {
             Some((_, index)) => index,
             None => store.first_index()?,
         };
+        store.sample_key = index.sample_key.clone();
         store.inner.import(&Export {
             format: super::EXPORT_FORMAT.into(),
             version: FORMAT_VERSION,
@@ -1208,10 +1212,8 @@ impl StateStore for S3Store {
         self.inner.lineage()
     }
     fn holds_sealed(&self) -> Result<bool, StateError> {
-        if let Some((_, index)) = self.read_index()? {
-            if index.sample_key.is_some() {
-                return Ok(true);
-            }
+        if self.sample_key.is_some() {
+            return Ok(true);
         }
         for scope in self.listed_scopes()? {
             self.ensure(std::slice::from_ref(&scope))?;
@@ -1222,9 +1224,8 @@ impl StateStore for S3Store {
         Ok(false)
     }
     fn check_key(&self) -> Result<(), StateError> {
-        let sample = self.read_index()?.and_then(|(_, i)| i.sample_key);
-        if let Some((scope, wrapped)) = sample {
-            let keys = BTreeMap::from([(scope, wrapped)]);
+        if let Some((scope, wrapped)) = &self.sample_key {
+            let keys = BTreeMap::from([(scope.clone(), wrapped.clone())]);
             return self.inner.restore_keys(&keys).map_err(|_| {
                 StateError::Key(format!(
                     "the state in s3://{}/{} cannot be read with this master key: use the key it was written with",
