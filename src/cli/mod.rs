@@ -6,6 +6,7 @@ mod audit_cmd;
 mod info;
 mod progress;
 mod rollout_cmd;
+mod spool;
 mod state_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -303,17 +304,46 @@ async fn plan_cmd(
             Some(sel) => (Some(sel.st), sel.tenants, sel.unchanged),
             None => (None, run.tenants.clone(), None),
         };
-    let (s, mut desired) = ops::session_for(dir, &tenants)?;
-    let st = match st {
-        Some(st) => st,
-        None => state_for(&s, "landlord plan", run, &[])?,
-    };
     let hook = progress::Progress::new(0, false, true);
     let opts = plan::Options {
         mode,
         refresh: plan_args.refresh,
         tenants,
         allow_bulk: plan_args.allow_bulk,
+    };
+    let mut st = st;
+    if format == Format::Text && out.is_none() && !plan_args.rollout() {
+        // Printed as it is made, batch by batch; when a batch cannot render on its own,
+        // the whole workspace renders at once below and reports why.
+        let s = ops::open_for(dir, &opts.tenants)?;
+        let opened = match st.take() {
+            Some(st) => st,
+            None => state_for(&s, "landlord plan", run, &[])?,
+        };
+        let mut spool = spool::Spool::default();
+        let batched = ops::batches::plan_in_batches(&s, &opened, &opts, &hook, &mut |changes| {
+            show::write_changes(changes, color, &mut spool)
+        })
+        .await?;
+        if let Some(mut b) = batched {
+            b.plan.unchanged_tenants = unchanged;
+            show::print_batched(&b.plan, &b.summary, &mut *spool.into_reader()?)?;
+            if run.stats {
+                print_state_stats(&opened);
+                print_calls(&s);
+            }
+            return Ok(if detailed && b.summary != plan::Summary::default() {
+                EXIT_CHANGES
+            } else {
+                EXIT_OK
+            });
+        }
+        st = Some(opened);
+    }
+    let (s, mut desired) = ops::session_for(dir, &opts.tenants)?;
+    let st = match st {
+        Some(st) => st,
+        None => state_for(&s, "landlord plan", run, &[])?,
     };
     let mut p = ops::make_plan(&s, &st, &mut desired, &opts, &hook).await?;
     p.unchanged_tenants = unchanged;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod batches;
 pub mod ca_limits;
 pub mod changed;
 pub mod rollout;
@@ -56,6 +57,9 @@ pub enum OpsError {
     /// The request itself is wrong.
     #[error("{0}")]
     Usage(String),
+    /// The plan's text could not be written.
+    #[error("writing the plan: {0}")]
+    Output(std::io::Error),
 }
 
 /// A workspace with its providers, ready for operations.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::refresh::{refresh, Live};
 use super::resolve::{resolve_config, Known};
 use super::{Action, AttrChange, Mode, Plan, PlanError, ResourceChange, PLAN_FORMAT_VERSION};
-use crate::addr::ResourceAddr;
+use crate::addr::{ResourceAddr, Scope};
 use crate::providers::{AttrKind, PlanRequest, PlanResponse, Registry, ResourceSchema};
 use crate::render::{Desired, DesiredResource};
 use crate::state::ResourceRecord;
@@ -70,6 +70,19 @@ struct Planned {
     complete: bool,
 }
 
+/// What later resources may assume about planned ones, carried from one tenant batch of
+/// a fleet's plan to the next (the shared resources every batch refers to).
+#[derive(Default)]
+pub struct Assumed(HashMap<ResourceAddr, Planned>);
+
+impl Assumed {
+    /// Forgets all but the shared resources: what a finished batch's tenants may be
+    /// assumed to be is of no use to the next batch.
+    pub fn keep_shared(&mut self) {
+        self.0.retain(|a, _| a.scope == Scope::Shared);
+    }
+}
+
 /// Builds the plan for `desired` against `records` (the whole recorded state). The
 /// properties and dependencies of each planned resource move into its change: afterwards
 /// `desired` still holds every address, its graph and its tenants, but not those.
@@ -80,6 +93,30 @@ pub async fn build(
     input_hash: &str,
     registry: &Registry,
     opts: &Options,
+) -> Result<Plan, PlanError> {
+    let mut assumed = Assumed::default();
+    build_batch(
+        desired,
+        records,
+        serial,
+        input_hash,
+        registry,
+        opts,
+        &mut assumed,
+    )
+    .await
+}
+
+/// [`build`] for one batch of a plan made in batches: what the batch's shared resources
+/// may be assumed to be is kept in `assumed` for the batches after it.
+pub async fn build_batch(
+    desired: &mut Desired,
+    records: Vec<ResourceRecord>,
+    serial: u64,
+    input_hash: &str,
+    registry: &Registry,
+    opts: &Options,
+    assumed: &mut Assumed,
 ) -> Result<Plan, PlanError> {
     let scope = crate::addr::Selection::new(&opts.tenants);
     let records: BTreeMap<ResourceAddr, ResourceRecord> = records
@@ -97,7 +134,7 @@ pub async fn build(
     };
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut unchanged = 0;
-    let mut planned: HashMap<ResourceAddr, Planned> = HashMap::new();
+    let planned = &mut assumed.0;
 
     if opts.mode == Mode::Normal {
         // What dependents may assume is kept only for resources something depends on: a
@@ -113,9 +150,8 @@ pub async fn build(
             if !scope.holds(d.address.scope.as_str()) {
                 continue;
             }
-            let keep = depended.contains(&d.address);
-            let change =
-                plan_resource(d, &records, &live, &mut planned, keep, registry, opts).await?;
+            let keep = depended.contains(&d.address) || d.address.scope == Scope::Shared;
+            let change = plan_resource(d, &records, &live, planned, keep, registry, opts).await?;
             match change {
                 Some(c) => changes.push(c),
                 None => unchanged += 1,

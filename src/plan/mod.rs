@@ -24,7 +24,7 @@ use crate::graph::Dag;
 use crate::state::{Lifecycle, StateError};
 use crate::value::Attrs;
 
-pub use build::{build, Options};
+pub use build::{build, build_batch, Assumed, Options};
 
 /// Version of the plan file and `--json` schema.
 pub const PLAN_FORMAT_VERSION: u32 = 1;

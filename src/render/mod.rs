@@ -555,6 +555,18 @@ pub fn render_for(
     registry: &Registry,
     only: &[String],
 ) -> Result<Desired, RenderErrors> {
+    render_batch(ws, registry, only, None)
+}
+
+/// [`render_for`] for a batch of a plan made in batches: with `shared` (the addresses
+/// of the shared resources, rendered with an earlier batch), the shared scope is not
+/// rendered again, and references to those addresses link.
+pub fn render_batch(
+    ws: &Workspace,
+    registry: &Registry,
+    only: &[String],
+    shared: Option<&[ResourceAddr]>,
+) -> Result<Desired, RenderErrors> {
     let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
     let mut r = Renderer {
         ws,
@@ -567,7 +579,7 @@ pub fn render_for(
     let mut residency: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
     let workspace_ctx = context::workspace(ws);
 
-    if let Some(shared) = &ws.shared {
+    if let (Some(shared), None) = (&ws.shared, shared) {
         let base = context::shared(ws, shared, &workspace_ctx);
         r.render_scope(
             &Scope::Shared,
@@ -618,7 +630,11 @@ pub fn render_for(
     }
 
     let mut resources = r.unique(raw);
-    let addrs: BTreeSet<ResourceAddr> = resources.iter().map(|(d, _)| d.address.clone()).collect();
+    let addrs: BTreeSet<ResourceAddr> = resources
+        .iter()
+        .map(|(d, _)| d.address.clone())
+        .chain(shared.into_iter().flatten().cloned())
+        .collect();
     // Each resource is checked, completed and linked on its own, over the cores; errors
     // keep their order: every check's, then every link's.
     let checked = crate::parallel::parts_mut(&mut resources, |part| {

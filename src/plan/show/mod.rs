@@ -8,7 +8,7 @@ mod text;
 pub use json::{json, write_json, ApiCall, ApiUsage};
 
 pub use markdown::markdown;
-pub use text::{print_text, text};
+pub use text::{print_batched, print_text, text, write_changes};
 
 use serde_json::Value;
 

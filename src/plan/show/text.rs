@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{attr_lines, summary_line};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, ResourceChange, Summary};
 
 fn paint(s: &str, action: Action, color: bool) -> String {
     if !color {
@@ -60,10 +60,62 @@ impl<W: std::io::Write> Write for Stdout<W> {
 
 /// Writes the plan as terminal text to `out`.
 fn write_text(plan: &Plan, color: bool, out: &mut impl Write) {
+    let summary = plan.summary();
+    if write_head(plan, &summary, out) {
+        for c in &plan.changes {
+            write_change(c, color, out);
+        }
+        write_foot(plan, &summary, out);
+    }
+}
+
+/// Prints a plan made in batches: `plan` holds its header, guard and deferrals,
+/// `summary` counts every change, and `body` is the text of its changes
+/// ([`write_changes`] for each batch).
+pub fn print_batched(
+    plan: &Plan,
+    summary: &Summary,
+    body: &mut dyn std::io::Read,
+) -> std::io::Result<()> {
+    let mut out = Stdout {
+        w: std::io::BufWriter::new(std::io::stdout().lock()),
+        error: None,
+    };
+    if write_head(plan, summary, &mut out) {
+        if let Some(e) = out.error.take() {
+            return Err(e);
+        }
+        std::io::copy(body, &mut out.w)?;
+        write_foot(plan, summary, &mut out);
+    }
+    if let Some(e) = out.error {
+        return Err(e);
+    }
+    std::io::Write::flush(&mut out.w)
+}
+
+/// Writes the text of `changes` (one batch of a plan) to `w`.
+pub fn write_changes(
+    changes: &[ResourceChange],
+    color: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut out = Stdout { w, error: None };
+    for c in changes {
+        write_change(c, color, &mut out);
+    }
+    match out.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The lines before the changes; `false` when there are none (and nothing follows).
+fn write_head(plan: &Plan, summary: &Summary, out: &mut impl Write) -> bool {
     if let Some(l) = super::skipped_line(plan) {
         let _ = writeln!(out, "{l}");
     }
-    if !plan.has_changes() {
+    if *summary == Summary::default() {
         if plan.unchanged > 0 || plan.unchanged_tenants.is_none() {
             let _ = writeln!(
                 out,
@@ -73,36 +125,43 @@ fn write_text(plan: &Plan, color: bool, out: &mut impl Write) {
         } else {
             let _ = writeln!(out, "No changes.");
         }
-        return;
+        return false;
     }
     let _ = writeln!(out, "landlord will perform the following actions:\n");
-    for c in &plan.changes {
-        let head = format!(
-            "{} {} will be {}",
-            c.action.symbol(),
-            c.address,
-            match c.action {
-                Action::Create => "created",
-                Action::Update => "updated in place",
-                Action::Replace => "replaced",
-                Action::Delete => "destroyed",
-                Action::NoOp => "left alone",
-            }
-        );
-        let _ = writeln!(
-            out,
-            "{}  ({})",
-            paint(&head, c.action, color),
-            c.reasons.join("; ")
-        );
-        for a in &c.attributes {
-            for l in attr_lines(a) {
-                let _ = writeln!(out, "      {l}");
-            }
+    true
+}
+
+/// One change: its heading, its reasons and its attribute lines.
+fn write_change(c: &ResourceChange, color: bool, out: &mut impl Write) {
+    let head = format!(
+        "{} {} will be {}",
+        c.action.symbol(),
+        c.address,
+        match c.action {
+            Action::Create => "created",
+            Action::Update => "updated in place",
+            Action::Replace => "replaced",
+            Action::Delete => "destroyed",
+            Action::NoOp => "left alone",
         }
-        let _ = out.write_char('\n');
+    );
+    let _ = writeln!(
+        out,
+        "{}  ({})",
+        paint(&head, c.action, color),
+        c.reasons.join("; ")
+    );
+    for a in &c.attributes {
+        for l in attr_lines(a) {
+            let _ = writeln!(out, "      {l}");
+        }
     }
-    let _ = writeln!(out, "{}", summary_line(&plan.summary()));
+    let _ = out.write_char('\n');
+}
+
+/// The lines after the changes: summary, waves, deferrals and the guard's verdict.
+fn write_foot(plan: &Plan, summary: &Summary, out: &mut impl Write) {
+    let _ = writeln!(out, "{}", summary_line(summary));
     if !plan.waves.is_empty() {
         let _ = writeln!(out, "\nRollout in {} waves:", plan.waves.len());
         for l in super::wave_lines(&plan.waves) {
