@@ -86,8 +86,7 @@ pub async fn plan_in_batches(
     // The shared scope renders with the first batch; later ones only link to it.
     let mut shared: Option<Vec<ResourceAddr>> = None;
     for batch in batches(s, st, &opts.tenants)? {
-        let Ok(mut desired) =
-            render::render_batch(&s.ws, &s.registry, &batch, shared.as_deref())
+        let Ok(mut desired) = render::render_batch(&s.ws, &s.registry, &batch, shared.as_deref())
         else {
             return Ok(None);
         };
@@ -133,7 +132,11 @@ pub async fn plan_in_batches(
                     reasons: vec![],
                     attributes: vec![],
                     depends_on: vec![],
-                    properties: if orders { c.properties } else { Default::default() },
+                    properties: if orders {
+                        c.properties
+                    } else {
+                        Default::default()
+                    },
                     ..c
                 });
             }
