@@ -959,3 +959,75 @@ fn a_saved_plan_is_refused_only_when_a_tenant_it_touches_changed() {
         serde_json::from_str(&ws.ok(&["show", plan, "--json"], 0).stdout).unwrap();
     assert_eq!(shown["tenants"], serde_json::json!(["t002"]));
 }
+
+#[test]
+fn a_plan_made_in_tenant_batches_prints_exactly_the_whole_plan() {
+    let ws = fleet(40);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    // Retirements past the guard, tenants whose files are gone (their records stay),
+    // and an in-place change.
+    retire(&ws, (0..12).map(|i| format!("t{i:03}")));
+    for id in ["t020", "t033"] {
+        std::fs::remove_file(ws.join(&format!("tenants/{id}.yaml"))).unwrap();
+    }
+    ws.edit(
+        "tenants/globex.yaml",
+        "rate_limit_burst: 100",
+        "rate_limit_burst: 50",
+    );
+    let batched = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        c.env("LANDLORD_PLAN_BATCH", "4");
+        crate::support::Run::from(c.output().unwrap())
+    };
+    for args in [
+        &["plan", "--refresh=false", "--detailed-exitcode"][..],
+        &["plan", "--detailed-exitcode"],
+        &[
+            "plan",
+            "--destroy",
+            "--refresh=false",
+            "--detailed-exitcode",
+        ],
+        &[
+            "plan", "--tenant", "t035", "--tenant", "globex", "--tenant", "t020",
+        ],
+    ] {
+        let whole = ws.run(args);
+        let parts = batched(args);
+        assert_eq!(parts.code, whole.code, "{args:?}\n{}", parts.all());
+        assert_eq!(parts.stdout, whole.stdout, "{args:?}");
+    }
+    // 44 scopes (the shared one, 41 tenant files and two tenants with records only) in
+    // batches of 4; one batch without the variable.
+    let stats = batched(&["plan", "--refresh=false", "--stats"]);
+    assert!(
+        stats.stderr.contains("Tenant batches planned: 11\n"),
+        "{}",
+        stats.all()
+    );
+    let stats = ws.ok(&["plan", "--refresh=false", "--stats"], 0);
+    assert!(stats.stderr.contains("Tenant batches planned: 1\n"));
+    let text = ws.ok(&["plan", "--refresh=false"], 0).stdout;
+    for expected in [
+        "t020/local_file.nginx will be destroyed  (tenant removed)",
+        "t011/local_file.nginx will be destroyed  (tenant deleted)",
+        "globex/local_file.nginx will be updated in place",
+        "apply will refuse this plan without --allow-bulk",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+
+    // A template that fails for a tenant of the last batch: the error alone, no part
+    // of the plan, the same as in one batch.
+    crate::support::broken_module(
+        &ws,
+        "{% if tenant.id == 't039' %}{{ missing.value }}{% endif %}\n",
+    );
+    let whole = ws.run(&["plan", "--refresh=false"]);
+    let parts = batched(&["plan", "--refresh=false"]);
+    assert_eq!((parts.code, whole.code), (1, 1), "{}", parts.all());
+    assert_eq!(parts.stdout, "", "no partial plan");
+    assert!(parts.stderr.contains("t039"), "{}", parts.all());
+    assert_eq!(parts.stderr, whole.stderr);
+}

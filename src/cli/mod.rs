@@ -329,6 +329,7 @@ async fn plan_cmd(
             b.plan.unchanged_tenants = unchanged;
             show::print_batched(&b.plan, &b.summary, &mut *spool.into_reader()?)?;
             if run.stats {
+                eprintln!("Tenant batches planned: {}", b.batches);
                 print_state_stats(&opened);
                 print_calls(&s);
             }

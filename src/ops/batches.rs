@@ -27,6 +27,8 @@ pub struct Batched {
     pub plan: Plan,
     /// Counts of every change.
     pub summary: Summary,
+    /// How many batches the plan was made in.
+    pub batches: usize,
 }
 
 /// The batch size: `LANDLORD_PLAN_BATCH` when it is a positive number.
@@ -85,7 +87,9 @@ pub async fn plan_in_batches(
     let (mut summary, mut unchanged, mut kept) = (Summary::default(), 0, Vec::new());
     // The shared scope renders with the first batch; later ones only link to it.
     let mut shared: Option<Vec<ResourceAddr>> = None;
-    for batch in batches(s, st, &opts.tenants)? {
+    let batches = batches(s, st, &opts.tenants)?;
+    let count = batches.len();
+    for batch in batches {
         let Ok(mut desired) = render::render_batch(&s.ws, &s.registry, &batch, shared.as_deref())
         else {
             return Ok(None);
@@ -151,5 +155,9 @@ pub async fn plan_in_batches(
     p.unchanged = unchanged;
     p.guard = guard(s, st, &p, opts.allow_bulk)?;
     ca_limits::refresh(&mut p, &s.registry, st)?;
-    Ok(Some(Batched { plan: p, summary }))
+    Ok(Some(Batched {
+        plan: p,
+        summary,
+        batches: count,
+    }))
 }
