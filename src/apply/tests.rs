@@ -85,6 +85,7 @@ async fn plan_for(e: &Env, d: &Desired, refresh: bool) -> Plan {
         "h",
         &e.registry,
         &opts,
+        &mut plan::Assumed::default(),
     )
     .await
     .unwrap()

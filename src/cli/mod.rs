@@ -333,7 +333,7 @@ async fn plan_cmd(
                 print_state_stats(&opened);
                 print_calls(&s);
             }
-            return Ok(if detailed && b.summary != plan::Summary::default() {
+            return Ok(if detailed && b.summary.has_changes() {
                 EXIT_CHANGES
             } else {
                 EXIT_OK

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{ca_limits, check_tenants, guard, records_for, OpenState, OpsError, Session};
+use super::{before_plan, ca_limits, guard, records_for, OpenState, OpsError, Session};
 use crate::addr::{ResourceAddr, Scope, SHARED};
-use crate::apply::{self, Hook};
+use crate::apply::Hook;
 use crate::plan::{self, Action, Plan, ResourceChange, Summary};
 use crate::render;
 
@@ -70,11 +70,7 @@ pub async fn plan_in_batches(
     hook: &dyn Hook,
     sink: &mut dyn FnMut(&[ResourceChange]) -> std::io::Result<()>,
 ) -> Result<Option<Batched>, OpsError> {
-    check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
-    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
-        st.holds(scope)
-    })
-    .await?;
+    before_plan(s, st, opts, hook).await?;
     let serial = st.store.serial()?;
     let limited: Vec<&'static str> = s
         .registry
@@ -109,7 +105,7 @@ pub async fn plan_in_batches(
             tenants: batch,
             ..opts.clone()
         };
-        let p = plan::build_batch(
+        let p = plan::build(
             &mut desired,
             records,
             serial,

@@ -410,6 +410,22 @@ fn records_for(
     Ok(crate::state::records_for(st.store.as_ref(), tenants, deps)?)
 }
 
+/// What every plan does first: check the tenants it names, and reconcile the leftover
+/// intents of the scopes this run holds.
+async fn before_plan(
+    s: &Session,
+    st: &OpenState,
+    opts: &plan::Options,
+    hook: &dyn Hook,
+) -> Result<(), OpsError> {
+    check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
+    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
+        st.holds(scope)
+    })
+    .await?;
+    Ok(())
+}
+
 /// Reconciles leftover intents, then builds a plan (which takes the properties and
 /// dependencies of the resources it plans out of `desired`).
 pub async fn make_plan(
@@ -419,11 +435,7 @@ pub async fn make_plan(
     opts: &plan::Options,
     hook: &dyn Hook,
 ) -> Result<Plan, OpsError> {
-    check_tenants(&s.ws, &opts.tenants, Some(st.store.as_ref()))?;
-    apply::recover(st.store.as_ref(), &s.registry, hook, &|scope| {
-        st.holds(scope)
-    })
-    .await?;
+    before_plan(s, st, opts, hook).await?;
     let mut p = plan::build(
         desired,
         records_for(st, &opts.tenants, Some(desired))?,
@@ -431,6 +443,7 @@ pub async fn make_plan(
         &s.ws.input_hash,
         &s.registry,
         opts,
+        &mut plan::Assumed::default(),
     )
     .await?;
     p.lineage = st.store.lineage()?;

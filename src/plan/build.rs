@@ -85,31 +85,10 @@ impl Assumed {
 
 /// Builds the plan for `desired` against `records` (the whole recorded state). The
 /// properties and dependencies of each planned resource move into its change: afterwards
-/// `desired` still holds every address, its graph and its tenants, but not those.
+/// `desired` still holds every address, its graph and its tenants, but not those. What
+/// the shared resources may be assumed to be is left in `assumed`, for the next batch of
+/// a plan made in batches (a whole plan passes a fresh one).
 pub async fn build(
-    desired: &mut Desired,
-    records: Vec<ResourceRecord>,
-    serial: u64,
-    input_hash: &str,
-    registry: &Registry,
-    opts: &Options,
-) -> Result<Plan, PlanError> {
-    let mut assumed = Assumed::default();
-    build_batch(
-        desired,
-        records,
-        serial,
-        input_hash,
-        registry,
-        opts,
-        &mut assumed,
-    )
-    .await
-}
-
-/// [`build`] for one batch of a plan made in batches: what the batch's shared resources
-/// may be assumed to be is kept in `assumed` for the batches after it.
-pub async fn build_batch(
     desired: &mut Desired,
     records: Vec<ResourceRecord>,
     serial: u64,

@@ -24,7 +24,7 @@ use crate::graph::Dag;
 use crate::state::{Lifecycle, StateError};
 use crate::value::Attrs;
 
-pub use build::{build, build_batch, Assumed, Options};
+pub use build::{build, Assumed, Options};
 
 /// Version of the plan file and `--json` schema.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -194,6 +194,11 @@ impl Summary {
             Action::Delete => self.destroy += 1,
             Action::NoOp => {}
         }
+    }
+
+    /// Whether anything changes.
+    pub fn has_changes(&self) -> bool {
+        *self != Summary::default()
     }
 
     /// Adds another summary's counts.

@@ -28,6 +28,20 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// The action of one record write: `written` (a record put, else one removed), whether
+    /// a record `existed` before, and `manual` for the `state` commands; `None` when a
+    /// removal found nothing.
+    pub fn of_write(written: bool, existed: bool, manual: bool) -> Option<AuditAction> {
+        Some(match (written, manual) {
+            (false, _) if !existed => return None,
+            (true, true) => AuditAction::StatePut,
+            (false, true) => AuditAction::StateForget,
+            (true, false) if existed => AuditAction::Update,
+            (true, false) => AuditAction::Create,
+            (false, false) => AuditAction::Delete,
+        })
+    }
+
     /// Whether a record exists after this action.
     pub fn leaves_record(self) -> bool {
         matches!(

@@ -361,15 +361,13 @@ impl PgStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
-        let q = self.sql("SELECT value FROM {s}.meta WHERE key = $1");
-        let key = key.to_string();
-        self.call(1, async move {
-            let c = &mut *self.session().await?;
-            c.query_opt(&q, &[&key])
-                .await
-                .map(|r| r.map(|r| r.get(0)))
-                .map_err(|e| self.err("read the state's metadata", &e))
-        })
+        Ok(self
+            .texts(
+                "read the state's metadata",
+                "SELECT value FROM {s}.meta WHERE key = $1",
+                vec![Box::new(key.to_string())],
+            )?
+            .pop())
     }
 
     /// The rows of `query` with `params`, each mapped by `map`.
@@ -549,13 +547,9 @@ impl PgStore {
                         None => present.remove(key),
                     };
                     last.insert(key.as_str(), value.as_ref().map(|(b, _)| b.as_slice()));
-                    let action = match (value, manual) {
-                        (None, _) if !existed => continue,
-                        (Some(_), true) => AuditAction::StatePut,
-                        (None, true) => AuditAction::StateForget,
-                        (Some(_), false) if existed => AuditAction::Update,
-                        (Some(_), false) => AuditAction::Create,
-                        (None, false) => AuditAction::Delete,
+                    let Some(action) = AuditAction::of_write(value.is_some(), existed, manual)
+                    else {
+                        continue;
                     };
                     let tenant = key.split('/').next().unwrap_or_default();
                     let (seq, prev) = heads.get(tenant).cloned().unwrap_or_default();
@@ -728,15 +722,14 @@ impl PgStore {
 
 impl KeyRing for PgStore {
     fn wrapped(&self, scope: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let q = self.sql("SELECT wrapped FROM {s}.keys WHERE scope = $1");
-        let scope = scope.to_string();
-        self.call(1, async move {
-            let c = &mut *self.session().await?;
-            c.query_opt(&q, &[&scope])
-                .await
-                .map(|r| r.map(|r| r.get(0)))
-                .map_err(|e| self.err("read a data key", &e))
-        })
+        Ok(self
+            .rows(
+                "read a data key",
+                "SELECT wrapped FROM {s}.keys WHERE scope = $1",
+                vec![Box::new(scope.to_string())],
+                |r| r.get(0),
+            )?
+            .pop())
     }
     fn add_wrapped(&self, scope: &str, wrapped: Vec<u8>) -> Result<Vec<u8>, StateError> {
         let q = self.sql(

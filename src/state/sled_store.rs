@@ -285,13 +285,9 @@ impl SledStore {
                             None => r.remove(key.as_bytes())?,
                         }
                         .is_some();
-                        let action = match (value, manual) {
-                            (None, _) if !existed => continue,
-                            (Some(_), true) => AuditAction::StatePut,
-                            (None, true) => AuditAction::StateForget,
-                            (Some(_), false) if existed => AuditAction::Update,
-                            (Some(_), false) => AuditAction::Create,
-                            (None, false) => AuditAction::Delete,
+                        let Some(action) = AuditAction::of_write(value.is_some(), existed, manual)
+                        else {
+                            continue;
                         };
                         let tenant = key.split('/').next().unwrap_or_default();
                         let (seq, prev) = m

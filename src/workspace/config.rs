@@ -129,41 +129,30 @@ impl Config {
             .at_line(line)
         })?;
         let st = &cfg.state;
-        match (st.backend.as_str(), &st.bucket) {
-            ("sled", _) | ("s3", Some(_)) => {}
+        let problem = match (st.backend.as_str(), &st.bucket) {
+            ("sled", _) | ("s3", Some(_)) => None,
             ("postgres", _) => match (&st.url_env, &st.server) {
-                (Some(_), None) | (None, Some(_)) => {}
-                (Some(_), Some(_)) => {
-                    return Err(WorkspaceError::policy(
-                        path,
-                        "the `postgres` state backend takes `url_env` or `server`, not both",
-                    )
-                    .field("state.server"))
-                }
-                (None, None) => {
-                    return Err(WorkspaceError::policy(
-                        path,
-                        "the `postgres` state backend needs `url_env` (the environment variable holding the connection URL) or `server` (a [providers.postgresql.<name>] server, with `database`)",
-                    )
-                    .field("state.url_env"))
-                }
+                (Some(_), None) | (None, Some(_)) => None,
+                (Some(_), Some(_)) => Some((
+                    "the `postgres` state backend takes `url_env` or `server`, not both".to_string(),
+                    "state.server",
+                )),
+                (None, None) => Some((
+                    "the `postgres` state backend needs `url_env` (the environment variable holding the connection URL) or `server` (a [providers.postgresql.<name>] server, with `database`)".to_string(),
+                    "state.url_env",
+                )),
             },
-            ("s3", None) => {
-                return Err(WorkspaceError::policy(
-                    path,
-                    "the `s3` state backend needs `bucket` (and optionally `key`, `region`)",
-                )
-                .field("state.bucket"))
-            }
-            (other, _) => {
-                return Err(WorkspaceError::policy(
-                    path,
-                    format!(
-                        "unknown state backend `{other}`: expected `sled`, `s3` or `postgres`"
-                    ),
-                )
-                .field("state.backend"))
-            }
+            ("s3", None) => Some((
+                "the `s3` state backend needs `bucket` (and optionally `key`, `region`)".to_string(),
+                "state.bucket",
+            )),
+            (other, _) => Some((
+                format!("unknown state backend `{other}`: expected `sled`, `s3` or `postgres`"),
+                "state.backend",
+            )),
+        };
+        if let Some((message, field)) = problem {
+            return Err(WorkspaceError::policy(path, message).field(field));
         }
         cfg.rollout
             .check()

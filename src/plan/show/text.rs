@@ -115,7 +115,7 @@ fn write_head(plan: &Plan, summary: &Summary, out: &mut impl Write) -> bool {
     if let Some(l) = super::skipped_line(plan) {
         let _ = writeln!(out, "{l}");
     }
-    if *summary == Summary::default() {
+    if !summary.has_changes() {
         if plan.unchanged > 0 || plan.unchanged_tenants.is_none() {
             let _ = writeln!(
                 out,
