@@ -265,6 +265,20 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// committed.
 type IntentObjects = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>;
 
+/// Reads the JSON object at `key`; an object that does not parse is corrupt state,
+/// named with `what`.
+fn parse<T: serde::de::DeserializeOwned>(
+    at: &S3Location,
+    key: &str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+        path: format!("s3://{}/{key}", at.bucket),
+        message: format!("{what}: {e}"),
+    })
+}
+
 /// The tenants and tokens of sealed intents.
 fn scopes_and_tokens(rows: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
     let field = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
@@ -417,10 +431,12 @@ impl S3Store {
         let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &Self::index_key(at)))? else {
             return Ok(None);
         };
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: format!("s3://{}/{}", at.bucket, Self::index_key(at)),
-            message: format!("the state index is not a landlord state index: {e}"),
-        })?;
+        let index: Index = parse(
+            at,
+            &Self::index_key(at),
+            "the state index is not a landlord state index",
+            &bytes,
+        )?;
         if index.format != INDEX_FORMAT || index.version != FORMAT_VERSION {
             return Err(StateError::Corrupt {
                 path: format!("s3://{}/{}", at.bucket, Self::index_key(at)),
@@ -474,10 +490,12 @@ impl S3Store {
                 "the state object vanished while it was split; run again",
             ));
         };
-        let ex: Export = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: format!("s3://{}/{}", at.bucket, at.key),
-            message: format!("the state object is not a landlord state: {e}"),
-        })?;
+        let ex: Export = parse(
+            at,
+            &at.key,
+            "the state object is not a landlord state",
+            &bytes,
+        )?;
         eprintln!(
             "Splitting the state in s3://{}/{} into one object per tenant under s3://{0}/{1}/; the old object stays until the split is committed.",
             at.bucket, at.key
@@ -612,29 +630,42 @@ impl S3Store {
     /// again over a fresh read when another run wrote it in between.
     fn update_index(&self) -> Result<(), StateError> {
         let serial = self.inner.serial()?;
-        for _ in 0..50 {
+        let ours = self.inner.first_wrapped_key()?;
+        self.until_written("the state index", || {
             let (etag, mut index) = self
                 .read_index()?
                 .ok_or_else(|| Self::storage(&self.at, "the state index is gone"))?;
             let sample = match &index.sample_key {
                 Some(_) => None,
-                None => self.inner.export()?.keys.into_iter().next(),
+                None => ours.clone(),
             };
             if index.serial >= serial && sample.is_none() {
-                return Ok(());
+                return Ok(true);
             }
             index.serial = index.serial.max(serial);
             if sample.is_some() {
                 index.sample_key = sample;
             }
-            if self.write_index(Some(&etag), &index)? {
+            self.write_index(Some(&etag), &index)
+        })
+    }
+
+    /// Runs `attempt`, a conditional read-modify-write of `what` (`true` once written or
+    /// nothing is left to write), until it succeeds: 50 times at most, 50 ms apart.
+    fn until_written(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> Result<bool, StateError>,
+    ) -> Result<(), StateError> {
+        for _ in 0..50 {
+            if attempt()? {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(Self::storage(
             &self.at,
-            "the state index kept changing under this run (50 attempts); run again",
+            format!("{what} kept changing under this run (50 attempts); run again"),
         ))
     }
 
@@ -677,10 +708,7 @@ impl S3Store {
         let mut all = Shard::default();
         for (key, object) in keys.iter().zip(self.fetch_many(&keys)?) {
             let Some((_, bytes)) = object else { continue };
-            let shard: Shard = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: format!("s3://{}/{key}", self.at.bucket),
-                message: format!("not a landlord state shard: {e}"),
-            })?;
+            let shard: Shard = parse(&self.at, key, "not a landlord state shard", &bytes)?;
             all.notes.extend(shard.notes);
             all.counts.extend(shard.counts);
         }
@@ -699,18 +727,12 @@ impl S3Store {
         let (at, client) = (&self.at, &self.client);
         for n in touched {
             let key = self.shard_key(n);
-            let mut done = false;
-            for _ in 0..50 {
+            self.until_written(&format!("`{key}`"), || {
                 let current = self.call_on(1, fetch(client, at, &key))?;
                 let (etag, mut shard) = match &current {
                     Some((etag, bytes)) => (
                         Some(etag.clone()),
-                        serde_json::from_slice::<Shard>(bytes).map_err(|e| {
-                            StateError::Corrupt {
-                                path: format!("s3://{}/{key}", at.bucket),
-                                message: format!("not a landlord state shard: {e}"),
-                            }
-                        })?,
+                        parse::<Shard>(at, &key, "not a landlord state shard", bytes)?,
                     ),
                     None => (None, Shard::default()),
                 };
@@ -729,24 +751,13 @@ impl S3Store {
                 }
                 let body = serde_json::to_vec(&shard).map_err(|e| Self::storage(at, e))?;
                 self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                if self
+                Ok(self
                     .call_on(
                         1,
                         put_if(client, at, &key, Over::seen(etag.as_deref()), body),
                     )?
-                    .is_some()
-                {
-                    done = true;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if !done {
-                return Err(Self::storage(
-                    at,
-                    format!("`{key}` kept changing under this run (50 attempts); run again"),
-                ));
-            }
+                    .is_some())
+            })?;
         }
         Ok(())
     }
@@ -774,18 +785,7 @@ impl S3Store {
 
     /// Records per type of one tenant in the working copy.
     fn counts_of(&self, scope: &str) -> Result<BTreeMap<String, u64>, StateError> {
-        let mut out = BTreeMap::new();
-        for r in self.inner.part(scope)?.resources {
-            let rtype = r
-                .get("address")
-                .and_then(Value::as_str)
-                .and_then(|a| a.split_once('/'))
-                .and_then(|(_, r)| r.split_once('.'))
-                .map(|(t, _)| t.to_string())
-                .unwrap_or_default();
-            *out.entry(rtype).or_default() += 1;
-        }
-        Ok(out)
+        self.inner.count_types(&format!("{scope}/"))
     }
 
     /// Every tenant with an object.
@@ -826,11 +826,12 @@ impl S3Store {
         for (scope, object) in fetched {
             let etag = match object {
                 Some((etag, bytes)) => {
-                    let part: Export =
-                        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                            path: format!("s3://{}/{}", at.bucket, self.tenant_key(&scope)),
-                            message: format!("not a landlord tenant state: {e}"),
-                        })?;
+                    let part: Export = parse(
+                        at,
+                        &self.tenant_key(&scope),
+                        "not a landlord tenant state",
+                        &bytes,
+                    )?;
                     self.inner.add_part(&part)?;
                     Some(etag)
                 }
@@ -943,11 +944,7 @@ impl S3Store {
             let Some((_, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
                 continue;
             };
-            let batch: IntentBatch =
-                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                    path: format!("s3://{}/{key}", at.bucket),
-                    message: format!("not an intent batch: {e}"),
-                })?;
+            let batch: IntentBatch = parse(at, &key, "not an intent batch", &bytes)?;
             let (scopes, tokens) = scopes_and_tokens(&batch.intents);
             // Records first: reconciling an intent reads its tenant's record.
             self.ensure(&scopes.iter().cloned().collect::<Vec<_>>())?;
@@ -1399,7 +1396,7 @@ impl StateStore for S3Store {
             .collect())
     }
     fn record_run(&self, run: &RunRecord) -> Result<(), StateError> {
-        self.inner.record_run(run)?;
+        // History lives in its own objects, never in the working copy.
         self.flush(true)?;
         self.put_history(run)?;
         self.recount()?;
@@ -1411,12 +1408,7 @@ impl StateStore for S3Store {
         let mut out = Vec::new();
         for (key, object) in keys.iter().zip(self.fetch_many(&keys)?) {
             let Some((_, bytes)) = object else { continue };
-            out.push(serde_json::from_slice::<RunRecord>(&bytes).map_err(|e| {
-                StateError::Corrupt {
-                    path: format!("s3://{}/{key}", at.bucket),
-                    message: format!("not a history row: {e}"),
-                }
-            })?);
+            out.push(parse::<RunRecord>(at, key, "not a history row", &bytes)?);
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -1456,7 +1448,7 @@ impl StateStore for S3Store {
             .collect())
     }
     fn set_notes(&self, notes: Vec<(String, Option<Value>)>) -> Result<(), StateError> {
-        self.inner.set_notes(notes.clone())?;
+        // Notes live in the shard objects, never in the working copy.
         self.update_shards(&notes, &BTreeMap::new())
     }
     fn audit(&self) -> Result<Vec<AuditEvent>, StateError> {

@@ -355,6 +355,38 @@ impl SledStore {
         Ok(out)
     }
 
+    /// The first wrapped data key (by scope), as text: a sample to check a master key
+    /// against.
+    pub(super) fn first_wrapped_key(&self) -> Result<Option<(String, String)>, StateError> {
+        match self.keys.iter().next() {
+            Some(entry) => {
+                let (scope, w) = entry.map_err(|e| self.err(e))?;
+                Ok(Some((
+                    String::from_utf8_lossy(&scope).to_string(),
+                    crypto::to_text(&w),
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Records per type under `prefix` (a tenant's `<id>/`, or `""` for all), counted
+    /// from their keys.
+    pub(super) fn count_types(&self, prefix: &str) -> Result<BTreeMap<String, u64>, StateError> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for k in self.resources.scan_prefix(prefix).keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            let addr = String::from_utf8_lossy(&k);
+            let rtype = addr
+                .split_once('/')
+                .and_then(|(_, r)| r.split_once('.'))
+                .map(|(t, _)| t)
+                .ok_or_else(|| self.corrupt(format!("record key `{addr}` is not an address")))?;
+            *out.entry(rtype.to_string()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
     /// Adds wrapped data keys that are not here yet (each must unwrap with this master key).
     pub(super) fn restore_keys(&self, keys: &BTreeMap<String, String>) -> Result<(), StateError> {
         for (scope, w) in keys {
@@ -500,13 +532,8 @@ impl StateStore for SledStore {
         Ok(!self.keys.is_empty())
     }
     fn check_key(&self) -> Result<(), StateError> {
-        match self.keys.iter().next() {
-            Some(entry) => {
-                let (scope, _) = entry.map_err(|e| self.err(e))?;
-                self.sealer
-                    .data_key(self, &String::from_utf8_lossy(&scope))
-                    .map(|_| ())
-            }
+        match self.first_wrapped_key()? {
+            Some((scope, _)) => self.sealer.data_key(self, &scope).map(|_| ()),
             None => Ok(()),
         }
     }
@@ -730,18 +757,7 @@ impl StateStore for SledStore {
     }
 
     fn count_by_type(&self) -> Result<BTreeMap<String, u64>, StateError> {
-        let mut out: BTreeMap<String, u64> = BTreeMap::new();
-        for k in self.resources.iter().keys() {
-            let k = k.map_err(|e| self.err(e))?;
-            let addr = String::from_utf8_lossy(&k);
-            let rtype = addr
-                .split_once('/')
-                .and_then(|(_, r)| r.split_once('.'))
-                .map(|(t, _)| t)
-                .ok_or_else(|| self.corrupt(format!("record key `{addr}` is not an address")))?;
-            *out.entry(rtype.to_string()).or_default() += 1;
-        }
-        Ok(out)
+        self.count_types("")
     }
 
     fn notes(&self, prefix: &str) -> Result<Vec<(String, Value)>, StateError> {
