@@ -51,6 +51,11 @@ impl AuditAction {
     }
 }
 
+/// The sort key of an audit event, as every backend orders them: tenant, then position.
+pub fn order_key(tenant: &str, seq: u64) -> String {
+    format!("{tenant}/{seq:020}")
+}
+
 /// One entry of a tenant's audit chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {

@@ -327,30 +327,11 @@ pub trait StateStore: Send + Sync {
     }
     /// The addresses recorded (those of `scopes` only, when given), sorted; nothing is
     /// unsealed.
-    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
-        let records = if scopes.is_empty() {
-            self.resources()?
-        } else {
-            self.resources_in(scopes)?
-        };
-        Ok(records.into_iter().map(|r| r.address).collect())
-    }
+    fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError>;
     /// The scopes (tenant ids, `_shared`) that have records (nothing is unsealed).
-    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError> {
-        Ok(self
-            .resources()?
-            .into_iter()
-            .map(|r| r.address.scope.to_string())
-            .collect())
-    }
+    fn scopes(&self) -> Result<std::collections::BTreeSet<String>, StateError>;
     /// How many records are recorded, per resource type (nothing is unsealed).
-    fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError> {
-        let mut out = std::collections::BTreeMap::new();
-        for r in self.resources()? {
-            *out.entry(r.address.rtype.to_string()).or_default() += 1;
-        }
-        Ok(out)
-    }
+    fn count_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>, StateError>;
     /// How many records this store has read (and unsealed) so far, for `--stats`.
     fn records_read(&self) -> u64 {
         0

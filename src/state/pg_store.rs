@@ -107,11 +107,6 @@ fn name_and_count(r: &tokio_postgres::Row) -> (String, u64) {
     (r.get(0), r.get::<_, i64>(1) as u64)
 }
 
-/// The sort key of an audit event, as every backend orders them.
-fn audit_order(e: &AuditEvent) -> String {
-    format!("{}/{:020}", e.tenant, e.seq)
-}
-
 /// What the layout of `SCHEMA_VERSION` 1 creates (`{s}`: the quoted schema).
 const CREATE_V1: &str = r#"
 CREATE TABLE {s}.meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
@@ -1161,7 +1156,7 @@ impl StateStore for PgStore {
             vec![],
         )?;
         let mut events: Vec<AuditEvent> = self.json_rows("audit event", bodies)?;
-        events.sort_by_cached_key(audit_order);
+        events.sort_by_cached_key(|e| super::audit::order_key(&e.tenant, e.seq));
         Ok(events)
     }
 

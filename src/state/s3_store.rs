@@ -519,40 +519,21 @@ impl S3Store {
     /// Writes every tenant of the working copy (which holds `ex`), intent objects for its
     /// intents, and an index for it; tenant objects of tenants not in `ex` are removed.
     fn replace_with(&self, ex: &Export) -> Result<(Index, usize), StateError> {
-        let mut scopes: BTreeSet<String> = ex
-            .audit
-            .iter()
-            .map(|e| e.tenant.clone())
-            .chain(ex.keys.keys().cloned())
-            .collect();
-        for r in &ex.resources {
-            if let Some(a) = r.get("address").and_then(Value::as_str) {
-                scopes.insert(a.split('/').next().unwrap_or_default().to_string());
-            }
-        }
+        let mut scopes = scopes_and_tokens(&ex.resources).0;
+        scopes.extend(
+            ex.audit
+                .iter()
+                .map(|e| e.tenant.clone())
+                .chain(ex.keys.keys().cloned()),
+        );
         let (at, client) = (&self.at, &self.client);
-        let prefix = format!("{}/tenants/", at.key);
-        let existing = self.call_on(1, list(client, at, &prefix))?;
-        {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded.clear();
-            for key in &existing {
-                if let Some(id) = key
-                    .strip_prefix(&prefix)
-                    .and_then(|k| k.strip_suffix(".json"))
-                {
-                    loaded.insert(id.to_string(), None);
-                }
-            }
-        }
+        let existing = self.listed_scopes()?;
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) =
+            existing.iter().map(|id| (id.clone(), None)).collect();
         let stale: Vec<String> = existing
-            .into_iter()
-            .filter(|k| {
-                let id = k
-                    .strip_prefix(&prefix)
-                    .and_then(|k| k.strip_suffix(".json"));
-                !id.is_some_and(|id| scopes.contains(id))
-            })
+            .iter()
+            .filter(|id| !scopes.contains(*id))
+            .map(|id| self.tenant_key(id))
             .collect();
         // Existing objects are overwritten unconditionally: this replaces the state.
         self.upload_scopes(&scopes.iter().cloned().collect::<Vec<_>>(), true)?;
@@ -940,14 +921,22 @@ impl S3Store {
                 .filter(|k| !known.contains_key(k))
                 .collect()
         };
-        for key in new {
-            let Some((_, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
-                continue;
-            };
+        let mut batches = Vec::new();
+        let objects = self.fetch_many(&new)?;
+        for (key, object) in new.into_iter().zip(objects) {
+            let Some((_, bytes)) = object else { continue };
             let batch: IntentBatch = parse(at, &key, "not an intent batch", &bytes)?;
+            batches.push((key, batch));
+        }
+        // Records first, every batch's tenants at once: reconciling an intent reads its
+        // tenant's record.
+        let tenants: BTreeSet<String> = batches
+            .iter()
+            .flat_map(|(_, b)| scopes_and_tokens(&b.intents).0)
+            .collect();
+        self.ensure(&tenants.into_iter().collect::<Vec<_>>())?;
+        for (key, batch) in batches {
             let (scopes, tokens) = scopes_and_tokens(&batch.intents);
-            // Records first: reconciling an intent reads its tenant's record.
-            self.ensure(&scopes.iter().cloned().collect::<Vec<_>>())?;
             self.inner.restore_keys(&batch.keys)?;
             self.inner.restore_intents(&batch.intents)?;
             self.intent_objects
@@ -1055,9 +1044,14 @@ impl S3Store {
     fn live_holder(&self, scope: &str) -> Result<Option<LockInfo>, StateError> {
         let (at, client) = (&self.at, &self.client);
         let key = Self::lock_key(at, scope);
-        let Some((etag, bytes)) = self.call_on(1, fetch(client, at, &key))? else {
-            return Ok(None);
-        };
+        let object = self.call_on(1, fetch(client, at, &key))?;
+        Ok(self.live_or_removed(&key, object))
+    }
+
+    /// The holder named by the lock object at `key`, if it is live; a stale or
+    /// unreadable object is removed (only if it is still that object).
+    fn live_or_removed(&self, key: &str, object: Option<(String, Vec<u8>)>) -> Option<LockInfo> {
+        let (etag, bytes) = object?;
         let info = serde_json::from_slice::<LockInfo>(&bytes).ok();
         let stale = match &info {
             None => true,
@@ -1069,11 +1063,10 @@ impl S3Store {
             }
         };
         if stale {
-            // Removed only if it is still that object.
-            let _ = self.call_on(1, delete_lock(client, at, &key, etag));
-            return Ok(None);
+            let _ = self.call_on(1, delete_lock(&self.client, &self.at, key, etag));
+            return None;
         }
-        Ok(info)
+        info
     }
 
     /// Creates the lock objects of `infos` at once; which were created (the others
@@ -1147,20 +1140,20 @@ impl S3Store {
     /// A live holder of another tenant's lock object, for a fleet-wide run.
     fn live_tenant_holder(&self) -> Result<Option<LockInfo>, StateError> {
         let prefix = Self::lock_prefix(&self.at);
-        for key in self.call_on(1, list(&self.client, &self.at, &prefix))? {
-            let Some(scope) = key
-                .strip_prefix(&prefix)
-                .and_then(|k| k.strip_suffix(".lock"))
-            else {
-                continue;
-            };
-            if scope != "workspace" {
-                if let Some(h) = self.live_holder(scope)? {
-                    return Ok(Some(h));
-                }
-            }
-        }
-        Ok(None)
+        let keys: Vec<String> = self
+            .call_on(1, list(&self.client, &self.at, &prefix))?
+            .into_iter()
+            .filter(|key| {
+                key.strip_prefix(&prefix)
+                    .and_then(|k| k.strip_suffix(".lock"))
+                    .is_some_and(|scope| scope != "workspace")
+            })
+            .collect();
+        let objects = self.fetch_many(&keys)?;
+        Ok(keys
+            .iter()
+            .zip(objects)
+            .find_map(|(key, object)| self.live_or_removed(key, object)))
     }
 
     /// The error of a run that waited `start.elapsed()` for `holder`.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::audit::{AuditAction, AuditEvent};
+use super::audit::{self, AuditAction, AuditEvent};
 use super::crypto::{self, Key};
 use super::holder;
 use super::seal::{KeyRing, Sealable, Sealer};
@@ -226,7 +226,17 @@ impl SledStore {
         tree: &sled::Tree,
         what: &str,
     ) -> Result<Vec<T>, StateError> {
-        tree.iter()
+        self.rows_in(tree, "", what)
+    }
+
+    /// The rows of `tree` whose keys start with `prefix`, decoded.
+    fn rows_in<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &sled::Tree,
+        prefix: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StateError> {
+        tree.scan_prefix(prefix)
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.err(e))?;
                 serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("{what}: {e}")))
@@ -306,7 +316,7 @@ impl SledStore {
                             &prev,
                         );
                         a.insert(
-                            format!("{tenant}/{:020}", seq + 1).as_bytes(),
+                            audit::order_key(tenant, seq + 1).as_bytes(),
                             serde_json::to_vec(&event).unwrap_or_default(),
                         )?;
                         m.insert(
@@ -434,7 +444,7 @@ impl SledStore {
         for e in &ex.audit {
             self.audit
                 .insert(
-                    format!("{}/{:020}", e.tenant, e.seq).as_bytes(),
+                    audit::order_key(&e.tenant, e.seq).as_bytes(),
                     serde_json::to_vec(e).map_err(|e| self.err(e))?,
                 )
                 .map_err(|e| self.err(e))?;
@@ -477,30 +487,16 @@ impl SledStore {
     /// keeps per tenant (intents, history and notes live elsewhere).
     pub(super) fn part(&self, scope: &str) -> Result<Export, StateError> {
         let prefix = format!("{scope}/");
-        let rows = |tree: &sled::Tree| -> Result<Vec<Value>, StateError> {
-            tree.scan_prefix(&prefix)
-                .map(|kv| {
-                    let (_, v) = kv.map_err(|e| self.err(e))?;
-                    serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("{scope}: {e}")))
-                })
-                .collect()
-        };
-        let audit = rows(&self.audit)?
-            .into_iter()
-            .map(|v| {
-                serde_json::from_value(v).map_err(|e| self.corrupt(format!("audit event: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
         Ok(Export {
             format: PART_FORMAT.into(),
             version: FORMAT_VERSION,
             lineage: self.meta_str("lineage")?,
             serial: 0,
-            resources: rows(&self.resources)?,
+            resources: self.rows_in(&self.resources, &prefix, scope)?,
             intents: vec![],
             keys: self.wrapped_keys(&[scope])?,
             history: vec![],
-            audit,
+            audit: self.rows_in(&self.audit, &prefix, "audit event")?,
             notes: Default::default(),
         })
     }
