@@ -66,8 +66,9 @@ pub struct PgStore {
     actor: String,
     /// How long `lock` waits for a holder.
     lock_timeout: Duration,
-    /// Scopes this session has locked, and whether it holds the workspace key shared.
-    held: Mutex<(BTreeSet<String>, bool)>,
+    /// Scopes this session has locked with the keys it took, and whether it holds the
+    /// workspace key shared.
+    held: Mutex<(BTreeMap<String, i64>, bool)>,
     traffic: Traffic,
 }
 
@@ -162,7 +163,7 @@ impl PgStore {
             lineage: Mutex::new(String::new()),
             actor: format!("{}@{}", holder.owner, holder.host),
             lock_timeout,
-            held: Mutex::new((BTreeSet::new(), false)),
+            held: Mutex::new((BTreeMap::new(), false)),
             traffic: Traffic::default(),
         };
         store.migrate_schema()?;
@@ -699,8 +700,12 @@ impl PgStore {
         })?;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.1 |= shared && need_shared;
-        held.0
-            .extend(infos[..taken].iter().map(|i| i.scope.clone()));
+        held.0.extend(
+            infos[..taken]
+                .iter()
+                .zip(&keys)
+                .map(|(i, k)| (i.scope.clone(), *k)),
+        );
         let blocked = match (shared || !need_shared, infos.get(taken)) {
             (false, _) => Some("workspace".to_string()),
             (true, Some(i)) => Some(i.scope.clone()),
@@ -987,7 +992,7 @@ impl StateStore for PgStore {
             let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             infos
                 .iter()
-                .filter(|i| !held.0.contains(&i.scope))
+                .filter(|i| !held.0.contains_key(&i.scope))
                 .collect()
         };
         todo.sort_by(|a, b| a.scope.cmp(&b.scope));
@@ -1027,19 +1032,17 @@ impl StateStore for PgStore {
     }
 
     fn unlock_many(&self, scopes: &[String]) -> Result<(), StateError> {
-        let ours: Vec<String> = {
+        // The keys as they were taken: an import in between changes the lineage.
+        let (ours, keys): (Vec<String>, Vec<i64>) = {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             scopes
                 .iter()
-                .filter(|s| held.0.remove(*s))
-                .cloned()
-                .collect()
+                .filter_map(|s| Some((s.clone(), held.0.remove(s)?)))
+                .unzip()
         };
         if ours.is_empty() {
             return Ok(());
         }
-        let lineage = self.lineage_now();
-        let keys: Vec<i64> = ours.iter().map(|s| lock_key(&lineage, s)).collect();
         let q = self.sql("DELETE FROM {s}.locks WHERE scope = ANY($1) AND host = $2 AND pid = $3");
         let host = super::hostname();
         let pid = std::process::id() as i32;
