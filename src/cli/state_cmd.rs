@@ -91,16 +91,16 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
     let mut st = ops::open_state_only(dir, name, Duration::from_secs(10))?;
     // Edits lock the tenants they touch, as an apply does (the shared backends let runs
     // on other tenants go on).
-    let touched: Vec<String> = match &cmd {
-        StateCommand::Rm { addresses } => addresses
-            .iter()
-            .map(|a| addr(a).map(|a| a.scope.to_string()))
-            .collect::<Result<_>>()?,
-        StateCommand::Mv { from, to } => {
-            vec![addr(from)?.scope.to_string(), addr(to)?.scope.to_string()]
+    let edited: Vec<ResourceAddr> = match &cmd {
+        StateCommand::Rm { addresses } => {
+            addresses.iter().map(|a| addr(a)).collect::<Result<_>>()?
         }
-        StateCommand::Import { .. } => vec!["workspace".into()],
+        StateCommand::Mv { from, to } => vec![addr(from)?, addr(to)?],
         _ => vec![],
+    };
+    let touched: Vec<String> = match &cmd {
+        StateCommand::Import { .. } => vec!["workspace".into()],
+        _ => edited.iter().map(|a| a.scope.to_string()).collect(),
     };
     st.lock_scopes(&touched, name)?;
     let store = st.store.as_ref();
@@ -118,19 +118,17 @@ pub async fn run(dir: &Path, cmd: StateCommand) -> Result<u8> {
             let r = ops::state::show(store, &addr(&address)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
-        StateCommand::Rm { addresses } => {
-            let addrs = addresses
-                .iter()
-                .map(|a| addr(a))
-                .collect::<Result<Vec<_>>>()?;
-            ops::state::rm(store, &addrs)?;
-            for a in addrs {
+        StateCommand::Rm { .. } => {
+            ops::state::rm(store, &edited)?;
+            for a in edited {
                 println!("Removed {a} from state; the real object was not touched.");
             }
         }
-        StateCommand::Mv { from, to } => {
-            let (from, to) = (addr(&from)?, addr(&to)?);
-            ops::state::mv(store, &from, &to)?;
+        StateCommand::Mv { .. } => {
+            let [from, to] = &edited[..] else {
+                anyhow::bail!("`state mv` takes two addresses");
+            };
+            ops::state::mv(store, from, to)?;
             println!("Moved {from} to {to}.");
         }
         StateCommand::Unlock { tenant } => {

@@ -23,7 +23,7 @@ use tokio_postgres::Client;
 use super::audit::{AuditAction, AuditEvent};
 use super::crypto::{self, Key};
 use super::sdk::Rt;
-use super::seal::{KeyRing, Sealer};
+use super::seal::{KeyRing, Sealable, Sealer};
 use super::{
     Export, Intent, LockInfo, Outcome, ResourceRecord, RunRecord, StateError, StateStore,
     FORMAT_VERSION,
@@ -426,11 +426,8 @@ impl PgStore {
         self.sealer.preload(wrapped)
     }
 
-    /// Records from `(scope, body)` rows, their tenants' data keys read in bulk first.
-    fn decode_records(
-        &self,
-        rows: Vec<(String, String)>,
-    ) -> Result<Vec<ResourceRecord>, StateError> {
+    /// Unseals `(scope, body)` rows, with the data keys of their scopes read at once.
+    fn decode<T: Sealable>(&self, rows: Vec<(String, String)>) -> Result<Vec<T>, StateError> {
         let (scopes, bodies): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
         self.preload_keys(scopes)?;
         bodies
@@ -812,7 +809,7 @@ impl StateStore for PgStore {
             "SELECT scope, body FROM {s}.resources ORDER BY address",
             vec![],
         )?;
-        self.decode_records(rows)
+        self.decode(rows)
     }
 
     fn resources_in(&self, scopes: &[String]) -> Result<Vec<ResourceRecord>, StateError> {
@@ -821,7 +818,7 @@ impl StateStore for PgStore {
             "SELECT scope, body FROM {s}.resources WHERE scope = ANY($1) ORDER BY address",
             vec![Box::new(scopes.to_vec())],
         )?;
-        self.decode_records(rows)
+        self.decode(rows)
     }
 
     fn addresses(&self, scopes: &[String]) -> Result<Vec<ResourceAddr>, StateError> {
@@ -907,7 +904,7 @@ impl StateStore for PgStore {
             "SELECT scope, body FROM {s}.resources WHERE address = $1",
             vec![Box::new(addr.to_string())],
         )?;
-        Ok(self.decode_records(rows)?.pop())
+        Ok(self.decode(rows)?.pop())
     }
 
     fn begin_many(&self, intents: &[Intent]) -> Result<(), StateError> {
@@ -955,15 +952,12 @@ impl StateStore for PgStore {
     }
 
     fn intents(&self) -> Result<Vec<Intent>, StateError> {
-        let bodies = self.texts(
+        let rows = self.pairs(
             "read intents",
-            "SELECT body FROM {s}.intents ORDER BY token",
+            "SELECT scope, body FROM {s}.intents ORDER BY token",
             vec![],
         )?;
-        bodies
-            .iter()
-            .map(|b| self.sealer.unseal(self, b.as_bytes()))
-            .collect()
+        self.decode(rows)
     }
 
     fn put(&self, record: ResourceRecord) -> Result<u64, StateError> {
@@ -1241,8 +1235,7 @@ impl StateStore for PgStore {
                 *h = (e.seq as i64, e.hash.clone());
             }
         }
-        let (hs, (hq, hh)): (Vec<String>, (Vec<i64>, Vec<String>)) =
-            heads.into_iter().map(|(s, (q, h))| (s, (q, h))).unzip();
+        let (hs, (hq, hh)): (Vec<String>, (Vec<i64>, Vec<String>)) = heads.into_iter().unzip();
         let history: (Vec<String>, Vec<String>) = ex
             .history
             .iter()

@@ -387,16 +387,15 @@ pub fn state_on_server(
     server: &str,
     database: Option<&str>,
 ) -> Result<StateConnection, String> {
-    let known: Vec<String> = tables
-        .get(NAME)
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
-    let table = tables
-        .get(NAME)
+    let servers = tables.get(NAME);
+    let table = servers
         .and_then(|t| t.get(server))
         .and_then(toml::Value::as_table)
         .ok_or_else(|| {
-            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            let names: Vec<&str> = servers
+                .into_iter()
+                .flat_map(|t| t.keys().map(String::as_str))
+                .collect();
             crate::suggest::unknown("[providers.postgresql] server", server, &names)
         })?;
     let cfg = ServerConfig::parse(table, root).map_err(|m| format!("server `{server}`: {m}"))?;
@@ -418,10 +417,10 @@ pub fn state_at_url(url: &str, root: &std::path::Path) -> Result<StateConnection
             _ => kept.push(pair),
         }
     }
-    let text = if verify {
+    if verify {
         kept.push("sslmode=require");
-        format!("{base}?{}", kept.join("&"))
-    } else if kept.is_empty() {
+    }
+    let text = if kept.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", kept.join("&"))
