@@ -431,17 +431,17 @@ fn open_selected(
     let config = crate::workspace::load_config(dir)?;
     let st = ops::open_state(dir, &config, command, &[], run.lock_timeout)?;
     announce_key(&st);
-    let (mut tenants, unchanged) = if changed {
-        let c = ops::changed::changed_tenants(dir, &config, &st)?;
-        (c.tenants, Some(c.unchanged))
-    } else if let Some(shard) = run.shard {
-        (ops::shard::tenants(dir, &st, shard)?, None)
-    } else {
-        (vec![], None)
+    let (tenants, unchanged) = match (changed, run.shard) {
+        (true, shard) => {
+            let mut c = ops::changed::changed_tenants(dir, &config, &st)?;
+            if let Some(shard) = shard {
+                c.tenants.retain(|t| shard.holds(t));
+            }
+            (c.tenants, Some(c.unchanged))
+        }
+        (false, Some(shard)) => (ops::shard::tenants(dir, &st, shard)?, None),
+        (false, None) => return Ok(None),
     };
-    if let (Some(shard), true) = (run.shard, changed) {
-        tenants.retain(|t| shard.holds(t));
-    }
     Ok(Some(Selected {
         st,
         tenants,

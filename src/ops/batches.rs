@@ -9,10 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{before_plan, ca_limits, guard, records_for, OpenState, OpsError, Session};
+use super::{before_plan, ca_limits, judge, records_for, OpenState, OpsError, Session};
 use crate::addr::{ResourceAddr, Scope, SHARED};
 use crate::apply::Hook;
-use crate::plan::{self, Action, Plan, ResourceChange, Summary};
+use crate::plan::{self, Plan, ResourceChange, Summary};
 use crate::render;
 
 /// Tenants rendered and planned at once, unless `LANDLORD_PLAN_BATCH` sets another
@@ -61,8 +61,8 @@ fn batches(s: &Session, st: &OpenState, tenants: &[String]) -> Result<Vec<Vec<St
 }
 
 /// Plans batch by batch, handing each batch's changes to `sink`. `None` when a batch
-/// does not render on its own (a tenant refers to one in another batch, or a template
-/// fails): the whole plan then renders at once and reports it.
+/// of some tenants does not render on its own (a tenant refers to one in another
+/// batch, or a template fails): the whole workspace then renders at once and reports it.
 pub async fn plan_in_batches(
     s: &Session,
     st: &OpenState,
@@ -72,24 +72,23 @@ pub async fn plan_in_batches(
 ) -> Result<Option<Batched>, OpsError> {
     before_plan(s, st, opts, hook).await?;
     let serial = st.store.serial()?;
-    let limited: Vec<&'static str> = s
-        .registry
-        .issuance_limits()
-        .iter()
-        .map(|l| l.type_name)
-        .collect();
+    let limits = s.registry.issuance_limits();
+    let engine = render::Engine::new(&s.ws)?;
     let mut assumed = plan::Assumed::default();
     let mut header: Option<Plan> = None;
-    let (mut summary, mut unchanged, mut kept) = (Summary::default(), 0, Vec::new());
+    let (mut summary, mut unchanged) = (Summary::default(), 0);
     // The shared scope renders with the first batch; later ones only link to it.
     let mut shared: Option<Vec<ResourceAddr>> = None;
     let batches = batches(s, st, &opts.tenants)?;
     let count = batches.len();
     for batch in batches {
-        let Ok(mut desired) = render::render_batch(&s.ws, &s.registry, &batch, shared.as_deref())
-        else {
-            return Ok(None);
-        };
+        let mut desired =
+            match render::render_batch(&s.ws, &s.registry, &engine, &batch, shared.as_deref()) {
+                Ok(d) => d,
+                // The whole workspace at once: its errors are the plan's.
+                Err(e) if batch.is_empty() => return Err(e.into()),
+                Err(_) => return Ok(None),
+            };
         if shared.is_none() {
             shared = Some(
                 desired
@@ -119,16 +118,12 @@ pub async fn plan_in_batches(
         assumed.keep_shared();
         sink(&p.changes).map_err(OpsError::Output)?;
         unchanged += p.unchanged;
-        if header.is_none() {
-            header = Some(p.clone_header());
-        }
+        let header = header.get_or_insert_with(|| p.clone_header());
         for c in p.changes {
             summary.count(c.action);
-            let destroys = matches!(c.action, Action::Delete | Action::Replace);
-            let orders = matches!(c.action, Action::Create | Action::Replace)
-                && limited.contains(&c.address.rtype.as_str());
-            if destroys || orders {
-                kept.push(ResourceChange {
+            let orders = ca_limits::is_order(&c, &limits);
+            if c.action.destroys() || orders {
+                header.changes.push(ResourceChange {
                     reasons: vec![],
                     attributes: vec![],
                     depends_on: vec![],
@@ -145,12 +140,9 @@ pub async fn plan_in_batches(
     let Some(mut p) = header else {
         return Ok(None);
     };
-    p.lineage = st.store.lineage()?;
     p.tenants = opts.tenants.clone();
-    p.changes = kept;
     p.unchanged = unchanged;
-    p.guard = guard(s, st, &p, opts.allow_bulk)?;
-    ca_limits::refresh(&mut p, &s.registry, st)?;
+    judge(s, st, &mut p, opts.allow_bulk)?;
     Ok(Some(Batched {
         plan: p,
         summary,

@@ -95,6 +95,12 @@ fn history(st: &OpenState) -> Result<Vec<Issuance>, OpsError> {
         .collect())
 }
 
+/// Whether `c` orders a certificate under one of `limits`.
+pub fn is_order(c: &ResourceChange, limits: &[IssuanceLimit]) -> bool {
+    matches!(c.action, Action::Create | Action::Replace)
+        && limits.iter().any(|l| l.type_name == c.address.rtype)
+}
+
 /// The tenants of `plan` whose certificate orders would exceed a CA limit, taking
 /// tenants in `order` (earlier ones first; the rest by id).
 pub fn deferrals(
@@ -104,12 +110,8 @@ pub fn deferrals(
     order: &[String],
 ) -> Result<Vec<Deferral>, OpsError> {
     let limits = registry.issuance_limits();
-    let limited = |c: &&ResourceChange| {
-        matches!(c.action, Action::Create | Action::Replace)
-            && limits.iter().any(|l| l.type_name == c.address.rtype)
-    };
     let mut by_tenant: BTreeMap<String, Vec<&ResourceChange>> = BTreeMap::new();
-    for c in plan.changes.iter().filter(limited) {
+    for c in plan.changes.iter().filter(|c| is_order(c, &limits)) {
         by_tenant
             .entry(c.address.scope.to_string())
             .or_default()

@@ -446,11 +446,17 @@ pub async fn make_plan(
         &mut plan::Assumed::default(),
     )
     .await?;
-    p.lineage = st.store.lineage()?;
     p.versions = st.store.versions(&p.touched_scopes())?;
-    p.guard = guard(s, st, &p, opts.allow_bulk)?;
-    ca_limits::refresh(&mut p, &s.registry, st)?;
+    judge(s, st, &mut p, opts.allow_bulk)?;
     Ok(p)
+}
+
+/// What every plan ends with: the state's lineage, the bulk-change guard's verdict and
+/// the tenants deferred by CA limits.
+fn judge(s: &Session, st: &OpenState, p: &mut Plan, allow_bulk: bool) -> Result<(), OpsError> {
+    p.lineage = st.store.lineage()?;
+    p.guard = guard(s, st, p, allow_bulk)?;
+    ca_limits::refresh(p, &s.registry, st)
 }
 
 /// The bulk-change guard's verdict on `p`; the recorded resources are counted only when
@@ -461,10 +467,7 @@ fn guard(
     p: &Plan,
     allow_bulk: bool,
 ) -> Result<plan::guard::Verdict, OpsError> {
-    let destroys = p
-        .changes
-        .iter()
-        .any(|c| matches!(c.action, plan::Action::Delete | plan::Action::Replace));
+    let destroys = p.changes.iter().any(|c| c.action.destroys());
     if !destroys {
         return Ok(plan::guard::Verdict {
             allow_bulk,

@@ -34,11 +34,7 @@ fn create_diff(config: Attrs, sensitive: &[String], schema: &ResourceSchema) -> 
         .into_iter()
         .map(|(k, v)| {
             let s = sensitive.contains(&k);
-            let after = if s && v.as_str() != Some(UNKNOWN) {
-                redact(Some(&v), true)
-            } else {
-                Some(v)
-            };
+            let after = if s { redact(Some(&v), true) } else { Some(v) };
             AttrChange {
                 name: k,
                 before: None,
@@ -220,18 +216,19 @@ async fn plan_resource(
         Some(p) => Some(&p.attributes),
         None => None,
     };
+    // A create's diff (`None` here) is made from the configuration last, which it
+    // consumes.
     let (action, reasons, attributes, changes_on_update) = match (prior, current) {
-        // The diff of a create is made from the configuration last, which it consumes.
         (None, _) => (
             Action::Create,
             vec!["new resource".to_string()],
-            vec![],
+            None,
             vec![],
         ),
         (Some(_), None) => (
             Action::Create,
             vec!["deleted out of band".to_string()],
-            vec![],
+            None,
             vec![],
         ),
         (Some(prior), Some(current)) => {
@@ -255,7 +252,7 @@ async fn plan_resource(
                     message: e.to_string(),
                 })?;
             let (action, reasons, diffs) = diff.with_provider(&pr, prior, current);
-            (action, reasons, diffs, pr.changes_on_update)
+            (action, reasons, Some(diffs), pr.changes_on_update)
         }
     };
     if action == Action::Replace && d.lifecycle.prevent_destroy {
@@ -278,12 +275,7 @@ async fn plan_resource(
     if action == Action::NoOp {
         return Ok(None);
     }
-    // Nothing recorded or nothing live: a create, whose diff is the whole configuration.
-    let attributes = if prior.is_none() || current.is_none() {
-        create_diff(config, &sensitive, schema)
-    } else {
-        attributes
-    };
+    let attributes = attributes.unwrap_or_else(|| create_diff(config, &sensitive, schema));
     Ok(Some(ResourceChange {
         address: addr.clone(),
         action,

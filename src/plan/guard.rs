@@ -117,7 +117,7 @@ pub fn judge(
     // The tightest tenant limit of the providers losing data applies.
     let mut max_tenants = usize::MAX;
     for c in &plan.changes {
-        if !matches!(c.action, Action::Delete | Action::Replace) {
+        if !c.action.destroys() {
             continue;
         }
         let provider = provider_of(&c.address.rtype);

@@ -57,6 +57,11 @@ impl Action {
         }
     }
 
+    /// Whether the resource is deleted (on its own or to be created again).
+    pub fn destroys(self) -> bool {
+        matches!(self, Action::Delete | Action::Replace)
+    }
+
     /// Terraform-style marker.
     pub fn symbol(self) -> &'static str {
         match self {

@@ -43,7 +43,7 @@ pub struct Desired {
     pub resources: Vec<DesiredResource>,
     /// Dependency graph over `resources` indices.
     pub dag: Dag,
-    /// Status of every tenant in the workspace.
+    /// Status of every tenant rendered (those selected), for the reasons of deletes.
     pub tenants: BTreeMap<String, Status>,
 }
 
@@ -547,6 +547,26 @@ pub fn render(ws: &Workspace, registry: &Registry) -> Result<Desired, RenderErro
     render_for(ws, registry, &[])
 }
 
+/// The workspace's compiled templates and template context: made once, used by every
+/// batch of a plan made in batches.
+pub struct Engine {
+    tera: tera::Tera,
+    sources: BTreeMap<String, String>,
+    workspace: serde_json::Value,
+}
+
+impl Engine {
+    /// Compiles the templates of `ws`.
+    pub fn new(ws: &Workspace) -> Result<Engine, RenderErrors> {
+        let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
+        Ok(Engine {
+            tera,
+            sources,
+            workspace: context::workspace(ws),
+        })
+    }
+}
+
 /// Renders only the tenants in `only` (and the shared scope); every tenant when empty.
 /// A selected tenant that refers to an unselected one fails to render here; callers fall
 /// back to [`render`].
@@ -555,7 +575,7 @@ pub fn render_for(
     registry: &Registry,
     only: &[String],
 ) -> Result<Desired, RenderErrors> {
-    render_batch(ws, registry, only, None)
+    render_batch(ws, registry, &Engine::new(ws)?, only, None)
 }
 
 /// [`render_for`] for a batch of a plan made in batches: with `shared` (the addresses
@@ -564,23 +584,23 @@ pub fn render_for(
 pub fn render_batch(
     ws: &Workspace,
     registry: &Registry,
+    engine: &Engine,
     only: &[String],
     shared: Option<&[ResourceAddr]>,
 ) -> Result<Desired, RenderErrors> {
-    let (tera, sources) = context::engine(ws).map_err(RenderErrors)?;
+    let (tera, sources, workspace_ctx) = (&engine.tera, &engine.sources, &engine.workspace);
     let mut r = Renderer {
         ws,
         registry,
-        tera: &tera,
-        sources: &sources,
+        tera,
+        sources,
         errors: vec![],
     };
     let mut raw: Vec<(DesiredResource, Vec<String>)> = Vec::new();
     let mut residency: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
-    let workspace_ctx = context::workspace(ws);
 
     if let (Some(shared), None) = (&ws.shared, shared) {
-        let base = context::shared(ws, shared, &workspace_ctx);
+        let base = context::shared(ws, shared, workspace_ctx);
         r.render_scope(
             &Scope::Shared,
             &shared.modules,
@@ -592,9 +612,9 @@ pub fn render_batch(
     let mut tenants = BTreeMap::new();
     let mut selected = Vec::new();
     let wanted = crate::addr::Selection::new(only);
-    for t in &ws.tenants {
+    for t in ws.tenants.iter().filter(|t| wanted.holds(&t.spec.id)) {
         tenants.insert(t.spec.id.clone(), t.spec.status);
-        if t.spec.status == Status::Deleted || !wanted.holds(&t.spec.id) {
+        if t.spec.status == Status::Deleted {
             continue;
         }
         if ws.tiers.contains_key(&t.spec.plan) {
@@ -608,8 +628,8 @@ pub fn render_batch(
         let mut rr = Renderer {
             ws,
             registry,
-            tera: &tera,
-            sources: &sources,
+            tera,
+            sources,
             errors: vec![],
         };
         let mut out = Vec::new();
@@ -618,7 +638,7 @@ pub fn render_batch(
                 continue;
             };
             let scope = Scope::Tenant(t.spec.id.clone());
-            let base = context::tenant(t, &t.spec.plan, &tier.tier, &workspace_ctx);
+            let base = context::tenant(t, &t.spec.plan, &tier.tier, workspace_ctx);
             let used_in = tier.origin.display().to_string();
             rr.render_scope(&scope, &tier.tier.modules, &used_in, base, &mut out);
         }
@@ -641,8 +661,8 @@ pub fn render_batch(
         let renderer = || Renderer {
             ws,
             registry,
-            tera: &tera,
-            sources: &sources,
+            tera,
+            sources,
             errors: vec![],
         };
         let (mut checks, mut links) = (renderer(), renderer());

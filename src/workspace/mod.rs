@@ -125,24 +125,22 @@ fn read_file(root: &Path, rel: &Path) -> Result<Option<String>, WorkspaceError> 
 struct ReadTenant {
     stem: String,
     rel: PathBuf,
-    text: Result<Option<String>, WorkspaceError>,
-    /// The parsed file (`None` when it could not be read).
-    spec: Option<Result<Tenant, WorkspaceError>>,
+    /// The text (empty for a file gone since it was listed) and what it parses to.
+    read: Result<(String, Result<Tenant, WorkspaceError>), WorkspaceError>,
 }
 
 impl ReadTenant {
     fn new(root: &Path, stem: &str, fname: &str) -> ReadTenant {
         let rel = PathBuf::from("tenants").join(fname);
-        let text = read_file(root, &rel);
-        let spec = text
-            .as_ref()
-            .ok()
-            .map(|t| parse_yaml(&rel, t.as_deref().unwrap_or_default()));
+        let read = read_file(root, &rel).map(|text| {
+            let text = text.unwrap_or_default();
+            let spec = parse_yaml(&rel, &text);
+            (text, spec)
+        });
         ReadTenant {
             stem: stem.to_string(),
             rel,
-            text,
-            spec,
+            read,
         }
     }
 }
@@ -208,17 +206,10 @@ impl Loader {
         read: ReadTenant,
         tiers: &mut BTreeMap<String, Option<LoadedTier>>,
     ) -> Result<Checked, Vec<WorkspaceError>> {
-        let ReadTenant {
-            stem,
-            rel,
-            text,
-            spec,
-        } = read;
-        let text = text.map_err(|e| vec![e])?.unwrap_or_default();
+        let ReadTenant { stem, rel, read } = read;
+        let (text, spec) = read.map_err(|e| vec![e])?;
         self.record(&rel, &text);
-        let spec: Tenant = spec
-            .unwrap_or_else(|| parse_yaml(&rel, &text))
-            .map_err(|e| vec![e.tenant(&stem)])?;
+        let spec: Tenant = spec.map_err(|e| vec![e.tenant(&stem)])?;
         let line = |f: &str| error::line_of(&text, f);
         let policy = |msg: String, field: &str| {
             vec![WorkspaceError::policy(&rel, msg)
@@ -480,20 +471,23 @@ impl Workspace {
         let settings = crate::parallel::map(&checked, |c| {
             let Ok(c) = c else { return None };
             let tier = tiers.get(&c.spec.plan)?.as_ref()?;
-            Some(policy::check_tenant(
-                &c.spec,
-                &c.spec.plan,
-                &tier.tier,
-                &tier.origin,
-                &config,
-                &c.rel,
-                &c.text,
-            ))
+            Some(
+                policy::check_tenant(
+                    &c.spec,
+                    &c.spec.plan,
+                    &tier.tier,
+                    &tier.origin,
+                    &config,
+                    &c.rel,
+                    &c.text,
+                )
+                .map(|settings| (settings, inputs::text_digest(c.text.as_bytes()))),
+            )
         });
         for (c, settings) in checked.into_iter().zip(settings) {
             match (c, settings) {
-                (Ok(c), Some(Ok(settings))) => tenants.push(LoadedTenant {
-                    digest: inputs::text_digest(c.text.as_bytes()),
+                (Ok(c), Some(Ok((settings, digest)))) => tenants.push(LoadedTenant {
+                    digest,
                     spec: c.spec,
                     path: c.rel,
                     settings,

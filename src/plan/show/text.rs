@@ -29,24 +29,19 @@ pub fn text(plan: &Plan, color: bool) -> String {
 /// Writes the plan as terminal text to standard output as it goes: the text of a fleet's
 /// plan runs to tens of megabytes, which need not be held at once.
 pub fn print_text(plan: &Plan, color: bool) -> std::io::Result<()> {
-    let mut out = Stdout {
-        w: std::io::BufWriter::new(std::io::stdout().lock()),
-        error: None,
-    };
-    write_text(plan, color, &mut out);
-    if let Some(e) = out.error {
-        return Err(e);
-    }
-    std::io::Write::flush(&mut out.w)
+    write_io(std::io::BufWriter::new(std::io::stdout().lock()), |out| {
+        write_text(plan, color, out);
+        Ok(())
+    })
 }
 
-/// `fmt::Write` over buffered standard output, keeping the first I/O error.
-struct Stdout<W: std::io::Write> {
+/// `fmt::Write` over an `io::Write`, keeping the first I/O error.
+struct IoText<W: std::io::Write> {
     w: W,
     error: Option<std::io::Error>,
 }
 
-impl<W: std::io::Write> Write for Stdout<W> {
+impl<W: std::io::Write> Write for IoText<W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         if self.error.is_some() {
             return Err(std::fmt::Error);
@@ -56,6 +51,20 @@ impl<W: std::io::Write> Write for Stdout<W> {
             std::fmt::Error
         })
     }
+}
+
+/// Runs `f` writing text to `w`, then flushes `w`; the first I/O error, if any.
+fn write_io<W: std::io::Write>(
+    w: W,
+    f: impl FnOnce(&mut IoText<W>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = IoText { w, error: None };
+    let done = f(&mut out);
+    if let Some(e) = out.error {
+        return Err(e);
+    }
+    done?;
+    out.w.flush()
 }
 
 /// Writes the plan as terminal text to `out`.
@@ -77,21 +86,16 @@ pub fn print_batched(
     summary: &Summary,
     body: &mut dyn std::io::Read,
 ) -> std::io::Result<()> {
-    let mut out = Stdout {
-        w: std::io::BufWriter::new(std::io::stdout().lock()),
-        error: None,
-    };
-    if write_head(plan, summary, &mut out) {
-        if let Some(e) = out.error.take() {
-            return Err(e);
+    write_io(std::io::BufWriter::new(std::io::stdout().lock()), |out| {
+        if write_head(plan, summary, out) {
+            if let Some(e) = out.error.take() {
+                return Err(e);
+            }
+            std::io::copy(body, &mut out.w)?;
+            write_foot(plan, summary, out);
         }
-        std::io::copy(body, &mut out.w)?;
-        write_foot(plan, summary, &mut out);
-    }
-    if let Some(e) = out.error {
-        return Err(e);
-    }
-    std::io::Write::flush(&mut out.w)
+        Ok(())
+    })
 }
 
 /// Writes the text of `changes` (one batch of a plan) to `w`.
@@ -100,14 +104,12 @@ pub fn write_changes(
     color: bool,
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let mut out = Stdout { w, error: None };
-    for c in changes {
-        write_change(c, color, &mut out);
-    }
-    match out.error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    write_io(w, |out| {
+        for c in changes {
+            write_change(c, color, out);
+        }
+        Ok(())
+    })
 }
 
 /// The lines before the changes; `false` when there are none (and nothing follows).
