@@ -19,7 +19,7 @@
 //!    renders results.
 //!
 //! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`],
-//! [`suggest`], [`parallel`];
+//! [`suggest`], [`parallel`], [`causes`];
 //! L1 [`workspace`], [`state`], [`providers`] (`state` and `providers` do not import each
 //! other); L2 [`render`]; L3 [`plan`] (with [`plan::drift`]); L4 [`apply`]; L5 [`ops`];
 //! L6 [`cli`].
@@ -60,6 +60,7 @@
 
 pub mod addr;
 pub mod apply;
+pub mod causes;
 pub mod cli;
 pub mod duration;
 pub mod graph;

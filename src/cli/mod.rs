@@ -207,7 +207,12 @@ fn validate(dir: &Path) -> Result<u8> {
 
 /// Opens the state for a command, recording lock `scopes` (none for a command that only
 /// reads), and announces a generated master key.
-fn state_for(s: &Session, command: &str, run: &RunArgs, scopes: &[String]) -> Result<OpenState> {
+fn state_for(
+    s: &Session,
+    command: &str,
+    run: &RunArgs,
+    scopes: &[String],
+) -> Result<OpenState, ops::OpsError> {
     let st = ops::open_state(&s.ws.root, &s.ws.config, command, scopes, run.lock_timeout)?;
     announce_key(&st);
     Ok(st)
@@ -316,21 +321,19 @@ async fn plan_cmd(
         // Printed as it is made, batch by batch; when a batch cannot render on its own,
         // the whole workspace renders at once below and reports why.
         let s = ops::open_for(dir, &opts.tenants)?;
-        let opened = match st.take() {
-            Some(st) => st,
-            None => state_for(&s, "landlord plan", run, &[])?,
-        };
+        let mut open = || state_for(&s, "landlord plan", run, &[]);
         let mut spool = spool::Spool::default();
-        let batched = ops::batches::plan_in_batches(&s, &opened, &opts, &hook, &mut |changes| {
-            show::write_changes(changes, color, &mut spool)
-        })
-        .await?;
-        if let Some(mut b) = batched {
+        let batched =
+            ops::batches::plan_in_batches(&s, &mut st, &mut open, &opts, &hook, &mut |changes| {
+                show::write_changes(changes, color, &mut spool)
+            })
+            .await?;
+        if let (Some(mut b), Some(opened)) = (batched, &st) {
             b.plan.unchanged_tenants = unchanged;
             show::print_batched(&b.plan, &b.summary, &mut *spool.into_reader()?)?;
             if run.stats {
                 eprintln!("Tenant batches planned: {}", b.batches);
-                print_state_stats(&opened);
+                print_state_stats(opened);
                 print_calls(&s);
             }
             return Ok(if detailed && b.summary.has_changes() {
@@ -339,7 +342,6 @@ async fn plan_cmd(
                 EXIT_OK
             });
         }
-        st = Some(opened);
     }
     let (s, mut desired) = ops::session_for(dir, &opts.tenants)?;
     let st = match st {

@@ -41,14 +41,21 @@ fn batch_tenants() -> usize {
 }
 
 /// The tenant lists to plan one after another; one empty list (everything at once)
-/// when the whole workspace fits in one batch.
-fn batches(s: &Session, st: &OpenState, tenants: &[String]) -> Result<Vec<Vec<String>>, OpsError> {
+/// when the whole workspace fits in one batch. Only a fleet past one batch needs the
+/// state (`None` here): tenants with records but no file any more are planned too.
+fn batches(
+    s: &Session,
+    recorded: Option<&OpenState>,
+    tenants: &[String],
+) -> Result<Option<Vec<Vec<String>>>, OpsError> {
     let size = batch_tenants();
     let ids: BTreeSet<String> = if tenants.is_empty() {
         if s.ws.tenants.len() <= size {
-            return Ok(vec![vec![]]);
+            return Ok(Some(vec![vec![]]));
         }
-        // Tenants with records but no file any more are planned too (their deletes).
+        let Some(st) = recorded else {
+            return Ok(None);
+        };
         let mut all = st.store.scopes()?;
         all.extend(s.ws.tenants.iter().map(|t| t.spec.id.clone()));
         all.insert(SHARED.to_string());
@@ -57,30 +64,52 @@ fn batches(s: &Session, st: &OpenState, tenants: &[String]) -> Result<Vec<Vec<St
         tenants.iter().cloned().collect()
     };
     let ids: Vec<String> = ids.into_iter().collect();
-    Ok(ids.chunks(size).map(<[String]>::to_vec).collect())
+    Ok(Some(ids.chunks(size).map(<[String]>::to_vec).collect()))
+}
+
+/// The state, opened by `open` on first use.
+fn state<'a>(
+    st: &'a mut Option<OpenState>,
+    open: &mut dyn FnMut() -> Result<OpenState, OpsError>,
+) -> Result<&'a OpenState, OpsError> {
+    if st.is_none() {
+        *st = Some(open()?);
+    }
+    st.as_ref()
+        .ok_or_else(|| OpsError::Usage("the state could not be opened".into()))
 }
 
 /// Plans batch by batch, handing each batch's changes to `sink`. `None` when a batch
 /// of some tenants does not render on its own (a tenant refers to one in another
 /// batch, or a template fails): the whole workspace then renders at once and reports it.
+///
+/// The state in `st` is opened with `open` once the first batch has rendered (or
+/// before, for a fleet past one batch): a workspace that does not render leaves the
+/// state untouched, as a whole plan does.
 pub async fn plan_in_batches(
     s: &Session,
-    st: &OpenState,
+    st: &mut Option<OpenState>,
+    open: &mut dyn FnMut() -> Result<OpenState, OpsError>,
     opts: &plan::Options,
     hook: &dyn Hook,
     sink: &mut dyn FnMut(&[ResourceChange]) -> std::io::Result<()>,
 ) -> Result<Option<Batched>, OpsError> {
-    before_plan(s, st, opts, hook).await?;
-    let serial = st.store.serial()?;
-    let limits = s.registry.issuance_limits();
     let engine = render::Engine::new(&s.ws)?;
+    let batches = match batches(s, None, &opts.tenants)? {
+        Some(b) => b,
+        None => {
+            let opened = state(st, open)?;
+            batches(s, Some(opened), &opts.tenants)?.unwrap_or_default()
+        }
+    };
+    let count = batches.len();
+    let limits = s.registry.issuance_limits();
     let mut assumed = plan::Assumed::default();
     let mut header: Option<Plan> = None;
     let (mut summary, mut unchanged) = (Summary::default(), 0);
     // The shared scope renders with the first batch; later ones only link to it.
     let mut shared: Option<Vec<ResourceAddr>> = None;
-    let batches = batches(s, st, &opts.tenants)?;
-    let count = batches.len();
+    let mut serial = None;
     for batch in batches {
         let mut desired =
             match render::render_batch(&s.ws, &s.registry, &engine, &batch, shared.as_deref()) {
@@ -89,6 +118,14 @@ pub async fn plan_in_batches(
                 Err(e) if batch.is_empty() => return Err(e.into()),
                 Err(_) => return Ok(None),
             };
+        let st = state(st, open)?;
+        let serial = match serial {
+            Some(n) => n,
+            None => {
+                before_plan(s, st, opts, hook).await?;
+                *serial.insert(st.store.serial()?)
+            }
+        };
         if shared.is_none() {
             shared = Some(
                 desired
@@ -137,7 +174,7 @@ pub async fn plan_in_batches(
             }
         }
     }
-    let Some(mut p) = header else {
+    let (Some(mut p), Some(st)) = (header, st.as_ref()) else {
         return Ok(None);
     };
     p.tenants = opts.tenants.clone();

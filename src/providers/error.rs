@@ -40,21 +40,6 @@ pub enum ErrorKind {
     Failed,
 }
 
-/// An error's text followed by each of its causes (`: cause`) not already in it: transport
-/// errors keep the endpoint and the OS error ("Connection refused") in their sources.
-pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(&format!(": {c_text}"));
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// A provider call that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", prefix(kind))]

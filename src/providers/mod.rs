@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use crate::addr::ResourceAddr;
 use crate::value::Attrs;
 
-pub(crate) use error::with_causes;
+pub(crate) use crate::causes::with_causes;
 pub use error::{ErrorKind, ProviderError};
 pub use resource::{Family, ResourceType};
 pub use stats::ApiStats;

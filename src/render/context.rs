@@ -91,13 +91,7 @@ pub(super) fn engine(
 
 /// A readable message and, where it can be found, the template line of a tera error.
 pub(super) fn explain(e: &tera::Error, source: &str) -> (String, Option<usize>) {
-    let mut parts = vec![e.to_string()];
-    let mut cur = std::error::Error::source(e);
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    let full = parts.join(": ");
+    let full = crate::causes::with_causes(e);
     let var = regex::Regex::new(r"Variable `([^`]+)` not found")
         .ok()
         .and_then(|re| re.captures(&full))
@@ -117,10 +111,12 @@ pub(super) fn explain(e: &tera::Error, source: &str) -> (String, Option<usize>) 
         .ok()
         .and_then(|re| re.captures(&full))
         .and_then(|c| c[1].parse().ok());
-    (
-        parts.last().cloned().unwrap_or(full).trim().to_string(),
-        line,
-    )
+    // The innermost cause says what is wrong; the outer ones only where.
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(s) = innermost.source() {
+        innermost = s;
+    }
+    (innermost.to_string().trim().to_string(), line)
 }
 
 /// Module inputs with defaults applied and types checked.

@@ -67,20 +67,9 @@ fn compiled(inner: &str) -> Compiled {
             let mut t = tera::Tera::default();
             t.add_raw_template(CONDITION, &format!("{{% if {inner} %}}1{{% endif %}}"))
                 .map(|_| std::sync::Arc::new(t))
-                .map_err(|e| chain(&e))
+                .map_err(|e| crate::causes::with_causes(&e))
         })
         .clone()
-}
-
-/// A tera error with its causes.
-fn chain(e: &tera::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 /// Evaluates a tera boolean expression (optionally wrapped in `{{ }}`) against `ctx`.
@@ -100,7 +89,7 @@ pub fn eval_condition_in(expr: &str, ctx: &tera::Context) -> Result<bool, String
     let tera = compiled(inner).map_err(fail)?;
     tera.render(CONDITION, ctx)
         .map(|s| s == "1")
-        .map_err(|e| fail(chain(&e)))
+        .map_err(|e| fail(crate::causes::with_causes(&e)))
 }
 
 /// A tier's `pattern:` compiled once for all its tenants.
