@@ -277,6 +277,29 @@ pub struct Export {
 }
 
 impl Export {
+    /// The export of `store`, around the sealed records, intents and wrapped keys each
+    /// backend reads its own way.
+    fn of(
+        store: &dyn StateStore,
+        lineage: String,
+        resources: Vec<serde_json::Value>,
+        intents: Vec<serde_json::Value>,
+        keys: std::collections::BTreeMap<String, String>,
+    ) -> Result<Export, StateError> {
+        Ok(Export {
+            format: EXPORT_FORMAT.into(),
+            version: FORMAT_VERSION,
+            lineage,
+            serial: store.serial()?,
+            resources,
+            intents,
+            keys,
+            history: store.history()?,
+            audit: store.audit()?,
+            notes: store.notes("")?.into_iter().collect(),
+        })
+    }
+
     /// Refuses an export of another format or version.
     fn check_format(&self) -> Result<(), StateError> {
         if self.format != EXPORT_FORMAT || self.version != FORMAT_VERSION {

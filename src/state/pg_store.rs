@@ -1174,18 +1174,13 @@ impl StateStore for PgStore {
             "SELECT body FROM {s}.intents ORDER BY token",
             vec![],
         )?;
-        Ok(Export {
-            format: super::EXPORT_FORMAT.into(),
-            version: FORMAT_VERSION,
-            lineage: self.lineage_now(),
-            serial: self.serial()?,
-            resources: self.json_rows("resource record", resources)?,
-            intents: self.json_rows("intent", intents)?,
+        Export::of(
+            self,
+            self.lineage_now(),
+            self.json_rows("resource record", resources)?,
+            self.json_rows("intent", intents)?,
             keys,
-            history: self.history()?,
-            audit: self.audit()?,
-            notes: self.notes("")?.into_iter().collect(),
-        })
+        )
     }
 
     fn import(&self, ex: &Export) -> Result<(), StateError> {

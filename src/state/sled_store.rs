@@ -798,18 +798,13 @@ impl StateStore for SledStore {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             keys.insert(String::from_utf8_lossy(&k).to_string(), crypto::to_text(&v));
         }
-        Ok(Export {
-            format: super::EXPORT_FORMAT.into(),
-            version: FORMAT_VERSION,
-            lineage: self.meta_str("lineage")?,
-            serial: self.serial()?,
-            resources: self.rows::<Value>(&self.resources, "resource record")?,
-            intents: self.rows::<Value>(&self.intents, "intent")?,
+        Export::of(
+            self,
+            self.meta_str("lineage")?,
+            self.rows::<Value>(&self.resources, "resource record")?,
+            self.rows::<Value>(&self.intents, "intent")?,
             keys,
-            history: self.history()?,
-            audit: self.audit()?,
-            notes: self.notes("")?.into_iter().collect(),
-        })
+        )
     }
 
     fn import(&self, ex: &Export) -> Result<(), StateError> {
