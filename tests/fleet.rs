@@ -998,6 +998,20 @@ fn a_plan_made_in_tenant_batches_prints_exactly_the_whole_plan() {
         assert_eq!(parts.code, whole.code, "{args:?}\n{}", parts.all());
         assert_eq!(parts.stdout, whole.stdout, "{args:?}");
     }
+    // `--json` too, against the whole plan that `--out` makes (the saved plan needs every
+    // change at once): the same document, byte for byte.
+    let saved = ws.join("whole.bin");
+    for extra in [&[][..], &["--destroy"]] {
+        let json = [&["plan", "--json", "--refresh=false"][..], extra].concat();
+        let whole = ws.ok(
+            &[&json[..], &["--out", saved.to_str().unwrap()]].concat(),
+            0,
+        );
+        let parts = batched(&json);
+        assert_eq!(parts.code, 0, "{}", parts.all());
+        assert_eq!(parts.stdout, whole.stdout, "{json:?}");
+        assert_eq!(parts.stdout, ws.ok(&json, 0).stdout, "{json:?}");
+    }
     // 44 scopes (the shared one, 41 tenant files and two tenants with records only) in
     // batches of 4; one batch without the variable.
     let stats = batched(&["plan", "--refresh=false", "--stats"]);

@@ -317,20 +317,37 @@ async fn plan_cmd(
         allow_bulk: plan_args.allow_bulk,
     };
     let mut st = st;
-    if format == Format::Text && out.is_none() && !plan_args.rollout() {
-        // Printed as it is made, batch by batch; when a batch cannot render on its own,
+    let streams = matches!(format, Format::Text | Format::Json);
+    if streams && out.is_none() && !plan_args.rollout() {
+        // Written as it is made, batch by batch; when a batch cannot render on its own,
         // the whole workspace renders at once below and reports why.
         let s = ops::open_for(dir, &opts.tenants)?;
         let mut open = || state_for(&s, "landlord plan", run, &[]);
         let mut spool = spool::Spool::default();
+        let mut written = 0;
         let batched =
             ops::batches::plan_in_batches(&s, &mut st, &mut open, &opts, &hook, &mut |changes| {
-                show::write_changes(changes, color, &mut spool)
+                let done = match format {
+                    Format::Json => show::write_json_changes(changes, written, &mut spool),
+                    _ => show::write_changes(changes, color, &mut spool),
+                };
+                written += changes.len();
+                done
             })
             .await?;
         if let (Some(mut b), Some(opened)) = (batched, &st) {
             b.plan.unchanged_tenants = unchanged;
-            show::print_batched(&b.plan, &b.summary, &mut *spool.into_reader()?)?;
+            let body = &mut *spool.into_reader()?;
+            match format {
+                Format::Json => show::write_json_batched(
+                    &b.plan,
+                    &b.summary,
+                    &api_usage(&s),
+                    body,
+                    std::io::stdout().lock(),
+                )?,
+                _ => show::print_batched(&b.plan, &b.summary, body)?,
+            }
             if run.stats {
                 eprintln!("Tenant batches planned: {}", b.batches);
                 print_state_stats(opened);

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{json as j, Value};
 
 use super::plain;
-use crate::plan::Plan;
+use crate::plan::{Plan, ResourceChange, Summary};
 
 /// One line of API-call accounting.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -28,44 +28,7 @@ pub struct ApiUsage {
 
 /// The plan as a JSON document.
 pub fn json(plan: &Plan, usage: &ApiUsage) -> Value {
-    let s = plan.summary();
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c| {
-            j!({
-                "address": c.address.to_string(),
-                "tenant": c.address.scope.as_str(),
-                "type": c.address.rtype,
-                "name": c.address.name,
-                "action": c.action.verb(),
-                "reasons": c.reasons,
-                "attributes": c.attributes.iter().map(|a| j!({
-                    "name": a.name,
-                    "before": a.before.as_ref().map(plain),
-                    "after": a.after.as_ref().map(plain),
-                    "sensitive": a.sensitive,
-                    "forces_replace": a.forces_replace,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    j!({
-        "format_version": plan.format_version,
-        "kind": "plan",
-        "mode": plan.mode,
-        "state_serial": plan.state_serial,
-        "refreshed": plan.refreshed,
-        "tenants": plan.tenants,
-        "summary": { "add": s.add, "change": s.change, "replace": s.replace, "destroy": s.destroy, "unchanged": plan.unchanged },
-        "unchanged_tenants": plan.unchanged_tenants,
-        "guard": guard(plan),
-        "waves": plan.waves,
-        "deferred": plan.deferred,
-        "changes": changes,
-        "api_calls": usage.api_calls,
-        "api_budgets": usage.api_budgets,
-    })
+    serde_json::to_value(Doc::whole(plan, usage)).unwrap_or_default()
 }
 
 /// Writes the document `json` builds to `w` as it goes, without holding it in memory:
@@ -73,21 +36,98 @@ pub fn json(plan: &Plan, usage: &ApiUsage) -> Value {
 /// serializes straight from the plan.
 pub fn write_json(plan: &Plan, usage: &ApiUsage, w: impl std::io::Write) -> serde_json::Result<()> {
     let mut w = std::io::BufWriter::new(w);
-    serde_json::to_writer_pretty(&mut w, &Doc { plan, usage })?;
+    serde_json::to_writer_pretty(&mut w, &Doc::whole(plan, usage))?;
     use std::io::Write;
     w.write_all(b"\n").map_err(serde_json::Error::io)?;
     w.flush().map_err(serde_json::Error::io)
 }
 
+/// Writes the `changes` elements of one batch of a plan made in batches, `written`
+/// being how many earlier batches wrote: as [`write_json`] indents them in its array.
+pub fn write_json_changes(
+    changes: &[ResourceChange],
+    written: usize,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for (i, c) in changes.iter().enumerate() {
+        if written + i > 0 {
+            w.write_all(b",\n")?;
+        }
+        let text = serde_json::to_string_pretty(&Change(c))?;
+        for (n, line) in text.lines().enumerate() {
+            if n > 0 {
+                w.write_all(b"\n")?;
+            }
+            w.write_all(b"    ")?;
+            w.write_all(line.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the document of a plan made in batches, byte for byte as [`write_json`]
+/// writes the whole plan: `plan` holds its header, `summary` counts every change and
+/// `body` holds the changes as [`write_json_changes`] wrote them.
+pub fn write_json_batched(
+    plan: &Plan,
+    summary: &Summary,
+    usage: &ApiUsage,
+    body: &mut dyn std::io::Read,
+    w: impl std::io::Write,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let doc = Doc {
+        plan,
+        usage,
+        summary: *summary,
+        changes: Changes::Mark,
+    };
+    let text = serde_json::to_string_pretty(&doc)?;
+    let mark = serde_json::to_string(MARK)?;
+    let (head, tail) = text
+        .split_once(&mark)
+        .ok_or_else(|| std::io::Error::other("the plan document lost its changes"))?;
+    let mut w = std::io::BufWriter::new(w);
+    w.write_all(head.as_bytes())?;
+    if summary.has_changes() {
+        w.write_all(b"[\n")?;
+        std::io::copy(body, &mut w)?;
+        w.write_all(b"\n  ]")?;
+    } else {
+        w.write_all(b"[]")?;
+    }
+    w.write_all(tail.as_bytes())?;
+    w.write_all(b"\n")?;
+    w.flush()
+}
+
+/// Stands in for the changes of a plan made in batches while its document is written.
+const MARK: &str = "\u{0}changes\u{0}";
+
+/// The `--json` document.
 struct Doc<'a> {
     plan: &'a Plan,
     usage: &'a ApiUsage,
+    summary: Summary,
+    changes: Changes<'a>,
+}
+
+impl<'a> Doc<'a> {
+    /// The document of a whole plan.
+    fn whole(plan: &'a Plan, usage: &'a ApiUsage) -> Doc<'a> {
+        Doc {
+            plan,
+            usage,
+            summary: plan.summary(),
+            changes: Changes::All(&plan.changes),
+        }
+    }
 }
 
 impl Serialize for Doc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (p, sum) = (self.plan, self.plan.summary());
+        let (p, sum) = (self.plan, self.summary);
         let mut m = s.serialize_map(Some(14))?;
         m.serialize_entry("format_version", &p.format_version)?;
         m.serialize_entry("kind", "plan")?;
@@ -103,7 +143,7 @@ impl Serialize for Doc<'_> {
         m.serialize_entry("guard", &guard(p))?;
         m.serialize_entry("waves", &p.waves)?;
         m.serialize_entry("deferred", &p.deferred)?;
-        m.serialize_entry("changes", &Changes(&p.changes))?;
+        m.serialize_entry("changes", &self.changes)?;
         m.serialize_entry("api_calls", &self.usage.api_calls)?;
         m.serialize_entry("api_budgets", &self.usage.api_budgets)?;
         m.end()
@@ -117,15 +157,22 @@ fn guard(p: &Plan) -> Value {
     v
 }
 
-struct Changes<'a>(&'a [crate::plan::ResourceChange]);
+/// The `changes` of the document: every change, or the mark of a plan made in batches.
+enum Changes<'a> {
+    All(&'a [ResourceChange]),
+    Mark,
+}
 
 impl Serialize for Changes<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(Change))
+        match self {
+            Changes::All(changes) => s.collect_seq(changes.iter().map(Change)),
+            Changes::Mark => s.serialize_str(MARK),
+        }
     }
 }
 
-struct Change<'a>(&'a crate::plan::ResourceChange);
+struct Change<'a>(&'a ResourceChange);
 
 impl Serialize for Change<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -5,7 +5,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::{json, write_json, ApiCall, ApiUsage};
+pub use json::{json, write_json, write_json_batched, write_json_changes, ApiCall, ApiUsage};
 
 pub use markdown::markdown;
 pub use text::{print_batched, print_text, text, write_changes};
