@@ -1045,3 +1045,58 @@ fn a_plan_made_in_tenant_batches_prints_exactly_the_whole_plan() {
     assert!(parts.stderr.contains("t039"), "{}", parts.all());
     assert_eq!(parts.stderr, whole.stderr);
 }
+
+#[test]
+fn a_5000_tenant_markdown_plan_is_split_into_comment_sized_parts_in_order() {
+    let ws = fleet(5000);
+    let md = ws.join("plan.md");
+    let r = ws.ok(
+        &[
+            "plan",
+            "--refresh=false",
+            "--markdown-out",
+            md.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(r.stderr.contains("Wrote the markdown in "), "{}", r.stderr);
+    let mut parts = vec![std::fs::read_to_string(&md).unwrap()];
+    while let Ok(p) = std::fs::read_to_string(ws.join(&format!("plan.{}.md", parts.len() + 1))) {
+        parts.push(p);
+    }
+    assert!(parts.len() > 2, "{} parts", parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            p.chars().count() <= 65_536,
+            "part {} has {}",
+            i + 1,
+            p.len()
+        );
+        assert!(
+            p.starts_with(&format!(
+                "### landlord plan (part {} of {})",
+                i + 1,
+                parts.len()
+            )),
+            "{}",
+            &p[..80]
+        );
+    }
+    assert!(parts[0].contains("to add, 0 to change, 0 to replace, 0 to destroy.**"));
+    let all = parts.concat();
+    let mut ids: Vec<String> = (0..5000).map(|i| format!("t{i:03}")).collect();
+    ids.sort();
+    let mut at = 0;
+    for id in &ids {
+        at += all[at..]
+            .find(&format!("<b>{id}</b>: "))
+            .unwrap_or_else(|| panic!("{id} missing or out of order"));
+    }
+    assert!(!all.contains("omitted"), "nothing is left out of the parts");
+    // stdout still prints the terminal plan.
+    assert!(
+        r.stdout.contains("Plan: "),
+        "{}",
+        &r.stdout[r.stdout.len() - 200..]
+    );
+}

@@ -142,9 +142,27 @@ fn drift_names_resource_and_attribute_and_apply_repairs() {
     assert_eq!(j["drifted"], 2);
     assert_eq!(j["items"][0]["attributes"][0]["name"], "content");
     let md = ws.ok(&["drift", "--markdown"], 2).stdout;
+    assert!(md.contains("| `globex` | 1 | 0 | 0 | 0 |"), "{md}");
+    assert!(md.contains("| `initech` | 0 | 1 | 0 | 0 |"), "{md}");
     assert!(
-        md.contains("| `globex/local_file.nginx` | changed out of band | `content` |"),
+        md.contains("<b>globex</b>: 1 drifted")
+            && md.contains("~ globex/local_file.nginx: changed out of band"),
         "{md}"
+    );
+    // The JUnit report beside the JSON: a case per tenant, a failure per drifted resource.
+    let xml = ws.join("drift.xml");
+    let both = ws.ok(&["drift", "--json", "--junit", xml.to_str().unwrap()], 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&both.stdout).unwrap()["drifted"],
+        2
+    );
+    let xml = std::fs::read_to_string(xml).unwrap();
+    let tenants = j["tenants"].as_object().unwrap().len();
+    assert_eq!(xml.matches("<testcase ").count(), tenants, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert!(
+        xml.contains("message=\"globex/local_file.nginx: changed out of band\""),
+        "{xml}"
     );
     let plan = plan_json(&ws, &[]);
     let reasons: Vec<String> = plan["changes"]

@@ -42,6 +42,13 @@ pub struct FormatArgs {
     /// Print markdown for a pull-request comment.
     #[arg(long)]
     pub markdown: bool,
+    /// Also write the whole report as markdown to FILE, split into comment-sized parts
+    /// (`plan.md`, `plan.2.md`, …), whatever stdout prints.
+    #[arg(long, value_name = "FILE")]
+    pub markdown_out: Option<PathBuf>,
+    /// Characters one part of --markdown-out may hold (GitHub's comment limit).
+    #[arg(long, value_name = "CHARS", default_value_t = crate::plan::show::comment::GITHUB_COMMENT_LIMIT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4096..))]
+    pub markdown_limit: usize,
 }
 
 impl FormatArgs {
@@ -207,6 +214,10 @@ pub enum Command {
         run: RunArgs,
         #[command(flatten)]
         format: FormatArgs,
+        /// Also write a JUnit XML report to FILE: a test case per tenant, a failure per
+        /// drifted resource.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Record objects that already exist as resources of the templates, so apply manages
     /// them instead of creating others (Terraform's `import`).

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 pub use args::Cli;
-use args::{Command, ExecArgs, Format, PlanArgs, RunArgs};
+use args::{Command, ExecArgs, Format, FormatArgs, PlanArgs, RunArgs};
 
 use crate::apply::{self, NoHook};
 use crate::ops::{self, OpenState, Session};
@@ -135,7 +135,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 &run,
                 &plan,
                 mode,
-                format.format(),
+                &format,
                 out.as_deref(),
                 detailed_exitcode,
                 color(cli.no_color),
@@ -163,7 +163,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Destroy { run, exec, all } => {
             destroy_cmd(&dir, &run, &exec, all, color(cli.no_color)).await
         }
-        Command::Drift { run, format } => drift_cmd(&dir, &run, format.format()).await,
+        Command::Drift { run, format, junit } => {
+            drift_cmd(&dir, &run, &format, junit.as_deref()).await
+        }
         Command::State(c) => state_cmd::run(&dir, c).await,
         Command::Output {
             address,
@@ -293,17 +295,18 @@ async fn plan_cmd(
     run: &RunArgs,
     plan_args: &PlanArgs,
     mode: Mode,
-    format: Format,
+    formats: &FormatArgs,
     out: Option<&Path>,
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
+    let format = formats.format();
     let (st, tenants, unchanged) =
         match open_selected(dir, "landlord plan", run, plan_args.changed)? {
             Some(sel) if sel.tenants.is_empty() => {
                 let p = ops::changed::nothing_changed(&sel.st, mode, sel.unchanged)?;
                 return finish_plan(
-                    dir, None, &sel.st, &p, format, out, detailed, color, run.stats,
+                    dir, None, &sel.st, &p, formats, out, detailed, color, run.stats,
                 );
             }
             Some(sel) => (Some(sel.st), sel.tenants, sel.unchanged),
@@ -317,7 +320,7 @@ async fn plan_cmd(
         allow_bulk: plan_args.allow_bulk,
     };
     let mut st = st;
-    let streams = matches!(format, Format::Text | Format::Json);
+    let streams = matches!(format, Format::Text | Format::Json) && formats.markdown_out.is_none();
     if streams && out.is_none() && !plan_args.rollout() {
         // Written as it is made, batch by batch; when a batch cannot render on its own,
         // the whole workspace renders at once below and reports why.
@@ -375,7 +378,7 @@ async fn plan_cmd(
         Some(&s),
         &st,
         &p,
-        format,
+        formats,
         out,
         detailed,
         color,
@@ -395,17 +398,20 @@ fn finish_plan(
     s: Option<&Session>,
     st: &OpenState,
     p: &Plan,
-    format: Format,
+    formats: &FormatArgs,
     out: Option<&Path>,
     detailed: bool,
     color: bool,
     stats: bool,
 ) -> Result<u8> {
     let usage = s.map(api_usage).unwrap_or_default();
-    match format {
+    match formats.format() {
         Format::Text => show::print_text(p, color)?,
         Format::Json => show::write_json(p, &usage, std::io::stdout().lock())?,
         Format::Markdown => print!("{}", show::markdown(p)),
+    }
+    if let Some(md) = &formats.markdown_out {
+        write_markdown_parts(dir, md, &show::markdown_parts(p, formats.markdown_limit))?;
     }
     if let Some(out) = out {
         plan::file::save(p, &ops::out_path(dir, out), st.master())?;
@@ -905,7 +911,28 @@ async fn adopt_cmd(
     Ok(if failed { EXIT_ERROR } else { EXIT_OK })
 }
 
-async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
+/// Writes markdown parts to `first` and its numbered siblings, and says where.
+fn write_markdown_parts(dir: &Path, first: &Path, parts: &[String]) -> Result<()> {
+    let path = ops::out_path(dir, first);
+    let written = show::comment::write_parts(&path, parts)
+        .with_context(|| format!("cannot write the markdown to {}", path.display()))?;
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "Wrote the markdown in {} part{}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    Ok(())
+}
+
+async fn drift_cmd(
+    dir: &Path,
+    run: &RunArgs,
+    formats: &FormatArgs,
+    junit: Option<&Path>,
+) -> Result<u8> {
+    let format = formats.format();
     let (early, tenants) = match open_selected(dir, "landlord drift", run, false)? {
         Some(sel) => (Some(sel.st), sel.tenants),
         None => (None, run.tenants.clone()),
@@ -932,6 +959,15 @@ async fn drift_cmd(dir: &Path, run: &RunArgs, format: Format) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&doc)?)
         }
         Format::Markdown => print!("{}", crate::plan::drift::markdown(&report)),
+    }
+    if let Some(md) = &formats.markdown_out {
+        let parts = crate::plan::drift::document(&report).parts(formats.markdown_limit);
+        write_markdown_parts(dir, md, &parts)?;
+    }
+    if let Some(path) = junit {
+        let path = ops::out_path(dir, path);
+        std::fs::write(&path, crate::plan::drift::junit(&report))
+            .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
     }
     if run.stats {
         print_stats(&s, &st);

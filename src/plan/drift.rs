@@ -2,6 +2,7 @@
 //! report what changed or was deleted out of band, and certificates inside their
 //! renewal window.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 use crate::addr::ResourceAddr;
 use crate::plan::refresh::refresh;
 use crate::plan::show::attr_lines;
+use crate::plan::show::comment::{Doc, Section};
 use crate::plan::{AttrChange, PlanError};
 use crate::providers::{AttrKind, PlanRequest, ReadRequest, Registry};
 use crate::state::ResourceRecord;
@@ -45,6 +47,8 @@ pub struct DriftItem {
 pub struct Report {
     /// Resources checked.
     pub checked: usize,
+    /// Resources checked per tenant (`_shared` for the workspace's own).
+    pub tenants: BTreeMap<String, usize>,
     /// Drifted resources, by address.
     pub items: Vec<DriftItem>,
 }
@@ -158,8 +162,15 @@ pub async fn detect(
             }
         }
     }
+    let mut per_tenant = BTreeMap::new();
+    for r in &scoped {
+        *per_tenant
+            .entry(r.address.scope.as_str().to_string())
+            .or_insert(0) += 1;
+    }
     Ok(Report {
         checked: scoped.len(),
+        tenants: per_tenant,
         items,
     })
 }
@@ -205,39 +216,211 @@ pub fn text(r: &Report) -> String {
 
 /// The report as JSON.
 pub fn json(r: &Report) -> Value {
-    json!({ "format_version": 1, "kind": "drift", "checked": r.checked, "drifted": r.items.len(), "items": r.items })
+    json!({
+        "format_version": 1,
+        "kind": "drift",
+        "checked": r.checked,
+        "drifted": r.items.len(),
+        "tenants": r.tenants,
+        "items": r.items,
+    })
 }
 
-/// The report as markdown.
-pub fn markdown(r: &Report) -> String {
-    let mut s = String::from("### landlord drift\n\n");
+/// The drifted resources of each tenant, in tenant order.
+fn by_tenant(r: &Report) -> BTreeMap<&str, Vec<&DriftItem>> {
+    let mut m: BTreeMap<&str, Vec<&DriftItem>> = BTreeMap::new();
+    for i in &r.items {
+        m.entry(i.address.scope.as_str()).or_default().push(i);
+    }
+    m
+}
+
+/// What a drift is, in a few words.
+fn kind_words(k: &DriftKind) -> String {
+    match k {
+        DriftKind::Changed => "changed out of band".to_string(),
+        DriftKind::Deleted => "deleted out of band".to_string(),
+        DriftKind::RenewalDue(r) => r.clone(),
+        DriftKind::ServedDiffers(ns) => format!("served value differs at {ns}"),
+    }
+}
+
+/// The report as a markdown document: a summary table of the drifted tenants, then a
+/// section per drifted tenant.
+pub fn document(r: &Report) -> Doc {
+    let mut doc = Doc {
+        title: "### landlord drift".into(),
+        hint: "landlord drift --tenant {tenant}".into(),
+        ..Doc::default()
+    };
     if !r.has_drift() {
         let _ = writeln!(
-            s,
-            "**No drift.** {} resources match their recorded state.",
-            r.checked
+            doc.head,
+            "**No drift.** {} resources of {} tenants match their recorded state.",
+            r.checked,
+            r.tenants.len()
         );
-        return s;
+        return doc;
     }
+    let drifted = by_tenant(r);
+    let _ = writeln!(
+        doc.head,
+        "**{} of {} resources drifted, in {} of {} tenants.**\n",
+        r.items.len(),
+        r.checked,
+        drifted.len(),
+        r.tenants.len()
+    );
+    doc.table_header =
+        "| Tenant | Changed | Deleted | Renewal due | Served differs | Checked |\n|---|---:|---:|---:|---:|---:|\n"
+            .into();
+    for (t, items) in &drifted {
+        let n = |f: fn(&DriftKind) -> bool| items.iter().filter(|i| f(&i.kind)).count();
+        doc.rows.push(format!(
+            "| `{t}` | {} | {} | {} | {} | {} |\n",
+            n(|k| matches!(k, DriftKind::Changed)),
+            n(|k| matches!(k, DriftKind::Deleted)),
+            n(|k| matches!(k, DriftKind::RenewalDue(_))),
+            n(|k| matches!(k, DriftKind::ServedDiffers(_))),
+            r.tenants.get(*t).copied().unwrap_or(0)
+        ));
+        doc.sections.push(Section {
+            name: t.to_string(),
+            summary: format!("{} drifted", items.len()),
+            lines: items.iter().flat_map(|i| line(i)).collect(),
+        });
+    }
+    doc
+}
+
+/// The report as one markdown comment.
+pub fn markdown(r: &Report) -> String {
+    document(r).single(crate::plan::show::COMMENT_BUDGET)
+}
+
+/// The report as JUnit XML: a test case per tenant checked, a failure per drifted
+/// resource.
+pub fn junit(r: &Report) -> String {
+    let drifted = by_tenant(r);
+    let failing = drifted.len();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
-        "**{} of {} resources drifted.**\n\n| Resource | Drift | Attributes |\n|---|---|---|",
-        r.items.len(),
-        r.checked
+        "<testsuites name=\"landlord drift\" tests=\"{}\" failures=\"{failing}\" errors=\"0\">",
+        r.tenants.len()
     );
-    for i in &r.items {
-        let kind = match &i.kind {
-            DriftKind::Changed => "changed out of band".to_string(),
-            DriftKind::Deleted => "deleted out of band".to_string(),
-            DriftKind::RenewalDue(r) => r.clone(),
-            DriftKind::ServedDiffers(ns) => format!("served value differs at {ns}"),
-        };
-        let attrs: Vec<String> = i
-            .attributes
-            .iter()
-            .map(|a| format!("`{}`", a.name))
-            .collect();
-        let _ = writeln!(s, "| `{}` | {kind} | {} |", i.address, attrs.join(", "));
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"landlord drift\" tests=\"{}\" failures=\"{failing}\" errors=\"0\" skipped=\"0\" timestamp=\"{}\">",
+        r.tenants.len(),
+        crate::state::now_rfc3339()
+    );
+    for (tenant, checked) in &r.tenants {
+        let name = xml_escape(tenant);
+        let items = drifted
+            .get(tenant.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if items.is_empty() {
+            let _ = writeln!(
+                s,
+                "    <testcase classname=\"landlord.drift\" name=\"{name}\"><system-out>{checked} resources match their recorded state.</system-out></testcase>"
+            );
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "    <testcase classname=\"landlord.drift\" name=\"{name}\">"
+        );
+        for i in items {
+            let kind = match i.kind {
+                DriftKind::Changed => "changed",
+                DriftKind::Deleted => "deleted",
+                DriftKind::RenewalDue(_) => "renewal-due",
+                DriftKind::ServedDiffers(_) => "served-differs",
+            };
+            let _ = writeln!(
+                s,
+                "      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
+                xml_escape(&format!("{}: {}", i.address, kind_words(&i.kind))),
+                xml_escape(&line(i).join("\n"))
+            );
+        }
+        s.push_str("    </testcase>\n");
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+/// `text` with the five XML special characters escaped and control characters dropped.
+fn xml_escape(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => s.push_str("&amp;"),
+            '<' => s.push_str("&lt;"),
+            '>' => s.push_str("&gt;"),
+            '"' => s.push_str("&quot;"),
+            '\'' => s.push_str("&apos;"),
+            '\n' | '\t' => s.push(c),
+            c if c.is_control() => {}
+            c => s.push(c),
+        }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report() -> Report {
+        let item = |a: &str, kind: DriftKind| DriftItem {
+            address: a.parse().unwrap(),
+            kind,
+            attributes: vec![AttrChange {
+                name: "content".into(),
+                before: Some(json!("a <b> & \"c\"")),
+                after: Some(json!("x")),
+                sensitive: false,
+                forces_replace: false,
+            }],
+        };
+        Report {
+            checked: 9,
+            tenants: [("acme", 3), ("globex", 3), ("initech", 3)]
+                .iter()
+                .map(|(t, n)| (t.to_string(), *n))
+                .collect(),
+            items: vec![
+                item("acme/local_file.site", DriftKind::Changed),
+                item("acme/local_file.env", DriftKind::Deleted),
+                item("initech/local_file.site", DriftKind::Changed),
+            ],
+        }
+    }
+
+    #[test]
+    fn junit_has_a_case_per_tenant_and_a_failure_per_drifted_resource() {
+        let x = junit(&report());
+        assert!(x.contains("<testsuites name=\"landlord drift\" tests=\"3\" failures=\"2\""));
+        assert_eq!(x.matches("<testcase ").count(), 3);
+        assert_eq!(x.matches("<failure ").count(), 3);
+        assert!(x.contains("name=\"globex\"><system-out>3 resources match"));
+        assert!(x.contains("message=\"acme/local_file.env: deleted out of band\""));
+        assert!(x.contains("a &lt;b&gt; &amp; \\&quot;c\\&quot;"), "{x}");
+        assert!(!x.contains("<b>"), "values are escaped");
+    }
+
+    #[test]
+    fn markdown_has_a_row_and_a_section_per_drifted_tenant() {
+        let md = markdown(&report());
+        assert!(md.contains("**3 of 9 resources drifted, in 2 of 3 tenants.**"));
+        assert!(md.contains("| `acme` | 1 | 1 | 0 | 0 | 3 |"));
+        assert!(md.contains("| `initech` | 1 | 0 | 0 | 0 | 3 |"));
+        assert!(!md.contains("globex"), "clean tenants are only counted");
+        assert_eq!(md.matches("<details>").count(), 2);
+        assert!(md.contains("~ acme/local_file.site: changed out of band"));
+    }
 }

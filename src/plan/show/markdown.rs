@@ -1,19 +1,37 @@
 //! `--markdown` rendering for pull-request comments: a summary table, one collapsible
-//! section per tenant, and a mermaid graph of the changes. Kept under GitHub's comment
-//! limit: sections that do not fit are listed by name only.
+//! section per tenant, and a mermaid graph of the changes. One comment stays under
+//! GitHub's limit (sections that do not fit are counted); `--markdown-out` splits the
+//! whole plan into numbered parts instead.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::comment::{Doc, Section};
 use super::{attr_lines, summary_line};
 use crate::plan::{Action, Plan, ResourceChange};
 
-/// Characters a comment may use; GitHub refuses more than 65,536.
+/// Characters one comment may use; GitHub refuses more than 65,536.
 pub const COMMENT_BUDGET: usize = 60_000;
 
-/// The plan as markdown.
+/// The plan as one markdown comment.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = String::from("### landlord plan\n\n");
+    document(plan).single(COMMENT_BUDGET)
+}
+
+/// The plan as markdown parts of at most `limit` characters, together holding every
+/// tenant's changes.
+pub fn markdown_parts(plan: &Plan, limit: usize) -> Vec<String> {
+    document(plan).parts(limit)
+}
+
+/// The plan as a markdown document.
+fn document(plan: &Plan) -> Doc {
+    let mut doc = Doc {
+        title: "### landlord plan".into(),
+        hint: "landlord plan --tenant {tenant}".into(),
+        ..Doc::default()
+    };
+    let out = &mut doc.head;
     if let Some(l) = super::skipped_line(plan) {
         let _ = writeln!(out, "_{l}_\n");
     }
@@ -23,7 +41,7 @@ pub fn markdown(plan: &Plan) -> String {
             "**No changes.** {} resources are up to date.",
             plan.unchanged
         );
-        return out;
+        return doc;
     }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary()));
     let deferred = super::deferred_lines(plan);
@@ -66,79 +84,49 @@ pub fn markdown(plan: &Plan) -> String {
         }
         out.push('\n');
     }
-    out.push_str("| Tenant | Add | Change | Replace | Destroy |\n|---|---:|---:|---:|---:|\n");
-    // The table gets at most half the budget; the rest of the tenants are summed up.
-    let mut listed = 0;
+    doc.table_header =
+        "| Tenant | Add | Change | Replace | Destroy |\n|---|---:|---:|---:|---:|\n".into();
     for (t, cs) in &by_tenant {
-        if out.len() > COMMENT_BUDGET / 2 {
-            break;
-        }
         let n = |a: Action| cs.iter().filter(|c| c.action == a).count();
-        let _ = writeln!(
-            out,
-            "| `{t}` | {} | {} | {} | {} |",
+        doc.rows.push(format!(
+            "| `{t}` | {} | {} | {} | {} |\n",
             n(Action::Create),
             n(Action::Update),
             n(Action::Replace),
             n(Action::Delete)
-        );
-        listed += 1;
+        ));
     }
-    if listed < by_tenant.len() {
-        let _ = writeln!(
-            out,
-            "| _{} more tenants_ | | | | |",
-            by_tenant.len() - listed
-        );
-    }
-    out.push('\n');
     if plan.changes.len() <= 40 {
-        out.push_str("```mermaid\ngraph LR\n");
+        let m = &mut doc.middle;
+        m.push_str("```mermaid\ngraph LR\n");
         for (i, c) in plan.changes.iter().enumerate() {
-            let _ = writeln!(out, "  n{i}[\"{} {}\"]", c.action.symbol(), c.address);
+            let _ = writeln!(m, "  n{i}[\"{} {}\"]", c.action.symbol(), c.address);
         }
         for (i, j) in &plan.edges {
-            let _ = writeln!(out, "  n{j} --> n{i}");
+            let _ = writeln!(m, "  n{j} --> n{i}");
         }
-        out.push_str("```\n\n");
+        m.push_str("```\n\n");
     }
-    let mut omitted = Vec::new();
     for (t, cs) in &by_tenant {
-        let mut sec = String::new();
-        let _ = writeln!(
-            sec,
-            "<details><summary><b>{t}</b>: {} changes</summary>\n\n```diff",
-            cs.len()
-        );
+        let mut lines = Vec::new();
         for c in cs {
-            let _ = writeln!(
-                sec,
+            lines.push(format!(
                 "{} {} ({})",
                 c.action.symbol(),
                 c.address,
                 c.reasons.join("; ")
-            );
+            ));
             for a in &c.attributes {
-                for l in attr_lines(a) {
-                    let _ = writeln!(sec, "    {}", l.replace("```", "'''"));
-                }
+                lines.extend(attr_lines(a).into_iter().map(|l| format!("    {l}")));
             }
         }
-        sec.push_str("```\n</details>\n\n");
-        if out.len() + sec.len() > COMMENT_BUDGET {
-            omitted.push(*t);
-        } else {
-            out.push_str(&sec);
-        }
+        doc.sections.push(Section {
+            name: t.to_string(),
+            summary: format!("{} changes", cs.len()),
+            lines,
+        });
     }
-    if !omitted.is_empty() {
-        let _ = writeln!(
-            out,
-            "_Details of {} tenants omitted to fit the comment size limit. Run `landlord plan --tenant T` (or `--json`) for them._",
-            omitted.len()
-        );
-    }
-    out
+    doc
 }
 
 #[cfg(test)]
@@ -193,6 +181,24 @@ mod tests {
         assert!(md.contains("**Plan: 2000 to add, 0 to change, 0 to replace, 0 to destroy.**"));
         assert!(md.contains("_Details of "), "omitted tenants are named");
         assert!(!md.contains("```mermaid"), "no graph for large plans");
+    }
+
+    #[test]
+    fn a_5000_tenant_plan_splits_into_comment_parts_listing_every_tenant() {
+        let parts = markdown_parts(&plan(5000), super::super::comment::GITHUB_COMMENT_LIMIT);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.chars().count() <= 65_536));
+        assert!(
+            parts[0].contains("**Plan: 5000 to add, 0 to change, 0 to replace, 0 to destroy.**")
+        );
+        let all = parts.concat();
+        for i in 0..5000 {
+            assert!(
+                all.contains(&format!("<b>t{i:04}</b>: 1 changes")),
+                "t{i:04}"
+            );
+        }
+        assert!(!all.contains("omitted"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Plan renderings: terminal text, versioned JSON and pull-request markdown. Values are
 //! already redacted in the plan; unknown values print as `(known after apply)`.
 
+pub mod comment;
 mod json;
 mod markdown;
 mod text;
 
 pub use json::{json, write_json, write_json_batched, write_json_changes, ApiCall, ApiUsage};
 
-pub use markdown::markdown;
+pub use markdown::{markdown, markdown_parts, COMMENT_BUDGET};
 pub use text::{print_batched, print_text, text, write_changes};
 
 use serde_json::Value;
