@@ -69,6 +69,7 @@ pub mod parallel;
 pub mod plan;
 pub mod providers;
 pub mod render;
+pub mod report;
 pub mod state;
 pub mod suggest;
 pub mod value;

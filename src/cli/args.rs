@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// Print API calls per provider and operation.
     #[arg(long)]
     pub stats: bool,
+    /// Write the run's figures to FILE in the Prometheus text format (for
+    /// node_exporter's textfile collector), replacing it whole.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Flags of plan-producing commands.
@@ -129,6 +133,63 @@ pub struct ExecArgs {
     /// After a failure, delete what this run created.
     #[arg(long)]
     pub rollback_on_failure: bool,
+}
+
+/// `landlord report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Post a markdown plan as the pull request's landlord comment, updating in place the
+    /// one posted before (one comment per part of `--markdown-out`).
+    #[command(
+        after_help = "Examples:\n  landlord plan --markdown-out plan.md --out plan.bin\n  landlord report github-comment plan.md --pr 42\n\nReads GITHUB_TOKEN (or GH_TOKEN), GITHUB_REPOSITORY and GITHUB_API_URL, as GitHub Actions sets them; the pull request defaults to the one of GITHUB_EVENT_PATH."
+    )]
+    GithubComment {
+        /// The first part (`plan.md`); `plan.2.md`, … beside it are the next parts.
+        file: PathBuf,
+        /// Pull request number.
+        #[arg(long)]
+        pr: Option<u64>,
+        /// OWNER/NAME (default: GITHUB_REPOSITORY).
+        #[arg(long)]
+        repo: Option<String>,
+        /// Names this comment apart from others landlord posts on the same pull request
+        /// (one workspace each).
+        #[arg(long, default_value = "plan", value_parser = marker_name)]
+        marker: String,
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Open an issue per drifted tenant of a `drift --json` report, update those still
+    /// drifting, and close those of tenants found clean.
+    #[command(
+        after_help = "Examples:\n  landlord drift --json > drift.json\n  landlord report github-issues drift.json\n\nReads GITHUB_TOKEN (or GH_TOKEN), GITHUB_REPOSITORY and GITHUB_API_URL."
+    )]
+    GithubIssues {
+        /// The report written by `landlord drift --json`.
+        file: PathBuf,
+        /// OWNER/NAME (default: GITHUB_REPOSITORY).
+        #[arg(long)]
+        repo: Option<String>,
+        /// The label of drift issues.
+        #[arg(long, default_value = crate::report::github::DRIFT_LABEL)]
+        label: String,
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A comment marker: letters, digits, `-`, `_` and `.`.
+fn marker_name(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        Ok(s.to_string())
+    } else {
+        Err("use letters, digits, `-`, `_` and `.`".into())
+    }
 }
 
 /// landlord commands.
@@ -237,6 +298,10 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
         lock_timeout: Duration,
     },
+    /// Publish a plan or drift report where reviewers look (GitHub pull requests and
+    /// issues).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Inspect and repair recorded state.
     #[command(
         subcommand,

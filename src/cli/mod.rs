@@ -4,6 +4,7 @@
 mod args;
 mod audit_cmd;
 mod info;
+mod outcome;
 mod progress;
 mod rollout_cmd;
 mod spool;
@@ -111,7 +112,26 @@ fn color(cli_no_color: bool) -> bool {
     !cli_no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// Runs the command; the commands that change or check the fleet then write their
+/// metrics and send their notifications.
 async fn run(cli: Cli) -> Result<u8> {
+    let watched = match &cli.command {
+        Command::Plan { run, .. } => Some(("plan", run)),
+        Command::Apply { run, .. } => Some(("apply", run)),
+        Command::Destroy { run, .. } => Some(("destroy", run)),
+        Command::Drift { run, .. } => Some(("drift", run)),
+        _ => None,
+    }
+    .map(|(name, run)| outcome::begin(name, run.metrics_file.clone()));
+    let dir = cli.dir.clone();
+    let result = dispatch(cli).await;
+    if let Some(w) = watched {
+        w.finish(&dir, &result).await;
+    }
+    result
+}
+
+async fn dispatch(cli: Cli) -> Result<u8> {
     let dir = cli.dir.clone();
     match cli.command {
         Command::Validate => validate(&dir),
@@ -167,6 +187,7 @@ async fn run(cli: Cli) -> Result<u8> {
             drift_cmd(&dir, &run, &format, junit.as_deref()).await
         }
         Command::State(c) => state_cmd::run(&dir, c).await,
+        Command::Report(c) => report_cmd(&dir, c).await,
         Command::Output {
             address,
             attribute,
@@ -340,6 +361,8 @@ async fn plan_cmd(
             .await?;
         if let (Some(mut b), Some(opened)) = (batched, &st) {
             b.plan.unchanged_tenants = unchanged;
+            outcome::planned(&b.summary, &b.plan.tenants);
+            outcome::session(&s);
             let body = &mut *spool.into_reader()?;
             match format {
                 Format::Json => show::write_json_batched(
@@ -405,6 +428,10 @@ fn finish_plan(
     stats: bool,
 ) -> Result<u8> {
     let usage = s.map(api_usage).unwrap_or_default();
+    outcome::planned(&p.summary(), &p.tenants);
+    if let Some(s) = s {
+        outcome::session(s);
+    }
     match formats.format() {
         Format::Text => show::print_text(p, color)?,
         Format::Json => show::write_json(p, &usage, std::io::stdout().lock())?,
@@ -553,6 +580,8 @@ async fn execute(
     signals.abort();
     let report = report?;
     hook.finish();
+    outcome::applied(&report);
+    outcome::session(s);
     if let Some(i) = report.interrupted {
         eprintln!(
             "interrupted: {} done, {} not started, {} in flight reconciled next run",
@@ -872,6 +901,7 @@ async fn adopt_cmd(
         shard: None,
         lock_timeout,
         stats: false,
+        metrics_file: None,
     };
     let st = state_for(&s, "landlord adopt", &run, &ops::scopes(&run.tenants))?;
     let results = ops::adopt(&s, &st, &targets, &tenants, id).await?;
@@ -926,6 +956,46 @@ fn write_markdown_parts(dir: &Path, first: &Path, parts: &[String]) -> Result<()
     Ok(())
 }
 
+async fn report_cmd(dir: &Path, c: args::ReportCommand) -> Result<u8> {
+    use crate::report::github;
+    let said = match c {
+        args::ReportCommand::GithubComment {
+            file,
+            pr,
+            repo,
+            marker,
+            dry_run,
+        } => {
+            let first = ops::out_path(dir, &file);
+            let parts = show::comment::read_parts(&first)
+                .with_context(|| format!("cannot read the markdown in {}", first.display()))?;
+            let pr = match pr {
+                Some(n) => n,
+                None => github::pr_from_event()?,
+            };
+            let gh = github::GitHub::from_env(repo.as_deref())?;
+            github::sync_comment(&gh, pr, &parts, &marker, dry_run).await?
+        }
+        args::ReportCommand::GithubIssues {
+            file,
+            repo,
+            label,
+            dry_run,
+        } => {
+            let report = github::read_drift(&ops::out_path(dir, &file))?;
+            let gh = github::GitHub::from_env(repo.as_deref())?;
+            github::sync_issues(&gh, &report, &label, dry_run).await?
+        }
+    };
+    if said.is_empty() {
+        println!("Nothing to do.");
+    }
+    for l in said {
+        println!("{l}");
+    }
+    Ok(EXIT_OK)
+}
+
 async fn drift_cmd(
     dir: &Path,
     run: &RunArgs,
@@ -950,6 +1020,8 @@ async fn drift_cmd(
     let report = ops::drift(&s, &st, &tenants, &hook)
         .await
         .context("drift check failed")?;
+    outcome::drifted(&report);
+    outcome::session(&s);
     match format {
         Format::Text => print!("{}", crate::plan::drift::text(&report)),
         Format::Json => {

@@ -113,6 +113,7 @@ pub async fn execute(
             failed,
             allowed,
         } => {
+            super::outcome::halted();
             eprintln!(
                 "\nRollout halted in wave `{wave}`: {} tenants failed, the budget allows {allowed}. Later waves were not touched.",
                 failed.len()

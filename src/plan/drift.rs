@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::addr::ResourceAddr;
@@ -18,7 +18,7 @@ use crate::state::ResourceRecord;
 use crate::value::redact;
 
 /// How a resource drifted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DriftKind {
     /// Attributes changed out of band.
@@ -32,7 +32,7 @@ pub enum DriftKind {
 }
 
 /// One drifted resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriftItem {
     /// Address.
     pub address: ResourceAddr,
@@ -43,11 +43,12 @@ pub struct DriftItem {
 }
 
 /// The drift report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Resources checked.
     pub checked: usize,
     /// Resources checked per tenant (`_shared` for the workspace's own).
+    #[serde(default)]
     pub tenants: BTreeMap<String, usize>,
     /// Drifted resources, by address.
     pub items: Vec<DriftItem>,
@@ -233,6 +234,14 @@ fn by_tenant(r: &Report) -> BTreeMap<&str, Vec<&DriftItem>> {
         m.entry(i.address.scope.as_str()).or_default().push(i);
     }
     m
+}
+
+/// The report's lines for each drifted tenant, in tenant order.
+pub fn tenant_lines(r: &Report) -> BTreeMap<&str, Vec<String>> {
+    by_tenant(r)
+        .into_iter()
+        .map(|(t, items)| (t, items.iter().flat_map(|i| line(i)).collect()))
+        .collect()
 }
 
 /// What a drift is, in a few words.

@@ -29,6 +29,78 @@ pub struct Config {
     /// `[rollout]`: the waves of `apply --rollout`.
     #[serde(default)]
     pub rollout: super::fleet::RolloutConfig,
+    /// `[notify]`: webhooks told how runs ended.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `[[notify.webhook]]`: where to send.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+    /// The first wait before a failed delivery is tried again (doubled each time).
+    #[serde(default = "default_backoff", deserialize_with = "de_duration")]
+    pub backoff: std::time::Duration,
+}
+
+fn default_backoff() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::duration::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// One `[[notify.webhook]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The environment variable holding the URL (URLs often carry a token).
+    pub url_env: String,
+    /// Events to send; every event when omitted.
+    #[serde(default)]
+    pub events: Vec<NotifyEvent>,
+    /// The environment variable holding the HMAC-SHA256 secret that signs each body
+    /// (`X-Hub-Signature-256`, as GitHub signs its webhooks).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// What a webhook can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum NotifyEvent {
+    /// An apply or destroy finished without a failed resource.
+    #[serde(rename = "apply.succeeded")]
+    ApplySucceeded,
+    /// An apply or destroy failed, wholly or for some resources.
+    #[serde(rename = "apply.failed")]
+    ApplyFailed,
+    /// A drift check found drift.
+    #[serde(rename = "drift.found")]
+    DriftFound,
+    /// A drift check found none.
+    #[serde(rename = "drift.clean")]
+    DriftClean,
+    /// A rollout stopped on its failure budget.
+    #[serde(rename = "rollout.halted")]
+    RolloutHalted,
+}
+
+impl NotifyEvent {
+    /// The event's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::ApplySucceeded => "apply.succeeded",
+            NotifyEvent::ApplyFailed => "apply.failed",
+            NotifyEvent::DriftFound => "drift.found",
+            NotifyEvent::DriftClean => "drift.clean",
+            NotifyEvent::RolloutHalted => "rollout.halted",
+        }
+    }
 }
 
 /// `[workspace]`.

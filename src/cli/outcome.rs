@@ -1,0 +1,141 @@
+//! The outcome of the running command, noted as it goes, then written to
+//! `--metrics-file` and sent to `[notify]` webhooks once the command has ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::apply;
+use crate::ops::Session;
+use crate::plan::{drift, Summary};
+use crate::report::{self, Failure, Outcome};
+
+/// The outcome of this process's command, when it is one that reports.
+static RUN: Mutex<Option<Outcome>> = Mutex::new(None);
+
+/// Changes something of the outcome being noted (nothing when no command reports).
+fn note(f: impl FnOnce(&mut Outcome)) {
+    if let Some(o) = RUN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        f(o);
+    }
+}
+
+/// A reporting command has started.
+pub struct Watch {
+    start: Instant,
+    metrics: Option<PathBuf>,
+}
+
+/// Starts noting the outcome of `command`.
+pub fn begin(command: &str, metrics: Option<PathBuf>) -> Watch {
+    *RUN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Outcome {
+        run_id: report::run_id(),
+        command: command.to_string(),
+        ..Outcome::default()
+    });
+    Watch {
+        start: Instant::now(),
+        metrics,
+    }
+}
+
+/// The session's tenants, their statuses, and the API calls made so far.
+pub fn session(s: &Session) {
+    let calls = s.registry.stats().snapshot();
+    note(|o| {
+        o.tenant_status.clear();
+        for t in &s.ws.tenants {
+            *o.tenant_status
+                .entry(t.spec.status.as_str().to_string())
+                .or_insert(0) += 1;
+        }
+        o.api_calls = calls.into_iter().map(|((p, op), n)| (p, op, n)).collect();
+    });
+}
+
+/// The changes of a plan (what `plan` would do) and its tenants.
+pub fn planned(s: &Summary, tenants: &[String]) {
+    let tenants = tenants.to_vec();
+    note(|o| {
+        o.changes = [
+            ("add", s.add),
+            ("change", s.change),
+            ("replace", s.replace),
+            ("destroy", s.destroy),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v as u64))
+        .collect();
+        o.tenants = tenants;
+    });
+}
+
+/// What an apply or destroy did.
+pub fn applied(r: &apply::Report) {
+    note(|o| {
+        o.changes = [
+            ("add", r.created),
+            ("change", r.updated),
+            ("replace", r.replaced),
+            ("destroy", r.deleted),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v as u64))
+        .collect();
+        o.failures.extend(r.failed.iter().map(|(a, e)| Failure {
+            address: a.to_string(),
+            error: e.clone(),
+        }));
+    });
+}
+
+/// A rollout stopped on its failure budget.
+pub fn halted() {
+    note(|o| o.rollout_halted = true);
+}
+
+/// What a drift check found.
+pub fn drifted(r: &drift::Report) {
+    let tenants: Vec<String> = r.tenants.keys().cloned().collect();
+    let drifted: Vec<String> = drift::tenant_lines(r)
+        .keys()
+        .map(|t| t.to_string())
+        .collect();
+    note(|o| {
+        o.drifted = Some(r.items.len() as u64);
+        o.drifted_tenants = drifted;
+        o.tenants = tenants;
+    });
+}
+
+impl Watch {
+    /// Ends the outcome with the command's result, writes the metrics file and sends the
+    /// notifications; failures to do so are warnings.
+    pub async fn finish(self, dir: &Path, result: &anyhow::Result<u8>) {
+        let Some(mut o) = RUN.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        o.duration_seconds = self.start.elapsed().as_secs_f64();
+        o.finished_at = crate::state::now_rfc3339();
+        match result {
+            // 2 is "changes" (plan) or "drift" (drift): the command did its job.
+            Ok(code) => o.succeeded = *code == super::EXIT_OK || *code == super::EXIT_CHANGES,
+            Err(e) => {
+                o.succeeded = false;
+                o.error = Some(format!("{e:#}"));
+            }
+        }
+        if let Some(path) = &self.metrics {
+            if let Err(e) = report::metrics::write(&crate::ops::out_path(dir, path), &o) {
+                eprintln!("warning: {e}");
+            }
+        }
+        // Notifications need landlord.toml; a workspace that cannot be read has already
+        // failed the run with its own error.
+        if let Ok(config) = crate::workspace::load_config(dir) {
+            for w in report::notify::send(&config.notify, &o, &config.workspace.name).await {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! GitHub as the place of review: the plan as one pull-request comment (one per part),
+//! updated in place on every push; one issue per drifted tenant, updated while it
+//! drifts and closed once it is clean. Our comments and issues are found again by a
+//! hidden marker; everything else is left alone. Token, repository and API address come
+//! from the environment GitHub Actions sets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use super::{http, ReportError};
+use crate::plan::drift::{self, Report};
+
+/// Label of drift issues unless told otherwise.
+pub const DRIFT_LABEL: &str = "landlord-drift";
+
+/// Characters GitHub accepts in a comment or issue body.
+const BODY_LIMIT: usize = crate::plan::show::comment::GITHUB_COMMENT_LIMIT;
+
+/// A GitHub repository, through the REST API.
+pub struct GitHub {
+    client: Client,
+    api: String,
+    repo: String,
+    token: String,
+    first_wait: Duration,
+}
+
+impl GitHub {
+    /// The repository `repo` (or `GITHUB_REPOSITORY`) at `GITHUB_API_URL` (or
+    /// api.github.com), with the token of `GITHUB_TOKEN` (or `GH_TOKEN`).
+    pub fn from_env(repo: Option<&str>) -> Result<GitHub, ReportError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let token = var("GITHUB_TOKEN").or_else(|| var("GH_TOKEN")).ok_or_else(|| {
+            ReportError::Setting(
+                "no GitHub token: set GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}`)".into(),
+            )
+        })?;
+        let repo = repo
+            .map(str::to_string)
+            .or_else(|| var("GITHUB_REPOSITORY"))
+            .ok_or_else(|| {
+                ReportError::Setting(
+                    "no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY".into(),
+                )
+            })?;
+        if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+            return Err(ReportError::Setting(format!(
+                "`{repo}` is not a repository: write OWNER/NAME"
+            )));
+        }
+        let api = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        Ok(GitHub {
+            client: http::client()?,
+            api: api.trim_end_matches('/').to_string(),
+            repo,
+            token,
+            first_wait: Duration::from_secs(1),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, Option<String>), ReportError> {
+        let res = http::send(&method, url, self.first_wait, || {
+            let mut r = self
+                .client
+                .request(method.clone(), url)
+                .bearer_auth(&self.token)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            if let Some(b) = body {
+                r = r
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string());
+            }
+            r
+        })
+        .await?;
+        let status = res.status();
+        let next = res
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|l| l.to_str().ok())
+            .and_then(next_link);
+        let text = res.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            let hint = match status.as_u16() {
+                401 => " (check the token)",
+                403 | 404 => {
+                    " (check the repository and that the token may write issues and pull requests)"
+                }
+                _ => "",
+            };
+            return Err(ReportError::Http {
+                method: method.to_string(),
+                url: http::shown(url),
+                message: format!("{status}: {message}{hint}"),
+            });
+        }
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| ReportError::Http {
+                method: method.to_string(),
+                url: http::shown(url),
+                message: format!("the answer is not JSON: {e}"),
+            })?
+        };
+        Ok((value, next))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/repos/{}{path}", self.api, self.repo)
+    }
+
+    /// Every item of a paginated list, following `Link: <…>; rel="next"`.
+    async fn list(&self, path: &str) -> Result<Vec<Value>, ReportError> {
+        let mut url = Some(self.url(path));
+        let mut all = Vec::new();
+        while let Some(u) = url {
+            let (page, next) = self.call(Method::GET, &u, None).await?;
+            match page {
+                Value::Array(items) => all.extend(items),
+                other => {
+                    return Err(ReportError::Http {
+                        method: "GET".into(),
+                        url: http::shown(&u),
+                        message: format!("expected a list, got {other}"),
+                    })
+                }
+            }
+            url = next;
+        }
+        Ok(all)
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|l| {
+        let (url, rel) = l.split_once(';')?;
+        rel.contains("rel=\"next\"").then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+/// The hidden first line of part `part` (from 1) of the comment named `marker`.
+fn comment_marker(marker: &str, part: usize) -> String {
+    format!("<!-- landlord:{marker} part {part} -->\n")
+}
+
+/// The part number of one of our comments named `marker`.
+fn our_part(marker: &str, body: &str) -> Option<usize> {
+    let rest = body.strip_prefix(&format!("<!-- landlord:{marker} part "))?;
+    rest.split_once(" -->")?.0.parse().ok()
+}
+
+/// One step of bringing a pull request's comments up to date.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommentStep {
+    /// Post part `part` as a new comment.
+    Create {
+        /// Part number, from 1.
+        part: usize,
+        /// The body, marker included.
+        body: String,
+    },
+    /// Replace the body of our comment `id`.
+    Update {
+        /// Comment id.
+        id: u64,
+        /// Part number.
+        part: usize,
+        /// The new body.
+        body: String,
+    },
+    /// Our comment `id` already says this.
+    Keep {
+        /// Comment id.
+        id: u64,
+        /// Part number.
+        part: usize,
+    },
+    /// Our comment `id` holds a part the document no longer has.
+    Delete {
+        /// Comment id.
+        id: u64,
+        /// Part number.
+        part: usize,
+    },
+}
+
+/// The steps that make the pull request's comments named `marker` hold `parts`:
+/// existing parts are updated in place, missing ones posted, extra ones deleted.
+pub fn comment_steps(
+    existing: &[(u64, String)],
+    parts: &[String],
+    marker: &str,
+) -> Vec<CommentStep> {
+    let mut ours: BTreeMap<usize, (u64, &str)> = BTreeMap::new();
+    let mut extra = Vec::new();
+    for (id, body) in existing {
+        if let Some(part) = our_part(marker, body) {
+            // A duplicate of a part (two runs racing) is extra.
+            if ours.insert(part, (*id, body)).is_some() || part == 0 {
+                extra.push((*id, part));
+            }
+        }
+    }
+    let mut steps = Vec::new();
+    for (i, text) in parts.iter().enumerate() {
+        let part = i + 1;
+        let body = format!("{}{text}", comment_marker(marker, part));
+        steps.push(match ours.remove(&part) {
+            Some((id, old)) if old == body => CommentStep::Keep { id, part },
+            Some((id, _)) => CommentStep::Update { id, part, body },
+            None => CommentStep::Create { part, body },
+        });
+    }
+    for (part, (id, _)) in ours {
+        steps.push(CommentStep::Delete { id, part });
+    }
+    for (id, part) in extra {
+        steps.push(CommentStep::Delete { id, part });
+    }
+    steps
+}
+
+/// Brings pull request `pr`'s comments named `marker` up to date with `parts`; the lines
+/// saying what was (or, with `dry_run`, would be) done.
+pub async fn sync_comment(
+    gh: &GitHub,
+    pr: u64,
+    parts: &[String],
+    marker: &str,
+    dry_run: bool,
+) -> Result<Vec<String>, ReportError> {
+    for (i, p) in parts.iter().enumerate() {
+        let size = comment_marker(marker, i + 1).len() + p.len();
+        if size > BODY_LIMIT {
+            return Err(ReportError::Setting(format!(
+                "part {} has {size} characters, over GitHub's {BODY_LIMIT}: write the markdown with --markdown-out (parts of at most --markdown-limit characters)",
+                i + 1
+            )));
+        }
+    }
+    let existing: Vec<(u64, String)> = gh
+        .list(&format!("/issues/{pr}/comments?per_page=100"))
+        .await?
+        .iter()
+        .filter_map(|c| Some((c["id"].as_u64()?, c["body"].as_str()?.to_string())))
+        .collect();
+    let n = parts.len();
+    let mut said = Vec::new();
+    for step in comment_steps(&existing, parts, marker) {
+        let line = match &step {
+            CommentStep::Create { part, .. } => format!("post part {part} of {n} as a new comment"),
+            CommentStep::Update { id, part, .. } => {
+                format!("update comment {id} (part {part} of {n})")
+            }
+            CommentStep::Keep { id, part } => {
+                format!("keep comment {id} (part {part} of {n}, unchanged)")
+            }
+            CommentStep::Delete { id, part } => {
+                format!("delete comment {id} (part {part}, no longer in the plan)")
+            }
+        };
+        if !dry_run {
+            match &step {
+                CommentStep::Create { body, part } => {
+                    let (c, _) = gh
+                        .call(
+                            Method::POST,
+                            &gh.url(&format!("/issues/{pr}/comments")),
+                            Some(&json!({ "body": body })),
+                        )
+                        .await?;
+                    said.push(format!("posted comment {} (part {part} of {n})", c["id"]));
+                    continue;
+                }
+                CommentStep::Update { id, body, .. } => {
+                    gh.call(
+                        Method::PATCH,
+                        &gh.url(&format!("/issues/comments/{id}")),
+                        Some(&json!({ "body": body })),
+                    )
+                    .await?;
+                }
+                CommentStep::Delete { id, .. } => {
+                    gh.call(
+                        Method::DELETE,
+                        &gh.url(&format!("/issues/comments/{id}")),
+                        None,
+                    )
+                    .await?;
+                }
+                CommentStep::Keep { .. } => {}
+            }
+        }
+        said.push(if dry_run {
+            format!("would {line}")
+        } else {
+            done(&line)
+        });
+    }
+    Ok(said)
+}
+
+/// `update comment …` as done: `updated comment …`.
+fn done(line: &str) -> String {
+    for (will, did) in [
+        ("update ", "updated "),
+        ("delete ", "deleted "),
+        ("keep ", "kept "),
+    ] {
+        if let Some(rest) = line.strip_prefix(will) {
+            return format!("{did}{rest}");
+        }
+    }
+    line.to_string()
+}
+
+/// The pull request of the workflow run: `pull_request.number` (or `number`) of the
+/// event file GitHub Actions names in `GITHUB_EVENT_PATH`.
+pub fn pr_from_event() -> Result<u64, ReportError> {
+    let path = std::env::var("GITHUB_EVENT_PATH").map_err(|_| {
+        ReportError::Setting("no pull request: pass --pr N (GITHUB_EVENT_PATH is not set)".into())
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ReportError::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let event: Value = serde_json::from_str(&text).map_err(|e| ReportError::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    event["pull_request"]["number"]
+        .as_u64()
+        .or_else(|| event["number"].as_u64())
+        .ok_or_else(|| ReportError::Input {
+            path,
+            message: "this event names no pull request: pass --pr N".into(),
+        })
+}
+
+/// The hidden first line of a tenant's drift issue.
+fn issue_marker(tenant: &str) -> String {
+    format!("<!-- landlord:drift tenant={tenant} -->\n")
+}
+
+/// The tenant of one of our drift issues.
+fn issue_tenant(body: &str) -> Option<&str> {
+    body.strip_prefix("<!-- landlord:drift tenant=")?
+        .split_once(" -->")
+        .map(|(t, _)| t)
+}
+
+/// A drift issue as the list gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// Issue number.
+    pub number: u64,
+    /// Body.
+    pub body: String,
+}
+
+/// One step of bringing drift issues up to date.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IssueStep {
+    /// Open an issue for a drifted tenant.
+    Open {
+        /// Tenant id.
+        tenant: String,
+        /// Title.
+        title: String,
+        /// Body.
+        body: String,
+    },
+    /// Replace the body of the tenant's open issue.
+    Update {
+        /// Issue number.
+        number: u64,
+        /// Tenant id.
+        tenant: String,
+        /// Body.
+        body: String,
+    },
+    /// The tenant's open issue already says this.
+    Keep {
+        /// Issue number.
+        number: u64,
+        /// Tenant id.
+        tenant: String,
+    },
+    /// The tenant was checked and is clean: close its issue.
+    Close {
+        /// Issue number.
+        number: u64,
+        /// Tenant id.
+        tenant: String,
+    },
+}
+
+/// The body of a drifted tenant's issue.
+fn issue_body(tenant: &str, lines: &[String], checked: usize) -> String {
+    let mut body = issue_marker(tenant);
+    body.push_str(&format!(
+        "### landlord drift: `{tenant}`\n\n**{} of {checked} resources drifted.**\n\n```diff\n",
+        lines.iter().filter(|l| !l.starts_with(' ')).count()
+    ));
+    let tail = format!(
+        "```\n\nReview the repair with `landlord plan --tenant {tenant}` and make it with `landlord apply --tenant {tenant}`; this issue closes itself once a drift check finds the tenant clean.\n"
+    );
+    let mut shown = 0;
+    for l in lines {
+        if body.len() + l.len() + tail.len() + 64 > BODY_LIMIT {
+            break;
+        }
+        body.push_str(&l.replace("```", "'''"));
+        body.push('\n');
+        shown += 1;
+    }
+    if shown < lines.len() {
+        body.push_str(&format!("… {} more lines\n", lines.len() - shown));
+    }
+    body.push_str(&tail);
+    body
+}
+
+/// The steps that make the open drift issues match `report`: one open issue per drifted
+/// tenant; the issues of tenants checked and found clean are closed; issues of tenants
+/// the report did not check are left alone.
+pub fn issue_steps(open: &[Issue], report: &Report) -> Vec<IssueStep> {
+    let mut by_tenant: BTreeMap<&str, &Issue> = BTreeMap::new();
+    for i in open {
+        if let Some(t) = issue_tenant(&i.body) {
+            by_tenant.entry(t).or_insert(i);
+        }
+    }
+    let drifted = drift::tenant_lines(report);
+    let mut steps = Vec::new();
+    for (tenant, lines) in &drifted {
+        let checked = report.tenants.get(*tenant).copied().unwrap_or(0);
+        let body = issue_body(tenant, lines, checked);
+        let tenant = tenant.to_string();
+        steps.push(match by_tenant.get(tenant.as_str()) {
+            Some(i) if i.body == body => IssueStep::Keep {
+                number: i.number,
+                tenant,
+            },
+            Some(i) => IssueStep::Update {
+                number: i.number,
+                tenant,
+                body,
+            },
+            None => IssueStep::Open {
+                title: format!("Drift in tenant {tenant}"),
+                tenant,
+                body,
+            },
+        });
+    }
+    for (tenant, issue) in by_tenant {
+        if !drifted.contains_key(tenant) && report.tenants.contains_key(tenant) {
+            steps.push(IssueStep::Close {
+                number: issue.number,
+                tenant: tenant.to_string(),
+            });
+        }
+    }
+    steps
+}
+
+/// Brings the repository's drift issues (label `label`) up to date with `report`; the
+/// lines saying what was (or, with `dry_run`, would be) done.
+pub async fn sync_issues(
+    gh: &GitHub,
+    report: &Report,
+    label: &str,
+    dry_run: bool,
+) -> Result<Vec<String>, ReportError> {
+    let open: Vec<Issue> = gh
+        .list(&format!("/issues?state=open&labels={label}&per_page=100"))
+        .await?
+        .iter()
+        .filter(|i| i.get("pull_request").is_none())
+        .filter_map(|i| {
+            Some(Issue {
+                number: i["number"].as_u64()?,
+                body: i["body"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect();
+    let mut said = Vec::new();
+    for step in issue_steps(&open, report) {
+        let (will, did) = match &step {
+            IssueStep::Open { tenant, .. } => {
+                (format!("open an issue for {tenant}"), String::new())
+            }
+            IssueStep::Update { number, tenant, .. } => (
+                format!("update #{number} ({tenant} still drifts)"),
+                format!("updated #{number} ({tenant} still drifts)"),
+            ),
+            IssueStep::Keep { number, tenant } => (
+                format!("keep #{number} ({tenant}, unchanged)"),
+                format!("kept #{number} ({tenant}, unchanged)"),
+            ),
+            IssueStep::Close { number, tenant } => (
+                format!("close #{number} ({tenant} is clean again)"),
+                format!("closed #{number} ({tenant} is clean again)"),
+            ),
+        };
+        if dry_run {
+            said.push(format!("would {will}"));
+            continue;
+        }
+        match step {
+            IssueStep::Open {
+                tenant,
+                title,
+                body,
+            } => {
+                let (i, _) = gh
+                    .call(
+                        Method::POST,
+                        &gh.url("/issues"),
+                        Some(&json!({ "title": title, "body": body, "labels": [label] })),
+                    )
+                    .await?;
+                said.push(format!("opened #{} ({tenant} drifts)", i["number"]));
+                continue;
+            }
+            IssueStep::Update { number, body, .. } => {
+                gh.call(
+                    Method::PATCH,
+                    &gh.url(&format!("/issues/{number}")),
+                    Some(&json!({ "body": body })),
+                )
+                .await?;
+            }
+            IssueStep::Close { number, tenant } => {
+                let note = format!(
+                    "A drift check at {} found `{tenant}` matching its recorded state: closing.",
+                    crate::state::now_rfc3339()
+                );
+                gh.call(
+                    Method::POST,
+                    &gh.url(&format!("/issues/{number}/comments")),
+                    Some(&json!({ "body": note })),
+                )
+                .await?;
+                gh.call(
+                    Method::PATCH,
+                    &gh.url(&format!("/issues/{number}")),
+                    Some(&json!({ "state": "closed", "state_reason": "completed" })),
+                )
+                .await?;
+            }
+            IssueStep::Keep { .. } => {}
+        }
+        said.push(did);
+    }
+    Ok(said)
+}
+
+/// The drift report in `path`, as `landlord drift --json` wrote it.
+pub fn read_drift(path: &std::path::Path) -> Result<Report, ReportError> {
+    let bad = |message: String| ReportError::Input {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if doc["kind"] != "drift" || doc["format_version"] != 1 {
+        return Err(bad(
+            "not a drift report: write it with `landlord drift --json > FILE`".into(),
+        ));
+    }
+    if doc.get("tenants").is_none() {
+        return Err(bad(
+            "this drift report lists no tenants checked (an older landlord wrote it): run `landlord drift --json` again".into(),
+        ));
+    }
+    serde_json::from_value(doc).map_err(|e| bad(format!("not a drift report: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(drifted: &[&str], checked: &[&str]) -> Report {
+        let text = serde_json::to_string(&json!({
+            "checked": checked.len() * 2,
+            "tenants": checked.iter().map(|t| (t.to_string(), 2)).collect::<BTreeMap<_, _>>(),
+            "items": drifted.iter().map(|t| json!({
+                "address": format!("{t}/local_file.site"),
+                "kind": "changed",
+                "attributes": [{"name": "content", "before": "a", "after": "b", "sensitive": false, "forces_replace": false}],
+            })).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn comments_are_updated_in_place_posted_when_missing_and_deleted_when_extra() {
+        let parts: Vec<String> = vec!["one".into(), "two".into()];
+        let existing = vec![
+            (1, "someone else's review".to_string()),
+            (2, format!("{}old one", comment_marker("plan", 1))),
+            (3, format!("{}three", comment_marker("plan", 3))),
+            (
+                4,
+                format!("{}other workspace", comment_marker("plan-eu", 1)),
+            ),
+        ];
+        let steps = comment_steps(&existing, &parts, "plan");
+        assert_eq!(
+            steps,
+            vec![
+                CommentStep::Update {
+                    id: 2,
+                    part: 1,
+                    body: format!("{}one", comment_marker("plan", 1))
+                },
+                CommentStep::Create {
+                    part: 2,
+                    body: format!("{}two", comment_marker("plan", 2))
+                },
+                CommentStep::Delete { id: 3, part: 3 },
+            ]
+        );
+        let same = vec![(2, format!("{}one", comment_marker("plan", 1)))];
+        assert_eq!(
+            comment_steps(&same, &parts[..1], "plan"),
+            vec![CommentStep::Keep { id: 2, part: 1 }]
+        );
+    }
+
+    #[test]
+    fn drift_issues_open_update_and_close_only_for_checked_tenants() {
+        let r = report(
+            &["acme", "globex"],
+            &["acme", "globex", "initech", "umbrella"],
+        );
+        let body = |t: &str| issue_body(t, &drift::tenant_lines(&r)[t], 2);
+        let open = vec![
+            Issue {
+                number: 7,
+                body: format!("{}old text", issue_marker("acme")),
+            },
+            Issue {
+                number: 8,
+                body: format!("{}old text", issue_marker("initech")),
+            },
+            Issue {
+                number: 9,
+                body: format!("{}old text", issue_marker("hooli")),
+            },
+            Issue {
+                number: 10,
+                body: "opened by a person".into(),
+            },
+        ];
+        let steps = issue_steps(&open, &r);
+        assert_eq!(
+            steps,
+            vec![
+                IssueStep::Update {
+                    number: 7,
+                    tenant: "acme".into(),
+                    body: body("acme")
+                },
+                IssueStep::Open {
+                    tenant: "globex".into(),
+                    title: "Drift in tenant globex".into(),
+                    body: body("globex")
+                },
+                IssueStep::Close {
+                    number: 8,
+                    tenant: "initech".into()
+                },
+            ],
+            "hooli was not checked, #10 is not ours"
+        );
+        assert!(body("acme").contains("~ acme/local_file.site: changed out of band"));
+    }
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let h = r#"<https://api.github.com/repositories/1/issues?page=2>; rel="next", <https://api.github.com/repositories/1/issues?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://api.github.com/repositories/1/issues?page=2")
+        );
+        assert_eq!(next_link(r#"<https://x/?page=1>; rel="prev""#), None);
+    }
+}
