@@ -18,6 +18,8 @@ mod fleet;
 mod hardening;
 /// The PostgreSQL provider against a fresh cluster per test.
 mod postgres;
+/// Pull-request comments, drift issues, webhooks, metrics and the CI examples.
+mod reports;
 /// Saved plans, locking, secrets and crash safety.
 mod safety;
 /// Snapshots of the three plan renderings.

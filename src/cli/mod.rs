@@ -349,8 +349,10 @@ async fn plan_cmd(
         let mut open = || state_for(&s, "landlord plan", run, &[]);
         let mut spool = spool::Spool::default();
         let mut written = 0;
+        let mut touched = std::collections::BTreeSet::new();
         let batched =
             ops::batches::plan_in_batches(&s, &mut st, &mut open, &opts, &hook, &mut |changes| {
+                touched.extend(changes.iter().map(|c| c.address.scope.as_str().to_string()));
                 let done = match format {
                     Format::Json => show::write_json_changes(changes, written, &mut spool),
                     _ => show::write_changes(changes, color, &mut spool),
@@ -361,7 +363,7 @@ async fn plan_cmd(
             .await?;
         if let (Some(mut b), Some(opened)) = (batched, &st) {
             b.plan.unchanged_tenants = unchanged;
-            outcome::planned(&b.summary, &b.plan.tenants);
+            outcome::planned(&b.summary, touched);
             outcome::session(&s);
             let body = &mut *spool.into_reader()?;
             match format {
@@ -428,7 +430,7 @@ fn finish_plan(
     stats: bool,
 ) -> Result<u8> {
     let usage = s.map(api_usage).unwrap_or_default();
-    outcome::planned(&p.summary(), &p.tenants);
+    outcome::planned(&p.summary(), outcome::touched(p));
     if let Some(s) = s {
         outcome::session(s);
     }
@@ -580,7 +582,7 @@ async fn execute(
     signals.abort();
     let report = report?;
     hook.finish();
-    outcome::applied(&report);
+    outcome::applied(&report, outcome::touched(p));
     outcome::session(s);
     if let Some(i) = report.interrupted {
         eprintln!(

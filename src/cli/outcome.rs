@@ -1,13 +1,14 @@
 //! The outcome of the running command, noted as it goes, then written to
 //! `--metrics-file` and sent to `[notify]` webhooks once the command has ended.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::apply;
 use crate::ops::Session;
-use crate::plan::{drift, Summary};
+use crate::plan::{drift, Plan, Summary};
 use crate::report::{self, Failure, Outcome};
 
 /// The outcome of this process's command, when it is one that reports.
@@ -53,9 +54,17 @@ pub fn session(s: &Session) {
     });
 }
 
-/// The changes of a plan (what `plan` would do) and its tenants.
-pub fn planned(s: &Summary, tenants: &[String]) {
-    let tenants = tenants.to_vec();
+/// The tenants `p` changes (`_shared` for the workspace's own resources).
+pub fn touched(p: &Plan) -> BTreeSet<String> {
+    p.changes
+        .iter()
+        .map(|c| c.address.scope.as_str().to_string())
+        .collect()
+}
+
+/// The changes of a plan (what `plan` would do) and the tenants they touch.
+pub fn planned(s: &Summary, tenants: BTreeSet<String>) {
+    let tenants = tenants.into_iter().collect();
     note(|o| {
         o.changes = [
             ("add", s.add),
@@ -70,9 +79,10 @@ pub fn planned(s: &Summary, tenants: &[String]) {
     });
 }
 
-/// What an apply or destroy did.
-pub fn applied(r: &apply::Report) {
+/// What an apply or destroy did, to which tenants.
+pub fn applied(r: &apply::Report, tenants: BTreeSet<String>) {
     note(|o| {
+        o.tenants = tenants.into_iter().collect();
         o.changes = [
             ("add", r.created),
             ("change", r.updated),

@@ -486,7 +486,11 @@ fn labels_field(b: &Map<String, Value>) -> Result<Option<Vec<String>>, Reply> {
     };
     let names: Option<Vec<String>> = v.as_array().and_then(|a| {
         a.iter()
-            .map(|l| l.as_str().or_else(|| l["name"].as_str()).map(str::to_string))
+            .map(|l| {
+                l.as_str()
+                    .or_else(|| l["name"].as_str())
+                    .map(str::to_string)
+            })
             .collect()
     });
     let Some(names) = names else {
@@ -639,7 +643,9 @@ fn update_issue(i: &mut Inner, req: &Req, n: u64) -> Reply {
     };
     let state_reason = match b.get("state_reason") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if matches!(s.as_str(), "completed" | "not_planned" | "reopened") => {
+        Some(Value::String(s))
+            if matches!(s.as_str(), "completed" | "not_planned" | "reopened") =>
+        {
             Some(s.clone())
         }
         Some(_) => return validation("Issue", "state_reason", "invalid"),

