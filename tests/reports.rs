@@ -499,3 +499,33 @@ fn the_ci_examples_pass_the_workflow_schemas_and_actionlint() {
         "actionlint accepted a job without runs-on"
     );
 }
+
+#[test]
+fn apply_json_reports_per_tenant_and_per_phase_durations() {
+    let ws = Ws::example("quickstart");
+    let r = ws.ok(&["apply", "--auto-approve", "--json"], 0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let t = &doc["timings"];
+    assert!(t["plan_seconds"].as_f64().unwrap() > 0.0, "{t}");
+    let apply = t["apply_seconds"].as_f64().unwrap();
+    assert!(apply > 0.0, "{t}");
+    let tenants = t["tenants"].as_array().unwrap();
+    let names: Vec<&str> = tenants
+        .iter()
+        .map(|x| x["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["_shared", "acme", "globex", "initech"]);
+    let changes: u64 = tenants.iter().map(|x| x["changes"].as_u64().unwrap()).sum();
+    assert_eq!(changes, doc["created"].as_u64().unwrap());
+    for x in tenants {
+        assert_eq!(x["failed"], 0);
+        let (after, took) = (
+            x["started_after_seconds"].as_f64().unwrap(),
+            x["seconds"].as_f64().unwrap(),
+        );
+        assert!(
+            after >= 0.0 && took >= 0.0 && after + took <= apply + 0.001,
+            "{x} within {apply}"
+        );
+    }
+}

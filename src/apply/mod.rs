@@ -6,6 +6,7 @@
 //! Progress reaches the user only through `Hook`; this module never prints.
 
 mod recover;
+pub mod timing;
 mod verify;
 
 use std::collections::{HashMap, VecDeque};

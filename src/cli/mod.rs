@@ -36,8 +36,12 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// How long read-only commands wait for a run holding the state.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// When the process started, for the time a run spent before it executed.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> u8 {
+    STARTED.get_or_init(std::time::Instant::now);
     // Two TLS stacks link rustls with different crypto back-ends (aws-lc-rs for AWS, ACME
     // and DNS; ring through the Azure HTTP client): choose one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -578,7 +582,9 @@ async fn execute(
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     opts.stop = Some(stop.clone());
     let signals = on_interrupt(stop, exec.timeout);
-    let report = ops::run_plan(s, st, p, command, &opts, &hook).await;
+    let planning = STARTED.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let timed = apply::timing::Timed::new(&hook);
+    let report = ops::run_plan(s, st, p, command, &opts, &timed).await;
     signals.abort();
     let report = report?;
     hook.finish();
@@ -607,6 +613,11 @@ async fn execute(
             "deferred": p.deferred,
             "api_calls": api_calls(s),
             "api_budgets": s.registry.budgets(),
+            "timings": {
+                "plan_seconds": (planning * 1000.0).round() / 1000.0,
+                "apply_seconds": (timed.elapsed() * 1000.0).round() / 1000.0,
+                "tenants": timed.tenants(),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if report.failed.is_empty() && command == "landlord destroy" {
