@@ -21,7 +21,8 @@
 //! Layers (a module imports only from lower layers): L0 [`addr`], [`value`], [`graph`],
 //! [`suggest`], [`parallel`], [`causes`];
 //! L1 [`workspace`], [`state`], [`providers`] (`state` and `providers` do not import each
-//! other); L2 [`render`]; L3 [`plan`] (with [`plan::drift`]); L4 [`apply`]; L5 [`ops`];
+//! other); L2 [`render`]; L3 [`plan`] (with [`plan::drift`]); L4 [`apply`]; L5 [`ops`] and
+//! [`report`] (GitHub comments and issues, webhooks, metrics);
 //! L6 [`cli`].
 //!
 //! # Files on disk

@@ -347,6 +347,16 @@ name = "rest"
     for i in 10..=13 {
         ws.write(&format!("out/t{i:03}/flags"), "in the way\n");
     }
+    // The on-call channel hears of the halt.
+    let rx = crate::support::webhook::Receiver::start("rollout-secret");
+    let toml = ws.read("landlord.toml");
+    ws.write(
+        "landlord.toml",
+        &format!(
+            "{toml}\n[[notify.webhook]]\nurl_env = \"ONCALL_URL\"\nevents = [\"rollout.halted\"]\n"
+        ),
+    );
+    let ws = ws.with_env(vec![("ONCALL_URL".into(), rx.url("/oncall"))]);
     let flag = |i: usize| ws.join(&format!("out/t{i:03}/flags/rollout.conf")).exists();
 
     let r = ws.ok(&["apply", "--rollout", "--auto-approve"], 1);
@@ -356,6 +366,10 @@ name = "rest"
         "{}",
         r.all()
     );
+    let told = rx.deliveries();
+    assert_eq!(told.len(), 1, "only the event asked for: {told:?}");
+    assert_eq!(told[0].body["event"], "rollout.halted");
+    assert_eq!(told[0].body["succeeded"], false);
     for i in 10..=13 {
         assert!(
             r.stderr
