@@ -280,7 +280,7 @@ fn webhooks_are_signed_retried_and_never_fail_the_run() {
     assert_eq!(apply.body["event"], "apply.succeeded");
     assert_eq!(apply.body["command"], "apply");
     assert_eq!(apply.body["workspace"], "quickstart");
-    assert_eq!(apply.body["changes"]["add"].as_u64().unwrap() > 0, true);
+    assert!(apply.body["changes"]["add"].as_u64().unwrap() > 0);
     assert_eq!(
         apply.body["tenants"],
         serde_json::json!(["_shared", "acme", "globex", "initech"])
