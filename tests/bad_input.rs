@@ -24,8 +24,10 @@ fn fails_everywhere(ws: &Ws, expect: &[&str]) {
 fn check(setup: impl Fn(&Ws), expect: &[&str]) {
     let ws = Ws::example("quickstart");
     ws.ok(&["apply", "--auto-approve"], 0);
-    let files = crate::support::state_files(&ws);
+    // The export opens the state, and sled may tidy its files when a process opens or
+    // closes it: the files are taken after it, so only the failing commands lie between.
     let before = ws.export();
+    let files = crate::support::state_files(&ws);
     setup(&ws);
     fails_everywhere(&ws, expect);
     assert_eq!(
