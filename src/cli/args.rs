@@ -160,6 +160,27 @@ pub enum ReportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Post a markdown plan as the merge request's landlord notes, updating in place the
+    /// ones posted before (one note per part of `--markdown-out`).
+    #[command(
+        after_help = "Examples:\n  landlord plan --markdown-out plan.md --markdown-limit 1000000 --out plan.bin\n  landlord report gitlab-note plan.md\n\nReads LANDLORD_GITLAB_TOKEN (or GITLAB_TOKEN; a token with the api scope), CI_API_V4_URL, CI_PROJECT_ID and CI_MERGE_REQUEST_IID, as GitLab CI sets the last three in merge request pipelines."
+    )]
+    GitlabNote {
+        /// The first part (`plan.md`); `plan.2.md`, … beside it are the next parts.
+        file: PathBuf,
+        /// Merge request IID (default: CI_MERGE_REQUEST_IID).
+        #[arg(long)]
+        mr: Option<u64>,
+        /// Project id or `group/name` path (default: CI_PROJECT_ID).
+        #[arg(long)]
+        project: Option<String>,
+        /// Names these notes apart from others landlord posts on the same merge request.
+        #[arg(long, default_value = "plan", value_parser = marker_name)]
+        marker: String,
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Open an issue per drifted tenant of a `drift --json` report, update those still
     /// drifting, and close those of tenants found clean.
     #[command(
@@ -299,7 +320,7 @@ pub enum Command {
         lock_timeout: Duration,
     },
     /// Publish a plan or drift report where reviewers look (GitHub pull requests and
-    /// issues).
+    /// issues, GitLab merge requests).
     #[command(subcommand)]
     Report(ReportCommand),
     /// Inspect and repair recorded state.

@@ -969,6 +969,13 @@ fn write_markdown_parts(dir: &Path, first: &Path, parts: &[String]) -> Result<()
     Ok(())
 }
 
+/// The markdown parts written by `--markdown-out FILE`.
+fn read_markdown_parts(dir: &Path, file: &Path) -> Result<Vec<String>> {
+    let first = ops::out_path(dir, file);
+    show::comment::read_parts(&first)
+        .with_context(|| format!("cannot read the markdown in {}", first.display()))
+}
+
 async fn report_cmd(dir: &Path, c: args::ReportCommand) -> Result<u8> {
     use crate::report::github;
     let said = match c {
@@ -979,15 +986,28 @@ async fn report_cmd(dir: &Path, c: args::ReportCommand) -> Result<u8> {
             marker,
             dry_run,
         } => {
-            let first = ops::out_path(dir, &file);
-            let parts = show::comment::read_parts(&first)
-                .with_context(|| format!("cannot read the markdown in {}", first.display()))?;
+            let parts = read_markdown_parts(dir, &file)?;
             let pr = match pr {
                 Some(n) => n,
                 None => github::pr_from_event()?,
             };
             let gh = github::GitHub::from_env(repo.as_deref())?;
-            github::sync_comment(&gh, pr, &parts, &marker, dry_run).await?
+            let thread = github::PullRequest {
+                gh: &gh,
+                number: pr,
+            };
+            crate::report::comments::sync(&thread, &parts, &marker, dry_run).await?
+        }
+        args::ReportCommand::GitlabNote {
+            file,
+            mr,
+            project,
+            marker,
+            dry_run,
+        } => {
+            let parts = read_markdown_parts(dir, &file)?;
+            let thread = crate::report::gitlab::MergeRequest::from_env(project.as_deref(), mr)?;
+            crate::report::comments::sync(&thread, &parts, &marker, dry_run).await?
         }
         args::ReportCommand::GithubIssues {
             file,

@@ -5,11 +5,11 @@
 //! from the environment GitHub Actions sets.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::comments::Thread;
 use super::{http, ReportError};
 use crate::plan::drift::{self, Report};
 
@@ -21,11 +21,9 @@ const BODY_LIMIT: usize = crate::plan::show::comment::GITHUB_COMMENT_LIMIT;
 
 /// A GitHub repository, through the REST API.
 pub struct GitHub {
-    client: Client,
-    api: String,
+    api: http::Api,
+    base: String,
     repo: String,
-    token: String,
-    first_wait: Duration,
 }
 
 impl GitHub {
@@ -51,13 +49,19 @@ impl GitHub {
                 "`{repo}` is not a repository: write OWNER/NAME"
             )));
         }
-        let api = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        let base = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        let api = http::Api::new(
+            vec![
+                ("Authorization", format!("Bearer {token}")),
+                ("Accept", "application/vnd.github+json".into()),
+                ("X-GitHub-Api-Version", "2022-11-28".into()),
+            ],
+            " (check the repository and that the token may write issues and pull requests)",
+        )?;
         Ok(GitHub {
-            client: http::client()?,
-            api: api.trim_end_matches('/').to_string(),
+            api,
+            base: base.trim_end_matches('/').to_string(),
             repo,
-            token,
-            first_wait: Duration::from_secs(1),
         })
     }
 
@@ -67,271 +71,65 @@ impl GitHub {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(Value, Option<String>), ReportError> {
-        let res = http::send(&method, url, self.first_wait, || {
-            let mut r = self
-                .client
-                .request(method.clone(), url)
-                .bearer_auth(&self.token)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28");
-            if let Some(b) = body {
-                r = r
-                    .header("Content-Type", "application/json")
-                    .body(b.to_string());
-            }
-            r
-        })
-        .await?;
-        let status = res.status();
-        let next = res
-            .headers()
-            .get(reqwest::header::LINK)
-            .and_then(|l| l.to_str().ok())
-            .and_then(next_link);
-        let text = res.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or(text);
-            let hint = match status.as_u16() {
-                401 => " (check the token)",
-                403 | 404 => {
-                    " (check the repository and that the token may write issues and pull requests)"
-                }
-                _ => "",
-            };
-            return Err(ReportError::Http {
-                method: method.to_string(),
-                url: http::shown(url),
-                message: format!("{status}: {message}{hint}"),
-            });
-        }
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|e| ReportError::Http {
-                method: method.to_string(),
-                url: http::shown(url),
-                message: format!("the answer is not JSON: {e}"),
-            })?
-        };
-        Ok((value, next))
+        self.api.call(method, url, body).await
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/repos/{}{path}", self.api, self.repo)
+        format!("{}/repos/{}{path}", self.base, self.repo)
     }
 
-    /// Every item of a paginated list, following `Link: <…>; rel="next"`.
+    /// Every item of a paginated list.
     async fn list(&self, path: &str) -> Result<Vec<Value>, ReportError> {
-        let mut url = Some(self.url(path));
-        let mut all = Vec::new();
-        while let Some(u) = url {
-            let (page, next) = self.call(Method::GET, &u, None).await?;
-            match page {
-                Value::Array(items) => all.extend(items),
-                other => {
-                    return Err(ReportError::Http {
-                        method: "GET".into(),
-                        url: http::shown(&u),
-                        message: format!("expected a list, got {other}"),
-                    })
-                }
-            }
-            url = next;
-        }
-        Ok(all)
+        self.api.list(&self.url(path)).await
     }
 }
 
-/// The `rel="next"` URL of a `Link` header.
-fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|l| {
-        let (url, rel) = l.split_once(';')?;
-        rel.contains("rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
+/// A pull request's conversation, where plans go.
+pub struct PullRequest<'a> {
+    /// The repository.
+    pub gh: &'a GitHub,
+    /// Its number.
+    pub number: u64,
 }
 
-/// The hidden first line of part `part` (from 1) of the comment named `marker`.
-fn comment_marker(marker: &str, part: usize) -> String {
-    format!("<!-- landlord:{marker} part {part} -->\n")
-}
+#[async_trait::async_trait]
+impl Thread for PullRequest<'_> {
+    fn limit(&self) -> usize {
+        BODY_LIMIT
+    }
 
-/// The part number of one of our comments named `marker`.
-fn our_part(marker: &str, body: &str) -> Option<usize> {
-    let rest = body.strip_prefix(&format!("<!-- landlord:{marker} part "))?;
-    rest.split_once(" -->")?.0.parse().ok()
-}
+    async fn list(&self) -> Result<Vec<(u64, String)>, ReportError> {
+        let all = self
+            .gh
+            .list(&format!("/issues/{}/comments?per_page=100", self.number))
+            .await?;
+        Ok(all
+            .iter()
+            .filter_map(|c| Some((c["id"].as_u64()?, c["body"].as_str()?.to_string())))
+            .collect())
+    }
 
-/// One step of bringing a pull request's comments up to date.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommentStep {
-    /// Post part `part` as a new comment.
-    Create {
-        /// Part number, from 1.
-        part: usize,
-        /// The body, marker included.
-        body: String,
-    },
-    /// Replace the body of our comment `id`.
-    Update {
-        /// Comment id.
-        id: u64,
-        /// Part number.
-        part: usize,
-        /// The new body.
-        body: String,
-    },
-    /// Our comment `id` already says this.
-    Keep {
-        /// Comment id.
-        id: u64,
-        /// Part number.
-        part: usize,
-    },
-    /// Our comment `id` holds a part the document no longer has.
-    Delete {
-        /// Comment id.
-        id: u64,
-        /// Part number.
-        part: usize,
-    },
-}
+    async fn create(&self, body: &str) -> Result<u64, ReportError> {
+        let url = self.gh.url(&format!("/issues/{}/comments", self.number));
+        let (c, _) = self
+            .gh
+            .call(Method::POST, &url, Some(&json!({ "body": body })))
+            .await?;
+        Ok(c["id"].as_u64().unwrap_or_default())
+    }
 
-/// The steps that make the pull request's comments named `marker` hold `parts`:
-/// existing parts are updated in place, missing ones posted, extra ones deleted.
-pub fn comment_steps(
-    existing: &[(u64, String)],
-    parts: &[String],
-    marker: &str,
-) -> Vec<CommentStep> {
-    let mut ours: BTreeMap<usize, (u64, &str)> = BTreeMap::new();
-    let mut extra = Vec::new();
-    for (id, body) in existing {
-        if let Some(part) = our_part(marker, body) {
-            // A duplicate of a part (two runs racing) is extra.
-            if ours.insert(part, (*id, body)).is_some() || part == 0 {
-                extra.push((*id, part));
-            }
-        }
+    async fn update(&self, id: u64, body: &str) -> Result<(), ReportError> {
+        let url = self.gh.url(&format!("/issues/comments/{id}"));
+        self.gh
+            .call(Method::PATCH, &url, Some(&json!({ "body": body })))
+            .await
+            .map(drop)
     }
-    let mut steps = Vec::new();
-    for (i, text) in parts.iter().enumerate() {
-        let part = i + 1;
-        let body = format!("{}{text}", comment_marker(marker, part));
-        steps.push(match ours.remove(&part) {
-            Some((id, old)) if old == body => CommentStep::Keep { id, part },
-            Some((id, _)) => CommentStep::Update { id, part, body },
-            None => CommentStep::Create { part, body },
-        });
-    }
-    for (part, (id, _)) in ours {
-        steps.push(CommentStep::Delete { id, part });
-    }
-    for (id, part) in extra {
-        steps.push(CommentStep::Delete { id, part });
-    }
-    steps
-}
 
-/// Brings pull request `pr`'s comments named `marker` up to date with `parts`; the lines
-/// saying what was (or, with `dry_run`, would be) done.
-pub async fn sync_comment(
-    gh: &GitHub,
-    pr: u64,
-    parts: &[String],
-    marker: &str,
-    dry_run: bool,
-) -> Result<Vec<String>, ReportError> {
-    for (i, p) in parts.iter().enumerate() {
-        let size = comment_marker(marker, i + 1).len() + p.len();
-        if size > BODY_LIMIT {
-            return Err(ReportError::Setting(format!(
-                "part {} has {size} characters, over GitHub's {BODY_LIMIT}: write the markdown with --markdown-out (parts of at most --markdown-limit characters)",
-                i + 1
-            )));
-        }
+    async fn delete(&self, id: u64) -> Result<(), ReportError> {
+        let url = self.gh.url(&format!("/issues/comments/{id}"));
+        self.gh.call(Method::DELETE, &url, None).await.map(drop)
     }
-    let existing: Vec<(u64, String)> = gh
-        .list(&format!("/issues/{pr}/comments?per_page=100"))
-        .await?
-        .iter()
-        .filter_map(|c| Some((c["id"].as_u64()?, c["body"].as_str()?.to_string())))
-        .collect();
-    let n = parts.len();
-    let mut said = Vec::new();
-    for step in comment_steps(&existing, parts, marker) {
-        let line = match &step {
-            CommentStep::Create { part, .. } => format!("post part {part} of {n} as a new comment"),
-            CommentStep::Update { id, part, .. } => {
-                format!("update comment {id} (part {part} of {n})")
-            }
-            CommentStep::Keep { id, part } => {
-                format!("keep comment {id} (part {part} of {n}, unchanged)")
-            }
-            CommentStep::Delete { id, part } => {
-                format!("delete comment {id} (part {part}, no longer in the plan)")
-            }
-        };
-        if !dry_run {
-            match &step {
-                CommentStep::Create { body, part } => {
-                    let (c, _) = gh
-                        .call(
-                            Method::POST,
-                            &gh.url(&format!("/issues/{pr}/comments")),
-                            Some(&json!({ "body": body })),
-                        )
-                        .await?;
-                    said.push(format!("posted comment {} (part {part} of {n})", c["id"]));
-                    continue;
-                }
-                CommentStep::Update { id, body, .. } => {
-                    gh.call(
-                        Method::PATCH,
-                        &gh.url(&format!("/issues/comments/{id}")),
-                        Some(&json!({ "body": body })),
-                    )
-                    .await?;
-                }
-                CommentStep::Delete { id, .. } => {
-                    gh.call(
-                        Method::DELETE,
-                        &gh.url(&format!("/issues/comments/{id}")),
-                        None,
-                    )
-                    .await?;
-                }
-                CommentStep::Keep { .. } => {}
-            }
-        }
-        said.push(if dry_run {
-            format!("would {line}")
-        } else {
-            done(&line)
-        });
-    }
-    Ok(said)
-}
-
-/// `update comment …` as done: `updated comment …`.
-fn done(line: &str) -> String {
-    for (will, did) in [
-        ("update ", "updated "),
-        ("delete ", "deleted "),
-        ("keep ", "kept "),
-    ] {
-        if let Some(rest) = line.strip_prefix(will) {
-            return format!("{did}{rest}");
-        }
-    }
-    line.to_string()
 }
 
 /// The pull request of the workflow run: `pull_request.number` (or `number`) of the
@@ -617,41 +415,6 @@ mod tests {
     }
 
     #[test]
-    fn comments_are_updated_in_place_posted_when_missing_and_deleted_when_extra() {
-        let parts: Vec<String> = vec!["one".into(), "two".into()];
-        let existing = vec![
-            (1, "someone else's review".to_string()),
-            (2, format!("{}old one", comment_marker("plan", 1))),
-            (3, format!("{}three", comment_marker("plan", 3))),
-            (
-                4,
-                format!("{}other workspace", comment_marker("plan-eu", 1)),
-            ),
-        ];
-        let steps = comment_steps(&existing, &parts, "plan");
-        assert_eq!(
-            steps,
-            vec![
-                CommentStep::Update {
-                    id: 2,
-                    part: 1,
-                    body: format!("{}one", comment_marker("plan", 1))
-                },
-                CommentStep::Create {
-                    part: 2,
-                    body: format!("{}two", comment_marker("plan", 2))
-                },
-                CommentStep::Delete { id: 3, part: 3 },
-            ]
-        );
-        let same = vec![(2, format!("{}one", comment_marker("plan", 1)))];
-        assert_eq!(
-            comment_steps(&same, &parts[..1], "plan"),
-            vec![CommentStep::Keep { id: 2, part: 1 }]
-        );
-    }
-
-    #[test]
     fn drift_issues_open_update_and_close_only_for_checked_tenants() {
         let r = report(
             &["acme", "globex"],
@@ -698,15 +461,5 @@ mod tests {
             "hooli was not checked, #10 is not ours"
         );
         assert!(body("acme").contains("~ acme/local_file.site: changed out of band"));
-    }
-
-    #[test]
-    fn the_next_page_is_read_from_the_link_header() {
-        let h = r#"<https://api.github.com/repositories/1/issues?page=2>; rel="next", <https://api.github.com/repositories/1/issues?page=5>; rel="last""#;
-        assert_eq!(
-            next_link(h).as_deref(),
-            Some("https://api.github.com/repositories/1/issues?page=2")
-        );
-        assert_eq!(next_link(r#"<https://x/?page=1>; rel="prev""#), None);
     }
 }

@@ -1,8 +1,11 @@
 //! What a run tells the places teams look, after it ends: pull-request comments and
-//! drift issues on GitHub ([`github`]), signed webhooks ([`notify`]) and a Prometheus
-//! textfile ([`metrics`]). Every one reads a finished run's [`Outcome`].
+//! drift issues on GitHub ([`github`]), merge-request notes on GitLab ([`gitlab`]), both
+//! kept by [`comments`], signed webhooks ([`notify`]) and a Prometheus textfile
+//! ([`metrics`]). Every one reads a finished run's [`Outcome`] or report.
 
+pub mod comments;
 pub mod github;
+pub mod gitlab;
 mod http;
 pub mod metrics;
 pub mod notify;
