@@ -135,6 +135,98 @@ fn the_plan_comment_is_posted_once_then_updated_in_place_part_by_part() {
 }
 
 #[test]
+fn the_merge_request_notes_are_edited_in_place_on_gitlab() {
+    let gl = crate::support::gitlab::GitLab::start(7, "platform/fleet", "glpat-test-0123");
+    let ws = fleet(30).with_env(vec![
+        ("LANDLORD_GITLAB_TOKEN".into(), "glpat-test-0123".into()),
+        ("CI_API_V4_URL".into(), gl.api_url()),
+        ("CI_PROJECT_ID".into(), "7".into()),
+        ("CI_MERGE_REQUEST_IID".into(), "12".into()),
+    ]);
+    let person = gl.seed_note(12, "Please wait for the freeze to end.");
+    let md = ws.join("plan.md");
+    let md = md.to_str().unwrap();
+    let plan = || {
+        ws.ok(
+            &[
+                "plan",
+                "--refresh=false",
+                "--markdown-out",
+                md,
+                "--markdown-limit",
+                "4096",
+            ],
+            0,
+        )
+    };
+    plan();
+    let parts = crate::support::markdown_parts(&ws.join("plan.md"));
+    assert!(parts.len() >= 2);
+    ws.ok(&["report", "gitlab-note", md], 0);
+    let ours = |gl: &crate::support::gitlab::GitLab| -> Vec<(u64, String)> {
+        gl.notes(12)
+            .into_iter()
+            .filter(|(_, b)| b.starts_with("<!-- landlord:plan part "))
+            .collect()
+    };
+    let first = ours(&gl);
+    assert_eq!(first.len(), parts.len());
+    // A template change on the next push: the same notes are edited, none is added.
+    ws.edit("tenants/t000.yaml", "status: active", "status: suspended");
+    plan();
+    let out = ws.ok(&["report", "gitlab-note", md], 0);
+    let now = ours(&gl);
+    assert_eq!(
+        now.iter().map(|n| n.0).collect::<Vec<_>>()[..1],
+        [first[0].0],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("updated comment {}", first[0].0)),
+        "{}",
+        out.stdout
+    );
+    assert!(gl
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("PUT /api/v4/projects/7/merge_requests/12/notes/")));
+    assert!(
+        gl.notes(12).iter().any(|(id, _)| *id == person),
+        "a person's note stays"
+    );
+    // The project by path, and a wrong token.
+    let by_path = ws.run_with(
+        &[
+            "report",
+            "gitlab-note",
+            md,
+            "--project",
+            "platform/fleet",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(by_path.code, 0, "{}", by_path.all());
+    assert!(
+        by_path.stdout.lines().all(|l| l.starts_with("would keep")),
+        "{}",
+        by_path.stdout
+    );
+    let bad = ws.run_with(
+        &["report", "gitlab-note", md],
+        &[("LANDLORD_GITLAB_TOKEN", "wrong")],
+    );
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("401") && !bad.stderr.contains("wrong"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
 fn drift_issues_open_per_tenant_update_while_drifting_and_close_when_clean() {
     let gh = GitHub::start(REPO, TOKEN);
     let ws = Ws::example("quickstart").with_env(github_env(&gh));
@@ -476,11 +568,15 @@ fn the_ci_examples_pass_the_workflow_schemas_and_actionlint() {
     assert!(plan.contains("landlord report github-comment"));
     let drift = std::fs::read_to_string(&workflows[2]).unwrap();
     assert!(drift.contains("landlord report github-issues drift.json"));
+    let gitlab = std::fs::read_to_string(root.join("gitlab-ci/.gitlab-ci.yml")).unwrap();
+    assert!(gitlab.contains("landlord report gitlab-note plan.md"));
+    assert!(gitlab.contains("junit: drift.xml"));
     let ws = Ws::example("quickstart");
     for args in [
         &["plan", "--help"][..],
         &["report", "github-comment", "--help"][..],
         &["report", "github-issues", "--help"][..],
+        &["report", "gitlab-note", "--help"][..],
         &["drift", "--help"][..],
     ] {
         ws.ok(args, 0);

@@ -7,6 +7,7 @@ pub mod azurite;
 pub mod bind;
 pub mod faulty;
 pub mod github;
+pub mod gitlab;
 pub mod moto;
 pub mod pebble;
 pub mod postgres;
