@@ -28,6 +28,21 @@ fn fleet(n: usize) -> Ws {
     ws
 }
 
+/// `plan --markdown-out md` in parts of `limit` characters.
+fn plan_in_parts(ws: &Ws, md: &str, limit: &str) {
+    ws.ok(
+        &[
+            "plan",
+            "--refresh=false",
+            "--markdown-out",
+            md,
+            "--markdown-limit",
+            limit,
+        ],
+        0,
+    );
+}
+
 fn ours(gh: &GitHub, pr: u64) -> Vec<(u64, String)> {
     gh.comments(pr)
         .into_iter()
@@ -42,19 +57,7 @@ fn the_plan_comment_is_posted_once_then_updated_in_place_part_by_part() {
     let review = gh.seed_comment(42, "Looks good to me, but check the TLS tier.");
     let md = ws.join("plan.md");
     let md = md.to_str().unwrap();
-    let plan = |limit: &str| {
-        ws.ok(
-            &[
-                "plan",
-                "--refresh=false",
-                "--markdown-out",
-                md,
-                "--markdown-limit",
-                limit,
-            ],
-            0,
-        )
-    };
+    let plan = |limit: &str| plan_in_parts(&ws, md, limit);
     plan("4096");
     let parts = crate::support::markdown_parts(&ws.join("plan.md"));
     assert!(parts.len() >= 3, "{} parts", parts.len());
@@ -146,19 +149,7 @@ fn the_merge_request_notes_are_edited_in_place_on_gitlab() {
     let person = gl.seed_note(12, "Please wait for the freeze to end.");
     let md = ws.join("plan.md");
     let md = md.to_str().unwrap();
-    let plan = || {
-        ws.ok(
-            &[
-                "plan",
-                "--refresh=false",
-                "--markdown-out",
-                md,
-                "--markdown-limit",
-                "4096",
-            ],
-            0,
-        )
-    };
+    let plan = || plan_in_parts(&ws, md, "4096");
     plan();
     let parts = crate::support::markdown_parts(&ws.join("plan.md"));
     assert!(parts.len() >= 2);

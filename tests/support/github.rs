@@ -29,11 +29,11 @@
 //! [`LOGIN`]. One request is served per connection (`Connection: close`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Map, Value};
+
+use super::http::{self, param, params, reply, Reply, Req};
 
 /// The login of the token's user: the author of every comment and issue.
 pub const LOGIN: &str = "landlord-bot";
@@ -67,39 +67,6 @@ pub struct GitHub {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// One parsed HTTP request.
-struct Req {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One response.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-}
-
-fn reply(status: u16, body: Value) -> Reply {
-    Reply {
-        status,
-        headers: vec![],
-        body,
-    }
-}
-
 fn error(status: u16, message: &str) -> Reply {
     reply(
         status,
@@ -126,8 +93,7 @@ fn validation(resource: &str, field: &str, code: &str) -> Reply {
 impl GitHub {
     /// Starts the stand-in for repository `repo` (`owner/name`) and `token` on a free loopback port.
     pub fn start(repo: &str, token: &str) -> GitHub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, endpoint) = http::listen();
         let inner = Arc::new(Mutex::new(Inner {
             repo: repo.into(),
             token: token.into(),
@@ -138,15 +104,7 @@ impl GitHub {
             next_comment: FIRST_COMMENT_ID,
             requests: Vec::new(),
         }));
-        let i = inner.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let i = i.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &i);
-                });
-            }
-        });
+        http::serve(listener, inner.clone(), route);
         GitHub { endpoint, inner }
     }
 
@@ -199,89 +157,6 @@ impl GitHub {
     pub fn requests(&self) -> Vec<String> {
         self.with(|i| i.requests.clone())
     }
-}
-
-fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
-    let mut r = BufReader::new(conn);
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        // Opened and closed without a request.
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    Ok(Req {
-        method,
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        body,
-    })
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        _ => "Status",
-    }
-}
-
-fn write_reply(out: &mut TcpStream, r: &Reply) -> std::io::Result<()> {
-    let text = if r.body.is_null() {
-        String::new()
-    } else {
-        r.body.to_string()
-    };
-    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    if r.status != 204 {
-        head.push_str(&format!(
-            "content-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
-            text.len()
-        ));
-    }
-    head.push_str("connection: close\r\n");
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
-    out.flush()
-}
-
-fn serve(conn: TcpStream, inner: &Mutex<Inner>) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let req = read_request(&conn)?;
-    let r = route(&mut inner.lock().unwrap(), &req);
-    write_reply(&mut out, &r)
 }
 
 /// Now, to the second, as GitHub writes times (`2024-05-01T12:00:00Z`).
@@ -363,48 +238,6 @@ fn add_comment(i: &mut Inner, n: u64, body: &str) -> Value {
     });
     i.comments.push((n, v.clone()));
     v
-}
-
-/// Query parameters, decoded as `application/x-www-form-urlencoded`.
-fn params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// `%XX` escapes and `+` for space undone.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut at = 0;
-    while at < b.len() {
-        if b[at] == b'%' {
-            let byte = s
-                .get(at + 1..at + 3)
-                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(byte) = byte {
-                out.push(byte);
-                at += 3;
-                continue;
-            }
-        }
-        out.push(if b[at] == b'+' { b' ' } else { b[at] });
-        at += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The page of `items` that `per_page` and `page` ask for, with a `Link` header naming
@@ -511,11 +344,7 @@ fn number(s: &str) -> Option<u64> {
 }
 
 fn route(i: &mut Inner, req: &Req) -> Reply {
-    i.requests.push(if req.query.is_empty() {
-        format!("{} {}", req.method, req.path)
-    } else {
-        format!("{} {}?{}", req.method, req.path, req.query)
-    });
+    i.requests.push(format!("{} {}", req.method, req.target()));
     if req.header("user-agent").is_none_or(str::is_empty) {
         return error(
             403,

@@ -35,11 +35,11 @@
 //! across merge requests and start at 1. Every note is by [`USERNAME`] and not a system
 //! note. One request is served per connection (`Connection: close`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+
+use super::http::{self, param, params, reply, Reply, Req};
 
 /// The username of the token's user: the author of every note.
 pub const USERNAME: &str = "landlord-bot";
@@ -89,40 +89,6 @@ pub struct GitLab {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// One parsed HTTP request.
-struct Req {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One response.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-}
-
-fn reply(status: u16, body: Value) -> Reply {
-    Reply {
-        status,
-        headers: vec![],
-        body,
-    }
-}
-
-/// GitLab's `{"message": …}` error body.
 fn message(status: u16, text: &str) -> Reply {
     reply(status, json!({ "message": text }))
 }
@@ -145,8 +111,7 @@ fn note_not_found() -> Reply {
 impl GitLab {
     /// Starts the stand-in for project `project_id` (also reachable as `project_path`, `group/project`) and `token` on a free loopback port.
     pub fn start(project_id: u64, project_path: &str, token: &str) -> GitLab {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, endpoint) = http::listen();
         let inner = Arc::new(Mutex::new(Inner {
             project_id,
             project_path: project_path.into(),
@@ -156,15 +121,7 @@ impl GitLab {
             next_note: 1,
             requests: Vec::new(),
         }));
-        let i = inner.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let i = i.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &i);
-                });
-            }
-        });
+        http::serve(listener, inner.clone(), route);
         GitLab { endpoint, inner }
     }
 
@@ -197,87 +154,6 @@ impl GitLab {
     pub fn requests(&self) -> Vec<String> {
         self.with(|i| i.requests.clone())
     }
-}
-
-fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
-    let mut r = BufReader::new(conn);
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        // Opened and closed without a request.
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    Ok(Req {
-        method,
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        body,
-    })
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        _ => "Status",
-    }
-}
-
-fn write_reply(out: &mut TcpStream, r: &Reply) -> std::io::Result<()> {
-    let text = if r.body.is_null() {
-        String::new()
-    } else {
-        r.body.to_string()
-    };
-    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    if r.status != 204 {
-        head.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            text.len()
-        ));
-    }
-    head.push_str("connection: close\r\n");
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
-    out.flush()
-}
-
-fn serve(conn: TcpStream, inner: &Mutex<Inner>) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let req = read_request(&conn)?;
-    let r = route(&mut inner.lock().unwrap(), &req);
-    write_reply(&mut out, &r)
 }
 
 /// Now, to the millisecond, as GitLab writes times (`2024-05-01T12:00:00.123Z`).
@@ -335,48 +211,6 @@ fn note_json(i: &Inner, n: &Note) -> Value {
 /// Where note `id` of merge request `mr` is in `i.notes`.
 fn find_note(i: &Inner, mr: u64, id: u64) -> Option<usize> {
     i.notes.iter().position(|n| n.mr == mr && n.id == id)
-}
-
-/// Query parameters, decoded as `application/x-www-form-urlencoded`.
-fn params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (unescape(k, true), unescape(v, true))
-        })
-        .collect()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// `%XX` escapes undone, and with `plus` (forms and queries) `+` read as a space.
-fn unescape(s: &str, plus: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut at = 0;
-    while at < b.len() {
-        if b[at] == b'%' {
-            let byte = s
-                .get(at + 1..at + 3)
-                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(byte) = byte {
-                out.push(byte);
-                at += 3;
-                continue;
-            }
-        }
-        out.push(if plus && b[at] == b'+' { b' ' } else { b[at] });
-        at += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `query` with `page` set to `page` where it stood (or appended), the rest unchanged.
@@ -508,11 +342,7 @@ enum Op {
 }
 
 fn route(i: &mut Inner, req: &Req) -> Reply {
-    i.requests.push(if req.query.is_empty() {
-        format!("{} {}", req.method, req.path)
-    } else {
-        format!("{} {}?{}", req.method, req.path, req.query)
-    });
+    i.requests.push(format!("{} {}", req.method, req.target()));
     let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let ["api", "v4", "projects", project, "merge_requests", mr, "notes", rest @ ..] =
         segs.as_slice()
@@ -543,7 +373,7 @@ fn route(i: &mut Inner, req: &Req) -> Reply {
     if !(private_token || bearer) {
         return message(401, "401 Unauthorized");
     }
-    let project = unescape(project, false);
+    let project = http::decode(project, false);
     let same_project =
         number(&project) == Some(i.project_id) || project.eq_ignore_ascii_case(&i.project_path);
     if !same_project {

@@ -8,6 +8,7 @@ pub mod bind;
 pub mod faulty;
 pub mod github;
 pub mod gitlab;
+pub mod http;
 pub mod moto;
 pub mod pebble;
 pub mod postgres;

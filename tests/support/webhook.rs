@@ -12,16 +12,16 @@
 //! | any other method | 405 |
 //!
 //! Every POST counts as an attempt, whatever it was answered. One request is served per
-//! connection (`Connection: close`).
+//! connection (`Connection: close`, see `http.rs`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Sha256;
+
+use super::http::{self, reply, Reply, Req};
 
 /// One accepted delivery.
 #[derive(Clone, Debug)]
@@ -53,35 +53,17 @@ pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// One parsed HTTP request.
-struct Req {
-    method: String,
-    target: String,
-    /// Headers by lower-case name.
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
 impl Receiver {
     /// Starts a receiver that checks signatures against `secret`, on a free loopback port.
     pub fn start(secret: &str) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, endpoint) = http::listen();
         let inner = Arc::new(Mutex::new(Inner {
             secret: secret.into(),
             fail: 0,
             attempts: 0,
             deliveries: Vec::new(),
         }));
-        let i = inner.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let i = i.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &i);
-                });
-            }
-        });
+        http::serve(listener, inner.clone(), receive);
         Receiver { endpoint, inner }
     }
 
@@ -118,103 +100,40 @@ fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
-    let mut r = BufReader::new(conn);
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        // Opened and closed without a request.
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            headers
-                .entry(k)
-                .and_modify(|old| {
-                    old.push_str(", ");
-                    old.push_str(v);
-                })
-                .or_insert_with(|| v.to_string());
-        }
-    }
-    let len = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    Ok(Req {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
-fn write_reply(out: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
-    let reason = match status {
-        204 => "No Content",
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        _ => "Internal Server Error",
-    };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
-    if status != 204 {
-        head.push_str(&format!(
-            "content-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
-            text.len()
-        ));
-    }
-    if status == 405 {
-        head.push_str("allow: POST\r\n");
-    }
-    head.push_str("connection: close\r\n\r\n");
-    out.write_all(head.as_bytes())?;
-    if status != 204 {
-        out.write_all(text.as_bytes())?;
-    }
-    out.flush()
-}
-
-fn serve(conn: TcpStream, inner: &Mutex<Inner>) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let req = read_request(&conn)?;
-    let (status, text) = receive(&mut inner.lock().unwrap(), req);
-    write_reply(&mut out, status, text)
-}
-
-/// The status and text answering `req`; records it when accepted.
-fn receive(i: &mut Inner, req: Req) -> (u16, &'static str) {
+/// The answer to `req`; records it when accepted.
+fn receive(i: &mut Inner, req: &Req) -> Reply {
+    let text = |status: u16, t: &str| reply(status, json!({ "message": t }));
     if req.method != "POST" {
-        return (405, "only POST is accepted\n");
+        let mut r = text(405, "only POST is accepted");
+        r.headers.push(("allow", "POST".into()));
+        return r;
     }
     i.attempts += 1;
     if i.fail > 0 {
         i.fail -= 1;
-        return (500, "failing on purpose\n");
+        return text(500, "failing on purpose");
     }
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-        return (400, "the body is not JSON\n");
+        return text(400, "the body is not JSON");
     };
-    let signature_valid = req
-        .headers
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &req.headers {
+        headers
+            .entry(k.to_ascii_lowercase())
+            .and_modify(|old| {
+                old.push_str(", ");
+                old.push_str(v);
+            })
+            .or_insert_with(|| v.clone());
+    }
+    let signature_valid = headers
         .get("x-hub-signature-256")
         .is_some_and(|s| *s == signature(&i.secret, &req.body));
     i.deliveries.push(Delivery {
-        path: req.target,
-        headers: req.headers,
+        path: req.target(),
+        headers,
         body,
         signature_valid,
     });
-    (204, "")
+    reply(204, Value::Null)
 }
