@@ -249,6 +249,24 @@ fn drift_issues_open_per_tenant_update_while_drifting_and_close_when_clean() {
     drift(&ws, 2);
     let report = ws.join("drift.json");
     let report = report.to_str().unwrap();
+    // Past --max-new the drifted tenants would share one fleet issue.
+    let mass = ws.ok(
+        &[
+            "report",
+            "github-issues",
+            report,
+            "--max-new",
+            "1",
+            "--dry-run",
+        ],
+        0,
+    );
+    assert_eq!(
+        mass.stdout.trim(),
+        "would open an issue for the fleet",
+        "{}",
+        mass.stdout
+    );
     let r = ws.ok(&["report", "github-issues", report], 0);
     assert!(
         r.stdout.contains("(globex drifts)") && r.stdout.contains("(initech drifts)"),

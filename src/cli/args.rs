@@ -195,6 +195,10 @@ pub enum ReportCommand {
         /// The label of drift issues.
         #[arg(long, default_value = crate::report::github::DRIFT_LABEL)]
         label: String,
+        /// Open at most this many tenant issues in one run; past it, the newly drifted
+        /// tenants share one fleet issue (a mass drift is usually one shared change).
+        #[arg(long, default_value_t = 25)]
+        max_new: usize,
         /// Print what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,

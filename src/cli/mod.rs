@@ -1013,11 +1013,12 @@ async fn report_cmd(dir: &Path, c: args::ReportCommand) -> Result<u8> {
             file,
             repo,
             label,
+            max_new,
             dry_run,
         } => {
             let report = github::read_drift(&ops::out_path(dir, &file))?;
             let gh = github::GitHub::from_env(repo.as_deref())?;
-            github::sync_issues(&gh, &report, &label, dry_run).await?
+            github::sync_issues(&gh, &report, &label, max_new, dry_run).await?
         }
     };
     if said.is_empty() {

@@ -239,17 +239,78 @@ fn issue_body(tenant: &str, lines: &[String], checked: usize) -> String {
     body
 }
 
+/// The first line of the fleet issue, naming the tenants it stands for.
+fn fleet_marker(tenants: &[&str]) -> String {
+    format!(
+        "<!-- landlord:drift fleet tenants={} -->\n",
+        tenants.join(",")
+    )
+}
+
+/// The tenants the fleet issue stands for, if `body` is the fleet issue's.
+fn fleet_tenants(body: &str) -> Option<Vec<&str>> {
+    let rest = body.strip_prefix("<!-- landlord:drift fleet tenants=")?;
+    let (list, _) = rest.split_once(" -->")?;
+    Some(list.split(',').filter(|t| !t.is_empty()).collect())
+}
+
+/// The body of the fleet issue: the drifted tenants that have no issue of their own.
+fn fleet_body(tenants: &[&str], drifted: &BTreeMap<&str, Vec<String>>, max_new: usize) -> String {
+    let mut body = fleet_marker(tenants);
+    body.push_str(&format!(
+        "### landlord drift: {} tenants\n\nMore tenants drifted at once than get an issue each (at most {max_new} new issues a run): that is often one shared change, not {} separate ones. Review it with `landlord drift --markdown` or `landlord plan`; once fewer tenants are left, each gets its own issue and this one closes.\n\n| Tenant | Drifted resources | First |\n|---|---:|---|\n",
+        tenants.len(),
+        tenants.len()
+    ));
+    let mut shown = 0;
+    for t in tenants {
+        let lines = drifted.get(t).map(Vec::as_slice).unwrap_or(&[]);
+        let heads: Vec<&String> = lines.iter().filter(|l| !l.starts_with(' ')).collect();
+        let row = format!(
+            "| `{t}` | {} | `{}` |\n",
+            heads.len(),
+            heads
+                .first()
+                .map(|h| h.replace('`', "'"))
+                .unwrap_or_default()
+        );
+        if body.len() + row.len() + 64 > BODY_LIMIT {
+            break;
+        }
+        body.push_str(&row);
+        shown += 1;
+    }
+    if shown < tenants.len() {
+        body.push_str(&format!(
+            "\n… and {} more tenants.\n",
+            tenants.len() - shown
+        ));
+    }
+    body
+}
+
 /// The steps that make the open drift issues match `report`: one open issue per drifted
 /// tenant; the issues of tenants checked and found clean are closed; issues of tenants
-/// the report did not check are left alone.
-pub fn issue_steps(open: &[Issue], report: &Report) -> Vec<IssueStep> {
+/// the report did not check are left alone. When more than `max_new` drifted tenants have
+/// no issue yet, they share one fleet issue instead, closed once its tenants were checked
+/// again and the rest fit.
+pub fn issue_steps(open: &[Issue], report: &Report, max_new: usize) -> Vec<IssueStep> {
     let mut by_tenant: BTreeMap<&str, &Issue> = BTreeMap::new();
+    let mut fleet: Option<(&Issue, Vec<&str>)> = None;
     for i in open {
         if let Some(t) = issue_tenant(&i.body) {
             by_tenant.entry(t).or_insert(i);
+        } else if let Some(ts) = fleet_tenants(&i.body) {
+            fleet.get_or_insert((i, ts));
         }
     }
     let drifted = drift::tenant_lines(report);
+    let untracked: Vec<&str> = drifted
+        .keys()
+        .copied()
+        .filter(|t| !by_tenant.contains_key(t))
+        .collect();
+    let overflow = untracked.len() > max_new;
     let mut steps = Vec::new();
     for (tenant, lines) in &drifted {
         let checked = report.tenants.get(*tenant).copied().unwrap_or(0);
@@ -265,6 +326,7 @@ pub fn issue_steps(open: &[Issue], report: &Report) -> Vec<IssueStep> {
                 tenant,
                 body,
             },
+            None if overflow => continue,
             None => IssueStep::Open {
                 title: format!("Drift in tenant {tenant}"),
                 tenant,
@@ -280,6 +342,36 @@ pub fn issue_steps(open: &[Issue], report: &Report) -> Vec<IssueStep> {
             });
         }
     }
+    let fleet_key = || "the fleet".to_string();
+    match (fleet, overflow) {
+        (Some((i, _)), true) => {
+            let body = fleet_body(&untracked, &drifted, max_new);
+            steps.push(if i.body == body {
+                IssueStep::Keep {
+                    number: i.number,
+                    tenant: fleet_key(),
+                }
+            } else {
+                IssueStep::Update {
+                    number: i.number,
+                    tenant: fleet_key(),
+                    body,
+                }
+            });
+        }
+        (None, true) => steps.push(IssueStep::Open {
+            tenant: fleet_key(),
+            title: format!("Drift in {} tenants", untracked.len()),
+            body: fleet_body(&untracked, &drifted, max_new),
+        }),
+        (Some((i, listed)), false) if listed.iter().all(|t| report.tenants.contains_key(*t)) => {
+            steps.push(IssueStep::Close {
+                number: i.number,
+                tenant: fleet_key(),
+            })
+        }
+        _ => {}
+    }
     steps
 }
 
@@ -289,6 +381,7 @@ pub async fn sync_issues(
     gh: &GitHub,
     report: &Report,
     label: &str,
+    max_new: usize,
     dry_run: bool,
 ) -> Result<Vec<String>, ReportError> {
     let open: Vec<Issue> = gh
@@ -304,7 +397,7 @@ pub async fn sync_issues(
         })
         .collect();
     let mut said = Vec::new();
-    for step in issue_steps(&open, report) {
+    for step in issue_steps(&open, report, max_new) {
         let (will, did) = match &step {
             IssueStep::Open { tenant, .. } => {
                 (format!("open an issue for {tenant}"), String::new())
@@ -439,7 +532,7 @@ mod tests {
                 body: "opened by a person".into(),
             },
         ];
-        let steps = issue_steps(&open, &r);
+        let steps = issue_steps(&open, &r, 25);
         assert_eq!(
             steps,
             vec![
@@ -461,5 +554,46 @@ mod tests {
             "hooli was not checked, #10 is not ours"
         );
         assert!(body("acme").contains("~ acme/local_file.site: changed out of band"));
+    }
+
+    #[test]
+    fn a_mass_drift_shares_one_fleet_issue_until_few_enough_are_left() {
+        let many: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+        let all: Vec<&str> = many.iter().map(String::as_str).collect();
+        let r = report(&all, &all);
+        let open = vec![Issue {
+            number: 3,
+            body: format!("{}old", issue_marker("t05")),
+        }];
+        let steps = issue_steps(&open, &r, 25);
+        assert_eq!(steps.len(), 2, "t05's issue and one fleet issue: {steps:?}");
+        assert!(matches!(&steps[0], IssueStep::Update { number: 3, .. }));
+        let IssueStep::Open { title, body, .. } = &steps[1] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(title, "Drift in 39 tenants");
+        assert_eq!(fleet_tenants(body).unwrap().len(), 39);
+        assert!(body.contains("| `t39` | 1 | `~ t39/local_file.site: changed out of band` |"));
+        // Later only three are left without an issue: they get their own, the fleet issue closes.
+        let fleet = Issue {
+            number: 4,
+            body: body.clone(),
+        };
+        let few = report(&all[..3], &all);
+        let steps = issue_steps(&[fleet.clone()], &few, 25);
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, IssueStep::Open { .. }))
+                .count(),
+            3
+        );
+        assert!(steps.contains(&IssueStep::Close {
+            number: 4,
+            tenant: "the fleet".into()
+        }));
+        // A shard that did not check the fleet issue's tenants leaves it open.
+        let other = report(&[], &["zz"]);
+        assert!(issue_steps(&[fleet], &other, 25).is_empty());
     }
 }

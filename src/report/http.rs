@@ -39,7 +39,7 @@ pub async fn send(
     loop {
         let last = attempt >= ATTEMPTS;
         match make().send().await {
-            Ok(r) if last || !retryable(r.status()) => return Ok(r),
+            Ok(r) if last || !retryable(&r) => return Ok(r),
             Ok(r) => {
                 if let Some(after) = retry_after(&r) {
                     wait = after.min(Duration::from_secs(60));
@@ -60,8 +60,15 @@ pub async fn send(
     }
 }
 
-fn retryable(s: StatusCode) -> bool {
-    s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
+/// 429 and 5xx, and GitHub's rate limits: a 403 with `Retry-After`, or with no
+/// requests remaining.
+fn retryable(r: &Response) -> bool {
+    let s = r.status();
+    let header = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok());
+    s == StatusCode::TOO_MANY_REQUESTS
+        || s.is_server_error()
+        || (s == StatusCode::FORBIDDEN
+            && (header("retry-after").is_some() || header("x-ratelimit-remaining") == Some("0")))
 }
 
 fn retry_after(r: &Response) -> Option<Duration> {
