@@ -370,6 +370,14 @@ name = "rest"
     assert_eq!(told.len(), 1, "only the event asked for: {told:?}");
     assert_eq!(told[0].body["event"], "rollout.halted");
     assert_eq!(told[0].body["succeeded"], false);
+    let failed: Vec<&str> = told[0].body["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    assert!(failed.iter().all(|a| a.starts_with("t01")), "{failed:?}");
     for i in 10..=13 {
         assert!(
             r.stderr

@@ -433,6 +433,9 @@ pub enum RolloutCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Write the run's figures to FILE in the Prometheus text format.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// End the rollout; its remaining waves are never applied by it.
     #[command(after_help = "Example:\n  landlord rollout abort")]

@@ -120,13 +120,17 @@ fn color(cli_no_color: bool) -> bool {
 /// metrics and send their notifications.
 async fn run(cli: Cli) -> Result<u8> {
     let watched = match &cli.command {
-        Command::Plan { run, .. } => Some(("plan", run)),
-        Command::Apply { run, .. } => Some(("apply", run)),
-        Command::Destroy { run, .. } => Some(("destroy", run)),
-        Command::Drift { run, .. } => Some(("drift", run)),
+        Command::Plan { run, .. } => Some(("plan", &run.metrics_file)),
+        Command::Apply { run, .. } => Some(("apply", &run.metrics_file)),
+        Command::Destroy { run, .. } => Some(("destroy", &run.metrics_file)),
+        Command::Drift { run, .. } => Some(("drift", &run.metrics_file)),
+        // A resumed rollout is an apply, for metrics and notifications.
+        Command::Rollout(args::RolloutCommand::Resume { metrics_file, .. }) => {
+            Some(("apply", metrics_file))
+        }
         _ => None,
     }
-    .map(|(name, run)| outcome::begin(name, run.metrics_file.clone()));
+    .map(|(name, metrics)| outcome::begin(name, metrics.clone()));
     let dir = cli.dir.clone();
     let result = dispatch(cli).await;
     if let Some(w) = watched {

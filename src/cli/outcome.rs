@@ -79,19 +79,21 @@ pub fn planned(s: &Summary, tenants: BTreeSet<String>) {
     });
 }
 
-/// What an apply or destroy did, to which tenants.
+/// What an apply, a destroy or one wave of a rollout did, to which tenants; a rollout's
+/// waves add up.
 pub fn applied(r: &apply::Report, tenants: BTreeSet<String>) {
     note(|o| {
-        o.tenants = tenants.into_iter().collect();
-        o.changes = [
+        for (k, v) in [
             ("add", r.created),
             ("change", r.updated),
             ("replace", r.replaced),
             ("destroy", r.deleted),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v as u64))
-        .collect();
+        ] {
+            *o.changes.entry(k.to_string()).or_insert(0) += v as u64;
+        }
+        let mut all: BTreeSet<String> = std::mem::take(&mut o.tenants).into_iter().collect();
+        all.extend(tenants);
+        o.tenants = all.into_iter().collect();
         o.failures.extend(r.failed.iter().map(|(a, e)| Failure {
             address: a.to_string(),
             error: e.clone(),

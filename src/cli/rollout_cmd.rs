@@ -49,6 +49,8 @@ impl RolloutHook for Waves {
     }
 
     fn wave_finished(&self, wave: &WaveRecord, report: &apply::Report, applied: &[String]) {
+        let touched = applied.iter().chain(wave.failed.keys()).cloned().collect();
+        super::outcome::applied(report, touched);
         // Off a terminal, one line per tenant result.
         if !self.tty {
             for t in applied {
@@ -180,6 +182,7 @@ pub async fn run(dir: &Path, cmd: RolloutCommand, color: bool) -> Result<u8> {
             allow_bulk,
             lock_timeout,
             json,
+            metrics_file: _,
         } => resume(dir, &exec, refresh, allow_bulk, lock_timeout, json, color).await,
     }
 }
