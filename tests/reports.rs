@@ -422,6 +422,37 @@ fn webhooks_are_signed_retried_and_never_fail_the_run() {
         "{}",
         r.stderr
     );
+    // One that takes the connection and never answers is given up after [notify] timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        silent.accept().map(|(c, _)| {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            drop(c)
+        })
+    });
+    ws.write(
+        "landlord.toml",
+        &format!(
+            "{toml}{}",
+            NOTIFY.replace("backoff = \"50ms\"", "backoff = \"50ms\"\ntimeout = \"1s\"")
+        ),
+    );
+    let started = std::time::Instant::now();
+    let r = ws.run_with(&["drift"], &[("HOOK_URL", url.as_str())]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.stderr.contains("no answer within 1s ([notify] timeout)"),
+        "{}",
+        r.stderr
+    );
+    drop(held);
+    ws.write("landlord.toml", &format!("{toml}{NOTIFY}"));
     let unset = ws.run_with(&["drift"], &[("HOOK_SECRET", "")]);
     assert_eq!(unset.code, 2);
     assert!(

@@ -13,9 +13,15 @@ pub const ATTEMPTS: u32 = 4;
 
 /// A client that names landlord and gives up on one request after 30 seconds.
 pub fn client() -> Result<Client, ReportError> {
+    client_within(Duration::from_secs(30))
+}
+
+/// A client that names landlord and gives up on one request after `limit`.
+pub fn client_within(limit: Duration) -> Result<Client, ReportError> {
     Client::builder()
         .user_agent(concat!("landlord/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(limit.min(Duration::from_secs(10)))
+        .timeout(limit)
         .build()
         .map_err(|e| ReportError::Setting(format!("cannot start an HTTP client: {e}")))
 }

@@ -51,13 +51,19 @@ pub async fn send(config: &NotifyConfig, o: &Outcome, workspace: &str) -> Vec<St
             if !hook.events.is_empty() && !hook.events.contains(event) {
                 continue;
             }
-            if let Err(e) = deliver(hook, config, *event, o, workspace).await {
-                warnings.push(format!(
-                    "the {} notification to ${} was not delivered: {e}",
-                    event.as_str(),
-                    hook.url_env
-                ));
-            }
+            // A webhook that does not answer must not hold a scheduled job for minutes.
+            let sent =
+                tokio::time::timeout(config.timeout, deliver(hook, config, *event, o, workspace));
+            let failed = match sent.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {:?} ([notify] timeout)", config.timeout),
+            };
+            warnings.push(format!(
+                "the {} notification to ${} was not delivered: {failed}",
+                event.as_str(),
+                hook.url_env
+            ));
         }
     }
     warnings
@@ -81,7 +87,7 @@ async fn deliver(
     };
     let payload = serde_json::to_vec(&body(event, o, workspace)).unwrap_or_default();
     let signed = secret.map(|s| signature(s.as_bytes(), &payload));
-    let client = http::client()?;
+    let client = http::client_within(config.timeout.min(std::time::Duration::from_secs(10)))?;
     let delivery = format!("{}-{}", o.run_id, event.as_str());
     let res = http::send(&Method::POST, &url, config.backoff, || {
         let mut r = client

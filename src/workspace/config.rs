@@ -44,6 +44,13 @@ pub struct NotifyConfig {
     /// The first wait before a failed delivery is tried again (doubled each time).
     #[serde(default = "default_backoff", deserialize_with = "de_duration")]
     pub backoff: std::time::Duration,
+    /// How long one delivery may take, retries included.
+    #[serde(default = "default_notify_timeout", deserialize_with = "de_duration")]
+    pub timeout: std::time::Duration,
+}
+
+fn default_notify_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 fn default_backoff() -> std::time::Duration {
