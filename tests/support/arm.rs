@@ -34,11 +34,11 @@
 //! chooses (Azurite's).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+
+use super::http::{self, reply, Reply, Req};
 
 /// The key every storage account lists (Azurite's well-known development key).
 pub const ACCOUNT_KEY: &str =
@@ -56,6 +56,8 @@ enum Done {
 }
 
 struct Inner {
+    /// `http://127.0.0.1:PORT`, for the URLs of operations and next pages.
+    base: String,
     /// Resources by lowercased id.
     resources: BTreeMap<String, Value>,
     /// Soft-deleted vaults by lowercased name.
@@ -84,38 +86,11 @@ pub struct Arm {
     dns: std::net::SocketAddr,
 }
 
-/// One parsed HTTP request.
-struct Req {
-    method: String,
-    path: String,
-    api: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One response.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-}
-
-fn reply(status: u16, body: Value) -> Reply {
-    Reply {
-        status,
-        headers: vec![],
-        body,
-    }
+/// The `api-version` a request names.
+fn api(req: &Req) -> String {
+    http::param(&http::params(&req.query), "api-version")
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn error(status: u16, code: &str, message: &str) -> Reply {
@@ -140,9 +115,9 @@ fn not_found(kind: &str, name: &str) -> Reply {
 impl Arm {
     /// Starts the server on a free loopback port.
     pub fn start() -> Arm {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, endpoint) = http::listen();
         let inner = Arc::new(Mutex::new(Inner {
+            base: endpoint.clone(),
             resources: BTreeMap::new(),
             deleted_vaults: BTreeMap::new(),
             operations: BTreeMap::new(),
@@ -154,15 +129,7 @@ impl Arm {
             token: None,
             stale: BTreeMap::new(),
         }));
-        let (i, base) = (inner.clone(), endpoint.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (i, base) = (i.clone(), base.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &i, &base);
-                });
-            }
-        });
+        http::serve(listener, inner.clone(), route);
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let dns = udp.local_addr().unwrap();
         let i = inner.clone();
@@ -265,75 +232,6 @@ impl Arm {
     }
 }
 
-fn read_request(conn: &TcpStream) -> std::io::Result<Req> {
-    let mut r = BufReader::new(conn);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let api = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("api-version="))
-        .unwrap_or("")
-        .to_string();
-    Ok(Req {
-        method,
-        path: path.to_string(),
-        api,
-        query: query.to_string(),
-        headers,
-        body,
-    })
-}
-
-fn write_reply(out: &mut TcpStream, r: &Reply) -> std::io::Result<()> {
-    let text = if r.body.is_null() {
-        String::new()
-    } else {
-        r.body.to_string()
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-        r.status,
-        text.len()
-    );
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
-    out.flush()
-}
-
-fn serve(conn: TcpStream, inner: &Mutex<Inner>, base: &str) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let req = read_request(&conn)?;
-    let r = route(&mut inner.lock().unwrap(), &req, base);
-    write_reply(&mut out, &r)
-}
-
 /// Starts a long-running operation: 202 with its URL and `Retry-After`.
 fn accepted(i: &mut Inner, base: &str, url_path: String, done: Done) -> Reply {
     let op = url_path.rsplit('/').next().unwrap_or_default().to_string();
@@ -412,7 +310,8 @@ fn taken_elsewhere(i: &Inner, kind: &str, name: &str, key: &str) -> bool {
 /// How long an operation runs when nobody polls it.
 const OPERATION_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
+fn route(i: &mut Inner, req: &Req) -> Reply {
+    let base = &i.base.clone();
     i.requests += 1;
     let now = std::time::Instant::now();
     let due: Vec<String> = i
@@ -492,8 +391,8 @@ fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
     match l.as_slice() {
         ["subscriptions", _, "resourcegroups", _] => resource_group(i, req, &segs, base),
         ["subscriptions", _, "providers", "microsoft.storage", "storageaccounts"] => {
-            if req.api != "2023-05-01" {
-                return unsupported_api(&req.api);
+            if api(req) != "2023-05-01" {
+                return unsupported_api(&api(req));
             }
             let value: Vec<Value> = i
                 .resources
@@ -508,8 +407,8 @@ fn route(i: &mut Inner, req: &Req, base: &str) -> Reply {
         }
         ["subscriptions", _, "providers", "microsoft.keyvault", "locations", loc, "deletedvaults", name, "purge"] =>
         {
-            if req.api != "2019-09-01" {
-                return unsupported_api(&req.api);
+            if api(req) != "2019-09-01" {
+                return unsupported_api(&api(req));
             }
             if !i.deleted_vaults.contains_key(*name) {
                 return not_found("Deleted vault", name);
@@ -557,8 +456,8 @@ fn body(req: &Req) -> Value {
 }
 
 fn resource_group(i: &mut Inner, req: &Req, segs: &[&str], base: &str) -> Reply {
-    if req.api != "2021-04-01" {
-        return unsupported_api(&req.api);
+    if api(req) != "2021-04-01" {
+        return unsupported_api(&api(req));
     }
     let name = segs[3];
     let key = req.path.to_ascii_lowercase();
@@ -607,8 +506,8 @@ fn resource_group(i: &mut Inner, req: &Req, segs: &[&str], base: &str) -> Reply 
 }
 
 fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str, base: &str) -> Reply {
-    if req.api != "2018-05-01" {
-        return unsupported_api(&req.api);
+    if api(req) != "2018-05-01" {
+        return unsupported_api(&api(req));
     }
     let rest = &l[6..];
     if rest.first() != Some(&"dnszones") || rest.len() < 2 {
@@ -693,8 +592,8 @@ fn dns(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], rg_key: &str, base: 
 }
 
 fn storage(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], base: &str) -> Reply {
-    if req.api != "2023-05-01" {
-        return unsupported_api(&req.api);
+    if api(req) != "2023-05-01" {
+        return unsupported_api(&api(req));
     }
     let (Some(&"storageaccounts"), Some(name)) = (l.get(6), segs.get(7)) else {
         return no_route(req);
@@ -782,8 +681,8 @@ fn storage(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str], base: &str) -> R
 }
 
 fn vault(i: &mut Inner, req: &Req, segs: &[&str], l: &[&str]) -> Reply {
-    if req.api != "2019-09-01" {
-        return unsupported_api(&req.api);
+    if api(req) != "2019-09-01" {
+        return unsupported_api(&api(req));
     }
     let (Some(&"vaults"), Some(name), None) = (l.get(6), segs.get(7), segs.get(8)) else {
         return no_route(req);

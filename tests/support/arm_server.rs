@@ -11,6 +11,9 @@ use std::io::Write;
 #[allow(dead_code)]
 #[path = "arm.rs"]
 mod arm;
+#[allow(dead_code)]
+#[path = "http.rs"]
+mod http;
 
 fn main() {
     let server = arm::Arm::start();
