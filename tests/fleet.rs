@@ -1,17 +1,7 @@
 //! Fleet operations: the bulk-change guard, rollouts in waves, changed-only plans and
 //! API budgets.
 
-use crate::support::{tenant_yaml, Ws};
-
-/// The quick start with `n` more tenants on the basic tier (`t000`, `t001`, ...).
-fn fleet(n: usize) -> Ws {
-    let ws = Ws::example("quickstart");
-    for i in 0..n {
-        let id = format!("t{i:03}");
-        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
-    }
-    ws
-}
+use crate::support::{fleet, tenant_yaml, Ws};
 
 fn retire(ws: &Ws, ids: impl IntoIterator<Item = String>) {
     for id in ids {
@@ -1082,7 +1072,7 @@ fn a_5000_tenant_markdown_plan_is_split_into_comment_sized_parts_in_order() {
         0,
     );
     assert!(r.stderr.contains("Wrote the markdown in "), "{}", r.stderr);
-    let parts = crate::support::markdown_parts(&md);
+    let parts = landlord::plan::show::comment::read_parts(&md).unwrap();
     assert!(parts.len() > 2, "{} parts", parts.len());
     for (i, p) in parts.iter().enumerate() {
         assert!(

@@ -4,7 +4,7 @@
 
 use crate::support::github::GitHub;
 use crate::support::webhook::Receiver;
-use crate::support::{tenant_yaml, tools_dir, Ws};
+use crate::support::{fleet, tools_dir, Ws};
 
 const REPO: &str = "acme/platform";
 const TOKEN: &str = "ghs_test_token_0123456789";
@@ -16,16 +16,6 @@ fn github_env(gh: &GitHub) -> Vec<(String, String)> {
         ("GITHUB_REPOSITORY".into(), REPO.into()),
         ("GITHUB_API_URL".into(), gh.url()),
     ]
-}
-
-/// The quick start with `n` more basic tenants.
-fn fleet(n: usize) -> Ws {
-    let ws = Ws::example("quickstart");
-    for i in 0..n {
-        let id = format!("t{i:03}");
-        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
-    }
-    ws
 }
 
 /// `plan --markdown-out md` in parts of `limit` characters.
@@ -59,7 +49,7 @@ fn the_plan_comment_is_posted_once_then_updated_in_place_part_by_part() {
     let md = md.to_str().unwrap();
     let plan = |limit: &str| plan_in_parts(&ws, md, limit);
     plan("4096");
-    let parts = crate::support::markdown_parts(&ws.join("plan.md"));
+    let parts = landlord::plan::show::comment::read_parts(&ws.join("plan.md")).unwrap();
     assert!(parts.len() >= 3, "{} parts", parts.len());
 
     // A dry run reads, and changes nothing.
@@ -102,7 +92,7 @@ fn the_plan_comment_is_posted_once_then_updated_in_place_part_by_part() {
         std::fs::remove_file(ws.join(&format!("tenants/t{i:03}.yaml"))).unwrap();
     }
     plan("4096");
-    let short = crate::support::markdown_parts(&ws.join("plan.md"));
+    let short = landlord::plan::show::comment::read_parts(&ws.join("plan.md")).unwrap();
     assert!(short.len() < parts.len());
     let out = ws.ok(&["report", "github-comment", md, "--pr", "42"], 0);
     let now = ours(&gh, 42);
@@ -151,7 +141,7 @@ fn the_merge_request_notes_are_edited_in_place_on_gitlab() {
     let md = md.to_str().unwrap();
     let plan = || plan_in_parts(&ws, md, "4096");
     plan();
-    let parts = crate::support::markdown_parts(&ws.join("plan.md"));
+    let parts = landlord::plan::show::comment::read_parts(&ws.join("plan.md")).unwrap();
     assert!(parts.len() >= 2);
     ws.ok(&["report", "gitlab-note", md], 0);
     let ours = |gl: &crate::support::gitlab::GitLab| -> Vec<(u64, String)> {
@@ -236,12 +226,7 @@ fn drift_issues_open_per_tenant_update_while_drifting_and_close_when_clean() {
         true,
     );
 
-    let nginx = ws.read("out/globex/nginx.conf");
-    ws.write(
-        "out/globex/nginx.conf",
-        &nginx.replace("burst=100", "burst=9999"),
-    );
-    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+    crate::support::drift_globex_and_initech(&ws);
     let drift = |ws: &Ws, code: i32| {
         let r = ws.ok(&["drift", "--json"], code);
         std::fs::write(ws.join("drift.json"), r.stdout).unwrap();

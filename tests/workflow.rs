@@ -114,11 +114,7 @@ fn drift_names_resource_and_attribute_and_apply_repairs() {
     ws.ok(&["apply", "--auto-approve"], 0);
     ws.ok(&["drift"], 0);
     let original = ws.read("out/globex/nginx.conf");
-    ws.write(
-        "out/globex/nginx.conf",
-        &original.replace("burst=100", "burst=9999"),
-    );
-    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+    crate::support::drift_globex_and_initech(&ws);
     let r = ws.ok(&["drift"], 2);
     assert!(
         r.stdout

@@ -10,14 +10,21 @@ use crate::apply;
 use crate::ops::Session;
 use crate::plan::{drift, Plan, Summary};
 use crate::report::{self, Failure, Outcome};
+use crate::workspace::config::NotifyConfig;
 
 /// The outcome of this process's command, when it is one that reports.
-static RUN: Mutex<Option<Outcome>> = Mutex::new(None);
+static RUN: Mutex<Option<Noted>> = Mutex::new(None);
+
+/// The outcome so far, and `[notify]` with the workspace name once a session read them.
+struct Noted {
+    outcome: Outcome,
+    notify: Option<(NotifyConfig, String)>,
+}
 
 /// Changes something of the outcome being noted (nothing when no command reports).
 fn note(f: impl FnOnce(&mut Outcome)) {
-    if let Some(o) = RUN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        f(o);
+    if let Some(n) = RUN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        f(&mut n.outcome);
     }
 }
 
@@ -29,10 +36,13 @@ pub struct Watch {
 
 /// Starts noting the outcome of `command`.
 pub fn begin(command: &str, metrics: Option<PathBuf>) -> Watch {
-    *RUN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Outcome {
-        run_id: report::run_id(),
-        command: command.to_string(),
-        ..Outcome::default()
+    *RUN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Noted {
+        outcome: Outcome {
+            run_id: report::run_id(),
+            command: command.to_string(),
+            ..Outcome::default()
+        },
+        notify: None,
     });
     Watch {
         start: Instant::now(),
@@ -42,6 +52,12 @@ pub fn begin(command: &str, metrics: Option<PathBuf>) -> Watch {
 
 /// The session's tenants, their statuses, and the API calls made so far.
 pub fn session(s: &Session) {
+    if let Some(n) = RUN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        n.notify = Some((
+            s.ws.config.notify.clone(),
+            s.ws.config.workspace.name.clone(),
+        ));
+    }
     let calls = s.registry.stats().snapshot();
     note(|o| {
         o.tenant_status.clear();
@@ -124,7 +140,11 @@ impl Watch {
     /// Ends the outcome with the command's result, writes the metrics file and sends the
     /// notifications; failures to do so are warnings.
     pub async fn finish(self, dir: &Path, result: &anyhow::Result<u8>) {
-        let Some(mut o) = RUN.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(Noted {
+            outcome: mut o,
+            notify,
+        }) = RUN.lock().unwrap_or_else(|e| e.into_inner()).take()
+        else {
             return;
         };
         o.duration_seconds = self.start.elapsed().as_secs_f64();
@@ -142,10 +162,15 @@ impl Watch {
                 eprintln!("warning: {e}");
             }
         }
-        // Notifications need landlord.toml; a workspace that cannot be read has already
-        // failed the run with its own error.
-        if let Ok(config) = crate::workspace::load_config(dir) {
-            for w in report::notify::send(&config.notify, &o, &config.workspace.name).await {
+        // A run that failed before its session read landlord.toml reads it now; one that
+        // cannot be read has already failed the run with its own error.
+        let notify = notify.or_else(|| {
+            crate::workspace::load_config(dir)
+                .ok()
+                .map(|c| (c.notify, c.workspace.name))
+        });
+        if let Some((config, workspace)) = notify {
+            for w in report::notify::send(&config, &o, &workspace).await {
                 eprintln!("warning: {w}");
             }
         }

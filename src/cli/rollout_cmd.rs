@@ -95,6 +95,7 @@ pub async fn execute(
     let ending = rollout::run(s, st, p, &mut r, &opts, &hook).await;
     signals.abort();
     let ending = ending?;
+    super::outcome::session(s);
     let code = match &ending {
         Ending::Finished => {
             hook.say(format!(

@@ -30,15 +30,14 @@ impl GitHub {
     /// The repository `repo` (or `GITHUB_REPOSITORY`) at `GITHUB_API_URL` (or
     /// api.github.com), with the token of `GITHUB_TOKEN` (or `GH_TOKEN`).
     pub fn from_env(repo: Option<&str>) -> Result<GitHub, ReportError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let token = var("GITHUB_TOKEN").or_else(|| var("GH_TOKEN")).ok_or_else(|| {
+        let token = super::env("GITHUB_TOKEN").or_else(|| super::env("GH_TOKEN")).ok_or_else(|| {
             ReportError::Setting(
                 "no GitHub token: set GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}`)".into(),
             )
         })?;
         let repo = repo
             .map(str::to_string)
-            .or_else(|| var("GITHUB_REPOSITORY"))
+            .or_else(|| super::env("GITHUB_REPOSITORY"))
             .ok_or_else(|| {
                 ReportError::Setting(
                     "no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY".into(),
@@ -49,7 +48,7 @@ impl GitHub {
                 "`{repo}` is not a repository: write OWNER/NAME"
             )));
         }
-        let base = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        let base = super::env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
         let api = http::Api::new(
             vec![
                 ("Authorization", format!("Bearer {token}")),
@@ -63,15 +62,6 @@ impl GitHub {
             base: base.trim_end_matches('/').to_string(),
             repo,
         })
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(Value, Option<String>), ReportError> {
-        self.api.call(method, url, body).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -113,6 +103,7 @@ impl Thread for PullRequest<'_> {
         let url = self.gh.url(&format!("/issues/{}/comments", self.number));
         let (c, _) = self
             .gh
+            .api
             .call(Method::POST, &url, Some(&json!({ "body": body })))
             .await?;
         Ok(c["id"].as_u64().unwrap_or_default())
@@ -121,6 +112,7 @@ impl Thread for PullRequest<'_> {
     async fn update(&self, id: u64, body: &str) -> Result<(), ReportError> {
         let url = self.gh.url(&format!("/issues/comments/{id}"));
         self.gh
+            .api
             .call(Method::PATCH, &url, Some(&json!({ "body": body })))
             .await
             .map(drop)
@@ -128,7 +120,7 @@ impl Thread for PullRequest<'_> {
 
     async fn delete(&self, id: u64) -> Result<(), ReportError> {
         let url = self.gh.url(&format!("/issues/comments/{id}"));
-        self.gh.call(Method::DELETE, &url, None).await.map(drop)
+        self.gh.api.call(Method::DELETE, &url, None).await.map(drop)
     }
 }
 
@@ -426,6 +418,7 @@ pub async fn sync_issues(
                 body,
             } => {
                 let (i, _) = gh
+                    .api
                     .call(
                         Method::POST,
                         &gh.url("/issues"),
@@ -436,30 +429,33 @@ pub async fn sync_issues(
                 continue;
             }
             IssueStep::Update { number, body, .. } => {
-                gh.call(
-                    Method::PATCH,
-                    &gh.url(&format!("/issues/{number}")),
-                    Some(&json!({ "body": body })),
-                )
-                .await?;
+                gh.api
+                    .call(
+                        Method::PATCH,
+                        &gh.url(&format!("/issues/{number}")),
+                        Some(&json!({ "body": body })),
+                    )
+                    .await?;
             }
             IssueStep::Close { number, tenant } => {
                 let note = format!(
                     "A drift check at {} found `{tenant}` matching its recorded state: closing.",
                     crate::state::now_rfc3339()
                 );
-                gh.call(
-                    Method::POST,
-                    &gh.url(&format!("/issues/{number}/comments")),
-                    Some(&json!({ "body": note })),
-                )
-                .await?;
-                gh.call(
-                    Method::PATCH,
-                    &gh.url(&format!("/issues/{number}")),
-                    Some(&json!({ "state": "closed", "state_reason": "completed" })),
-                )
-                .await?;
+                gh.api
+                    .call(
+                        Method::POST,
+                        &gh.url(&format!("/issues/{number}/comments")),
+                        Some(&json!({ "body": note })),
+                    )
+                    .await?;
+                gh.api
+                    .call(
+                        Method::PATCH,
+                        &gh.url(&format!("/issues/{number}")),
+                        Some(&json!({ "state": "closed", "state_reason": "completed" })),
+                    )
+                    .await?;
             }
             IssueStep::Keep { .. } => {}
         }

@@ -22,9 +22,8 @@ impl MergeRequest {
     /// an id or a `group/name` path) at `CI_API_V4_URL` (or gitlab.com), with the token of
     /// `LANDLORD_GITLAB_TOKEN` (or `GITLAB_TOKEN`).
     pub fn from_env(project: Option<&str>, iid: Option<u64>) -> Result<MergeRequest, ReportError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let token = var("LANDLORD_GITLAB_TOKEN")
-            .or_else(|| var("GITLAB_TOKEN"))
+        let token = super::env("LANDLORD_GITLAB_TOKEN")
+            .or_else(|| super::env("GITLAB_TOKEN"))
             .ok_or_else(|| {
                 ReportError::Setting(
                     "no GitLab token: set LANDLORD_GITLAB_TOKEN to a token with the api scope (CI_JOB_TOKEN may not write notes)".into(),
@@ -32,13 +31,13 @@ impl MergeRequest {
             })?;
         let project = project
             .map(str::to_string)
-            .or_else(|| var("CI_PROJECT_ID"))
+            .or_else(|| super::env("CI_PROJECT_ID"))
             .ok_or_else(|| {
                 ReportError::Setting("no project: pass --project ID or set CI_PROJECT_ID".into())
             })?;
         let iid = match iid {
             Some(n) => n,
-            None => var("CI_MERGE_REQUEST_IID")
+            None => super::env("CI_MERGE_REQUEST_IID")
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| {
                     ReportError::Setting(
@@ -46,7 +45,8 @@ impl MergeRequest {
                     )
                 })?,
         };
-        let base = var("CI_API_V4_URL").unwrap_or_else(|| "https://gitlab.com/api/v4".into());
+        let base =
+            super::env("CI_API_V4_URL").unwrap_or_else(|| "https://gitlab.com/api/v4".into());
         let api = http::Api::new(
             vec![("PRIVATE-TOKEN", token)],
             " (check the project and that the token may write notes)",

@@ -117,6 +117,11 @@ impl Outcome {
     }
 }
 
+/// The value of environment variable `k`, unless unset or blank.
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// A fresh run id: time and process, unique across the runners of a fleet.
 pub fn run_id() -> String {
     let now = time::OffsetDateTime::now_utc();

@@ -3,6 +3,8 @@
 //! as GitHub signs its webhooks). Deliveries are retried with backoff; one that still
 //! fails is a warning, never a failed run.
 
+use std::time::Duration;
+
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -44,16 +46,26 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 /// Sends `o`'s events to the webhooks that want them; the warnings of deliveries that
 /// failed (the run's result does not change).
 pub async fn send(config: &NotifyConfig, o: &Outcome, workspace: &str) -> Vec<String> {
-    let mut warnings = Vec::new();
     let events = o.events();
+    if config.webhook.is_empty() || events.is_empty() {
+        return vec![];
+    }
+    // One client for every delivery of the run.
+    let client = match http::client_within(config.timeout.min(Duration::from_secs(10))) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("no notification was sent: {e}")],
+    };
+    let mut warnings = Vec::new();
     for hook in &config.webhook {
         for event in &events {
             if !hook.events.is_empty() && !hook.events.contains(event) {
                 continue;
             }
             // A webhook that does not answer must not hold a scheduled job for minutes.
-            let sent =
-                tokio::time::timeout(config.timeout, deliver(hook, config, *event, o, workspace));
+            let sent = tokio::time::timeout(
+                config.timeout,
+                deliver(&client, hook, config, *event, o, workspace),
+            );
             let failed = match sent.await {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.to_string(),
@@ -70,24 +82,23 @@ pub async fn send(config: &NotifyConfig, o: &Outcome, workspace: &str) -> Vec<St
 }
 
 async fn deliver(
+    client: &reqwest::Client,
     hook: &WebhookConfig,
     config: &NotifyConfig,
     event: NotifyEvent,
     o: &Outcome,
     workspace: &str,
 ) -> Result<(), ReportError> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let url = env(&hook.url_env)
+    let url = super::env(&hook.url_env)
         .ok_or_else(|| ReportError::Setting(format!("${} is not set", hook.url_env)))?;
     let secret = match &hook.secret_env {
-        Some(k) => Some(env(k).ok_or_else(|| {
+        Some(k) => Some(super::env(k).ok_or_else(|| {
             ReportError::Setting(format!("${k} (the signing secret) is not set"))
         })?),
         None => None,
     };
     let payload = serde_json::to_vec(&body(event, o, workspace)).unwrap_or_default();
     let signed = secret.map(|s| signature(s.as_bytes(), &payload));
-    let client = http::client_within(config.timeout.min(std::time::Duration::from_secs(10)))?;
     let delivery = format!("{}-{}", o.run_id, event.as_str());
     let res = http::send(&Method::POST, &url, config.backoff, || {
         let mut r = client

@@ -527,11 +527,7 @@ fn issue_comments(i: &mut Inner, req: &Req, n: u64) -> Reply {
             paginate(items, req, &i.base)
         }
         "POST" => {
-            let b = match object(req) {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let body = match string_field(&b, "IssueComment", "body") {
+            let body = match comment_body(req) {
                 Ok(t) => t,
                 Err(r) => return r,
             };
@@ -545,6 +541,11 @@ fn issue_comments(i: &mut Inner, req: &Req, n: u64) -> Reply {
     }
 }
 
+/// The `body` a comment request must carry.
+fn comment_body(req: &Req) -> Result<String, Reply> {
+    string_field(&object(req)?, "IssueComment", "body")
+}
+
 fn comment(i: &mut Inner, req: &Req, id: u64) -> Reply {
     let Some(at) = i.comments.iter().position(|(_, c)| c["id"] == id) else {
         return not_found();
@@ -552,11 +553,7 @@ fn comment(i: &mut Inner, req: &Req, id: u64) -> Reply {
     match req.method.as_str() {
         "GET" => reply(200, i.comments[at].1.clone()),
         "PATCH" => {
-            let b = match object(req) {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let body = match string_field(&b, "IssueComment", "body") {
+            let body = match comment_body(req) {
                 Ok(t) => t,
                 Err(r) => return r,
             };

@@ -27,16 +27,21 @@ pub fn tools_dir() -> PathBuf {
         })
 }
 
-/// The markdown parts written by `--markdown-out first`: `first`, then `<stem>.2.md`, ….
-pub fn markdown_parts(first: &Path) -> Vec<String> {
-    let mut parts = vec![std::fs::read_to_string(first).unwrap()];
-    let stem = first.file_stem().unwrap().to_str().unwrap().to_string();
-    while let Ok(p) =
-        std::fs::read_to_string(first.with_file_name(format!("{stem}.{}.md", parts.len() + 1)))
-    {
-        parts.push(p);
+/// Changes the applied quick start out of band: globex's nginx burst limit is edited and
+/// initech's certificate file deleted.
+pub fn drift_globex_and_initech(ws: &Ws) {
+    ws.edit("out/globex/nginx.conf", "burst=100", "burst=9999");
+    std::fs::remove_file(ws.join("out/initech/tls.crt")).unwrap();
+}
+
+/// The quick start with `n` more tenants on the basic tier (`t000`, `t001`, ...).
+pub fn fleet(n: usize) -> Ws {
+    let ws = Ws::example("quickstart");
+    for i in 0..n {
+        let id = format!("t{i:03}");
+        ws.write(&format!("tenants/{id}.yaml"), &tenant_yaml(&id, "basic"));
     }
-    parts
+    ws
 }
 
 /// The binary under test.
